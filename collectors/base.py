@@ -1,0 +1,131 @@
+"""The contract every collector keeps: the `Mention` it returns, the errors it raises.
+
+A collector knows one platform. Given its settings and a cursor it returns the
+new mentions that match the configured terms and the next cursor
+(`PollResult`). It knows nothing of the database, the classifier or the
+dashboard; the runner in desk/ stores what it returns.
+
+Errors, from the broadest to the narrowest (catch the level you need)::
+
+    CollectorError            anything that went wrong in a poll
+     +-- NotConfigured        settings or credentials missing: the source is disabled, with the reason
+     +-- AuthFailed           the platform refused our credentials: a person must act
+     +-- TryLater             a passing failure: poll again later (after `retry_after` seconds if given)
+          +-- RateLimited     the platform said 429 / rate limit
+          +-- BadPayload      the platform answered something we could not read (names the URL)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+
+class CollectorError(Exception):
+    """A poll failed. `reason` is one line a person can act on."""
+
+    def __init__(self, reason: str, *, url: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.url = url
+
+    def __str__(self) -> str:
+        return f"{self.reason} ({self.url})" if self.url else self.reason
+
+
+class NotConfigured(CollectorError):
+    """The source lacks settings or credentials; it is skipped, not retried."""
+
+
+class AuthFailed(CollectorError):
+    """The platform refused the credentials; retrying will not help until a person acts."""
+
+
+class TryLater(CollectorError):
+    """A passing failure (network, 5xx). Poll again later, after `retry_after` seconds if set."""
+
+    def __init__(self, reason: str, *, url: str | None = None, retry_after: float | None = None) -> None:
+        super().__init__(reason, url=url)
+        self.retry_after = retry_after
+
+
+class RateLimited(TryLater):
+    """The platform asked us to slow down (HTTP 429, Reddit RATELIMIT, X rate-limit headers)."""
+
+
+class BadPayload(TryLater):
+    """The platform answered with something we could not parse; nothing was stored from it."""
+
+
+def utc(dt: datetime) -> datetime:
+    """Return `dt` as timezone-aware UTC; a naive value is taken to be UTC already."""
+    if dt.tzinfo is None:
+        return dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(timezone.utc)
+
+
+@dataclass(frozen=True, slots=True)
+class Mention:
+    """One public post that names the brand, as a collector found it.
+
+    `(platform, external_id)` is unique across everything Hearken stores.
+    `thread_id` groups a conversation (Reddit submission, X conversation,
+    Discourse topic, forum thread); `parent_id` is the external id of the
+    post this one answers, when known. `extra` holds platform details needed
+    to reply later (subreddit, topic id, post number, ...), JSON-serialisable.
+    """
+
+    platform: str
+    source: str
+    external_id: str
+    url: str
+    author: str
+    body: str
+    posted_at: datetime
+    title: str = ""
+    author_id: str | None = None
+    thread_id: str | None = None
+    parent_id: str | None = None
+    matched_terms: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.external_id:
+            raise ValueError("Mention.external_id must not be empty")
+        if self.posted_at.tzinfo is None:
+            raise ValueError(f"Mention {self.platform}:{self.external_id}: posted_at must be timezone-aware")
+
+    @property
+    def text(self) -> str:
+        """Title and body together, as the classifier reads them."""
+        return f"{self.title}\n\n{self.body}".strip() if self.title else self.body
+
+
+@dataclass(slots=True)
+class PollResult:
+    """What one poll found: the mentions (oldest first), the next cursor, and how many posts were read.
+
+    `reads` counts every post the platform sent, matched or not; X bills each one.
+    `cursor` is opaque to the runner: JSON-serialisable, handed back on the next poll.
+    """
+
+    mentions: list[Mention]
+    cursor: dict[str, Any] | None
+    reads: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+@runtime_checkable
+class Collector(Protocol):
+    """One platform source. Built from its settings; `poll` is called by the runner on its interval."""
+
+    platform: ClassVar[str]
+
+    def poll(self, cursor: dict[str, Any] | None, *, read_budget: int | None = None) -> PollResult:
+        """Return mentions newer than `cursor`. Read at most `read_budget` posts when it is given."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
