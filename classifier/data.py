@@ -1,0 +1,80 @@
+"""Reading the labelled data: the public complaint benchmark and staff labels.
+
+Nothing here imports torch or scikit-learn.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .text import normalise
+
+RANDOM_DOMAINS = frozenset({"random_tweet", "random_reply"})
+
+
+@dataclass(frozen=True)
+class Example:
+    text: str
+    label: int  # 1 = complaint
+    severity: int  # 1..4 for complaints, 0 when unknown or not a complaint
+    domain: str = ""
+
+
+def default_data_path() -> Path:
+    """<repo>/../shared/data/complaints_xci.csv, or $HEARKEN_DATA when set."""
+    env = os.environ.get("HEARKEN_DATA")
+    if env:
+        return Path(env)
+    repo = Path(__file__).resolve().parent.parent
+    return repo.parent / "shared" / "data" / "complaints_xci.csv"
+
+
+def load_benchmark(path: str | os.PathLike | None = None) -> list[Example]:
+    """The X-CI complaint tweets (see shared/data/SOURCES.md)."""
+    path = Path(path) if path else default_data_path()
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"labelled data not found at {path}; pass --data or set HEARKEN_DATA"
+        )
+    rows = []
+    with path.open(newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            label = int(row["label"])
+            severity = int(row.get("Severity") or 0) if label else 0
+            rows.append(Example(normalise(row["tweet"]), label, severity, row.get("domain", "")))
+    return rows
+
+
+def load_extra_labels(path: str | os.PathLike) -> list[Example]:
+    """Staff labels exported by desk: CSV or JSONL with text,label[,severity].
+
+    Severity may be empty; it is then left out of the severity loss.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"extra labels file not found: {path}")
+    if path.suffix.lower() in {".jsonl", ".ndjson"}:
+        with path.open(encoding="utf-8") as fh:
+            records = [json.loads(line) for line in fh if line.strip()]
+    else:
+        with path.open(newline="", encoding="utf-8") as fh:
+            records = list(csv.DictReader(fh))
+    out = []
+    for i, rec in enumerate(records, start=1):
+        try:
+            text = str(rec["text"])
+            label = int(rec["label"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: record {i} needs 'text' and 'label' (0 or 1)") from exc
+        if label not in (0, 1):
+            raise ValueError(f"{path}: record {i} has label {label!r}, expected 0 or 1")
+        raw = rec.get("severity")
+        severity = int(raw) if raw not in (None, "") and label else 0
+        if severity not in (0, 1, 2, 3, 4):
+            raise ValueError(f"{path}: record {i} has severity {severity}, expected 1-4")
+        out.append(Example(normalise(text), label, severity, "staff"))
+    return out

@@ -1,0 +1,195 @@
+"""Loading the shipped model and running it with ONNX Runtime.
+
+This module is the whole inference path: onnxruntime, tokenizers and numpy,
+never torch or scikit-learn.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+MODEL_FILE = "model.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+META_FILE = "meta.json"
+SHIPPED_DIR = Path(__file__).resolve().parent / "model"
+
+
+class ModelError(Exception):
+    """The model files are missing, unreadable or inconsistent; names the file."""
+
+    def __init__(self, path: str | os.PathLike, problem: str):
+        self.path = Path(path)
+        super().__init__(f"{self.path}: {problem}")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    score: float  # complaint probability 0..1
+    is_complaint: bool  # score >= threshold
+    severity: int | None  # 1..4 for complaints, None otherwise
+    topic: str | None  # coarse topic for complaints, None otherwise
+
+
+def open_tokenizer(path: str | os.PathLike):
+    from tokenizers import Tokenizer
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(path, "tokenizer file is missing")
+    try:
+        tok = Tokenizer.from_file(str(path))
+    except Exception as exc:  # tokenizers raises a bare Exception on bad JSON
+        raise ModelError(path, f"tokenizer file is corrupt ({exc})") from exc
+    tok.no_truncation()
+    tok.no_padding()
+    return tok
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+class ComplaintModel:
+    """A trained complaint model read from a directory of files.
+
+    predict() splits texts longer than one window (128 tokens) into
+    overlapping windows, at most `max_windows` of them (the first ones and the
+    last one); a text scores as its most complaint-like window, whose severity
+    it takes. embed() averages the windows' normalised embeddings.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, threads: int | None = None, batch_size: int = 64):
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        meta_path = self.path / META_FILE
+        if not meta_path.is_file():
+            raise ModelError(meta_path, "model metadata file is missing")
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            self.version: str = str(meta["version"])
+            self.threshold: float = float(meta["threshold"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ModelError(meta_path, f"model metadata is corrupt ({exc})") from exc
+        self.meta = meta
+        self.window = int(meta.get("window", 128))
+        self.stride = int(meta.get("stride", 96))
+        self.max_windows = int(meta.get("max_windows", 8))
+        self.batch_size = batch_size
+        self._tokenizer = open_tokenizer(self.path / TOKENIZER_FILE)
+        self._cls = self._tokenizer.token_to_id("[CLS]")
+        self._sep = self._tokenizer.token_to_id("[SEP]")
+        model_path = self.path / MODEL_FILE
+        if not model_path.is_file():
+            raise ModelError(model_path, "model file is missing")
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        threads = threads or int(os.environ.get("HEARKEN_THREADS", "0")) or min(2, os.cpu_count() or 1)
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        try:
+            self._session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            raise ModelError(model_path, f"model file is corrupt or not an ONNX model ({exc})") from exc
+        outputs = {o.name for o in self._session.get_outputs()}
+        if not {"complaint_logit", "severity_logits", "embedding"} <= outputs:
+            raise ModelError(model_path, f"model file has unexpected outputs {sorted(outputs)}")
+
+    def __repr__(self) -> str:
+        return f"ComplaintModel(version={self.version!r}, threshold={self.threshold}, path='{self.path}')"
+
+    # -- windows and batches -------------------------------------------------
+
+    def _windows(self, texts: Sequence[str]) -> tuple[list[list[int]], list[int]]:
+        """Token windows for all texts, and the index of the text of each."""
+        windows: list[list[int]] = []
+        owner: list[int] = []
+        inner = self.window - 2
+        for i, enc in enumerate(self._tokenizer.encode_batch([t or "" for t in texts])):
+            ids = enc.ids
+            if len(ids) <= self.window:
+                windows.append(ids)
+                owner.append(i)
+                continue
+            body = ids[1:-1]
+            starts = list(range(0, len(body) - inner + self.stride, self.stride))
+            starts = [min(s, len(body) - inner) for s in starts]
+            if len(starts) > self.max_windows:
+                starts = starts[: self.max_windows - 1] + starts[-1:]
+            for s in dict.fromkeys(starts):
+                windows.append([self._cls, *body[s : s + inner], self._sep])
+                owner.append(i)
+        return windows, owner
+
+    def _run(self, windows: list[list[int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        n = len(windows)
+        logits = np.zeros(n, dtype=np.float32)
+        sev = np.zeros((n, 4), dtype=np.float32)
+        emb: np.ndarray | None = None
+        order = sorted(range(n), key=lambda i: len(windows[i]))
+        for start in range(0, n, self.batch_size):
+            idx = order[start : start + self.batch_size]
+            width = len(windows[idx[-1]])
+            ids = np.zeros((len(idx), width), dtype=np.int64)
+            mask = np.zeros((len(idx), width), dtype=np.int64)
+            for row, j in enumerate(idx):
+                ids[row, : len(windows[j])] = windows[j]
+                mask[row, : len(windows[j])] = 1
+            c, s, e = self._session.run(None, {"input_ids": ids, "attention_mask": mask})
+            if emb is None:
+                emb = np.zeros((n, e.shape[1]), dtype=np.float32)
+            logits[idx], sev[idx], emb[idx] = c, s, e
+        if emb is None:
+            emb = np.zeros((0, 0), dtype=np.float32)
+        return logits, sev, emb
+
+    def scores(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Raw outputs per text: complaint probability, severity logits, embedding."""
+        n = len(texts)
+        windows, owner = self._windows(texts)
+        logits, sev, emb = self._run(windows) if windows else (np.zeros(0), np.zeros((0, 4)), None)
+        best = np.full(n, -np.inf, dtype=np.float32)
+        best_sev = np.zeros((n, 4), dtype=np.float32)
+        dim = emb.shape[1] if emb is not None and emb.size else 384
+        pooled = np.zeros((n, dim), dtype=np.float32)
+        for w, i in enumerate(owner):
+            if logits[w] > best[i]:
+                best[i] = logits[w]
+                best_sev[i] = sev[w]
+            pooled[i] += emb[w]
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        pooled /= np.maximum(norms, 1e-12)
+        return _sigmoid(best.astype(np.float64)).astype(np.float32), best_sev, pooled
+
+    # -- public API ----------------------------------------------------------
+
+    def predict(self, texts: Sequence[str], *, threshold: float | None = None) -> list["Prediction"]:
+        from .topics import topic_of
+
+        if isinstance(texts, str):
+            raise TypeError("predict() takes a sequence of texts, not one string")
+        cut = self.threshold if threshold is None else float(threshold)
+        probs, sev, _ = self.scores(texts)
+        out = []
+        for text, p, s in zip(texts, probs, sev):
+            complaint = bool(p >= cut)
+            out.append(
+                Prediction(
+                    score=float(p),
+                    is_complaint=complaint,
+                    severity=int(np.argmax(s)) + 1 if complaint else None,
+                    topic=topic_of(text) if complaint else None,
+                )
+            )
+        return out
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if isinstance(texts, str):
+            raise TypeError("embed() takes a sequence of texts, not one string")
+        return self.scores(texts)[2]

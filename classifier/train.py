@@ -1,0 +1,239 @@
+"""Fine-tuning and export (needs the `train` extra: torch, scikit-learn, onnx).
+
+`fit` fine-tunes all-MiniLM-L6-v2 with a complaint head and a severity head;
+`export` writes the files that `classifier.load` reads: an int8 ONNX graph,
+the tokenizer and meta.json. Hyperparameters are fixed in `Config` and were
+not tuned on the evaluation folds (see MODEL.md).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from tokenizers import Tokenizer
+from torch import nn
+
+from .data import Example
+from .net import ComplaintNet, ExportWrapper, base_encoder_dir
+from .runtime import MODEL_FILE, META_FILE, TOKENIZER_FILE, open_tokenizer
+
+Progress = Callable[[str], None]
+
+
+def stderr_progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class Config:
+    epochs: int = 3
+    lr: float = 5e-5
+    head_lr: float = 1e-3
+    batch_size: int = 16
+    max_len: int = 96  # training/eval window; tweets are at most 79 tokens
+    warmup: float = 0.1
+    weight_decay: float = 0.01
+    severity_weight: float = 0.5
+    dropout: float = 0.1
+    threads: int = 2
+
+
+def set_seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _encode(tokenizer: Tokenizer, texts: Sequence[str], max_len: int) -> list[list[int]]:
+    out = []
+    for enc in tokenizer.encode_batch(list(texts)):
+        ids = enc.ids
+        if len(ids) > max_len:  # keep [CLS] + head ... tail + [SEP]
+            keep = max_len - 2
+            head = keep // 2
+            ids = ids[:1] + ids[1 : 1 + head] + ids[-1 - (keep - head) : -1] + ids[-1:]
+        out.append(ids)
+    return out
+
+
+def _pad(batch: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(ids) for ids in batch)
+    ids = torch.zeros((len(batch), width), dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for i, row in enumerate(batch):
+        ids[i, : len(row)] = torch.tensor(row)
+        mask[i, : len(row)] = 1
+    return ids, mask
+
+
+def _length_bucketed_batches(lengths: Sequence[int], batch_size: int, rng: random.Random) -> list[list[int]]:
+    """Shuffled batches of similar length: little padding, still random order."""
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    chunk = batch_size * 50
+    batches = []
+    for start in range(0, len(order), chunk):
+        part = sorted(order[start : start + chunk], key=lambda i: lengths[i])
+        batches += [part[i : i + batch_size] for i in range(0, len(part), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def fit(
+    examples: Sequence[Example],
+    *,
+    seed: int = 0,
+    config: Config = Config(),
+    progress: Progress | None = stderr_progress,
+    max_steps: int | None = None,
+) -> tuple[ComplaintNet, Tokenizer]:
+    """Fine-tune a fresh ComplaintNet on `examples`; returns it in eval mode."""
+    torch.set_num_threads(config.threads)
+    set_seed(seed)
+    tokenizer = open_tokenizer(base_encoder_dir() / TOKENIZER_FILE)
+    net = ComplaintNet(dropout=config.dropout)
+    net.train()
+    ids = _encode(tokenizer, [e.text for e in examples], config.max_len)
+    labels = torch.tensor([float(e.label) for e in examples])
+    severity = torch.tensor([e.severity - 1 if e.label and e.severity else -100 for e in examples])
+    rng = random.Random(seed)
+
+    head_params = list(net.complaint.parameters()) + list(net.severity.parameters())
+    decay, no_decay = [], []
+    for name, p in net.encoder.named_parameters():
+        (no_decay if p.ndim == 1 else decay).append(p)
+    optimiser = torch.optim.AdamW(
+        [
+            {"params": decay, "lr": config.lr, "weight_decay": config.weight_decay},
+            {"params": no_decay, "lr": config.lr, "weight_decay": 0.0},
+            {"params": head_params, "lr": config.head_lr, "weight_decay": 0.0},
+        ]
+    )
+    steps_per_epoch = math.ceil(len(examples) / config.batch_size)
+    total = steps_per_epoch * config.epochs
+    if max_steps is not None:
+        total = min(total, max_steps)
+    warm = max(1, int(total * config.warmup))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimiser, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm)))
+    )
+    bce = nn.BCEWithLogitsLoss()
+    ce = nn.CrossEntropyLoss(ignore_index=-100)
+    lengths = [len(x) for x in ids]
+    step, started = 0, time.monotonic()
+    for epoch in range(config.epochs):
+        running = 0.0
+        for n, batch in enumerate(_length_bucketed_batches(lengths, config.batch_size, rng), start=1):
+            if step >= total:
+                break
+            input_ids, mask = _pad([ids[i] for i in batch])
+            complaint, sev_logits, _ = net(input_ids, mask)
+            loss = bce(complaint, labels[batch])
+            sev_target = severity[batch]
+            if (sev_target >= 0).any():
+                loss = loss + config.severity_weight * ce(sev_logits, sev_target)
+            loss.backward()
+            nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+            optimiser.step()
+            scheduler.step()
+            optimiser.zero_grad(set_to_none=True)
+            step += 1
+            running += loss.item()
+            if progress and (n % 50 == 0 or n == steps_per_epoch):
+                elapsed = time.monotonic() - started
+                progress(
+                    f"  epoch {epoch + 1}/{config.epochs} step {n}/{steps_per_epoch} "
+                    f"loss {running / n:.3f} ({elapsed:.0f}s)"
+                )
+    net.eval()
+    return net, tokenizer
+
+
+@torch.no_grad()
+def predict_torch(
+    net: ComplaintNet, tokenizer: Tokenizer, texts: Sequence[str], max_len: int = 96, batch_size: int = 64
+) -> tuple[np.ndarray, np.ndarray]:
+    """fp32 complaint probabilities and severity logits, for evaluation."""
+    net.eval()
+    ids = _encode(tokenizer, texts, max_len)
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    scores = np.zeros(len(ids), dtype=np.float32)
+    sev = np.zeros((len(ids), 4), dtype=np.float32)
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        input_ids, mask = _pad([ids[i] for i in idx])
+        complaint, sev_logits, _ = net(input_ids, mask)
+        scores[idx] = torch.sigmoid(complaint).numpy()
+        sev[idx] = sev_logits.numpy()
+    return scores, sev
+
+
+def export(
+    net: ComplaintNet,
+    out_dir: str | Path,
+    *,
+    version: str,
+    threshold: float,
+    info: dict | None = None,
+    quantise: bool = True,
+) -> Path:
+    """Write model.onnx (int8 unless quantise=False), tokenizer.json and meta.json."""
+    import onnx  # noqa: F401  (the exporter and quantiser need it; fail early and clearly)
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    net.eval()
+    wrapper = ExportWrapper(net).eval()
+    sample = torch.ones((2, 16), dtype=torch.long)
+    fp32 = out_dir / "model.fp32.onnx"
+    torch.onnx.export(
+        wrapper,
+        (sample, torch.ones_like(sample)),
+        str(fp32),
+        input_names=["input_ids", "attention_mask"],
+        output_names=["complaint_logit", "severity_logits", "embedding"],
+        dynamic_axes={
+            "input_ids": {0: "batch", 1: "seq"},
+            "attention_mask": {0: "batch", 1: "seq"},
+            "complaint_logit": {0: "batch"},
+            "severity_logits": {0: "batch"},
+            "embedding": {0: "batch"},
+        },
+        opset_version=17,
+        dynamo=False,
+    )
+    target = out_dir / MODEL_FILE
+    if quantise:
+        quantize_dynamic(str(fp32), str(target), weight_type=QuantType.QInt8, per_channel=False)
+        fp32.unlink()
+    else:
+        fp32.replace(target)
+    shutil.copyfile(base_encoder_dir() / TOKENIZER_FILE, out_dir / TOKENIZER_FILE)
+    meta = {
+        "version": version,
+        "threshold": round(float(threshold), 4),
+        "window": 128,
+        "stride": 96,
+        "max_windows": 8,
+        "quantised": "int8-dynamic" if quantise else "fp32",
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **(info or {}),
+    }
+    (out_dir / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    return out_dir
+
+
+def config_dict(config: Config) -> dict:
+    return asdict(config)
