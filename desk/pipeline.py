@@ -1,0 +1,184 @@
+"""The stages after a collector: store a poll's mentions with its cursor, classify, open cases.
+
+`store_poll` writes the new mentions and the source's next cursor in one
+transaction: a crash before it commits loses nothing (the next poll fetches
+the same posts again) and the unique key (platform, external_id) absorbs the
+re-poll, so nothing is stored twice.
+
+`classify_pending` scores unclassified mentions in batches and, in one
+transaction per batch, stores the scores, opens a case for each complaint
+(with its SLA due times) and writes the alert outbox rows those cases cause.
+A customer's follow-up in a thread that already has a case joins that case.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Protocol
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from collectors.base import Mention, PollResult
+from desk import alerts, audit
+from desk.config import HearkenConfig
+from desk.db import Store
+from desk.models import Case, Classification, Mention as MentionRow, SourceState, now_utc
+from desk.sla import due_times
+
+log = logging.getLogger(__name__)
+
+
+class Predictor(Protocol):
+    version: str
+
+    def predict(self, texts: Sequence[str], *, threshold: float | None = None) -> list: ...
+
+
+def month_key(at: datetime) -> str:
+    return at.astimezone(timezone.utc).strftime("%Y-%m")
+
+
+def _insert(session: Session):
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+def mention_values(m: Mention, detected_at: datetime) -> dict:
+    return {
+        "platform": m.platform, "source": m.source, "external_id": m.external_id, "url": m.url,
+        "author": m.author, "author_id": m.author_id, "title": m.title or "", "body": m.body,
+        "posted_at": m.posted_at, "detected_at": detected_at, "thread_id": m.thread_id,
+        "parent_id": m.parent_id, "matched_terms": list(m.matched_terms), "extra": dict(m.extra),
+        "classified": False,
+    }
+
+
+def state_for(session: Session, name: str, platform: str) -> SourceState:
+    state = session.get(SourceState, name)
+    if state is None:
+        state = SourceState(name=name, platform=platform, status="new", consecutive_failures=0,
+                            mentions_total=0, reads_count=0)
+        session.add(state)
+        session.flush()
+    return state
+
+
+def store_poll(store: Store, source: str, platform: str, result: PollResult, *, now: datetime | None = None) -> int:
+    """Persist one poll: new mentions + cursor + source health, atomically. Returns how many were new."""
+    now = now or now_utc()
+    with store.session() as s:
+        new = 0
+        if result.mentions:
+            rows = [mention_values(m, now) for m in result.mentions]
+            stmt = _insert(s)(MentionRow).values(rows).on_conflict_do_nothing(
+                index_elements=["platform", "external_id"])
+            new = s.execute(stmt).rowcount or 0
+        state = state_for(s, source, platform)
+        recovered = state.status in ("failing", "auth_failed")
+        month = month_key(now)
+        if state.reads_month != month:
+            state.reads_month, state.reads_count = month, 0
+        state.reads_count += result.reads
+        state.cursor = result.cursor
+        state.last_poll_at = state.last_success_at = now
+        state.status = "capped" if any("cap" in n for n in result.notes) else "ok"
+        state.status_reason = "; ".join(result.notes) or None
+        state.consecutive_failures = 0
+        state.failing_since = None
+        state.backoff_until = None
+        if new:
+            state.mentions_total += new
+            state.last_mention_at = now
+        if recovered:
+            log.info("source %s recovered", source)
+            audit.record(s, None, "system", "source_recovered", source=source)
+    return new
+
+
+@dataclass
+class Outcome:
+    classified: int = 0
+    cases_opened: int = 0
+    followups: int = 0
+
+
+def _existing_case(s: Session, m: MentionRow) -> Case | None:
+    if not m.thread_id:
+        return None
+    return s.scalars(
+        select(Case).where(Case.platform == m.platform, Case.thread_id == m.thread_id).order_by(Case.id).limit(1)
+    ).first()
+
+
+def open_case(s: Session, cfg: HearkenConfig, m: MentionRow, c: Classification) -> Case:
+    first_due, resolution_due = due_times(cfg.sla, m.platform, c.severity, m.posted_at)
+    case = Case(mention_id=m.id, platform=m.platform, source=m.source, thread_id=m.thread_id or m.external_id,
+                status="open", severity=c.severity, score=c.score, topic=c.topic,
+                customer_posted_at=m.posted_at, opened_at=now_utc(),
+                first_response_due=first_due, resolution_due=resolution_due)
+    s.add(case)
+    s.flush()
+    m.case_id = case.id
+    audit.record(s, case.id, "system", "opened", score=round(c.score, 4), severity=c.severity,
+                 model=c.model_version, sla_first_response_due=first_due.isoformat())
+    alerts.on_case_opened(s, cfg, case, m)
+    return case
+
+
+def classify_pending(store: Store, cfg: HearkenConfig, model: Predictor, *, batch_size: int | None = None,
+                     limit: int | None = None) -> Outcome:
+    """Classify mentions not yet classified, in batches, until none are left (or `limit` is reached)."""
+    batch_size = batch_size or cfg.classifier.batch_size
+    out = Outcome()
+    while limit is None or out.classified < limit:
+        with store.session() as s:
+            q = select(MentionRow).where(MentionRow.classified.is_(False)).order_by(MentionRow.id).limit(batch_size)
+            if s.get_bind().dialect.name == "postgresql":
+                q = q.with_for_update(skip_locked=True)
+            batch = list(s.scalars(q))
+            if not batch:
+                break
+            preds = model.predict([_text(m) for m in batch], threshold=cfg.classifier.threshold)
+            for m, p in zip(batch, preds, strict=True):
+                claimed = s.execute(update(MentionRow).where(MentionRow.id == m.id, MentionRow.classified.is_(False))
+                                    .values(classified=True)).rowcount
+                if not claimed:
+                    continue
+                c = Classification(mention_id=m.id, model_version=model.version, score=float(p.score),
+                                   is_complaint=bool(p.is_complaint), severity=p.severity if p.is_complaint else None,
+                                   topic=p.topic)
+                s.add(c)
+                out.classified += 1
+                existing = _existing_case(s, m)
+                if existing is not None:
+                    m.case_id = existing.id
+                    out.followups += 1
+                    reopen = existing.status == "replied" or (existing.status == "resolved" and c.is_complaint)
+                    audit.record(s, existing.id, "system", "customer_followup", mention_id=m.id, author=m.author,
+                                 reopened=reopen)
+                    if reopen:
+                        existing.status = "open"
+                        existing.resolved_at = None
+                    continue
+                if c.is_complaint:
+                    open_case(s, cfg, m, c)
+                    out.cases_opened += 1
+    return out
+
+
+def _text(m: MentionRow) -> str:
+    return f"{m.title}\n\n{m.body}".strip() if m.title else m.body
+
+
+def counts(store: Store) -> dict[str, int]:
+    with store.session() as s:
+        return {
+            "mentions": s.scalar(select(func.count()).select_from(MentionRow)) or 0,
+            "cases": s.scalar(select(func.count()).select_from(Case)) or 0,
+            "open": s.scalar(select(func.count()).select_from(Case).where(Case.status == "open")) or 0,
+        }
