@@ -20,7 +20,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from desk.config import DEFAULT_CONFIG, ConfigError, HearkenConfig, load_config
@@ -169,10 +168,21 @@ def build_parser() -> argparse.ArgumentParser:
         prog="hearken",
         description="Hearken finds complaints about your company in public (forums, Reddit, X) "
                     "and helps your team answer each one publicly, on time.")
-    parser.add_argument("--config", "-c", metavar="PATH",
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", "-c", metavar="PATH", default=argparse.SUPPRESS,
+                        help="YAML config file (default: $HEARKEN_CONFIG, else config/example.yaml)")
+    common.add_argument("--verbose", "-v", action="store_true", default=argparse.SUPPRESS, help="log more")
+    parser.add_argument("--config", "-c", metavar="PATH", default=None,
                         help="YAML config file (default: $HEARKEN_CONFIG, else config/example.yaml)")
     parser.add_argument("--verbose", "-v", action="store_true", help="log more")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_parser = sub.add_parser
+
+    def add_parser(name, **kw):
+        kw.setdefault("parents", []).append(common)
+        return _add_parser(name, **kw)
+
+    sub.add_parser = add_parser  # every command, ours or an extension's, takes --config and --verbose
 
     p = sub.add_parser("up", help="run the runner and the dashboard together; prints the dashboard URL")
     p.add_argument("--host", help="dashboard address (default: dashboard.host)")
