@@ -94,7 +94,7 @@ class LocalServer:
             do_GET = do_POST = do_HEAD = _serve
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _H)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
 
     @property
     def url(self) -> str:

@@ -1,0 +1,390 @@
+"""HTML forums of any software, read from their pages with CSS selectors (httpx + beautifulsoup4).
+
+A forum source lists the thread (or listing) pages to read and names a preset
+(phpBB, vBulletin 3/4, XenForo 1/2, Discourse's crawler view; see
+forum_presets.py) or its own selectors. From each configured page the
+collector follows the "next page" link up to `max_pages` pages, so a thread
+that grew by several pages since the last poll is read to its end; the cursor
+remembers the last page reached and starts there next time.
+
+Politeness: robots.txt is obeyed (disallowed pages are skipped with a note,
+its Crawl-delay is waited between requests to the same host), every request
+is conditional (ETag / If-Modified-Since), and a 429 or 503 with Retry-After
+stops the poll with `RateLimited`. The page's charset comes from the header,
+a BOM or its <meta>; a declared latin-1 is read as windows-1252, as browsers do.
+
+Cursor::
+
+    {"pages": {"<configured url>": {"resume": "<url of the last page reached>",
+                                     "etag": ..., "last_modified": ...,
+                                     "seen": ["<external id>", ...]}}}
+
+`seen` keeps the ids of the last `SEEN_PER_PAGE` posts per configured page,
+enough to recognise a re-read page. On the first poll ever, posts of the
+pages passed on the way are only remembered: mentions come from the last page
+reached (the newest), so Hearken does not backfill years of a thread.
+
+External ids are "<host>#<post id>" where the forum numbers posts across the
+site (phpBB, vBulletin, XenForo), or "<thread url>#<n>" where it numbers them
+per thread (Discourse). `thread_id` is the configured page's URL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from typing import Any, ClassVar
+from urllib.parse import urljoin, urlsplit, urlunsplit
+from zoneinfo import ZoneInfo
+
+from bs4 import BeautifulSoup, Tag
+
+from collectors import http
+from collectors.base import BadPayload, Mention, NotConfigured, PollResult, TryLater
+from collectors.forum_presets import DEFAULT_NEXT_PAGE, PRESETS
+from collectors.match import TermMatcher
+
+PLATFORM = "forum"
+SEEN_PER_PAGE = 300
+
+TIME_FORMATS = (
+    "%a %b %d, %Y %I:%M %p",   # phpBB: Sun May 26, 2019 4:34 pm
+    "%b %d, %Y at %I:%M %p",   # XenForo: Oct 30, 2014 at 10:48 PM
+    "%b %d, %Y %I:%M %p",
+    "%B %d, %Y, %I:%M %p",
+    "%B %d, %Y %I:%M %p",
+    "%m-%d-%Y, %I:%M %p",      # vBulletin default: 06-15-2016, 03:03 PM
+    "%Y-%m-%d, %H:%M",         # vBulletin ISO-ish: 2016-02-01, 02:21
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%d %H:%M",
+    "%d-%m-%Y, %H:%M",
+    "%d.%m.%Y, %H:%M",
+    "%d.%m.%Y %H:%M",
+    "%d %b %Y, %H:%M",
+    "%d %b %Y %H:%M",
+    "%a %d %b %Y %H:%M",
+    "%m/%d/%Y %I:%M %p",
+    "%d/%m/%Y %H:%M",
+)
+_TIME_ATTRS = ("data-time", "datetime", "content", "title")
+_RELATIVE_DAY = re.compile(r"\b(today|yesterday)\b", re.I)
+
+
+class Spec:
+    """One field's selector: alternatives of `css@attr`."""
+
+    def __init__(self, text: str | None) -> None:
+        self.text = text or ""
+        self.alternatives: list[tuple[str, str | None]] = []
+        for alt in self.text.split("||"):
+            alt = alt.strip()
+            if not alt:
+                continue
+            css, attr = alt, None
+            at = alt.rfind("@")
+            if at >= 0 and re.fullmatch(r"[\w:.-]+", alt[at + 1:]):
+                css, attr = alt[:at].strip(), alt[at + 1:]
+            self.alternatives.append((css, attr))
+
+    def __bool__(self) -> bool:
+        return bool(self.alternatives)
+
+    def elements(self, scope: Tag) -> list[tuple[Tag, str | None]]:
+        """Every element the first matching alternative finds, with its attribute name."""
+        for css, attr in self.alternatives:
+            found = [scope] if not css else scope.select(css)
+            if attr:
+                found = [el for el in found if el.get(attr) is not None]
+            if found:
+                return [(el, attr) for el in found]
+        return []
+
+    def values(self, scope: Tag) -> list[str]:
+        out = []
+        for el, attr in self.elements(scope):
+            value = el.get(attr) if attr else el.get_text(" ", strip=True)
+            if isinstance(value, list):
+                value = " ".join(value)
+            value = " ".join(str(value).split())
+            if value:
+                out.append(value)
+        return out
+
+    def first(self, scope: Tag) -> str | None:
+        values = self.values(scope)
+        return values[0] if values else None
+
+
+def parse_time(text: str, zone: ZoneInfo, formats: tuple[str, ...] = TIME_FORMATS, *, now: datetime | None = None) -> datetime | None:
+    """A post time written by a forum, as aware UTC; None if it cannot be read.
+
+    Accepts ISO 8601, epoch seconds, or text in one of `formats` anywhere at
+    the end of `text` ("by Jakob » Sun May 26, 2019 4:34 pm"). "Today" and
+    "Yesterday" are taken in the forum's zone. Times without a zone are in `zone`.
+    """
+    text = " ".join(text.split())
+    if not text:
+        return None
+    if re.fullmatch(r"\d{9,11}", text):
+        return datetime.fromtimestamp(int(text), timezone.utc)
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        parsed = None
+    if parsed is None:
+        local_now = (now or datetime.now(timezone.utc)).astimezone(zone)
+
+        def day(m: re.Match[str]) -> str:
+            d = local_now.date() - timedelta(days=1 if m.group(1).lower() == "yesterday" else 0)
+            return d.strftime("%Y-%m-%d")
+
+        text = _RELATIVE_DAY.sub(day, text)
+        words = text.split()
+        for start in range(len(words)):
+            candidate = " ".join(words[start:])
+            for fmt in formats:
+                try:
+                    parsed = datetime.strptime(candidate, fmt)
+                    break
+                except ValueError:
+                    continue
+            if parsed is not None:
+                break
+    if parsed is None:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=zone)
+    return parsed.astimezone(timezone.utc)
+
+
+def _read_time(el: Tag, attr: str | None, zone: ZoneInfo, formats: tuple[str, ...]) -> datetime | None:
+    candidates = [el.get(attr)] if attr else [el.get(a) for a in _TIME_ATTRS]
+    if not attr:
+        candidates.append(el.get_text(" ", strip=True))
+    for value in candidates:
+        if value:
+            parsed = parse_time(str(value), zone, formats)
+            if parsed is not None:
+                return parsed
+    return None
+
+
+class ForumCollector:
+    platform: ClassVar[str] = PLATFORM
+
+    def __init__(self, settings: Any, *, matcher: TermMatcher, own_accounts: list[str], env: dict[str, str],
+                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> None:
+        self.settings = settings
+        self.name = settings.name
+        self.matcher = matcher
+        self.own = {a.lstrip("@").casefold() for a in own_accounts}
+        self._own_patterns = [re.compile(rf"(?<!\w){re.escape(a)}(?!\w)", re.I) for a in self.own]
+        self.zone = ZoneInfo(settings.timezone)
+        merged: dict[str, Any] = dict(PRESETS.get(settings.preset, {}))
+        if settings.selectors is not None:
+            merged.update({k: v for k, v in settings.selectors.model_dump().items() if v is not None})
+        if not merged.get("post") or not merged.get("body"):
+            raise NotConfigured(f"{self.name}: selectors need 'post' and 'body' (preset {settings.preset})")
+        self.sel = {k: Spec(merged.get(k)) for k in ("post", "body", "author", "time", "permalink", "id", "title", "quote_author")}
+        self.sel["next_page"] = Spec(merged.get("next_page") or DEFAULT_NEXT_PAGE)
+        self.id_attr: str | None = merged.get("id_attr")
+        self.id_scope: str = merged.get("id_scope") or "site"
+        self.permalink_template: str | None = merged.get("permalink_template")
+        formats = merged.get("time_format") or ()
+        self.formats = tuple(formats) + TIME_FORMATS
+        self.client = http.make_client(settings.user_agent, timeout=settings.timeout_seconds,
+                                       headers={"Accept": "text/html,application/xhtml+xml"})
+        self.robots = http.Robots(self.client, settings.user_agent, clock=clock) if settings.respect_robots else None
+        self.sleep = sleep
+        self.clock = clock
+        self._last_request: dict[str, float] = {}
+
+    # -- fetching -----------------------------------------------------------
+
+    def _wait_for_host(self, url: str, notes: list[str], fetched_this_poll: int) -> bool:
+        """Wait out robots.txt's Crawl-delay for url's host; False if we must stop this poll instead."""
+        if self.robots is None:
+            return True
+        delay = self.robots.crawl_delay(url)
+        if delay <= 0:
+            return True
+        host = urlsplit(url).netloc
+        if delay > self.settings.max_crawl_delay:
+            if fetched_this_poll:
+                notes.append(f"robots.txt of {host} asks {delay:.0f}s between requests: one page per poll")
+                return False
+            last = self._last_request.get(host)
+            return last is None or self.clock() - last >= delay
+        last = self._last_request.get(host)
+        if last is not None:
+            remaining = delay - (self.clock() - last)
+            if remaining > 0:
+                self.sleep(remaining)
+        return True
+
+    def _fetch(self, url: str, validators: http.Validators | None):
+        host = urlsplit(url).netloc
+        try:
+            response = http.get(self.client, url, what=f"forum {host}", headers=validators.headers() if validators else None)
+        finally:
+            self._last_request[host] = self.clock()
+        return response
+
+    # -- parsing ------------------------------------------------------------
+
+    def _posts(self, soup: BeautifulSoup, page_url: str, thread_url: str, notes: list[str]) -> list[dict[str, Any]]:
+        base_tag = soup.find("base", href=True)
+        base = urljoin(page_url, base_tag["href"]) if base_tag else page_url
+        canonical_tag = soup.find("link", rel="canonical", href=True)
+        canonical = urljoin(base, canonical_tag["href"]) if canonical_tag else page_url
+        title = self.sel["title"].first(soup) or ""
+        elements = [el for el, _ in self.sel["post"].elements(soup)]
+        if not elements:
+            raise BadPayload(f"{self.name}: no post on the page matched {self.sel['post'].text!r} "
+                             "(the forum's layout changed, or the page needs a login)", url=page_url)
+        posts = []
+        skipped = []
+        for index, el in enumerate(elements):
+            raw_id = None
+            if self.id_attr and el.get(self.id_attr):
+                raw_id = str(el.get(self.id_attr))
+            elif self.sel["id"]:
+                raw_id = self.sel["id"].first(el)
+            post_id = None
+            if raw_id:
+                digits = re.search(r"\d+", raw_id)
+                post_id = digits.group(0) if digits else raw_id
+            body_el = self.sel["body"].elements(el)
+            time_el = self.sel["time"].elements(el) if self.sel["time"] else []
+            posted_at = None
+            for t_el, attr in time_el:
+                posted_at = _read_time(t_el, attr, self.zone, self.formats)
+                if posted_at:
+                    break
+            if not body_el or posted_at is None:
+                what = "body" if not body_el else "time"
+                skipped.append(f"post {post_id or index + 1}: no {what} ({self.sel[what].text!r})")
+                continue
+            body_tag, body_attr = body_el[0]
+            body = str(body_tag.get(body_attr)) if body_attr else body_tag.get_text("\n", strip=True)
+            author = self.sel["author"].first(el) if self.sel["author"] else None
+            link = self.sel["permalink"].first(el) if self.sel["permalink"] else None
+            if link:
+                url = urljoin(base, link)
+            elif self.permalink_template and post_id:
+                url = self.permalink_template.format(page=canonical.rstrip("/"), id=post_id)
+            else:
+                url = f"{page_url.split('#')[0]}#{post_id}" if post_id else page_url
+            if post_id is None:
+                post_id = hashlib.sha256(f"{author}|{posted_at.isoformat()}|{body[:500]}".encode()).hexdigest()[:16]
+            if self.id_scope == "thread":
+                parts = urlsplit(thread_url)
+                external_id = f"{parts.netloc}{parts.path}" + (f"?{parts.query}" if parts.query else "") + f"#{post_id}"
+            else:
+                external_id = f"{urlsplit(page_url).netloc}#{post_id}"
+            quoted = self.sel["quote_author"].values(el) if self.sel["quote_author"] else []
+            posts.append({"id": external_id, "post_id": post_id, "url": url, "author": author or "", "body": body,
+                          "posted_at": posted_at, "title": title, "quoted": quoted})
+        if not posts:
+            raise BadPayload(f"{self.name}: {len(elements)} posts found but none readable: " + "; ".join(skipped[:3]), url=page_url)
+        if skipped:
+            notes.append(f"{page_url}: skipped {len(skipped)} unreadable posts (" + "; ".join(skipped[:3]) + ")")
+        return posts
+
+    def _next_page(self, soup: BeautifulSoup, page_url: str) -> str | None:
+        base_tag = soup.find("base", href=True)
+        base = urljoin(page_url, base_tag["href"]) if base_tag else page_url
+        href = self.sel["next_page"].first(soup)
+        if not href or href.startswith(("#", "javascript:")):
+            return None
+        nxt = urljoin(base, href)
+        parts = urlsplit(nxt)
+        nxt = urlunsplit((parts.scheme, parts.netloc, parts.path, parts.query, ""))
+        return None if nxt == page_url else nxt
+
+    def _mention(self, post: dict[str, Any], thread_url: str) -> Mention | None:
+        if post["author"].casefold() in self.own:
+            return None
+        reply_to_own = any(p.search(q) for q in post["quoted"] for p in self._own_patterns)
+        terms = self.matcher.match(post["body"])
+        if not terms and not reply_to_own:
+            return None
+        extra: dict[str, Any] = {"page": thread_url, "post_id": post["post_id"], "preset": self.settings.preset}
+        if reply_to_own:
+            extra["reply_to_own"] = True
+        return Mention(
+            platform=PLATFORM, source=self.name, external_id=post["id"], url=post["url"], author=post["author"],
+            body=post["body"], posted_at=post["posted_at"], title=post["title"], thread_id=thread_url,
+            matched_terms=terms, extra=extra,
+        )
+
+    # -- polling ------------------------------------------------------------
+
+    def poll(self, cursor: dict[str, Any] | None, *, read_budget: int | None = None) -> PollResult:
+        old_pages: dict[str, Any] = (cursor or {}).get("pages", {})
+        new_pages: dict[str, Any] = {}
+        mentions: list[Mention] = []
+        notes: list[str] = []
+        reads = 0
+        fetched = 0
+        for configured in (str(u) for u in self.settings.pages):
+            state = old_pages.get(configured) or {}
+            first_poll = not state
+            seen = list(state.get("seen", []))
+            seen_set = set(seen)
+            url = state.get("resume") or configured
+            validators = http.Validators.from_cursor(state)
+            new_state = dict(state)
+            pending: list[list[dict[str, Any]]] = []
+            last_url = url
+            for page_no in range(self.settings.max_pages):
+                if self.robots is not None and not self.robots.allowed(url):
+                    notes.append(f"robots.txt disallows {url} for {self.settings.user_agent!r}: skipped")
+                    break
+                if not self._wait_for_host(url, notes, fetched):
+                    break
+                response = self._fetch(url, validators if page_no == 0 else None)
+                fetched += 1
+                if response.status_code == 304:
+                    break
+                soup = BeautifulSoup(http.decode_html(response.content, response.headers, forced=self.settings.encoding),
+                                     "html.parser")
+                posts = self._posts(soup, url, configured, notes)
+                reads += len(posts)
+                pending.append(posts)
+                last_url = url
+                v = http.Validators.from_response(response)
+                new_state.pop("etag", None)
+                new_state.pop("last_modified", None)
+                new_state.update(v.to_cursor())
+                nxt = self._next_page(soup, url)
+                if nxt is None:
+                    break
+                url = nxt
+                validators = None
+            else:
+                notes.append(f"{configured}: read {self.settings.max_pages} pages and there are more; continuing next poll")
+            if pending and first_poll:
+                pending = [[dict(p, remember_only=True) for p in page] for page in pending[:-1]] + pending[-1:]
+            for page in pending:
+                for post in page:
+                    if post["id"] in seen_set:
+                        continue
+                    seen_set.add(post["id"])
+                    seen.append(post["id"])
+                    if post.get("remember_only"):
+                        continue
+                    mention = self._mention(post, configured)
+                    if mention is not None:
+                        mentions.append(mention)
+            new_state["resume"] = last_url
+            new_state["seen"] = seen[-SEEN_PER_PAGE:]
+            new_pages[configured] = new_state
+        mentions.sort(key=lambda m: m.posted_at)
+        return PollResult(mentions=mentions, cursor={"pages": new_pages}, reads=reads, notes=notes)
+
+    def close(self) -> None:
+        self.client.close()
