@@ -85,6 +85,13 @@ def run_train(args: argparse.Namespace) -> int:
         import torch
 
         torch.save({k: v for k, v in net.state_dict().items() if not k.startswith("encoder.")}, ckpt / "heads.pt")
+        import shutil
+
+        from .net import base_encoder_dir
+
+        for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+            if (base_encoder_dir() / name).is_file():
+                shutil.copyfile(base_encoder_dir() / name, ckpt / name)
         _progress(f"fp32 checkpoint written to {ckpt}")
     _progress("exporting to ONNX and quantising to int8")
     out = export(

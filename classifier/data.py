@@ -14,6 +14,8 @@ from pathlib import Path
 from .text import normalise
 
 RANDOM_DOMAINS = frozenset({"random_tweet", "random_reply"})
+SENTIMENTS = {"negative": 0, "neutral": 1, "positive": 2}
+EMOTIONS = {"anger": 1, "sadness": 2, "joy": 3}  # the four rare others count as "other" (0)
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,8 @@ class Example:
     label: int  # 1 = complaint
     severity: int  # 1..4 for complaints, 0 when unknown or not a complaint
     domain: str = ""
+    sentiment: int = -1  # 0 negative, 1 neutral, 2 positive; -1 unknown (auxiliary task)
+    emotion: int = -1  # 0 other, 1 anger, 2 sadness, 3 joy; -1 unknown (auxiliary task)
 
 
 def default_data_path() -> Path:
@@ -45,7 +49,11 @@ def load_benchmark(path: str | os.PathLike | None = None) -> list[Example]:
         for row in csv.DictReader(fh):
             label = int(row["label"])
             severity = int(row.get("Severity") or 0) if label else 0
-            rows.append(Example(normalise(row["tweet"]), label, severity, row.get("domain", "")))
+            sentiment = SENTIMENTS.get((row.get("sentiment") or "").strip().lower(), -1)
+            emotion = EMOTIONS.get((row.get("emotion") or "").strip().lower(), 0) if row.get("emotion") else -1
+            rows.append(
+                Example(normalise(row["tweet"]), label, severity, row.get("domain", ""), sentiment, emotion)
+            )
     return rows
 
 

@@ -30,6 +30,9 @@ class ComplaintNet(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.complaint = nn.Linear(hidden, 1)
         self.severity = nn.Linear(hidden, 4)
+        # auxiliary heads, used in training only (the benchmark's sentiment and emotion columns)
+        self.sentiment = nn.Linear(hidden, 3)
+        self.emotion = nn.Linear(hidden, 4)
 
     def pool(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
@@ -40,6 +43,10 @@ class ComplaintNet(nn.Module):
         pooled = self.pool(input_ids, attention_mask)
         dropped = self.dropout(pooled)
         return self.complaint(dropped).squeeze(-1), self.severity(dropped), pooled
+
+    def auxiliary(self, pooled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        dropped = self.dropout(pooled)
+        return self.sentiment(dropped), self.emotion(dropped)
 
 
 class ExportWrapper(nn.Module):

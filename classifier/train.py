@@ -45,6 +45,7 @@ class Config:
     warmup: float = 0.1
     weight_decay: float = 0.01
     severity_weight: float = 0.5
+    aux_weight: float = 0.0  # weight of each auxiliary task (sentiment, emotion)
     dropout: float = 0.1
     threads: int = 2
 
@@ -109,7 +110,9 @@ def fit(
     severity = torch.tensor([e.severity - 1 if e.label and e.severity else -100 for e in examples])
     rng = random.Random(seed)
 
-    head_params = list(net.complaint.parameters()) + list(net.severity.parameters())
+    sentiment = torch.tensor([e.sentiment for e in examples])
+    emotion = torch.tensor([e.emotion for e in examples])
+    head_params = [p for head in (net.complaint, net.severity, net.sentiment, net.emotion) for p in head.parameters()]
     decay, no_decay = [], []
     for name, p in net.encoder.named_parameters():
         (no_decay if p.ndim == 1 else decay).append(p)
@@ -138,11 +141,16 @@ def fit(
             if step >= total:
                 break
             input_ids, mask = _pad([ids[i] for i in batch])
-            complaint, sev_logits, _ = net(input_ids, mask)
+            complaint, sev_logits, pooled = net(input_ids, mask)
             loss = bce(complaint, labels[batch])
             sev_target = severity[batch]
             if (sev_target >= 0).any():
                 loss = loss + config.severity_weight * ce(sev_logits, sev_target)
+            if config.aux_weight:
+                sent_logits, emo_logits = net.auxiliary(pooled)
+                for logits, target in ((sent_logits, sentiment[batch]), (emo_logits, emotion[batch])):
+                    if (target >= 0).any():
+                        loss = loss + config.aux_weight * ce(logits, target.masked_fill(target < 0, -100))
             loss.backward()
             nn.utils.clip_grad_norm_(net.parameters(), 1.0)
             optimiser.step()
