@@ -1,0 +1,325 @@
+"""Reading cases for the dashboard: the queue, one case in full, similar past cases, the history.
+
+`open_queue` returns the active cases (open: awaiting a first public reply;
+replied: awaiting resolution) most urgent first: the SLA clock that is
+running (first response while open, resolution once replied), then severity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from desk.audit import history as audit_history
+from desk.cases import ACTIVE
+from desk.db import Store
+from desk.models import Case, Event, Label, Mention, Reply, now_utc
+
+
+@dataclass(frozen=True)
+class QueueFilters:
+    platforms: tuple[str, ...] = ()  # empty = all
+    statuses: tuple[str, ...] = ACTIVE
+    assignee: str | None = None  # None = anyone; "" = unassigned; else a name
+    severities: tuple[int, ...] = ()  # empty = all
+    escalated_only: bool = False
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    case_id: int
+    status: str
+    platform: str
+    source: str
+    author: str
+    title: str
+    excerpt: str
+    url: str
+    severity: int | None
+    score: float | None
+    topic: str | None
+    assignee: str | None
+    escalated_to: str | None
+    customer_posted_at: datetime
+    due: datetime | None  # the running SLA clock's due time
+    age: timedelta
+    time_left: timedelta | None  # negative when overdue
+
+    @property
+    def overdue(self) -> bool:
+        return self.time_left is not None and self.time_left < timedelta(0)
+
+
+@dataclass(frozen=True)
+class Queue:
+    items: list[QueueItem]
+    overdue: int  # overdue among the items shown
+    total_active: int  # every active case, whatever the filters
+    overdue_active: int
+
+
+def _due(case: Case) -> datetime | None:
+    return case.first_response_due if case.status == "open" else case.resolution_due
+
+
+def _excerpt(text: str, n: int = 160) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def open_queue(store: Store, filters: QueueFilters | None = None, *, now: datetime | None = None,
+               limit: int = 500) -> Queue:
+    """The queue as the Queue page shows it: filtered, most urgent first, with overdue counts."""
+    f = filters or QueueFilters()
+    now = now or now_utc()
+    far = datetime.max.replace(tzinfo=now.tzinfo)
+    with store.session() as s:
+        rows = s.execute(select(Case, Mention).join(Mention, Mention.id == Case.mention_id)
+                         .where(Case.status.in_(ACTIVE))).all()
+    items: list[QueueItem] = []
+    overdue_active = 0
+    for case, m in rows:
+        due = _due(case)
+        if due is not None and due < now:
+            overdue_active += 1
+        if f.statuses and case.status not in f.statuses:
+            continue
+        if f.platforms and case.platform not in f.platforms:
+            continue
+        if f.severities and (case.severity or 0) not in f.severities:
+            continue
+        if f.assignee is not None and (case.assignee or "") != f.assignee:
+            continue
+        if f.escalated_only and not case.escalated_to:
+            continue
+        items.append(QueueItem(
+            case_id=case.id, status=case.status, platform=case.platform, source=case.source, author=m.author,
+            title=m.title or "", excerpt=_excerpt(m.body), url=m.url, severity=case.severity, score=case.score,
+            topic=case.topic, assignee=case.assignee, escalated_to=case.escalated_to,
+            customer_posted_at=case.customer_posted_at, due=due, age=now - case.customer_posted_at,
+            time_left=(due - now) if due else None))
+    items.sort(key=lambda i: (i.due or far, -(i.severity or 0), i.customer_posted_at, i.case_id))
+    items = items[:limit]
+    return Queue(items=items, overdue=sum(1 for i in items if i.overdue), total_active=len(rows),
+                 overdue_active=overdue_active)
+
+
+# --- one case ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Post:
+    """A post in the thread, as its author wrote it (untrusted text: display it as plain text)."""
+
+    mention_id: int | None
+    external_id: str
+    author: str
+    title: str
+    body: str
+    url: str
+    posted_at: datetime
+    ours: bool = False
+    is_case_post: bool = False
+    relation: str = ""  # "parent", "this post", "earlier", "later", "our reply"
+
+
+@dataclass(frozen=True)
+class ReplyView:
+    reply_id: int
+    kind: str
+    platform: str
+    body: str
+    author: str
+    status: str
+    url: str | None
+    error: str | None
+    created_at: datetime
+    posted_at: datetime | None
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    at: datetime
+    actor: str
+    action: str
+    detail: dict
+
+
+@dataclass(frozen=True)
+class CaseDetail:
+    case_id: int
+    status: str
+    platform: str
+    source: str
+    severity: int | None
+    score: float | None
+    topic: str | None
+    model_version: str | None
+    assignee: str | None
+    escalated_to: str | None
+    escalation_reason: str | None
+    customer_posted_at: datetime
+    opened_at: datetime
+    first_response_due: datetime | None
+    resolution_due: datetime | None
+    first_response_at: datetime | None
+    resolved_at: datetime | None
+    resolution_note: str | None
+    root_cause: str | None
+    post: Post
+    thread: list[Post]
+    replies: list[ReplyView]
+    history: list[HistoryEntry]
+    labels: list[str] = field(default_factory=list)
+
+    @property
+    def customer(self) -> str:
+        return self.post.author
+
+    def time_left(self, now: datetime | None = None) -> timedelta | None:
+        now = now or now_utc()
+        due = self.first_response_due if self.status == "open" else self.resolution_due
+        return (due - now) if due and self.status in ACTIVE else None
+
+
+def _post(m: Mention, relation: str, *, is_case_post: bool = False) -> Post:
+    return Post(m.id, m.external_id, m.author, m.title or "", m.body, m.url, m.posted_at,
+                is_case_post=is_case_post, relation=relation)
+
+
+def case_detail(store: Store, case_id: int) -> CaseDetail | None:
+    """Everything the Case page shows, or None when there is no such case."""
+    with store.session() as s:
+        case = s.get(Case, case_id)
+        if case is None:
+            return None
+        m = s.get(Mention, case.mention_id)
+        assert m is not None
+        thread = _thread(s, case, m)
+        replies = [ReplyView(r.id, r.kind, r.platform, r.body, r.author, r.status, r.url, r.error, r.created_at,
+                             r.posted_at)
+                   for r in s.scalars(select(Reply).where(Reply.case_id == case_id).order_by(Reply.id))]
+        hist = [HistoryEntry(e.at, e.actor, e.action, dict(e.detail or {})) for e in audit_history(s, case_id)]
+        labels = [f"{'complaint' if lab.is_complaint else 'not a complaint'} ({lab.author})"
+                  for lab in s.scalars(select(Label).where(Label.mention_id == m.id))]
+        cls = m.classification
+        return CaseDetail(
+            case_id=case.id, status=case.status, platform=case.platform, source=case.source,
+            severity=case.severity, score=case.score, topic=case.topic,
+            model_version=cls.model_version if cls else None, assignee=case.assignee,
+            escalated_to=case.escalated_to, escalation_reason=case.escalation_reason,
+            customer_posted_at=case.customer_posted_at, opened_at=case.opened_at,
+            first_response_due=case.first_response_due, resolution_due=case.resolution_due,
+            first_response_at=case.first_response_at, resolved_at=case.resolved_at,
+            resolution_note=case.resolution_note, root_cause=case.root_cause,
+            post=_post(m, "this post", is_case_post=True), thread=thread, replies=replies, history=hist,
+            labels=labels)
+
+
+def _thread(s: Session, case: Case, m: Mention) -> list[Post]:
+    """The conversation around the case's post: what it answers, what came after, and our replies, by time."""
+    posts: list[Post] = []
+    if m.thread_id:
+        others = s.scalars(select(Mention).where(Mention.platform == m.platform, Mention.thread_id == m.thread_id,
+                                                 Mention.id != m.id).order_by(Mention.posted_at, Mention.id))
+        for o in others:
+            if m.parent_id and o.external_id == m.parent_id:
+                rel = "parent"
+            else:
+                rel = "earlier" if o.posted_at < m.posted_at else "later"
+            posts.append(_post(o, rel))
+    posts.append(_post(m, "this post", is_case_post=True))
+    for r in s.scalars(select(Reply).where(Reply.case_id == case.id, Reply.status == "posted",
+                                           Reply.kind == "public")):
+        posts.append(Post(None, r.external_id or "", f"{r.author} (our reply)", "", r.body, r.url or "",
+                          r.posted_at or r.created_at, ours=True, relation="our reply"))
+    posts.sort(key=lambda p: p.posted_at)
+    return posts
+
+
+# --- similar past cases ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SimilarCase:
+    case_id: int
+    similarity: float
+    status: str
+    excerpt: str
+    reply: str | None  # our first public reply, as posted
+    resolution_note: str | None
+    root_cause: str | None
+
+
+Embed = Callable[[Sequence[str]], np.ndarray]
+
+
+def _text(m: Mention) -> str:
+    return f"{m.title}\n\n{m.body}".strip() if m.title else m.body
+
+
+def similar_cases(store: Store, case_id: int, *, k: int = 3, embed: Embed | None = None,
+                  candidates: int = 200, min_similarity: float = 0.3) -> list[SimilarCase]:
+    """Past cases closest in meaning (classifier embeddings) that were answered or resolved, with their answers."""
+    with store.session() as s:
+        case = s.get(Case, case_id)
+        if case is None:
+            return []
+        me = s.get(Mention, case.mention_id)
+        rows = s.execute(
+            select(Case, Mention).join(Mention, Mention.id == Case.mention_id)
+            .where(Case.id != case_id, Case.status.in_(("replied", "resolved")))
+            .order_by(Case.opened_at.desc()).limit(candidates)).all()
+        if me is None or not rows:
+            return []
+        first_reply: dict[int, str] = {}
+        for r in s.scalars(select(Reply).where(Reply.case_id.in_([c.id for c, _ in rows]), Reply.status == "posted")
+                           .order_by(Reply.posted_at)):
+            first_reply.setdefault(r.case_id, r.body)
+        texts = [_text(me)] + [_text(m) for _, m in rows]
+    if embed is None:
+        import classifier
+
+        embed = classifier.embed
+    vecs = np.asarray(embed(texts), dtype=np.float32)
+    sims = vecs[1:] @ vecs[0]
+    order = np.argsort(-sims)[:k]
+    out = []
+    for i in order:
+        if float(sims[i]) < min_similarity:
+            continue
+        c, m = rows[int(i)]
+        out.append(SimilarCase(c.id, float(sims[i]), c.status, _excerpt(_text(m), 200), first_reply.get(c.id),
+                               c.resolution_note, c.root_cause))
+    return out
+
+
+# --- counts for the Metrics page (used when desk.report is not there) --------------
+
+
+def essential_counts(store: Store, *, now: datetime | None = None, days: int = 7) -> dict[str, float | int | None]:
+    """Cases opened, answered, resolved and overdue in the last `days`, and the median first-response minutes."""
+    now = now or now_utc()
+    since = now - timedelta(days=days)
+    with store.session() as s:
+        opened = list(s.execute(select(Case.customer_posted_at, Case.first_response_at, Case.status,
+                                       Case.first_response_due).where(Case.opened_at >= since)).all())
+        active = s.scalar(select(func.count()).select_from(Case).where(Case.status.in_(ACTIVE))) or 0
+        events = s.scalar(select(func.count()).select_from(Event).where(Event.at >= since)) or 0
+    answered = [(fr - posted).total_seconds() / 60 for posted, fr, _, _ in opened if fr is not None]
+    within = [1 for posted, fr, _, due in opened if fr is not None and due is not None and fr <= due]
+    return {
+        "opened": len(opened),
+        "answered": len(answered),
+        "resolved": sum(1 for *_, st, _ in opened if st == "resolved"),
+        "dismissed": sum(1 for *_, st, _ in opened if st == "dismissed"),
+        "active": active,
+        "median_first_response_minutes": float(np.median(answered)) if answered else None,
+        "share_within_sla": (len(within) / len(answered)) if answered else None,
+        "actions": events,
+    }

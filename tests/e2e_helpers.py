@@ -1,0 +1,172 @@
+"""Helpers for the dashboard, case, reply and end-to-end tests: seed cases, serve a platform stand-in, run apps."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from collectors.base import Mention
+from desk.models import Classification, Mention as MentionRow
+from desk.pipeline import mention_values, open_case
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+
+HOSTILE_BODY = ("<script>window.hacked=1</script> **bold** [click me](https://evil.example/phish) "
+                "<img src=x onerror=alert(1)>\n# GIANT HEADER\nNorthwind took my money")
+
+
+def seed_case(store, cfg, *, external_id: str, body: str, author: str = "maria_t", title: str = "",
+              platform: str = "demo", source: str = "demo", minutes_ago: float = 30, severity: int = 2,
+              score: float = 0.9, topic: str | None = "outage", thread_id: str | None = None,
+              parent_id: str | None = None, extra: dict[str, Any] | None = None, url: str | None = None) -> int:
+    """Store one mention as a classified complaint and open its case the way the pipeline does; returns the case id."""
+    now = datetime.now(timezone.utc)
+    m = Mention(platform=platform, source=source, external_id=external_id,
+                url=url or f"https://demo.hearken.invalid/x/{external_id}", author=author, body=body,
+                posted_at=now - timedelta(minutes=minutes_ago), title=title, thread_id=thread_id or external_id,
+                parent_id=parent_id, matched_terms=("Northwind",), extra=extra or {"style": "x"})
+    with store.session() as s:
+        row = MentionRow(**mention_values(m, now))
+        row.classified = True
+        s.add(row)
+        s.flush()
+        c = Classification(mention_id=row.id, model_version="test", score=score, is_complaint=True,
+                           severity=severity, topic=topic)
+        s.add(c)
+        s.flush()
+        return open_case(s, cfg, row, c).id
+
+
+def add_followup(store, *, platform: str, source: str, external_id: str, thread_id: str, author: str, body: str,
+                 parent_id: str | None = None, minutes_ago: float = 5, case_id: int | None = None) -> None:
+    now = datetime.now(timezone.utc)
+    m = Mention(platform=platform, source=source, external_id=external_id, url=f"https://demo.hearken.invalid/{external_id}",
+                author=author, body=body, posted_at=now - timedelta(minutes=minutes_ago), thread_id=thread_id,
+                parent_id=parent_id, matched_terms=("Northwind",))
+    with store.session() as s:
+        row = MentionRow(**mention_values(m, now))
+        row.classified = True
+        row.case_id = case_id
+        s.add(row)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --- a platform stand-in on 127.0.0.1 -----------------------------------------------
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body or b"null")
+
+
+@dataclass
+class StandIn:
+    """A real HTTP server on 127.0.0.1; `routes` maps (method, path) to a handler returning (status, body, headers)."""
+
+    routes: dict[tuple[str, str], Callable[[Recorded], tuple[int, Any, dict[str, str]]]] = field(default_factory=dict)
+    requests: list[Recorded] = field(default_factory=list)
+    server: ThreadingHTTPServer | None = None
+
+    @property
+    def base_url(self) -> str:
+        assert self.server is not None
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def start(self) -> "StandIn":
+        stand_in = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _any(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                rec = Recorded(self.command, self.path, {k.lower(): v for k, v in self.headers.items()},
+                               self.rfile.read(length) if length else b"")
+                stand_in.requests.append(rec)
+                path = self.path.split("?", 1)[0]
+                handler = stand_in.routes.get((self.command, path))
+                if handler is None:
+                    status, body, headers = 404, {"errors": ["not found"]}, {}
+                else:
+                    status, body, headers = handler(rec)
+                data = body if isinstance(body, bytes) else json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_DELETE = _any
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self.server:
+            self.server.shutdown()
+            self.server.server_close()
+
+    def posts(self, path: str = "/posts.json") -> list[Recorded]:
+        return [r for r in self.requests if r.method == "POST" and r.path.split("?")[0] == path]
+
+
+# --- running the real dashboard ----------------------------------------------------------
+
+
+def start_streamlit(app: Path, *, env: dict[str, str], home: Path, port: int | None = None,
+                    timeout: float = 60) -> tuple[subprocess.Popen, str]:
+    port = port or free_port()
+    full_env = dict(os.environ)
+    full_env.update(env)
+    full_env["HOME"] = str(home)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(app), "--server.headless", "true", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+         "--server.fileWatcherType", "none", "--theme.base", "light"],
+        cwd=str(home), env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited: {proc.stdout.read().decode(errors='replace')[-3000:]}")
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                if r.read().strip() == b"ok":
+                    return proc, url
+        except OSError:
+            time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError("streamlit did not become healthy")
+
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage"]
