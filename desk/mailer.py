@@ -1,0 +1,294 @@
+"""The outbox worker: sends the alert emails that desk/alerts.py wrote, each exactly once.
+
+A row goes pending -> sending (claimed by one worker, for a lease) -> sent,
+or cancelled when it is a case alert whose case was resolved (or answered) meanwhile,
+or back to pending with `next_attempt_at` pushed out by an exponential
+backoff while the SMTP server is down or refuses us for now, or to failed
+once the server rejects the message for good (a 5xx reply) or after
+`MAX_ATTEMPTS` tries. Claims are a single conditional UPDATE (SQLite) or
+`SELECT ... FOR UPDATE SKIP LOCKED` (PostgreSQL), so two workers never send
+the same row; a claim whose worker died runs out after its lease and the
+row is tried again. Marking a row sent is conditional on still holding the
+claim, so it is marked sent once.
+
+The one gap no outbox closes: a worker that dies after the server accepted
+a message but before it marked the row sent will send it again after the
+lease. Each message carries a Message-ID derived from its row, so mail
+systems can drop that duplicate.
+
+`outbox_health(store)` summarises the queue for the dashboard's Sources page.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import smtplib
+import socket
+import ssl
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime
+from typing import Any, Mapping
+
+from sqlalchemy import and_, func, or_, select, update
+
+from desk.config import HearkenConfig, Smtp
+from desk.db import Store
+from desk.models import Case, Outbox, now_utc
+
+MAX_ATTEMPTS = 20
+BACKOFF_BASE_SECONDS = 60.0
+BACKOFF_CAP_SECONDS = 3600.0
+LEASE_SECONDS = 300.0
+
+
+class SmtpSetupError(Exception):
+    """The SMTP settings cannot work as they are (e.g. a login variable that is not set)."""
+
+
+@dataclass
+class SendResult:
+    sent: list[int] = field(default_factory=list)
+    retrying: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+
+
+def backoff_seconds(attempts: int) -> float:
+    """Wait before the next try after `attempts` failed tries: 1, 2, 4 ... minutes, at most an hour."""
+    return min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(0, attempts - 1))
+
+
+def _due(now: datetime):
+    return and_(Outbox.next_attempt_at <= now,
+                or_(Outbox.status == "pending",
+                    and_(Outbox.status == "sending", Outbox.claimed_until < now)))
+
+
+def claim(store: Store, worker: str, now: datetime, *, limit: int = 20,
+          lease_seconds: float = LEASE_SECONDS) -> tuple[str, list[int]]:
+    """Claim up to `limit` due rows for this worker. Returns (claim token, row ids)."""
+    token = f"{worker}:{uuid.uuid4().hex[:8]}"
+    values = {"status": "sending", "claimed_by": token, "claimed_until": now + timedelta(seconds=lease_seconds)}
+    with store.session() as s:
+        if store.dialect == "postgresql":
+            ids = list(s.scalars(select(Outbox.id).where(_due(now)).order_by(Outbox.next_attempt_at, Outbox.id)
+                                 .limit(limit).with_for_update(skip_locked=True)))
+            if ids:
+                s.execute(update(Outbox).where(Outbox.id.in_(ids)).values(**values)
+                          .execution_options(synchronize_session=False))
+            return token, ids
+        # SQLite: one conditional UPDATE; the database's write lock makes it atomic
+        pick = select(Outbox.id).where(_due(now)).order_by(Outbox.next_attempt_at, Outbox.id).limit(limit)
+        s.execute(update(Outbox).where(Outbox.id.in_(pick.scalar_subquery()), _due(now)).values(**values)
+                  .execution_options(synchronize_session=False))
+        ids = list(s.scalars(select(Outbox.id).where(Outbox.claimed_by == token, Outbox.status == "sending")
+                             .order_by(Outbox.id)))
+        return token, ids
+
+
+def build_message(row: Outbox, smtp: Smtp) -> EmailMessage:
+    """The email for an outbox row: plain text, with an HTML alternative when the row has one."""
+    msg = EmailMessage()
+    msg["From"] = smtp.sender
+    msg["To"] = ", ".join(row.recipients)
+    msg["Subject"] = row.subject
+    msg["Date"] = format_datetime(row.created_at)
+    msg["Message-ID"] = f"<hearken.{row.id}.{re.sub(r'[^A-Za-z0-9.-]', '-', row.dedupe_key)}@hearken.invalid>"
+    msg["Auto-Submitted"] = "auto-generated"
+    msg["X-Hearken-Alert"] = row.kind
+    msg.set_content(row.body_text)
+    if row.body_html:
+        msg.add_alternative(row.body_html, subtype="html")
+    return msg
+
+
+def connect(smtp: Smtp, *, env: Mapping[str, str] | None = None,
+            tls_context: ssl.SSLContext | None = None) -> smtplib.SMTP:
+    """Open, secure and log in to the SMTP server as configured."""
+    env = os.environ if env is None else env
+    login = None
+    if smtp.username_env:
+        user, password = env.get(smtp.username_env), env.get(smtp.password_env or "", "")
+        if not user:
+            raise SmtpSetupError(f"alerts.smtp.username_env names ${smtp.username_env}, which is not set")
+        if smtp.password_env and not password:
+            raise SmtpSetupError(f"alerts.smtp.password_env names ${smtp.password_env}, which is not set")
+        login = (user, password)
+    context = tls_context or ssl.create_default_context()
+    if smtp.security == "ssl":
+        conn: smtplib.SMTP = smtplib.SMTP_SSL(smtp.host, smtp.port, timeout=smtp.timeout_seconds, context=context)
+    else:
+        conn = smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout_seconds)
+    try:
+        conn.ehlo()
+        if smtp.security == "starttls":
+            conn.starttls(context=context)
+            conn.ehlo()
+        if login:
+            conn.login(*login)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _permanent(exc: Exception) -> bool:
+    """True when the server rejected the message for good (5xx) rather than for now."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return all(code >= 500 for code, _ in exc.recipients.values())
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        return False  # a wrong password is fixed in the environment; keep the alert until then
+    code = getattr(exc, "smtp_code", None)
+    return isinstance(code, int) and code >= 500
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, smtplib.SMTPResponseException):
+        text = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
+        return f"{type(exc).__name__}: {exc.smtp_code} {text}"
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return "every recipient refused: " + "; ".join(
+            f"{r} ({c} {m.decode(errors='replace') if isinstance(m, bytes) else m})" for r, (c, m) in exc.recipients.items())
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _finish(store: Store, token: str, row_id: int, values: dict[str, Any]) -> bool:
+    """Write a row's outcome if this worker still holds its claim; False when it lost it."""
+    with store.session() as s:
+        res = s.execute(update(Outbox).where(Outbox.id == row_id, Outbox.claimed_by == token,
+                                             Outbox.status == "sending")
+                        .values(claimed_by=None, claimed_until=None, **values)
+                        .execution_options(synchronize_session=False))
+        return bool(res.rowcount)
+
+
+def _failure(row: Outbox, exc: Exception, now: datetime) -> dict[str, Any]:
+    attempts = row.attempts + 1
+    if _permanent(exc) or attempts >= MAX_ATTEMPTS:
+        return {"status": "failed", "attempts": attempts, "last_error": _describe(exc)}
+    return {"status": "pending", "attempts": attempts, "last_error": _describe(exc),
+            "next_attempt_at": now + timedelta(seconds=backoff_seconds(attempts))}
+
+
+def send_pending(store: Store, cfg: HearkenConfig, *, now: datetime | None = None, worker: str | None = None,
+                 limit: int = 50, env: Mapping[str, str] | None = None,
+                 tls_context: ssl.SSLContext | None = None) -> SendResult:
+    """Send every due outbox row once. `now` decides what is due and when to retry (tests pass it)."""
+    now = now or now_utc()
+    worker = worker or f"{socket.gethostname()}:{os.getpid()}"
+    result = SendResult()
+    token, ids = claim(store, worker, now, limit=limit)
+    if not ids:
+        return result
+    with store.session() as s:
+        rows = list(s.scalars(select(Outbox).where(Outbox.id.in_(ids)).order_by(Outbox.id)))
+        stale = {r.id: why for r in rows if (why := _no_longer_needed(s, r))}
+    for row_id, why in stale.items():
+        _finish(store, token, row_id, {"status": "cancelled", "last_error": why})
+    rows = [r for r in rows if r.id not in stale]
+    conn: smtplib.SMTP | None = None
+    try:
+        for row in rows:
+            try:
+                if conn is None:
+                    conn = connect(cfg.alerts.smtp, env=env, tls_context=tls_context)
+                refused = conn.send_message(build_message(row, cfg.alerts.smtp),
+                                            from_addr=_address(cfg.alerts.smtp.sender), to_addrs=row.recipients)
+            except (smtplib.SMTPException, OSError, SmtpSetupError) as exc:
+                outcome = _failure(row, exc, now)
+                if _finish(store, token, row.id, outcome):
+                    (result.failed if outcome["status"] == "failed" else result.retrying).append(row.id)
+                if not isinstance(exc, (smtplib.SMTPRecipientsRefused, smtplib.SMTPDataError,
+                                        smtplib.SMTPSenderRefused)):
+                    _close(conn)
+                    conn = None
+                continue
+            note = None
+            if refused:
+                note = "some recipients refused: " + ", ".join(sorted(refused))
+            if _finish(store, token, row.id, {"status": "sent", "sent_at": now, "attempts": row.attempts + 1,
+                                              "last_error": note}):
+                result.sent.append(row.id)
+    finally:
+        _close(conn)
+    return result
+
+
+CASE_ALERTS = ("severe_complaint", "sla_warning", "sla_breach")
+
+
+def _no_longer_needed(session, row: Outbox) -> str | None:
+    """Why a case alert waiting in the queue should not go out any more (the case moved on), or None."""
+    if row.case_id is None or row.kind not in CASE_ALERTS:
+        return None
+    case = session.get(Case, row.case_id)
+    if case is None:
+        return None
+    if case.status in ("resolved", "dismissed"):
+        return f"not sent: case #{case.id} was {case.status} before the alert could go out"
+    if row.kind == "sla_warning" and row.dedupe_key.startswith("sla_warning:first_response:") \
+            and case.first_response_at is not None:
+        return f"not sent: case #{case.id} was answered before the warning could go out"
+    return None
+
+
+def _address(sender: str) -> str:
+    from email.utils import parseaddr
+
+    return parseaddr(sender)[1] or sender
+
+
+def _close(conn: smtplib.SMTP | None) -> None:
+    if conn is None:
+        return
+    try:
+        conn.quit()
+    except (smtplib.SMTPException, OSError):
+        conn.close()
+
+
+def retry_failed(store: Store, ids: list[int] | None = None, *, now: datetime | None = None) -> int:
+    """Put failed rows (all, or these ids) back in the queue; returns how many. For the Sources page."""
+    now = now or now_utc()
+    with store.session() as s:
+        q = update(Outbox).where(Outbox.status == "failed")
+        if ids is not None:
+            q = q.where(Outbox.id.in_(ids))
+        res = s.execute(q.values(status="pending", attempts=0, next_attempt_at=now)
+                        .execution_options(synchronize_session=False))
+        return res.rowcount or 0
+
+
+def outbox_health(store: Store) -> dict[str, Any]:
+    """The email queue at a glance.
+
+    Keys: pending (waiting or being sent), retrying (pending after at least one failure), failed,
+    sent, throttled (held back by alerts.rules.throttle_minutes), oldest_pending_at, last_sent_at,
+    last_error ({id, kind, subject, error, attempts, status, next_attempt_at} of the latest
+    failing row, or None), recent_failures (up to 10 such dicts, newest first).
+    """
+    with store.session() as s:
+        counts = dict(s.execute(select(Outbox.status, func.count()).group_by(Outbox.status)).all())
+        retrying = s.scalar(select(func.count()).select_from(Outbox)
+                            .where(Outbox.status.in_(["pending", "sending"]), Outbox.attempts > 0)) or 0
+        oldest = s.scalar(select(func.min(Outbox.created_at)).where(Outbox.status.in_(["pending", "sending"])))
+        last_sent = s.scalar(select(func.max(Outbox.sent_at)).where(Outbox.status == "sent"))
+        failing = list(s.scalars(select(Outbox).where(Outbox.last_error.is_not(None), Outbox.status != "sent")
+                                 .order_by(Outbox.next_attempt_at.desc(), Outbox.id.desc()).limit(10)))
+        recent = [{"id": r.id, "kind": r.kind, "subject": r.subject, "recipients": list(r.recipients),
+                   "error": r.last_error, "attempts": r.attempts, "status": r.status,
+                   "next_attempt_at": r.next_attempt_at} for r in failing]
+    return {
+        "pending": counts.get("pending", 0) + counts.get("sending", 0),
+        "retrying": retrying,
+        "failed": counts.get("failed", 0),
+        "sent": counts.get("sent", 0),
+        "throttled": counts.get("throttled", 0),
+        "oldest_pending_at": oldest,
+        "last_sent_at": last_sent,
+        "last_error": recent[0] if recent else None,
+        "recent_failures": recent,
+    }

@@ -1,0 +1,201 @@
+"""The outbox worker against a real SMTP server on 127.0.0.1: delivery, retries, TLS, login, claims."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+import pytest
+from sqlalchemy import select
+
+from desk import alerts, mailer
+from desk.models import Outbox
+from tests.test_alerts_support import (SmtpServer, certs, free_port, make_cfg, new_case,  # noqa: F401
+                                       password_authenticator, smtp_server, update_case)
+
+UTC = dt.timezone.utc
+T0 = dt.datetime(2026, 11, 17, 10, 0, tzinfo=UTC)
+
+
+def _queue(store, n: int = 1, kind: str = "test", to: str = "sam@example.com") -> list[int]:
+    ids = []
+    with store.session() as s:
+        for i in range(n):
+            row = alerts.queue(s, kind=kind, dedupe_key=f"{kind}:{i}", recipients=[to], subject=f"Alert {i}",
+                               body_text=f"body {i}", now=T0)
+            s.flush()
+            ids.append(row.id)
+    return ids
+
+
+def _status(store, row_id: int) -> Outbox:
+    with store.session() as s:
+        return s.get(Outbox, row_id)
+
+
+def test_severe_complaint_arrives_once_to_managers_with_link_and_escaped_quote(store, smtp_server):
+    cfg = make_cfg(smtp_server.port)
+    body = 'Northwind cut me off <script>alert("x")</script> & nobody answers'
+    case_id = new_case(store, cfg, posted_at=T0, severity=4, body=body, author="angry_ann")
+
+    result = mailer.send_pending(store, cfg, now=dt.datetime.now(UTC))
+    again = mailer.send_pending(store, cfg, now=dt.datetime.now(UTC) + dt.timedelta(hours=1))
+
+    assert len(result.sent) == 1 and not again.sent
+    [got] = smtp_server.messages
+    assert sorted(got.rcpt_tos) == ["dana@example.com", "morgan@example.com"]  # managers, not the agent or admin
+    subject = got.message["Subject"]
+    assert "severity 4" in subject and f"case #{case_id}" in subject and "angry_ann" in subject
+    text, html = got.part("plain"), got.part("html")
+    link = f"https://desk.example.com/case?id={case_id}"
+    assert link in text and f'href="{link}"' in html
+    assert "> " + body in text
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; nobody" in html
+    assert "<script>" not in html
+    assert got.message["From"] == "Hearken <hearken@localhost>"
+
+
+def test_server_down_then_up_delivers_each_alert_once(store):
+    cfg = make_cfg(free_port())
+    ids = _queue(store, 3)
+    server = SmtpServer(port=cfg.alerts.smtp.port)
+
+    down = mailer.send_pending(store, cfg, now=T0)
+    assert sorted(down.retrying) == ids and not down.sent
+    health = mailer.outbox_health(store)
+    assert health["pending"] == 3 and health["retrying"] == 3 and health["failed"] == 0
+    assert "refused" in health["last_error"]["error"].lower()
+    row = _status(store, ids[0])
+    assert row.attempts == 1 and row.next_attempt_at == T0 + dt.timedelta(seconds=60)
+
+    server.start()
+    try:
+        early = mailer.send_pending(store, cfg, now=T0 + dt.timedelta(seconds=30))  # still backing off
+        assert not early.sent and not server.messages
+        up = mailer.send_pending(store, cfg, now=T0 + dt.timedelta(seconds=61))
+        later = mailer.send_pending(store, cfg, now=T0 + dt.timedelta(days=1))
+    finally:
+        server.stop()
+    assert sorted(up.sent) == ids and not later.sent
+    assert sorted(m.message["Subject"] for m in server.messages) == ["Alert 0", "Alert 1", "Alert 2"]
+    health = mailer.outbox_health(store)
+    assert health["sent"] == 3 and health["pending"] == 0 and health["last_sent_at"] == T0 + dt.timedelta(seconds=61)
+
+
+def test_backoff_doubles_and_is_capped():
+    assert [mailer.backoff_seconds(a) for a in (1, 2, 3, 7, 8, 30)] == [60, 120, 240, 3600, 3600, 3600]
+
+
+def test_two_workers_never_send_the_same_row(store, smtp_server):
+    cfg = make_cfg(smtp_server.port)
+    ids = _queue(store, 12)
+    results: list[mailer.SendResult] = []
+
+    def work(name: str) -> None:
+        results.append(mailer.send_pending(store, cfg, now=T0, worker=name))
+
+    threads = [threading.Thread(target=work, args=(f"w{i}",)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    sent = [i for r in results for i in r.sent]
+    assert sorted(sent) == ids
+    assert sorted(m.message["Subject"] for m in smtp_server.messages) == sorted(f"Alert {i}" for i in range(12))
+
+
+def test_claims_are_disjoint_and_an_expired_claim_is_taken_over(store):
+    ids = _queue(store, 4)
+    _, a = mailer.claim(store, "a", T0, limit=2)
+    _, b = mailer.claim(store, "b", T0, limit=10)
+    assert len(a) == 2 and sorted(a + b) == ids
+    _, none = mailer.claim(store, "c", T0 + dt.timedelta(seconds=10))
+    assert none == []
+    _, taken = mailer.claim(store, "c", T0 + dt.timedelta(seconds=mailer.LEASE_SECONDS + 1))
+    assert sorted(taken) == ids  # their workers died: the rows go out again
+
+
+def test_starttls_with_login(store, certs):
+    server = SmtpServer(tls_context=certs.server_context(), require_starttls=True,
+                        authenticator=password_authenticator("hearken", "s3cret"), auth_require_tls=True).start()
+    try:
+        cfg = make_cfg(server.port, **{"alerts.smtp.security": "starttls", "alerts.smtp.username_env": "SMTP_USER",
+                                       "alerts.smtp.password_env": "SMTP_PASS"})
+        [row_id] = _queue(store)
+        res = mailer.send_pending(store, cfg, now=T0, env={"SMTP_USER": "hearken", "SMTP_PASS": "s3cret"},
+                                  tls_context=certs.client_context())
+    finally:
+        server.stop()
+    assert res.sent == [row_id]
+    [got] = server.messages
+    assert got.authenticated and got.rcpt_tos == ["sam@example.com"]
+
+
+def test_wrong_password_is_retried_and_shown(store, certs):
+    server = SmtpServer(tls_context=certs.server_context(), require_starttls=True,
+                        authenticator=password_authenticator("hearken", "s3cret"), auth_require_tls=True).start()
+    try:
+        cfg = make_cfg(server.port, **{"alerts.smtp.security": "starttls", "alerts.smtp.username_env": "SMTP_USER",
+                                       "alerts.smtp.password_env": "SMTP_PASS"})
+        [row_id] = _queue(store)
+        res = mailer.send_pending(store, cfg, now=T0, env={"SMTP_USER": "hearken", "SMTP_PASS": "wrong"},
+                                  tls_context=certs.client_context())
+    finally:
+        server.stop()
+    assert res.retrying == [row_id] and not server.messages
+    err = mailer.outbox_health(store)["last_error"]
+    assert err["id"] == row_id and "535" in err["error"]
+
+
+def test_untrusted_certificate_is_refused(store, certs):
+    server = SmtpServer(tls_context=certs.server_context(), require_starttls=True).start()
+    try:
+        cfg = make_cfg(server.port, **{"alerts.smtp.security": "starttls"})
+        [row_id] = _queue(store)
+        res = mailer.send_pending(store, cfg, now=T0)  # the system's CAs do not know our self-signed cert
+    finally:
+        server.stop()
+    assert res.retrying == [row_id] and not server.messages
+    assert "CERTIFICATE_VERIFY_FAILED" in _status(store, row_id).last_error
+
+
+def test_implicit_ssl(store, certs):
+    server = SmtpServer(ssl_context=certs.server_context()).start()
+    try:
+        cfg = make_cfg(server.port, **{"alerts.smtp.security": "ssl"})
+        [row_id] = _queue(store)
+        res = mailer.send_pending(store, cfg, now=T0, tls_context=certs.client_context())
+    finally:
+        server.stop()
+    assert res.sent == [row_id] and len(server.messages) == 1
+
+
+def test_missing_login_variable_is_named(store, smtp_server):
+    cfg = make_cfg(smtp_server.port, **{"alerts.smtp.username_env": "HEARKEN_TEST_NO_SUCH_VAR"})
+    [row_id] = _queue(store)
+    res = mailer.send_pending(store, cfg, now=T0, env={})
+    assert res.retrying == [row_id] and not smtp_server.messages
+    assert "HEARKEN_TEST_NO_SUCH_VAR" in _status(store, row_id).last_error
+
+
+def test_permanent_rejection_fails_at_once(store, smtp_server):
+    cfg = make_cfg(smtp_server.port)
+    smtp_server.sink.refuse.add("nobody@example.com")
+    [bad] = _queue(store, kind="bad", to="nobody@example.com")
+    [good] = _queue(store, kind="good")
+    res = mailer.send_pending(store, cfg, now=T0)
+    assert res.failed == [bad] and res.sent == [good]
+    health = mailer.outbox_health(store)
+    assert health["failed"] == 1 and "550" in health["last_error"]["error"]
+    assert mailer.retry_failed(store) == 1 and mailer.outbox_health(store)["pending"] == 1
+
+
+def test_no_alert_for_a_case_resolved_before_sending(store, smtp_server):
+    cfg = make_cfg(smtp_server.port)
+    case_id = new_case(store, cfg, posted_at=T0, severity=4)
+    update_case(store, case_id, status="resolved", resolved_at=T0 + dt.timedelta(minutes=5))
+    res = mailer.send_pending(store, cfg, now=dt.datetime.now(UTC))  # the alert was queued at the real open time
+    assert not res.sent and not smtp_server.messages
+    with store.session() as s:
+        row = s.scalar(select(Outbox).where(Outbox.case_id == case_id))
+    assert row.status == "cancelled" and "resolved" in row.last_error
