@@ -73,11 +73,11 @@ def store_poll(store: Store, source: str, platform: str, result: PollResult, *, 
     now = now or now_utc()
     with store.session() as s:
         new = 0
-        if result.mentions:
-            rows = [mention_values(m, now) for m in result.mentions]
-            stmt = _insert(s)(MentionRow).values(rows).on_conflict_do_nothing(
-                index_elements=["platform", "external_id"])
-            new = s.execute(stmt).rowcount or 0
+        rows = [mention_values(m, now) for m in result.mentions]
+        for i in range(0, len(rows), 200):  # keep each statement well inside SQLite's variable limit
+            stmt = _insert(s)(MentionRow).values(rows[i:i + 200]).on_conflict_do_nothing(
+                index_elements=["platform", "external_id"]).returning(MentionRow.id)
+            new += len(s.execute(stmt).all())
         state = state_for(s, source, platform)
         recovered = state.status in ("failing", "auth_failed")
         month = month_key(now)

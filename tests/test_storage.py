@@ -1,0 +1,139 @@
+"""Storage on a real database: SQLite always, PostgreSQL when HEARKEN_TEST_PG_URL is set."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import func, inspect, select, text
+
+from collectors.base import Mention, PollResult
+from desk.db import connect
+from desk.models import Base, Case, Mention as MentionRow, SourceState
+from desk.pipeline import classify_pending, store_poll
+
+T0 = datetime(2026, 11, 20, 9, 30, tzinfo=timezone.utc)
+
+
+def mention(i: int, *, body: str = "Northwind broadband is down again", thread: str | None = None,
+            parent: str | None = None, posted: datetime | None = None) -> Mention:
+    return Mention(platform="demo", source="demo", external_id=f"m{i}", url=f"https://demo.invalid/{i}",
+                   author=f"user{i}", body=body, posted_at=posted or T0 + timedelta(minutes=i),
+                   thread_id=thread or f"m{i}", parent_id=parent, matched_terms=("Northwind",),
+                   extra={"style": "x", "n": i})
+
+
+def test_migrations_create_every_table_and_match_the_models(store):
+    names = set(inspect(store.engine).get_table_names())
+    assert {"mentions", "classifications", "cases", "replies", "events", "outbox", "source_state",
+            "labels", "users", "alembic_version"} <= names
+    with store.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == [], f"models and migrations differ: {diff}"
+
+
+def test_migrating_twice_is_harmless(db_url):
+    connect(db_url).close()
+    s = connect(db_url)
+    with s.engine.connect() as c:
+        assert c.execute(text("select count(*) from alembic_version")).scalar() == 1
+    s.close()
+
+
+def test_sqlite_runs_in_wal_mode(sqlite_store):
+    with sqlite_store.engine.connect() as c:
+        assert c.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+
+
+def test_a_poll_is_stored_once_with_its_cursor(store):
+    result = PollResult(mentions=[mention(1), mention(2)], cursor={"next": 2}, reads=5)
+    assert store_poll(store, "demo", "demo", result, now=T0) == 2
+    # the same posts again (a re-poll after a crash) add nothing
+    again = PollResult(mentions=[mention(2), mention(3)], cursor={"next": 3}, reads=2)
+    assert store_poll(store, "demo", "demo", again, now=T0 + timedelta(minutes=1)) == 1
+    with store.session() as s:
+        assert s.scalar(select(func.count()).select_from(MentionRow)) == 3
+        st = s.get(SourceState, "demo")
+        assert st.cursor == {"next": 3}
+        assert st.reads_count == 7 and st.reads_month == "2026-11"
+        assert st.mentions_total == 3 and st.status == "ok"
+        row = s.scalars(select(MentionRow).where(MentionRow.external_id == "m1")).one()
+        assert row.extra == {"style": "x", "n": 1} and row.matched_terms == ["Northwind"]
+
+
+def test_times_come_back_aware_utc_whatever_zone_went_in(store):
+    paris = timezone(timedelta(hours=1))
+    m = mention(1, posted=datetime(2026, 11, 20, 10, 30, tzinfo=paris))
+    store_poll(store, "demo", "demo", PollResult([m], None), now=T0)
+    with store.session() as s:
+        row = s.scalars(select(MentionRow)).one()
+        assert row.posted_at == datetime(2026, 11, 20, 9, 30, tzinfo=timezone.utc)
+        assert row.posted_at.tzinfo is not None and row.posted_at.utcoffset() == timedelta(0)
+
+
+def test_naive_times_are_refused_before_they_reach_the_database():
+    with pytest.raises(ValueError, match="timezone-aware"):
+        Mention(platform="x", source="x", external_id="1", url="", author="a", body="b",
+                posted_at=datetime(2026, 1, 1))
+
+
+def test_the_read_count_starts_again_each_month(store):
+    store_poll(store, "x", "x", PollResult([], {"since_id": "1"}, reads=90), now=datetime(2026, 10, 31, 23, 0, tzinfo=timezone.utc))
+    store_poll(store, "x", "x", PollResult([], {"since_id": "2"}, reads=4), now=datetime(2026, 11, 1, 0, 5, tzinfo=timezone.utc))
+    with store.session() as s:
+        st = s.get(SourceState, "x")
+        assert (st.reads_month, st.reads_count) == ("2026-11", 4)
+
+
+def test_a_failed_transaction_keeps_neither_mentions_nor_cursor(store):
+    store_poll(store, "demo", "demo", PollResult([mention(1)], {"next": 1}), now=T0)
+    bad = PollResult([mention(2), mention(3)], {"next": 3})
+    object.__setattr__(bad.mentions[1], "posted_at", None)  # NOT NULL violated inside the transaction
+    with pytest.raises(Exception):
+        store_poll(store, "demo", "demo", bad, now=T0)
+    with store.session() as s:
+        assert s.scalar(select(func.count()).select_from(MentionRow)) == 1
+        assert s.get(SourceState, "demo").cursor == {"next": 1}
+
+
+COMPLAINT = ("@NorthwindHelp third outage this week, the broadband drops every afternoon and nobody "
+             "answers the phone. I want a refund.")
+PRAISE = "Shoutout to the Northwind engineer who came out today, sorted it in 20 minutes. Proper service, thank you!"
+
+
+def test_complaints_open_cases_with_sla_and_alerts_in_the_same_transaction(store, cfg, model):
+    store_poll(store, "demo", "demo", PollResult([mention(1, body=COMPLAINT), mention(2, body=PRAISE)], None), now=T0)
+    out = classify_pending(store, cfg, model)
+    assert (out.classified, out.cases_opened) == (2, 1)
+    with store.session() as s:
+        case = s.scalars(select(Case)).one()
+        assert case.mention.external_id == "m1"
+        assert case.status == "open" and case.severity in (1, 2, 3, 4)
+        assert case.customer_posted_at == T0 + timedelta(minutes=1)
+        # the SLA clock runs from the customer's post, not from when we noticed it
+        minutes = cfg.sla.targets.first_response[case.severity]
+        assert case.first_response_due == T0 + timedelta(minutes=1 + minutes)
+        outbox = s.execute(text("select kind, recipients from outbox")).all()
+        if case.severity >= cfg.alerts.rules.min_severity:
+            assert outbox == [("severe_complaint", ["morgan@example.com"])]
+        else:
+            assert outbox == []
+        events = s.execute(text("select action from events where case_id = :c"), {"c": case.id}).scalars().all()
+        assert events == ["opened"]
+    # nothing left to classify, and running again opens nothing new
+    assert classify_pending(store, cfg, model).classified == 0
+
+
+def test_a_follow_up_in_the_same_thread_joins_the_case(store, cfg, model):
+    store_poll(store, "demo", "demo", PollResult([mention(1, body=COMPLAINT)], None), now=T0)
+    classify_pending(store, cfg, model)
+    follow = mention(5, body="Still down this morning, Northwind. Is anyone reading this?", thread="m1", parent="m1")
+    store_poll(store, "demo", "demo", PollResult([follow], None), now=T0)
+    out = classify_pending(store, cfg, model)
+    assert (out.followups, out.cases_opened) == (1, 0)
+    with store.session() as s:
+        (case,) = s.scalars(select(Case)).all()
+        rows = s.scalars(select(MentionRow).where(MentionRow.case_id == case.id)).all()
+        assert sorted(r.external_id for r in rows) == ["m1", "m5"]
