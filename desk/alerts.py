@@ -273,7 +273,8 @@ def scan_sources(session: Session, cfg: HearkenConfig, now: datetime) -> list[Ou
                  ("Last new mention", _when(st.last_mention_at, cfg)),
                  ("Last error", st.last_error or "-")]
         row = None
-        if st.failing_since is not None and st.status not in ("ok", "capped") and now - st.failing_since >= silent:
+        failing = st.failing_since is not None and st.status not in ("ok", "capped")
+        if failing and now - st.failing_since >= silent:
             text, body_html = compose(
                 f"Source {src.name} has been failing for {_span(now - st.failing_since)}: {st.status_reason or st.status}.",
                 facts, links=link)
@@ -281,7 +282,7 @@ def scan_sources(session: Session, cfg: HearkenConfig, now: datetime) -> list[Ou
                         recipients=recipients, throttle_minutes=rules.throttle_minutes, now=now,
                         subject=f"[Hearken] Source {src.name} failing for {_span(now - st.failing_since)}",
                         body_text=text, body_html=body_html)
-        elif st.last_mention_at is not None and now - st.last_mention_at >= silent:
+        elif not failing and st.last_mention_at is not None and now - st.last_mention_at >= silent:
             text, body_html = compose(
                 f"Source {src.name} has found no new mention for {_span(now - st.last_mention_at)}.", facts, links=link)
             row = queue(session, kind="source_silent", dedupe_key=f"source_silent:{src.name}:{st.last_mention_at.isoformat()}",
@@ -342,10 +343,10 @@ def weekly_report_due(cfg: HearkenConfig, now: datetime) -> bool:
 def send_weekly_report(session: Session, cfg: HearkenConfig, now: datetime, *, force: bool = False,
                        week: str | None = None, embed: Callable | None = None) -> Outbox | None:
     """Queue the weekly report email (and write its files) at report.weekday/hour; once per week."""
-    from desk import report
-
     if not cfg.report.recipients or (not force and not weekly_report_due(cfg, now)):
         return None
+    from desk import report
+
     week = week or report.last_full_week(cfg, now)
     key = f"weekly_report:{week}"
     if session.scalar(select(Outbox.id).where(Outbox.dedupe_key == key)) is not None:

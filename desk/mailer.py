@@ -21,6 +21,7 @@ systems can drop that duplicate.
 
 from __future__ import annotations
 
+import email.policy
 import os
 import re
 import smtplib
@@ -89,9 +90,13 @@ def claim(store: Store, worker: str, now: datetime, *, limit: int = 20,
         return token, ids
 
 
+# headers unfolded up to the SMTP line limit: folding a long subject can leave it starting with a space
+_POLICY = email.policy.default.clone(max_line_length=998)
+
+
 def build_message(row: Outbox, smtp: Smtp) -> EmailMessage:
     """The email for an outbox row: plain text, with an HTML alternative when the row has one."""
-    msg = EmailMessage()
+    msg = EmailMessage(policy=_POLICY)
     msg["From"] = smtp.sender
     msg["To"] = ", ".join(row.recipients)
     msg["Subject"] = row.subject
