@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from desk import audit
@@ -236,6 +236,7 @@ def _look(publisher: Publisher, target: Target, text: str, since: datetime) -> P
 
 def _publish(store: Store, publisher: Publisher, reply_id: int, token: datetime, actor: Actor,
              target: Target, text: str) -> ReplyOutcome:
+    _failpoint("reply_before_call")
     try:
         posted = publisher.publish(target, text)
     except Rejected as exc:

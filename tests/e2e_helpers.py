@@ -170,3 +170,93 @@ def start_streamlit(app: Path, *, env: dict[str, str], home: Path, port: int | N
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--disable-dev-shm-usage"]
+
+
+# --- a Discourse forum stand-in built on the recorded create-post response -------------------
+
+
+class DiscourseForum:
+    """A Discourse forum on 127.0.0.1 holding one topic. POST /posts.json answers with the recorded
+    create-post response (../shared/fixtures/discourse/new_topic_response.json) adapted to the new post;
+    GET /t/{id}.json lists the topic's posts. `answer_delay` makes it post first and answer late
+    (the reply is up but the client times out); `fail_status` refuses posts with that status."""
+
+    def __init__(self, recorded: Path, *, topic_id: int = 17, our_user: str = "northwind_team") -> None:
+        self.template = json.loads(recorded.read_text())
+        self.topic_id = topic_id
+        self.our_user = our_user
+        self.posts: list[dict] = []
+        self.answer_delay = 0.0
+        self.fail_status: int | None = None
+        self.lock = threading.Lock()
+        self.http = StandIn()
+        self.http.routes[("POST", "/posts.json")] = self._create
+        self.http.routes[("GET", f"/t/{topic_id}.json")] = self._topic
+
+    def start(self) -> "DiscourseForum":
+        self.http.start()
+        return self
+
+    def stop(self) -> None:
+        self.http.stop()
+
+    @property
+    def base_url(self) -> str:
+        return self.http.base_url
+
+    def _create(self, rec: Recorded):
+        if self.fail_status:
+            return self.fail_status, {"action": "create_post", "errors": ["You've performed this action too many times."],
+                                      "error_type": "rate_limit"}, {}
+        payload = rec.json()
+        with self.lock:
+            post = dict(self.template)
+            post.update(id=1000 + len(self.posts), topic_id=payload["topic_id"], post_number=len(self.posts) + 2,
+                        raw=payload["raw"], cooked=f"<p>{payload['raw']}</p>", username=rec.headers.get("api-username"),
+                        reply_to_post_number=payload.get("reply_to_post_number"),
+                        created_at=datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"))
+            self.posts.append(post)
+        if self.answer_delay:
+            time.sleep(self.answer_delay)
+        return 200, post, {}
+
+    def _topic(self, rec: Recorded):
+        first = {"id": 999, "post_number": 1, "username": "kevin.r", "topic_id": self.topic_id,
+                 "created_at": "2026-01-01T00:00:00Z", "reply_to_post_number": None, "cooked": "<p>help</p>"}
+        posts = [first] + self.posts
+        return 200, {"id": self.topic_id, "post_stream": {"posts": posts, "stream": [p["id"] for p in posts]}}, {}
+
+
+def discourse_config(base_url: str, *, read_only: bool = False) -> str:
+    return f"""\
+brand:
+  terms: ["Northwind"]
+accounts:
+  demo: ["NorthwindHelp"]
+  discourse: ["northwind_team"]
+sources:
+  - {{type: demo, name: demo, interval_seconds: 1}}
+  - type: discourse
+    name: community
+    base_url: "{base_url}"
+    api_key_env: TEST_DISCOURSE_KEY
+    api_username_env: TEST_DISCOURSE_USER
+    timeout_seconds: 1
+    read_only: {str(read_only).lower()}
+team:
+  - {{name: Alex Admin, email: alex@example.com, role: admin}}
+  - {{name: Morgan Manager, email: morgan@example.com, role: manager}}
+  - {{name: Sam Agent, email: sam@example.com, role: agent}}
+"""
+
+
+DISCOURSE_ENV = {"TEST_DISCOURSE_KEY": "test-key", "TEST_DISCOURSE_USER": "northwind_team"}
+
+
+def seed_discourse_case(store, cfg, base_url: str, *, topic_id: int = 17, post_number: int = 1,
+                        body: str = "My Northwind hub drops every evening", **kw) -> int:
+    host = base_url.split("//", 1)[1]
+    return seed_case(store, cfg, platform="discourse", source="community",
+                     external_id=f"{host}/t/{topic_id}/{post_number}", thread_id=f"{host}/t/{topic_id}",
+                     url=f"{base_url}/t/hub/{topic_id}/{post_number}", author="kevin.r", body=body,
+                     extra={"forum": base_url, "topic_id": topic_id, "post_number": post_number}, **kw)
