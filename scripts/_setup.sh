@@ -21,8 +21,11 @@ if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
   fi
 fi
-stamp="$(cat pyproject.toml | sha256sum | cut -c1-16)-${EXTRAS:-none}"
-if [ "$(cat .venv/.hearken-installed 2>/dev/null)" != "$stamp" ]; then
+hash="$(sha256sum < pyproject.toml | cut -c1-16)"
+stamp="$hash-${EXTRAS:-none}"
+installed="$(cat .venv/.hearken-installed 2>/dev/null || true)"
+# an install with the test extras also satisfies a plain run
+if [ "$installed" != "$stamp" ] && { [ -n "${EXTRAS:-}" ] || [ "${installed%%-*}" != "$hash" ]; }; then
   echo "hearken: installing Python packages into .venv (first run takes a few minutes)" >&2
   .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
   spec="."; [ -n "${EXTRAS:-}" ] && spec=".[${EXTRAS}]"
