@@ -43,7 +43,8 @@ class DemoSource(SourceBase):
 class RedditSource(SourceBase):
     type: Literal["reddit"]
     subreddits: list[str] = Field(default_factory=list, description="Subreddits whose new submissions and comments are read.")
-    search: list[str] = Field(default_factory=list, description="Site-wide search queries.")
+    comments: bool = Field(True, description="Read the subreddits' new comments too, not only new submissions.")
+    search: list[str] = Field(default_factory=list, description="Site-wide search queries (Reddit search finds submissions only).")
     client_id_env: str = "REDDIT_CLIENT_ID"
     client_secret_env: str = "REDDIT_CLIENT_SECRET"
     username_env: str = Field("REDDIT_USERNAME", description="Without user credentials the source is read-only.")
