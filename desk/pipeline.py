@@ -172,7 +172,9 @@ def classify_pending(store: Store, cfg: HearkenConfig, model: Predictor, *, batc
 
 
 def _text(m: MentionRow) -> str:
-    return f"{m.title}\n\n{m.body}".strip() if m.title else m.body
+    import classifier
+
+    return classifier.prepare_text(m.title or "", m.body)
 
 
 def counts(store: Store) -> dict[str, int]:
