@@ -58,7 +58,7 @@ class DiscourseCollector:
                 headers[header] = value
         if "search" in settings.read and not self.search_queries():
             raise NotConfigured(f"{self.name}: reads search but has no search_query and no terms to search for")
-        self.client = http.make_client(settings.user_agent, timeout=settings.timeout_seconds, headers=headers)
+        self.client = http.make_client(http.USER_AGENT, headers=headers)
 
     def search_queries(self) -> list[str]:
         if self.settings.search_query:

@@ -195,7 +195,7 @@ class ForumCollector:
         self.permalink_template: str | None = merged.get("permalink_template")
         formats = merged.get("time_format") or ()
         self.formats = tuple(formats) + TIME_FORMATS
-        self.client = http.make_client(settings.user_agent, timeout=settings.timeout_seconds,
+        self.client = http.make_client(settings.user_agent,
                                        headers={"Accept": "text/html,application/xhtml+xml"})
         self.robots = http.Robots(self.client, settings.user_agent, clock=clock) if settings.respect_robots else None
         self.sleep = sleep
@@ -212,7 +212,7 @@ class ForumCollector:
         if delay <= 0:
             return True
         host = urlsplit(url).netloc
-        if delay > self.settings.max_crawl_delay:
+        if delay > http.MAX_CRAWL_DELAY:
             if fetched_this_poll:
                 notes.append(f"robots.txt of {host} asks {delay:.0f}s between requests: one page per poll")
                 return False

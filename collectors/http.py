@@ -32,6 +32,8 @@ import httpx
 from collectors.base import AuthFailed, BadPayload, RateLimited, TryLater
 
 DEFAULT_TIMEOUT = 20.0
+USER_AGENT = "hearken/0.1 (+https://github.com/hearken/hearken)"
+MAX_CRAWL_DELAY = 30.0  # a robots.txt Crawl-delay above this gets one page per poll instead of a long sleep
 
 
 def make_client(user_agent: str, *, timeout: float = DEFAULT_TIMEOUT, headers: Mapping[str, str] | None = None) -> httpx.Client:

@@ -296,10 +296,10 @@ class RedditCollector:
         notes: list[str] = []
         items: dict[str, Any] = {}
         reads = 0
-        for sub in self.settings.subreddits:
-            sub = sub.strip().removeprefix("/").removeprefix("r/").lower()  # Reddit ignores case; the cursor key must not
-            kinds = ["new", "comments"] if self.settings.comments else ["new"]
-            for kind in kinds:
+        for entry in self.settings.subreddits:
+            sub, _, only = entry.strip().removeprefix("/").removeprefix("r/").lower().partition("/")
+            kinds = [only.strip("/")] if only.strip("/") in ("new", "comments") else ["new", "comments"]
+            for kind in kinds:  # Reddit ignores case; the cursor key must too
                 path = f"r/{sub}/{kind}"
                 found, listings[path], n = self._forward(path, old.get(path), notes)
                 reads += n

@@ -42,8 +42,7 @@ class DemoSource(SourceBase):
 
 class RedditSource(SourceBase):
     type: Literal["reddit"]
-    subreddits: list[str] = Field(default_factory=list, description="Subreddits whose new submissions and comments are read.")
-    comments: bool = Field(True, description="Read the subreddits' new comments too, not only new submissions.")
+    subreddits: list[str] = Field(default_factory=list, description="Subreddits whose new submissions and comments are read ('name/new' or 'name/comments' for only one of them).")
     search: list[str] = Field(default_factory=list, description="Site-wide search queries (Reddit search finds submissions only).")
     client_id_env: str = "REDDIT_CLIENT_ID"
     client_secret_env: str = "REDDIT_CLIENT_SECRET"
@@ -80,8 +79,6 @@ class DiscourseSource(SourceBase):
         description="latest: every new post on the forum (/posts.json); search: /search.json for the terms or search_query.")
     search_query: str | None = Field(None, description="One Discourse search instead of one per term, e.g. 'acme category:support'.")
     max_pages: int = Field(10, ge=1, description="Stop paging back after this many pages per feed and poll.")
-    user_agent: str = "hearken/0.1 (+https://example.com/hearken)"
-    timeout_seconds: float = Field(20, gt=0, description="Give up on a request after this long (the poll is retried later).")
 
 
 class ForumSelectors(BaseModel):
@@ -117,11 +114,9 @@ class ForumSource(SourceBase):
     selectors: ForumSelectors | None = Field(None, description="Required when preset is custom; overrides the preset otherwise.")
     user_agent: str = "hearken/0.1 (+https://example.com/hearken)"
     respect_robots: bool = Field(True, description="Obey robots.txt: skip disallowed pages, wait its Crawl-delay between requests.")
-    max_crawl_delay: float = Field(30, ge=0, description="A robots.txt asking to wait longer than this between requests gets one page per poll.")
     encoding: str | None = Field(None, description="Force a charset when a forum declares the wrong one.")
     timezone: str = Field("UTC", description="IANA zone of times the forum writes without one (the board's setting), e.g. Europe/Berlin.")
     max_pages: int = Field(5, ge=1, description="Pages to follow through the next-page link from each configured page, per poll.")
-    timeout_seconds: float = Field(20, gt=0, description="Give up on a request after this long (the poll is retried later).")
 
     @model_validator(mode="after")
     def _custom_needs_selectors(self) -> "ForumSource":

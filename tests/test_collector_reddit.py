@@ -18,7 +18,6 @@ UTC = timezone.utc
 
 
 def make(terms=("acme",), own=(), env=ENV, **kw):
-    kw.setdefault("comments", False)
     settings = RedditSource(type="reddit", name="reddit-brand", **kw)
     return build(settings, matcher=TermMatcher(terms), own_accounts=list(own), env=env)
 
@@ -30,7 +29,7 @@ def replay(name, match_on=("method", "scheme", "host", "port", "path", "query"))
 
 def test_recorded_new_submissions_of_a_subreddit():
     with replay("TestSubredditListings.test_new.json"):
-        result = make(terms=["doctor"], subreddits=["AskReddit"]).poll(None)
+        result = make(terms=["doctor"], subreddits=["AskReddit/new"]).poll(None)
     assert result.reads == 100
     m = {x.external_id: x for x in result.mentions}["t3_48fbig"]
     assert m.author == "LUXURY_COCK_RINGS"
@@ -45,7 +44,7 @@ def test_recorded_new_submissions_of_a_subreddit():
 def test_recorded_stream_pages_forward_from_the_cursor():
     # PRAW recorded r/all/new?limit=100, then r/all/new?limit=100&before=t3_5jo13y (4 newer posts).
     with replay("TestSubredditStreams.test_submissions.json"):
-        collector = make(terms=["Alzheimer's", "Rush"], subreddits=["all"])
+        collector = make(terms=["Alzheimer's", "Rush"], subreddits=["all/new"])
         first = collector.poll(None)
         assert first.reads == 100
         assert first.cursor["listings"]["r/all/new"]["newest"] == "t3_5jo13y"
@@ -82,7 +81,7 @@ def test_recorded_429_with_retry_after():
     # prawcore's recording of a 429 (Retry-After: 4) answered GET /api/v1/me; replayed here for our listing request.
     with replay("TestSession.test_request__too__many_requests__with_retry_headers.json", ("method", "host")):
         with pytest.raises(RateLimited) as info:
-            make(subreddits=["acme"]).poll(None)
+            make(subreddits=["acme/new"]).poll(None)
     assert info.value.retry_after == 4
     assert "429" in info.value.reason
 
@@ -90,7 +89,7 @@ def test_recorded_429_with_retry_after():
 def test_recorded_429_on_the_token_request():
     with replay("TestSession.test_request__too__many_requests__without_retry_headers.json", ("method", "host")):
         with pytest.raises(RateLimited) as info:
-            make(subreddits=["acme"]).poll(None)
+            make(subreddits=["acme/new"]).poll(None)
     assert info.value.retry_after is None
 
 
@@ -154,7 +153,7 @@ def reddit_server():
 def test_a_burst_bigger_than_a_page_is_read_to_the_end(reddit_server):
     posts = [thing("t3", n) for n in range(1, 12)]
     reddit_server.route("/r/acme/new", FakeListing("t3", posts))
-    collector = make(subreddits=["acme"], page_limit=3, base_url=reddit_server.url)
+    collector = make(subreddits=["r/acme/new"], page_limit=3, base_url=reddit_server.url)
     first = collector.poll(None)
     assert [m.external_id for m in first.mentions] == ["t3_9", "t3_a", "t3_b"]  # newest page only
     posts.extend(thing("t3", n) for n in range(12, 20))  # 8 new posts, almost three pages
@@ -168,7 +167,7 @@ def test_a_burst_bigger_than_a_page_is_read_to_the_end(reddit_server):
 def test_a_deleted_cursor_post_falls_back_to_the_newest_page(reddit_server):
     posts = [thing("t3", n) for n in range(1, 6)]
     reddit_server.route("/r/acme/new", FakeListing("t3", posts))
-    collector = make(subreddits=["acme"], base_url=reddit_server.url)
+    collector = make(subreddits=["acme/new"], base_url=reddit_server.url)
     result = collector.poll({"listings": {"r/acme/new": {"newest": "t3_ff", "newest_utc": 1_763_000_003.0}}})
     assert [m.external_id for m in result.mentions] == ["t3_4", "t3_5"]
     assert "gone" in result.notes[0]
@@ -183,7 +182,7 @@ def test_own_comments_skipped_and_answers_to_them_kept(reddit_server):
     reddit_server.route("/api/info", lambda req: Reply(200, {"kind": "Listing", "data": {
         "children": [t for t in (ours, answer) if t["data"]["name"] in req.arg("id").split(",")],
         "after": None, "before": None}}))
-    result = make(subreddits=["acme"], comments=True, own=["u/acme_support"], base_url=reddit_server.url).poll(None)
+    result = make(subreddits=["acme"], own=["u/acme_support"], base_url=reddit_server.url).poll(None)
     [m] = result.mentions
     assert m.external_id == "t1_2" and m.extra["reply_to_own"] is True and m.matched_terms == ()
     assert m.parent_id == "t1_1" and m.thread_id == "t3_1"
@@ -195,7 +194,7 @@ def test_own_comments_skipped_and_answers_to_them_kept(reddit_server):
 def test_a_body_that_is_not_json(reddit_server):
     reddit_server.route("/r/acme/new", Reply(200, "<html>we took reddit down to fix it</html>", {"Content-Type": "text/html"}))
     with pytest.raises(BadPayload) as info:
-        make(subreddits=["acme"], base_url=reddit_server.url).poll(None)
+        make(subreddits=["acme/new"], base_url=reddit_server.url).poll(None)
     assert "r/acme/new" in info.value.reason or "r/acme/new" in (info.value.url or "")
 
 
@@ -213,7 +212,7 @@ def test_an_exhausted_window_is_rate_limited_without_sleeping(reddit_server):
     reddit_server.route("/r/acme/new", handler)
     reddit_server.route("/r/acme/comments", handler)
     with pytest.raises(RateLimited) as info:
-        make(subreddits=["acme"], comments=True, base_url=reddit_server.url).poll(None)
+        make(subreddits=["acme"], base_url=reddit_server.url).poll(None)
     assert 290 < info.value.retry_after <= 300
     assert info.value.url.endswith("/r/acme/comments")
     assert json.dumps(info.value.reason)
