@@ -19,6 +19,7 @@ from desk.audit import history as audit_history
 from desk.cases import ACTIVE
 from desk.db import Store
 from desk.models import Case, Event, Label, Mention, Reply, now_utc
+from desk.publishers.base import length_limit
 
 
 @dataclass(frozen=True)
@@ -176,6 +177,7 @@ class CaseDetail:
     replies: list[ReplyView]
     history: list[HistoryEntry]
     labels: list[str] = field(default_factory=list)
+    reply_limit: int = 10000  # characters the platform takes in a reply
 
     @property
     def customer(self) -> str:
@@ -218,7 +220,7 @@ def case_detail(store: Store, case_id: int) -> CaseDetail | None:
             first_response_at=case.first_response_at, resolved_at=case.resolved_at,
             resolution_note=case.resolution_note, root_cause=case.root_cause,
             post=_post(m, "this post", is_case_post=True), thread=thread, replies=replies, history=hist,
-            labels=labels)
+            labels=labels, reply_limit=length_limit(case.platform, m.extra))
 
 
 def _thread(s: Session, case: Case, m: Mention) -> list[Post]:

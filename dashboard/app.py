@@ -1,0 +1,25 @@
+"""Hearken's dashboard: page config, the sign-in gate, and navigation. The pages live in pages/."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `streamlit run` does not add the project root
+
+from dashboard import components  # noqa: E402
+
+st.set_page_config(page_title="Hearken", page_icon="👂", layout="wide")
+
+actor = components.require_actor()
+components.sidebar(actor)
+
+page = st.navigation([
+    st.Page(components.PAGES["queue"], title="Queue", icon=":material/inbox:", url_path="queue", default=True),
+    st.Page(components.PAGES["case"], title="Case", icon=":material/forum:", url_path="case"),
+    st.Page(components.PAGES["metrics"], title="Metrics", icon=":material/monitoring:", url_path="metrics"),
+    st.Page(components.PAGES["sources"], title="Sources", icon=":material/rss_feed:", url_path="sources"),
+])
+page.run()

@@ -1,0 +1,235 @@
+"""Case: the post in its thread, the classifier's view, similar past cases, the reply composer, actions, history."""
+
+from __future__ import annotations
+
+import json
+
+import streamlit as st
+
+from dashboard import components as ui
+from desk import cases, replies
+from desk.cases import ROOT_CAUSES, CaseError
+from desk.publishers import PublishError, can_post
+from desk.queue import case_detail, open_queue, similar_cases
+from desk.users import NotAllowed, team_names
+
+actor = ui.require_actor()
+cfg = ui.config()
+store = ui.store()
+
+
+def _pick_case() -> int | None:
+    raw = st.query_params.get("id")
+    try:
+        return int(raw) if raw else None
+    except ValueError:
+        return None
+
+
+case_id = _pick_case()
+if case_id is None:
+    st.title("Case")
+    items = open_queue(store).items
+    if not items:
+        st.info("No active cases. Closed cases open from their link (…/case?id=N).")
+        st.stop()
+    choice = st.selectbox("Open a case", items, format_func=lambda i: f"#{i.case_id} {i.author}: {i.excerpt[:60]}",
+                          key="case-picker")
+    if st.button("Open", key="case-open"):
+        st.query_params["id"] = str(choice.case_id)
+        st.rerun()
+    st.stop()
+
+d = case_detail(store, case_id)
+if d is None:
+    st.title("Case")
+    st.error(f"There is no case #{case_id}.")
+    st.stop()
+
+flash_key = f"case-{case_id}"
+
+
+def act(fn, ok: str) -> None:
+    try:
+        fn()
+        ui.flash(flash_key, "success", ok)
+    except (CaseError, NotAllowed, PublishError) as exc:
+        ui.flash(flash_key, "error", str(exc))
+    st.rerun()
+
+
+st.title(f"Case #{case_id}")
+ui.show_flash(flash_key)
+left_now = d.time_left()
+st.markdown(f"**{d.status}** · {ui.severity_label(d.severity)} · {d.platform} ({ui.md_escape(d.source)}) · "
+            f"complaint score {d.score or 0:.2f} · topic {ui.md_escape(d.topic) or '—'} · "
+            f"{'first reply' if d.status == 'open' else 'resolution'}: {ui.fmt_left(left_now)}")
+
+post_col, side_col = st.columns([3, 2], gap="large")
+
+with post_col:
+    with st.container(border=True, key="customer-post"):
+        st.caption("The customer's post, exactly as written")
+        st.text(f"{d.post.author} · {ui.fmt_time(d.post.posted_at)}")
+        if d.post.title:
+            st.text(d.post.title)
+        st.text(d.post.body)
+        if d.post.url.startswith(("https://", "http://")):
+            st.link_button("Open on the platform", d.post.url, icon=":material/open_in_new:")
+        else:
+            st.text(d.post.url)
+
+    st.subheader("Thread")
+    if len(d.thread) <= 1:
+        st.caption("No other posts from this thread have been collected.")
+    for p in d.thread:
+        if p.is_case_post:
+            st.caption(f"▶ this post · {ui.fmt_time(p.posted_at)}")
+            continue
+        with st.container(border=True):
+            st.caption(f"{p.relation} · {ui.fmt_time(p.posted_at)}")
+            st.text(f"{p.author}: {p.body}")
+
+    st.subheader("Similar past cases")
+
+    @st.cache_data(ttl=300, show_spinner="Finding similar cases…")
+    def _similar(cid: int, _stamp: int):
+        return similar_cases(store, cid)
+
+    sims = _similar(case_id, len(d.history))
+    if not sims:
+        st.caption("No similar answered cases yet.")
+    for sc in sims:
+        with st.container(border=True):
+            st.caption(f"#{sc.case_id} · {sc.status} · similarity {sc.similarity:.2f}"
+                       + (f" · root cause {ROOT_CAUSES.get(sc.root_cause, sc.root_cause)}" if sc.root_cause else ""))
+            st.text(sc.excerpt)
+            if sc.reply:
+                st.caption("How we answered")
+                st.text(sc.reply)
+            if sc.resolution_note:
+                st.caption("How it was resolved")
+                st.text(sc.resolution_note)
+
+with side_col:
+    st.subheader("Case")
+    st.markdown(f"Assignee: **{ui.md_escape(d.assignee) or 'nobody'}**  \n"
+                f"Opened: {ui.fmt_time(d.opened_at)} · customer posted {ui.fmt_time(d.customer_posted_at)}  \n"
+                f"First reply due: {ui.fmt_time(d.first_response_due)} · replied: {ui.fmt_time(d.first_response_at)}  \n"
+                f"Resolution due: {ui.fmt_time(d.resolution_due)}")
+    if d.escalated_to:
+        st.warning(f"Escalated to {d.escalated_to}: {ui.md_escape(d.escalation_reason)}")
+    if d.status in ("resolved", "dismissed"):
+        st.info(f"{d.status.capitalize()} {ui.fmt_time(d.resolved_at)}"
+                + (f" · root cause: {ROOT_CAUSES.get(d.root_cause, d.root_cause)}" if d.root_cause else ""))
+        if d.resolution_note:
+            st.text(d.resolution_note)
+
+    active = d.status in ("open", "replied")
+    with st.container(horizontal=True):
+        if active and d.assignee != actor.name and (not d.assignee or actor.at_least("manager")):
+            if st.button("Claim", key="claim", type="primary"):
+                act(lambda: cases.claim(store, case_id, actor), "You have this case.")
+        if d.status == "open" and st.button("Not a complaint", key="dismiss"):
+            act(lambda: cases.dismiss(store, case_id, actor), "Closed as not a complaint; the label will train the classifier.")
+        if not active and st.button("Reopen", key="reopen"):
+            act(lambda: cases.reopen(store, case_id, actor), "Case reopened.")
+
+    if active and actor.at_least("manager"):
+        with st.expander("Assign"):
+            names = team_names(cfg)
+            who = st.selectbox("Assign to", names, key="assign-to",
+                               index=names.index(d.assignee) if d.assignee in names else 0)
+            if st.button("Assign", key="assign"):
+                act(lambda: cases.assign(store, cfg, case_id, actor, who), f"Assigned to {who}.")
+
+    # --- reply composer -----------------------------------------------------------
+    if active:
+        st.subheader("Reply publicly")
+        limit = d.reply_limit
+        ok, why_not = can_post(cfg, d.source)
+        kkey, dkey, skey = f"reply-key-{case_id}", f"draft-{case_id}", f"seen-{case_id}"
+        if kkey not in st.session_state:
+            st.session_state[kkey] = replies.new_key()
+            st.session_state[skey] = replies.seen_replies(store, case_id)
+        for rid in replies.pending_checks(store, case_id):
+            st.warning(f"Reply #{rid} may or may not be on the platform (the answer was lost). "
+                       "Hearken will not post again until it has looked.")
+            if st.button("Check the platform", key=f"check-{rid}"):
+                def _check(rid=rid):
+                    out = replies.check_reply(store, cfg, rid, actor)
+                    if out.status != "posted":
+                        raise CaseError(out.message)
+                act(_check, "Found our reply on the platform; recorded as posted.")
+        names = ["(write my own)"] + list(replies.TEMPLATES)
+        tpl = st.selectbox("Template", names, key=f"template-{case_id}",
+                           help="Acknowledge, show you understand, give a plan with a time, thank them.")
+        if tpl != st.session_state.get(f"template-used-{case_id}") and tpl != names[0]:
+            st.session_state[dkey] = replies.fill_template(replies.TEMPLATES[tpl], customer=d.customer,
+                                                           case_id=case_id)[:limit]
+            st.session_state[f"template-used-{case_id}"] = tpl
+        draft = st.text_area(f"Your reply (up to {limit} characters on {d.platform})", key=dkey, max_chars=limit,
+                             height=160, placeholder="Hi {name}, …")
+        st.caption(f"{len(draft or '')}/{limit} characters")
+        if draft:
+            with st.container(border=True, key="preview"):
+                st.caption(f"Preview: in reply to {ui.md_escape(d.customer)}, as our account")
+                st.text(draft)
+        if not ok:
+            st.info(f"Posting is off for this source: {why_not}")
+        if st.button("Post publicly", key="post", type="primary", disabled=not ok or not (draft or "").strip()):
+            try:
+                out = replies.post_reply(store, cfg, case_id, actor, draft, key=st.session_state[kkey],
+                                         seen_replies=st.session_state[skey])
+            except (CaseError, NotAllowed, PublishError) as exc:
+                ui.flash(flash_key, "error", str(exc))
+            else:
+                kind = {"posted": "success", "failed": "error", "unknown": "warning"}.get(out.status, "info")
+                ui.flash(flash_key, kind, out.message)
+                if out.status == "posted":
+                    for k in (kkey, dkey, skey, f"template-used-{case_id}"):
+                        st.session_state.pop(k, None)
+            st.rerun()
+
+        with st.expander("Replied elsewhere"):
+            where = st.text_input("Where", key="elsewhere-where", placeholder="phone call, X DM, the forum directly…")
+            link = st.text_input("Link (optional)", key="elsewhere-url")
+            note = st.text_area("What was said (optional)", key="elsewhere-text")
+            if st.button("Record reply", key="elsewhere"):
+                act(lambda: cases.replied_elsewhere(store, case_id, actor, where=where, url=link, text=note),
+                    "Reply recorded; the first-response clock has stopped.")
+
+        st.subheader("Resolve")
+        note = st.text_area("What was done", key="resolve-note")
+        cause = st.selectbox("Root cause", list(ROOT_CAUSES), format_func=ROOT_CAUSES.get, key="resolve-cause")
+        if st.button("Resolve", key="resolve"):
+            act(lambda: cases.resolve(store, case_id, actor, note=note, root_cause=cause), "Case resolved.")
+
+        with st.expander("Escalate to a manager"):
+            managers = [n for n in team_names(cfg, "manager") if n != actor.name] or team_names(cfg, "manager")
+            mgr = st.selectbox("Manager", managers, key="escalate-to")
+            reason = st.text_area("Reason", key="escalate-reason")
+            if st.button("Escalate", key="escalate"):
+                act(lambda: cases.escalate(store, cfg, case_id, actor, manager=mgr, reason=reason),
+                    f"Escalated to {mgr}; they have been emailed.")
+            if d.escalated_to and actor.at_least("manager") and st.button("Clear escalation", key="unescalate"):
+                act(lambda: cases.clear_escalation(store, case_id, actor), "Escalation cleared.")
+
+st.subheader("Replies")
+if not d.replies:
+    st.caption("No replies yet.")
+for r in d.replies:
+    with st.container(border=True, key=f"reply-{r.reply_id}"):
+        where = "publicly" if r.kind == "public" else f"elsewhere ({r.platform})"
+        st.caption(f"{r.status} · {where} · by {ui.md_escape(r.author)} · {ui.fmt_time(r.posted_at or r.created_at)}")
+        st.text(r.body)
+        if r.url:
+            st.text(r.url)
+        if r.error:
+            st.text(f"Error: {r.error}")
+
+st.subheader("History")
+st.dataframe(
+    [{"when": ui.fmt_time(h.at), "who": h.actor, "action": h.action,
+      "detail": json.dumps(h.detail, ensure_ascii=False) if h.detail else ""} for h in d.history],
+    hide_index=True, width="stretch", key="history")

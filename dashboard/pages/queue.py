@@ -1,0 +1,90 @@
+"""Queue: active cases, most urgent first, with filters; claim, assign and not-a-complaint from the list."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import components as ui
+from desk import cases
+from desk.cases import CaseError
+from desk.queue import QueueFilters, open_queue
+from desk.users import NotAllowed, team_names
+
+actor = ui.require_actor()
+cfg = ui.config()
+store = ui.store()
+
+st.title("Queue")
+ui.show_flash("queue")
+
+platforms = sorted({s.type for s in cfg.sources})
+with st.container(horizontal=True, key="filters"):
+    f_platform = st.multiselect("Platform", platforms, key="f-platform", width=220)
+    f_status = st.multiselect("Status", ["open", "replied"], default=["open", "replied"], key="f-status", width=220,
+                              help="open: waiting for a first public reply; replied: waiting to be resolved")
+    who = ["Anyone", "Me", "Unassigned"] + [n for n in team_names(cfg) if n != actor.name]
+    f_who = st.selectbox("Assignee", who, key="f-assignee", width=200)
+    f_sev = st.multiselect("Severity", [4, 3, 2, 1], format_func=ui.severity_label, key="f-severity", width=220)
+    f_esc = st.checkbox("Escalated only", key="f-escalated")
+
+assignee = {"Anyone": None, "Me": actor.name, "Unassigned": ""}.get(f_who, f_who)
+filters = QueueFilters(platforms=tuple(f_platform), statuses=tuple(f_status) or ("open", "replied"),
+                       assignee=assignee, severities=tuple(f_sev), escalated_only=f_esc)
+
+
+def _act(fn, ok: str) -> None:
+    try:
+        fn()
+        ui.flash("queue", "success", ok)
+    except (CaseError, NotAllowed) as exc:
+        ui.flash("queue", "error", str(exc))
+    st.rerun()
+
+
+@st.fragment(run_every=cfg.dashboard.refresh_seconds)
+def queue_list() -> None:
+    q = open_queue(store, filters)
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Active cases", q.total_active)
+    c2.metric("Overdue", q.overdue_active)
+    c3.metric("Shown", len(q.items))
+    if q.overdue_active:
+        st.warning(f"{q.overdue_active} case{'s are' if q.overdue_active != 1 else ' is'} past the SLA.",
+                   icon=":material/alarm:")
+    if not q.items:
+        st.info("Nothing in the queue for these filters.")
+    for item in q.items:
+        with st.container(key=f"case-{item.case_id}", border=True):
+            left, right = st.columns([4, 2])
+            with left:
+                due_kind = "reply" if item.status == "open" else "resolve"
+                st.markdown(
+                    f"**#{item.case_id}** · {ui.severity_label(item.severity)} · {item.platform} · "
+                    f"{item.status} · {'🔴 ' if item.overdue else ''}{due_kind}: {ui.fmt_left(item.time_left)} · "
+                    f"posted {ui.fmt_span(item.age)} ago · score {item.score or 0:.2f}")
+                st.text(f"{item.author}: {item.title}" if item.title else item.author)
+                st.text(item.excerpt)
+                st.caption(f"Assignee: {ui.md_escape(item.assignee) or 'nobody'}"
+                           + (f" · escalated to {ui.md_escape(item.escalated_to)}" if item.escalated_to else ""))
+            with right:
+                with st.container(horizontal=True):
+                    st.page_link(ui.PAGES["case"], label="Open", icon=":material/open_in_new:",
+                                 query_params={"id": str(item.case_id)})
+                    if item.assignee != actor.name and (not item.assignee or actor.at_least("manager")):
+                        if st.button("Claim", key=f"claim-{item.case_id}"):
+                            _act(lambda: cases.claim(store, item.case_id, actor), f"You have case #{item.case_id}.")
+                    if item.status == "open" and st.button("Not a complaint", key=f"dismiss-{item.case_id}",
+                                                           help="Closes the case and teaches the classifier"):
+                        _act(lambda: cases.dismiss(store, item.case_id, actor),
+                             f"Case #{item.case_id} closed as not a complaint; label saved.")
+                if actor.at_least("manager"):
+                    names = ["—"] + team_names(cfg)
+                    current = names.index(item.assignee) if item.assignee in names else 0
+                    pick = st.selectbox("Assign to", names, index=current, key=f"assign-to-{item.case_id}",
+                                        label_visibility="collapsed")
+                    if pick != names[current] and st.button("Assign", key=f"assign-{item.case_id}"):
+                        _act(lambda: cases.assign(store, cfg, item.case_id, actor, None if pick == "—" else pick),
+                             f"Case #{item.case_id} assigned to {pick}.")
+
+
+queue_list()
