@@ -102,7 +102,7 @@ class XCollector:
 
     # -- one page -------------------------------------------------------------
 
-    def _page(self, max_results: int, **params: Any) -> tuple[dict[str, Any], str]:
+    def _page(self, max_results: int, **params: Any) -> tuple[dict[str, Any], str, Any]:
         url = API + "/2/tweets/search/recent"
         try:
             response = self.client.search_recent_tweets(
@@ -138,7 +138,7 @@ class XCollector:
         if not isinstance(payload, dict) or not isinstance(payload.get("data", []), list) \
                 or not isinstance(payload.get("meta", {}), dict):
             raise BadPayload("X sent a search page without the expected data/meta objects", url=url)
-        return payload, url
+        return payload, url, response.headers
 
     def _mentions(self, payload: dict[str, Any], url: str) -> list[Mention]:
         users = {u.get("id"): u for u in (payload.get("includes") or {}).get("users", []) if isinstance(u, dict)}
@@ -200,7 +200,7 @@ class XCollector:
                              f" (cap {self.settings.monthly_read_cap}); not reading X until next month")
                 break
             size = self.settings.page_size if left is None else min(self.settings.page_size, left)
-            payload, url = self._page(size, since_id=since, until_id=until, next_token=next_token)
+            payload, url, headers = self._page(size, since_id=since, until_id=until, next_token=next_token)
             data = payload.get("data", [])
             reads += len(data)
             mentions.extend(self._mentions(payload, url))
@@ -213,9 +213,14 @@ class XCollector:
             if not next_token:
                 finished = True
                 break
+            if str(headers.get("x-rate-limit-remaining", "")).strip() == "0":
+                wait = retry_after_seconds(headers)
+                notes.append("X rate-limit window used up" + (f" for {wait:.0f}s" if wait is not None else "")
+                             + "; the rest is read on a later poll")
+                break
         if first_poll:
             finished = True
-        elif not finished and not any("cap reached" in n for n in notes):
+        elif not finished and not notes:
             notes.append(f"stopped after {self.settings.max_pages} pages; the rest is read on the next poll")
         if finished:
             new_cursor: dict[str, Any] = {"since_id": newest or since} if (newest or since) else {}

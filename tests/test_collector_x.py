@@ -124,8 +124,9 @@ def test_no_bearer_token_disables_the_source():
 class FakeSearch:
     """Newest-first search/recent over posts with ids 1001..1000+n, paging like X (since_id, until_id, next_token)."""
 
-    def __init__(self, n):
+    def __init__(self, n, remaining=None):
         self.ids = list(range(1001, 1001 + n))
+        self.remaining = remaining  # x-rate-limit-remaining to send with each page, counting down
 
     def __call__(self, req):
         since, until = req.arg("since_id"), req.arg("until_id")
@@ -141,8 +142,13 @@ class FakeSearch:
             meta.update(newest_id=str(page[0]), oldest_id=str(page[-1]))
         if start + size < len(ids):
             meta["next_token"] = str(start + size)
+        headers = {}
+        if self.remaining is not None:
+            self.remaining -= 1
+            headers = {"x-rate-limit-limit": "60", "x-rate-limit-remaining": str(self.remaining),
+                       "x-rate-limit-reset": str(int(time.time()) + 900)}
         return Reply(200, {"data": data, "includes": {"users": [{"id": "7", "username": "cust", "name": "C"}]},
-                           "meta": meta} if page else {"meta": meta})
+                           "meta": meta} if page else {"meta": meta}, headers)
 
 
 @pytest.fixture
@@ -196,6 +202,15 @@ def test_max_pages_keeps_a_backlog(server):
     seen = [int(m.external_id) for r in (first, second, third) for m in r.mentions]
     assert sorted(seen) == list(range(1001, 1051)) and len(seen) == 50
     assert third.cursor == {"since_id": "1050"}
+
+
+def test_a_used_up_rate_window_stops_paging_before_a_429(server):
+    server.route("/2/tweets/search/recent", FakeSearch(50, remaining=2))
+    collector = make(terms=["acme"], base_url=server.url, page_size=10)
+    result = collector.poll({"since_id": "1000"})
+    assert result.reads == 20 and len(server.requests) == 2
+    assert "rate-limit window used up" in result.notes[0]
+    assert result.cursor == {"since_id": "1000", "backlog": {"until_id": "1031", "newest": "1050"}}
 
 
 def test_a_429_reports_when_the_limit_resets(server):
