@@ -210,3 +210,54 @@ def test_time_text_in_the_forums_zone():
     now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
     assert parse_time("Yesterday, 02:21", berlin, now=now) == datetime(2026, 11, 22, 1, 21, tzinfo=UTC)
     assert parse_time("a while ago", berlin) is None
+
+
+# -- the presets on small pages we wrote in each forum's markup (run where ../shared is absent too) ---------
+
+MINI = {
+    "phpbb": ('<h2 class="topic-title"><a href="./viewtopic.php?t=9">Router</a></h2>'
+              '<div id="p77" class="post has-profile bg2"><div class="postbody">'
+              '<p class="author"><a href="./viewtopic.php?p=77#p77">x</a> by <strong><a class="username">Ann</a></strong>'
+              ' &raquo; <time datetime="2026-11-20T08:15:00+00:00">Fri Nov 20, 2026 8:15 am</time></p>'
+              '<div class="content">Acme router keeps dropping</div></div></div>'),
+    "vbulletin3": ('<td class="navbar"><strong>Router</strong></td>'
+                   '<table id="post77" class="tborder"><tr><td class="thead">20-11-2026, 08:15</td>'
+                   '<td class="thead"><a href="showthread.php?p=77#post77" id="postlink77">Link</a></td></tr>'
+                   '<tr><td><a class="bigusername" href="member.php?u=1">Ann</a></td>'
+                   '<td><div id="post_message_77">Acme router keeps dropping</div></td></tr></table>'),
+    "vbulletin4": ('<span class="threadtitle"><a href="showthread.php?t=9">Router</a></span>'
+                   '<li class="postbitlegacy postcontainer" id="post_77"><span class="date">11-20-2026,&nbsp;'
+                   '<span class="time">08:15 AM</span></span><a name="post77" href="showthread.php?p=77#post77" '
+                   'class="postcounter">#1</a><a class="username" href="member.php/1-Ann"><strong>Ann</strong></a>'
+                   '<blockquote class="postcontent restore">Acme router keeps dropping</blockquote></li>'),
+    "xenforo1": ('<div class="titleBar"><h1>Router</h1></div>'
+                 '<li id="post-77" class="message" data-author="Ann"><blockquote class="messageText">'
+                 'Acme router keeps dropping</blockquote><a href="posts/77/" class="datePermalink">'
+                 '<abbr class="DateTime" data-time="1795162500">Nov 20, 2026 at 8:15 AM</abbr></a></li>'),
+    "xenforo2": ('<h1 class="p-title-value">Router</h1>'
+                 '<article class="message message--post" data-author="Ann" data-content="post-77">'
+                 '<div class="message-attribution-main"><a href="/threads/router.9/post-77">'
+                 '<time class="u-dt" datetime="2026-11-20T08:15:00+0000">Nov 20, 2026</time></a></div>'
+                 '<article class="message-body"><div class="bbWrapper">Acme router keeps dropping</div></article>'
+                 '</article>'),
+    "discourse_crawler": ('<link rel="canonical" href="/t/router/9"><meta property="og:title" content="Router">'
+                          '<div itemscope itemtype="http://schema.org/DiscussionForumPosting" class="topic-body crawler-post">'
+                          '<span itemprop="author"><a itemprop="url"><span itemprop="name">Ann</span></a></span>'
+                          '<time itemprop="datePublished" datetime="2026-11-20T08:15:00Z"></time>'
+                          '<span itemprop="position">#1</span>'
+                          '<div class="post" itemprop="articleBody"><p>Acme router keeps dropping</p></div></div>'),
+}
+MINI_LINKS = {"phpbb": "/viewtopic.php?p=77#p77", "vbulletin3": "/showthread.php?p=77#post77",
+              "vbulletin4": "/showthread.php?p=77#post77", "xenforo1": "/posts/77/",
+              "xenforo2": "/threads/router.9/post-77", "discourse_crawler": "/t/router/9/1"}
+
+
+@pytest.mark.parametrize("preset", sorted(MINI))
+def test_preset_on_a_small_page_in_its_markup(server, preset):
+    server.route("/thread", Reply(200, f"<html><head><title>Router</title></head><body>{MINI[preset]}</body></html>",
+                                  {"Content-Type": "text/html; charset=utf-8"}))
+    [m] = make(server, ["/thread"], preset=preset).poll(None).mentions
+    assert (m.author, m.title, m.body) == ("Ann", "Router", "Acme router keeps dropping")
+    assert m.posted_at == datetime(2026, 11, 20, 8, 15, tzinfo=UTC)
+    assert m.url == server.url + MINI_LINKS[preset]
+    assert m.extra["post_id"] == ("1" if preset == "discourse_crawler" else "77")
