@@ -187,7 +187,7 @@ with side_col:
                 kind = {"posted": "success", "failed": "error", "unknown": "warning"}.get(out.status, "info")
                 ui.flash(flash_key, kind, out.message)
                 if out.status == "posted":
-                    for k in (kkey, dkey, skey, f"template-used-{case_id}"):
+                    for k in (kkey, dkey, skey, f"template-used-{case_id}", f"template-{case_id}"):
                         st.session_state.pop(k, None)
             st.rerun()
 

@@ -1,0 +1,243 @@
+"""The dashboard's pages under Streamlit's AppTest: what a user sees after each action.
+
+The app runs for real (app.py with its sign-in gate and navigation) on a real
+SQLite file; posting goes to the demo platform's file next to the database.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from streamlit.testing.v1 import AppTest
+
+from desk.db import connect
+from desk.models import Label, SourceState, now_utc
+from desk.publishers.demo import platform_file, read_posts
+from tests.conftest import MINIMAL_CONFIG, ROOT
+from tests.e2e_helpers import HOSTILE_BODY, add_followup, seed_case
+
+APP = str(ROOT / "dashboard" / "app.py")
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    """A config file and a SQLite database the app reads through HEARKEN_CONFIG / HEARKEN_DATABASE_URL."""
+    from desk.config import load_config
+
+    def make(config_text: str = MINIMAL_CONFIG):
+        path = tmp_path / "hearken.yaml"
+        path.write_text(config_text)
+        url = f"sqlite:///{tmp_path / 'hearken.db'}"
+        monkeypatch.setenv("HEARKEN_CONFIG", str(path))
+        monkeypatch.setenv("HEARKEN_DATABASE_URL", url)
+        cfg = load_config(path)
+        return cfg, connect(url)
+
+    return make
+
+
+def app(page: str | None = None, *, case_id: int | None = None, user: dict | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    if user is not None:
+        at.user = user
+    if page:
+        at.switch_page(page)
+    if case_id is not None:
+        at.query_params["id"] = str(case_id)
+    return at.run()
+
+
+def texts(at) -> list[str]:
+    return [t.value for t in at.text]
+
+
+def markdown(at) -> str:
+    return "\n".join(m.value for m in at.markdown) + "\n".join(c.value for c in at.caption)
+
+
+def test_queue_lists_cases_most_urgent_first_with_overdue_count(env):
+    cfg, store = env()
+    seed_case(store, cfg, external_id="m", body="Northwind mild gripe", minutes_ago=10, severity=1)
+    late = seed_case(store, cfg, external_id="l", body="Northwind outage since this morning", minutes_ago=600)
+    seed_case(store, cfg, external_id="s", body="Northwind cut off my business", minutes_ago=10, severity=4)
+    at = app()
+    assert not at.exception
+    assert at.title[0].value == "Queue"
+    bodies = [t for t in texts(at) if t.startswith("Northwind")]
+    assert bodies == ["Northwind outage since this morning", "Northwind cut off my business", "Northwind mild gripe"]
+    assert {m.label: m.value for m in at.metric}["Overdue"] == "1"
+    assert "past the SLA" in at.warning[0].value
+    assert f"#{late}" in at.markdown[0].value and "overdue by" in at.markdown[0].value
+
+
+def test_claim_and_not_a_complaint_from_the_queue(env):
+    cfg, store = env()
+    a = seed_case(store, cfg, external_id="a", body="Northwind broadband down")
+    b = seed_case(store, cfg, external_id="b", body="Love my Northwind router")
+    at = app()
+    at.button(key=f"claim-{a}").click().run()
+    assert not at.exception
+    assert f"You have case #{a}." in [s.value for s in at.success]
+    assert any("Assignee: Alex Admin" in c.value for c in at.caption)
+    at.button(key=f"dismiss-{b}").click().run()
+    assert "Love my Northwind router" not in texts(at)
+    with store.session() as s:
+        assert s.scalars(select(Label.is_complaint)).all() == [False]
+    at.selectbox(key="f-assignee").set_value("Me").run()
+    assert [t for t in texts(at) if t.startswith("Northwind")] == ["Northwind broadband down"]
+
+
+def test_filters_by_platform_and_severity(env):
+    cfg, store = env()
+    seed_case(store, cfg, external_id="x1", body="Northwind sev3", severity=3)
+    seed_case(store, cfg, external_id="x2", body="Northwind sev1", severity=1)
+    at = app()
+    at.multiselect(key="f-severity").select(3).run()
+    assert [t for t in texts(at) if t.startswith("Northwind")] == ["Northwind sev3"]
+    at.multiselect(key="f-platform").select("demo").run()
+    assert [t for t in texts(at) if t.startswith("Northwind")] == ["Northwind sev3"]
+
+
+def test_case_page_shows_post_thread_and_history(env):
+    cfg, store = env()
+    cid = seed_case(store, cfg, external_id="t1", thread_id="t1", body="Northwind billed me twice", author="jo")
+    add_followup(store, platform="demo", source="demo", external_id="t2", thread_id="t1", parent_id="t1",
+                 author="jo", body="Still waiting, Northwind", case_id=cid)
+    at = app("pages/case.py", case_id=cid)
+    assert not at.exception
+    assert at.title[0].value == f"Case #{cid}"
+    assert "Northwind billed me twice" in texts(at)
+    assert "jo: Still waiting, Northwind" in texts(at)
+    assert "later" in markdown(at)
+    history = at.dataframe[0].value
+    assert list(history["action"]) == ["opened"] and list(history["who"]) == ["system"]
+
+
+def test_hostile_post_is_shown_as_plain_text(env):
+    cfg, store = env()
+    cid = seed_case(store, cfg, external_id="h", body=HOSTILE_BODY, author="**boss** [me](https://evil.example)",
+                    title="# <b>Big</b>")
+    for at in (app(), app("pages/case.py", case_id=cid)):
+        assert not at.exception
+        md = markdown(at)
+        assert "](https://evil" not in md and "<script>" not in md and "<img" not in md  # nothing live
+        assert len(at.title) == 1 and not at.header  # no heading made from "# GIANT HEADER"
+        assert any("<script>window.hacked=1</script>" in t for t in texts(at))
+    at = app("pages/case.py", case_id=cid)
+    assert HOSTILE_BODY in texts(at)  # exactly as written, newlines kept
+    assert "# <b>Big</b>" in texts(at)
+
+
+def test_reply_with_template_posts_once_and_case_is_replied(env):
+    cfg, store = env()
+    cid = seed_case(store, cfg, external_id="p1", body="Northwind outage again", author="@maria_t")
+    at = app("pages/case.py", case_id=cid)
+    at.selectbox(key=f"template-{cid}").set_value("Outage update").run()
+    draft = at.text_area(key=f"draft-{cid}").value
+    assert draft.startswith("Hi maria_t,") and f"#HK{cid}" in draft
+    assert "Your reply (up to 280 characters on demo)" == at.text_area(key=f"draft-{cid}").label
+    assert draft in texts(at)  # the preview
+    at.button(key="post").click().run()
+    assert not at.exception
+    assert at.success[0].value.startswith("Posted publicly")
+    posts = read_posts(platform_file(cfg, dict(os.environ)))
+    assert [p["text"] for p in posts] == [draft]
+    assert "**replied**" in at.markdown[0].value
+    assert "replied" in list(at.dataframe[0].value["action"])
+    # clicking the now-empty composer again posts nothing more
+    assert at.button(key="post").disabled
+    assert len(read_posts(platform_file(cfg, dict(os.environ)))) == 1
+
+
+def test_resolve_reopen_and_escalate_from_case_page(env):
+    cfg, store = env()
+    cid = seed_case(store, cfg, external_id="r", body="Northwind hub broken")
+    at = app("pages/case.py", case_id=cid)
+    at.button(key="resolve").click().run()
+    assert "needs a note" in at.error[0].value
+    at.text_area(key="escalate-reason").input("VIP customer")
+    at.selectbox(key="escalate-to").set_value("Morgan Manager")
+    at.button(key="escalate").click().run()
+    assert "Escalated to Morgan Manager" in at.warning[0].value
+    at.text_area(key="resolve-note").input("Sent a new hub")
+    at.selectbox(key="resolve-cause").set_value("product_defect")
+    at.button(key="resolve").click().run()
+    assert at.success[0].value == "Case resolved."
+    assert "**resolved**" in at.markdown[0].value and "Sent a new hub" in texts(at)
+    actions = list(at.dataframe[0].value["action"])
+    assert actions[-2:] == ["escalated", "resolved"]
+    assert set(at.dataframe[0].value["who"][-2:]) == {"Alex Admin"}
+    at.button(key="reopen").click().run()
+    assert "**open**" in at.markdown[0].value
+
+
+def test_agent_sees_no_assign_controls_and_manager_does(env):
+    cfg, store = env(MINIMAL_CONFIG + "dashboard: {auth: local, local_user: Sam Agent}\n")
+    cid = seed_case(store, cfg, external_id="g", body="Northwind slow")
+    at = app()
+    assert not [s for s in at.selectbox if s.key == f"assign-to-{cid}"]
+    assert any(c.value == "Signed in as **Sam Agent** (agent)" for c in at.caption)
+    at.button(key=f"claim-{cid}").click().run()
+    assert f"You have case #{cid}." in [s.value for s in at.success]
+    assert not [b for b in at.button if b.key == f"claim-{cid}"]  # own case: nothing to claim
+
+
+def test_manager_assigns_from_queue(env):
+    cfg, store = env(MINIMAL_CONFIG + "dashboard: {auth: local, local_user: Morgan Manager}\n")
+    cid = seed_case(store, cfg, external_id="g", body="Northwind slow")
+    at = app()
+    at.selectbox(key=f"assign-to-{cid}").set_value("Sam Agent").run()
+    at.button(key=f"assign-{cid}").click().run()
+    assert f"Case #{cid} assigned to Sam Agent." in [s.value for s in at.success]
+
+
+def test_read_only_source_disables_post(env):
+    cfg, store = env(MINIMAL_CONFIG.replace("interval_seconds: 1}", "interval_seconds: 1, read_only: true}"))
+    cid = seed_case(store, cfg, external_id="ro", body="Northwind bad")
+    at = app("pages/case.py", case_id=cid)
+    at.text_area(key=f"draft-{cid}").input("Hello").run()
+    assert at.button(key="post").disabled
+    assert "read-only" in at.info[-1].value
+
+
+OIDC = MINIMAL_CONFIG + "dashboard: {auth: oidc}\n"
+
+
+def test_oidc_signed_out_sees_only_sign_in(env):
+    cfg, store = env(OIDC)
+    seed_case(store, cfg, external_id="o", body="Northwind secret complaint")
+    at = app(user={"is_logged_in": False})
+    assert not at.exception
+    assert at.button(key="signin").label == "Sign in"
+    assert "Northwind secret complaint" not in texts(at)
+
+
+def test_oidc_stranger_is_refused_member_gets_in(env):
+    cfg, store = env(OIDC)
+    seed_case(store, cfg, external_id="o", body="Northwind secret complaint")
+    at = app(user={"is_logged_in": True, "email": "eve@evil.example", "name": "Eve"})
+    assert "not on this team" in at.error[0].value
+    assert "Northwind secret complaint" not in texts(at)
+    at = app(user={"is_logged_in": True, "email": "SAM@example.com", "name": "Sam"})
+    assert "Northwind secret complaint" in texts(at)
+    assert any(c.value == "Signed in as **Sam Agent** (agent)" for c in at.caption)
+
+
+def test_sources_page_shows_health_and_metrics_page_counts(env):
+    cfg, store = env()
+    with store.session() as s:
+        s.add(SourceState(name="demo", platform="demo", status="failing", last_error="HTTP 503 from demo",
+                          last_error_at=now_utc(), consecutive_failures=3, mentions_total=7))
+    at = app("pages/sources.py")
+    assert not at.exception
+    assert "failing" in at.markdown[0].value
+    assert any("HTTP 503 from demo" in t for t in texts(at))
+    assert {m.label: m.value for m in at.metric}["Failures in a row"] == "3"
+    seed_case(store, cfg, external_id="mm", body="Northwind")
+    at = app("pages/metrics.py")
+    assert not at.exception
+    assert at.title[0].value == "Metrics"
+    assert at.metric  # figures are drawn
