@@ -213,7 +213,10 @@ class RedditCollector:
             notes.append(f"search {query!r}: stopped after {self.settings.max_pages} pages before reaching the last post seen")
         for item in found:
             seen.append(item.fullname)
-        top = max([newest_utc or 0.0] + [i.created_utc for i in found])
+        if found:
+            top = max([float(newest_utc or 0.0)] + [float(i.created_utc) for i in found])
+        else:  # nothing on the first poll: start from now, not from the beginning of time
+            top = float(newest_utc) if newest_utc is not None else time.time()
         return list(reversed(found)), {"newest_utc": top, "seen": seen[-SEEN_MAX:]}, reads
 
     # -- items to mentions ----------------------------------------------------

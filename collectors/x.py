@@ -204,7 +204,10 @@ class XCollector:
             data = payload.get("data", [])
             reads += len(data)
             mentions.extend(self._mentions(payload, url))
-            ids = [int(t["id"]) for t in data]
+            try:
+                ids = [int(t["id"]) for t in data]
+            except (KeyError, TypeError, ValueError) as exc:
+                raise BadPayload(f"X sent a post id that is not a number: {exc}", url=url) from exc
             if ids:
                 if newest is None or max(ids) > int(newest):
                     newest = str(max(ids))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime, timezone
 
 import pytest
@@ -216,3 +217,30 @@ def test_an_exhausted_window_is_rate_limited_without_sleeping(reddit_server):
     assert 290 < info.value.retry_after <= 300
     assert info.value.url.endswith("/r/acme/comments")
     assert json.dumps(info.value.reason)
+
+
+def test_search_pages_back_only_to_the_newest_time_seen(reddit_server):
+    posts = [thing("t3", n, body="acme down") for n in range(1, 8)]
+
+    def search(req):  # sort=new, paged with after like Reddit
+        rows = list(reversed(posts))
+        start = [p["data"]["name"] for p in rows].index(req.arg("after")) + 1 if req.arg("after") else 0
+        page = rows[start:start + 2]
+        after = page[-1]["data"]["name"] if start + 2 < len(rows) else None
+        return Reply(200, {"kind": "Listing", "data": {"children": page, "after": after, "before": None}})
+    reddit_server.route("/r/all/search/", search)
+    collector = make(search=["acme"], page_limit=2, base_url=reddit_server.url)
+    first = collector.poll(None)
+    assert [m.external_id for m in first.mentions] == ["t3_6", "t3_7"]
+    posts.extend(thing("t3", n, body="acme down") for n in range(8, 12))
+    second = collector.poll(first.cursor)
+    assert [m.external_id for m in second.mentions] == ["t3_8", "t3_9", "t3_a", "t3_b"]
+    assert [r.arg("after") for r in reddit_server.requests if r.path == "/r/all/search/"][1:] == [None, "t3_a", "t3_8"]
+
+
+def test_an_empty_first_search_starts_from_now(reddit_server):
+    reddit_server.route("/r/all/search/", Reply(200, {"kind": "Listing", "data": {"children": [], "after": None,
+                                                                                 "before": None}}))
+    before = time.time()
+    result = make(search=["acme"], base_url=reddit_server.url).poll(None)
+    assert result.cursor["listings"]["search:acme"]["newest_utc"] >= before
