@@ -206,8 +206,8 @@ def test_themes_group_similar_complaints_with_root_causes(store, week):
     assert week["F"] not in [c for theme in rep.themes for c in theme.case_ids]  # dismissed: not a complaint
 
 
-def test_weekly_send_emails_the_report_once(store, week, smtp_server):
-    cfg = _cfg(smtp_server.port, **{"report.recipients": ["Morgan Manager"], "report.output_dir": "reports",
+def test_weekly_send_emails_the_report_once(store, week, smtp_server, tmp_path):
+    cfg = _cfg(smtp_server.port, **{"report.recipients": ["Morgan Manager"], "report.output_dir": str(tmp_path),
                                     "alerts.rules.severe_complaint": False})
     monday_8 = dt.datetime(2026, 11, 23, 8, 59, tzinfo=UTC)
     for now in (monday_8, monday_8 + dt.timedelta(minutes=1), monday_8 + dt.timedelta(hours=2)):
@@ -218,3 +218,4 @@ def test_weekly_send_emails_the_report_once(store, week, smtp_server):
     assert got.rcpt_tos == ["morgan@example.com"]
     assert got.message["Subject"].startswith("[Hearken] Weekly public-response report 2026-W47: 6 complaints")
     assert "<svg" in got.part("html") and "Definitions:" in got.part("plain")
+    assert (tmp_path / "hearken-report-2026-W47.csv").is_file()
