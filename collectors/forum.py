@@ -31,6 +31,7 @@ per thread (Discourse). `thread_id` is the configured page's URL.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import re
 import time
@@ -188,7 +189,8 @@ class ForumCollector:
             merged.update({k: v for k, v in settings.selectors.model_dump().items() if v is not None})
         if not merged.get("post") or not merged.get("body"):
             raise NotConfigured(f"{self.name}: selectors need 'post' and 'body' (preset {settings.preset})")
-        self.sel = {k: Spec(merged.get(k)) for k in ("post", "body", "author", "time", "permalink", "id", "title", "quote_author")}
+        self.sel = {k: Spec(merged.get(k)) for k in ("post", "body", "author", "time", "permalink", "id", "title",
+                                                "quote_author", "quote")}
         self.sel["next_page"] = Spec(merged.get("next_page") or DEFAULT_NEXT_PAGE)
         self.id_attr: str | None = merged.get("id_attr")
         self.id_scope: str = merged.get("id_scope") or "site"
@@ -270,6 +272,13 @@ class ForumCollector:
                 continue
             body_tag, body_attr = body_el[0]
             body = str(body_tag.get(body_attr)) if body_attr else body_tag.get_text("\n", strip=True)
+            own_words = body
+            if self.sel["quote"] and not body_attr:
+                trimmed = copy.copy(body_tag)
+                for quote, _ in self.sel["quote"].elements(trimmed):
+                    if quote is not trimmed:
+                        quote.decompose()
+                own_words = trimmed.get_text("\n", strip=True)
             author = self.sel["author"].first(el) if self.sel["author"] else None
             link = self.sel["permalink"].first(el) if self.sel["permalink"] else None
             if link:
@@ -287,7 +296,8 @@ class ForumCollector:
                 external_id = f"{urlsplit(page_url).netloc}#{post_id}"
             quoted = self.sel["quote_author"].values(el) if self.sel["quote_author"] else []
             posts.append({"id": external_id, "post_id": post_id, "url": url, "author": author or "", "body": body,
-                          "posted_at": posted_at, "title": title, "quoted": quoted})
+                          "posted_at": posted_at, "title": title, "quoted": quoted,
+                          "own_words": own_words})
         if not posts:
             raise BadPayload(f"{self.name}: {len(elements)} posts found but none readable: " + "; ".join(skipped[:3]), url=page_url)
         if skipped:
@@ -309,7 +319,7 @@ class ForumCollector:
         if post["author"].casefold() in self.own:
             return None
         reply_to_own = any(p.search(q) for q in post["quoted"] for p in self._own_patterns)
-        terms = self.matcher.match(post["body"])
+        terms = self.matcher.match(post["own_words"])  # what the author wrote, not what they quoted
         if not terms and not reply_to_own:
             return None
         extra: dict[str, Any] = {"page": thread_url, "post_id": post["post_id"], "preset": self.settings.preset}

@@ -33,6 +33,7 @@ PRESETS: dict[str, dict[str, object]] = {
         "title": "h2.topic-title a || h2 a",
         "next_page": "a[rel=next]@href || div.pagination strong + span.page-sep + a@href",
         "quote_author": "blockquote cite",
+        "quote": "blockquote",
     },
     "vbulletin3": {
         "post": "table.tborder[id^=post]",
@@ -44,6 +45,7 @@ PRESETS: dict[str, dict[str, object]] = {
         "title": "td.navbar > strong || title",
         "next_page": DEFAULT_NEXT_PAGE,
         "quote_author": "div[id^=post_message_] td.alt2 > div > strong",
+        "quote": "div:has(> div.smallfont):has(> table)",
     },
     "vbulletin4": {
         "post": "li.postcontainer[id^=post_] || li.postbitlegacy[id^=post_] || li.postbit[id^=post_]",
@@ -55,6 +57,7 @@ PRESETS: dict[str, dict[str, object]] = {
         "title": "span.threadtitle a || h1 span.threadtitle || title",
         "next_page": DEFAULT_NEXT_PAGE,
         "quote_author": "div.bbcode_postedby strong",
+        "quote": "div.bbcode_container",
     },
     "xenforo1": {
         "post": "li.message[id^=post-]",
@@ -66,6 +69,7 @@ PRESETS: dict[str, dict[str, object]] = {
         "title": "div.titleBar h1 || h1",
         "next_page": DEFAULT_NEXT_PAGE,
         "quote_author": "div.bbCodeQuote@data-author",
+        "quote": "div.bbCodeQuote",
     },
     "xenforo2": {
         "post": "article.message[data-content]",
@@ -77,6 +81,7 @@ PRESETS: dict[str, dict[str, object]] = {
         "title": "h1.p-title-value || h1",
         "next_page": DEFAULT_NEXT_PAGE,
         "quote_author": "blockquote.bbCodeBlock--quote@data-quote",
+        "quote": "blockquote.bbCodeBlock--quote",
     },
     "discourse_crawler": {
         # The <noscript> view Discourse serves to crawlers and browsers without JavaScript.
@@ -90,5 +95,6 @@ PRESETS: dict[str, dict[str, object]] = {
         "title": "meta[property='og:title']@content || h1.crawler-topic-title || h1",
         "next_page": "a[rel=next]@href || link[rel=next]@href",
         "quote_author": "aside.quote@data-username",
+        "quote": "aside.quote",
     },
 }

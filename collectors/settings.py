@@ -7,10 +7,11 @@ the environment variable that holds the secret.
 
 from __future__ import annotations
 
+import re
 from typing import Literal
-
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import soupsieve
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
 
 
@@ -105,6 +106,24 @@ class ForumSelectors(BaseModel):
     title: str | None = Field(None, description="The thread title, looked up in the whole page.")
     next_page: str | None = Field(None, description="The link to the next page of the thread, looked up in the whole page.")
     quote_author: str | None = Field(None, description="Author names of quoted posts, to notice answers to our own accounts.")
+    quote: str | None = Field(None, description="Quoted posts inside the body: left out when matching terms, so quoting a mention is not a new one.")
+
+    @field_validator("post", "body", "author", "time", "permalink", "id", "title", "next_page", "quote_author", "quote")
+    @classmethod
+    def _valid_css(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        for alt in v.split("||"):
+            css = alt.strip()
+            at = css.rfind("@")
+            if at >= 0 and re.fullmatch(r"[\w:.-]+", css[at + 1:]):
+                css = css[:at].strip()
+            if css:
+                try:
+                    soupsieve.compile(css)
+                except soupsieve.SelectorSyntaxError as exc:
+                    raise ValueError(f"{css!r} is not a CSS selector soupsieve understands: {exc.args[0]}") from None
+        return v
 
 
 class ForumSource(SourceBase):

@@ -41,7 +41,7 @@ def serve_fixture(server, name, path="/thread", content_type="text/html"):
 RECORDED = [
     ("phpBB.html", "phpbb", "lecture", 25, "Jakob", datetime(2019, 5, 26, 16, 34, tzinfo=UTC),
      "{server}/viewtopic.php?p=2729870#p2729870", "2729870", "Biological Will"),
-    ("vBulletin3.html", "vbulletin3", "Yamada's", 20, "BBOvenGuy", datetime(2016, 2, 1, 2, 29, tzinfo=UTC),
+    ("vBulletin3.html", "vbulletin3", "loose interpretation", 20, "BBOvenGuy", datetime(2016, 2, 1, 2, 29, tzinfo=UTC),
      "{server}/showthread.php?p=5768676#post5768676", "5768676", "( L + CR ) Hibike! Euphonium [anime]"),
     ("vBulletin4.html", "vbulletin4", "seas", 10, "Mjölnir", datetime(2016, 6, 15, 17, 21, tzinfo=UTC),
      "http://forums.militarytimes.com/showthread.php/9687-Legendary-military-columnist-author-Bob-Dorr-dies-at-76"
@@ -261,3 +261,20 @@ def test_preset_on_a_small_page_in_its_markup(server, preset):
     assert m.posted_at == datetime(2026, 11, 20, 8, 15, tzinfo=UTC)
     assert m.url == server.url + MINI_LINKS[preset]
     assert m.extra["post_id"] == ("1" if preset == "discourse_crawler" else "77")
+
+
+def test_a_bad_selector_is_a_config_error_naming_it():
+    with pytest.raises(ValidationError, match="div.post >>"):
+        ForumSource(type="forum", name="b", pages=["https://f.example/t"], preset="phpbb",
+                    selectors={"body": "div.post >> p"})
+
+
+def test_quoting_a_mention_is_not_a_new_mention(server):
+    # phpBB markup: the brand is named only inside the quote.
+    server.route("/thread", Reply(200, '<div id="p5" class="post"><p class="author">by <strong>Bob</strong> '
+                                       '&raquo; Fri Nov 20, 2026 8:15 am</p><div class="content"><blockquote><div>'
+                                       '<cite>Ann wrote:</cite>Acme router keeps dropping</div></blockquote>'
+                                       'same here</div></div>'))
+    assert make(server, ["/thread"], preset="phpbb").poll(None).mentions == []
+    [m] = make(server, ["/thread"], preset="phpbb", own=["Ann"]).poll(None).mentions
+    assert m.extra["reply_to_own"] is True and "Acme router keeps dropping" in m.body
