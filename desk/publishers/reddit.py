@@ -1,0 +1,96 @@
+"""Reddit publisher (praw): a reply is a comment on the submission (t3_) or comment (t1_) we found.
+
+Posting needs the script app's user credentials (username_env/password_env);
+without them the source is read-only. To find our reply after a lost answer,
+our account's newest comments are read and one whose parent is the post we
+answered, made since the attempt began, is taken as ours.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta, timezone
+
+import praw
+import prawcore
+from praw.exceptions import PRAWException, RedditAPIException
+
+from collectors.base import NotConfigured as CollectorNotConfigured
+from collectors.reddit import make_reddit
+from desk.config import HearkenConfig
+from desk.publishers.base import NotConfigured, Posted, Rejected, Target, Unknown
+
+SITE = "https://www.reddit.com"
+SKEW = timedelta(seconds=60)
+
+# prawcore errors after which the comment certainly was not made
+_REFUSED = (prawcore.exceptions.TooManyRequests, prawcore.exceptions.Forbidden, prawcore.exceptions.NotFound,
+            prawcore.exceptions.BadRequest, prawcore.exceptions.OAuthException, prawcore.exceptions.InvalidToken,
+            prawcore.exceptions.UnavailableForLegalReasons)
+
+
+class RedditPublisher:
+    platform = "reddit"
+
+    def __init__(self, reddit: praw.Reddit, username: str) -> None:
+        self.reddit = reddit
+        self.username = username
+
+    @staticmethod
+    def fullname(target: Target) -> str:
+        name = str(target.extra.get("fullname") or target.external_id)
+        if not name.startswith(("t1_", "t3_")):
+            raise Rejected(f"{name!r} is not a Reddit submission or comment id")
+        return name
+
+    def publish(self, target: Target, text: str) -> Posted:
+        name = self.fullname(target)
+        kind, _, rid = name.partition("_")
+        thing = self.reddit.comment(rid) if kind == "t1" else self.reddit.submission(rid)
+        try:
+            comment = thing.reply(text)
+        except RedditAPIException as exc:  # e.g. RATELIMIT, THREAD_LOCKED, TOO_OLD: refused
+            raise Rejected("Reddit refused the comment: " + "; ".join(
+                f"{i.error_type}: {i.message}" for i in exc.items)) from exc
+        except _REFUSED as exc:
+            raise Rejected(f"Reddit refused the comment ({type(exc).__name__})") from exc
+        except (prawcore.exceptions.PrawcoreException, PRAWException) as exc:
+            raise Unknown(f"no clear answer from Reddit ({type(exc).__name__}: {exc})") from exc
+        if comment is None:
+            raise Unknown("Reddit accepted the request but returned no comment")
+        return Posted(comment.fullname, _link(comment))
+
+    def find_ours(self, target: Target, text: str, since: datetime) -> Posted | None:
+        name = self.fullname(target)
+        for c in self.reddit.redditor(self.username).comments.new(limit=100):
+            created = datetime.fromtimestamp(float(c.created_utc), timezone.utc)
+            if created < since - SKEW:
+                break
+            if c.parent_id == name:
+                return Posted(c.fullname, _link(c))
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+def _link(comment) -> str:
+    """The comment's address, from its permalink or (older API answers have none) its thread and id."""
+    data = vars(comment)
+    if data.get("permalink"):
+        return SITE + data["permalink"]
+    link_id = str(data.get("link_id") or "t3_")
+    return f"{SITE}/comments/{link_id[3:]}/_/{comment.id}/"
+
+
+def build(cfg: HearkenConfig, src, env: Mapping[str, str]) -> RedditPublisher:
+    try:
+        reddit = make_reddit(src, dict(env))
+    except CollectorNotConfigured as exc:
+        raise NotConfigured(str(exc)) from exc
+    username = env.get(src.username_env)
+    if reddit.read_only or not username:
+        raise NotConfigured(f"source {src.name!r} has no Reddit user credentials "
+                            f"({src.username_env}/{src.password_env}) to post with")
+    reddit.validate_on_submit = True
+    return RedditPublisher(reddit, username)
