@@ -19,6 +19,7 @@ backfill a forum's history.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -33,8 +34,24 @@ PLATFORM = "discourse"
 _REGULAR_POST = 1  # post_type: 1 regular, 2 moderator action, 3 small action, 4 whisper
 
 
+_QUOTE = re.compile(r'\[quote="?([^,"\]]+)[^\]]*\](.*?)\[/quote\]', re.S | re.I)
+
+
 def _text(cooked: str) -> str:
     return BeautifulSoup(cooked or "", "html.parser").get_text(" ", strip=True)
+
+
+def _own_words(post: dict) -> tuple[str, list[str]]:
+    """What the author wrote without the posts they quote, and whom they quote."""
+    raw = post.get("raw")
+    if raw:
+        quoted = [m.group(1).strip() for m in _QUOTE.finditer(raw)]
+        return _QUOTE.sub(" ", raw).strip(), quoted
+    soup = BeautifulSoup(post.get("cooked") or post.get("blurb") or "", "html.parser")
+    quoted = [str(q.get("data-username")) for q in soup.select("aside.quote[data-username]")]
+    for q in soup.select("aside.quote"):
+        q.decompose()
+    return soup.get_text(" ", strip=True), quoted
 
 
 class DiscourseCollector:
@@ -169,8 +186,10 @@ class DiscourseCollector:
         body = str(post.get("raw") or "") or _text(post.get("cooked") or post.get("blurb") or "")
         reply_to = post.get("reply_to_post_number")
         reply_user = (post.get("reply_to_user") or {}).get("username", "")
-        reply_to_own = bool(reply_to) and str(reply_user).casefold() in self.own
-        terms = self.matcher.match(title, body) if number == 1 else self.matcher.match(body)
+        own_words, quoted = _own_words(post)
+        reply_to_own = (bool(reply_to) and str(reply_user).casefold() in self.own) or \
+            any(q.casefold() in self.own for q in quoted)
+        terms = self.matcher.match(title, own_words) if number == 1 else self.matcher.match(own_words)
         if not terms and not reply_to_own:
             return None
         extra: dict[str, Any] = {

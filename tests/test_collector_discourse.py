@@ -176,3 +176,12 @@ def test_settings_reject_unknown_keys():
     with pytest.raises(ValueError, match="bogus"):
         DiscourseSource.model_validate({"type": "discourse", "name": "x", "base_url": "https://f.example", "bogus": 1})
     assert json.loads(DiscourseSource(type="discourse", name="x", base_url="https://f.example").model_dump_json())["read"] == ["latest"]
+
+
+def test_quoting_is_not_mentioning_but_quoting_us_is_an_answer(server):
+    quote_only = post(1, raw='[quote="ann, post:1, topic:5"]\nacme is down\n[/quote]\nsame here')
+    quotes_us = post(2, raw='[quote="Acme_Support, post:3, topic:5, full:true"]\nWe are on it\n[/quote]\nstill broken')
+    server.route("/posts.json", Reply(200, {"latest_posts": [quotes_us, quote_only]}))
+    [m] = make(server).poll(None).mentions
+    assert m.extra["post_id"] == 2 and m.extra["reply_to_own"] is True
+    assert "We are on it" in m.body  # the stored text is the whole post
