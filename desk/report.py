@@ -709,7 +709,7 @@ def to_html(rep: WeeklyReport) -> str:
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width: 70em; }}
 table {{ border-collapse: collapse; margin: 1em 0; }} td, th {{ border: 1px solid #ccc; padding: .3em .6em; }}
-table.fig td {{ text-align: right; }} th[scope=row] {{ text-align: left; font-weight: normal; }}
+table.fig td {{ text-align: right; white-space: nowrap; }} th[scope=row] {{ text-align: left; font-weight: normal; }}
 .note {{ color: #a33; }} dt {{ font-weight: bold; margin-top: .5em; }} svg {{ margin: .5em 1em .5em 0; }}
 </style></head><body>
 <h1>Weekly public-response report {e(rep.week)}</h1>
