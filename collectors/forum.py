@@ -206,25 +206,28 @@ class ForumCollector:
 
     # -- fetching -----------------------------------------------------------
 
-    def _wait_for_host(self, url: str, notes: list[str], fetched_this_poll: int) -> bool:
-        """Wait out robots.txt's Crawl-delay for url's host; False if we must stop this poll instead."""
+    def _wait_for_host(self, url: str, notes: list[str], fetched: dict[str, int]) -> bool:
+        """Wait out robots.txt's Crawl-delay for url's host; False if the page must wait for a later poll.
+
+        A delay up to http.MAX_CRAWL_DELAY is slept between requests. A longer one would hold the
+        runner for minutes, so such a host gets one request per poll, and none while its delay runs.
+        """
         if self.robots is None:
             return True
         delay = self.robots.crawl_delay(url)
         if delay <= 0:
             return True
         host = urlsplit(url).netloc
-        if delay > http.MAX_CRAWL_DELAY:
-            if fetched_this_poll:
-                notes.append(f"robots.txt of {host} asks {delay:.0f}s between requests: one page per poll")
-                return False
-            last = self._last_request.get(host)
-            return last is None or self.clock() - last >= delay
         last = self._last_request.get(host)
-        if last is not None:
-            remaining = delay - (self.clock() - last)
-            if remaining > 0:
-                self.sleep(remaining)
+        remaining = 0.0 if last is None else delay - (self.clock() - last)
+        if delay > http.MAX_CRAWL_DELAY:
+            if fetched.get(host) or remaining > 0:
+                notes.append(f"robots.txt of {host} asks {delay:.0f}s between requests: "
+                             f"{url} waits for a later poll")
+                return False
+            return True
+        if remaining > 0:
+            self.sleep(remaining)
         return True
 
     def _fetch(self, url: str, validators: http.Validators | None):
@@ -339,7 +342,7 @@ class ForumCollector:
         mentions: list[Mention] = []
         notes: list[str] = []
         reads = 0
-        fetched = 0
+        fetched: dict[str, int] = {}
         for configured in (str(u) for u in self.settings.pages):
             state = old_pages.get(configured) or {}
             first_poll = not state
@@ -350,14 +353,16 @@ class ForumCollector:
             new_state = dict(state)
             pending: list[list[dict[str, Any]]] = []
             last_url = url
+            unfetched_next: str | None = None  # a next page found but left for a later poll
             for page_no in range(self.settings.max_pages):
                 if self.robots is not None and not self.robots.allowed(url):
                     notes.append(f"robots.txt disallows {url} for {self.settings.user_agent!r}: skipped")
                     break
                 if not self._wait_for_host(url, notes, fetched):
+                    unfetched_next = url if page_no else None
                     break
                 response = self._fetch(url, validators if page_no == 0 else None)
-                fetched += 1
+                fetched[urlsplit(url).netloc] = fetched.get(urlsplit(url).netloc, 0) + 1
                 if response.status_code == 304:
                     break
                 soup = BeautifulSoup(http.decode_html(response.content, response.headers, forced=self.settings.encoding),
@@ -376,6 +381,7 @@ class ForumCollector:
                 url = nxt
                 validators = None
             else:
+                unfetched_next = url
                 notes.append(f"{configured}: read {self.settings.max_pages} pages and there are more; continuing next poll")
             if pending and first_poll:
                 pending = [[dict(p, remember_only=True) for p in page] for page in pending[:-1]] + pending[-1:]
@@ -390,7 +396,10 @@ class ForumCollector:
                     mention = self._mention(post, configured)
                     if mention is not None:
                         mentions.append(mention)
-            new_state["resume"] = last_url
+            new_state["resume"] = unfetched_next or last_url
+            if unfetched_next:  # validators belong to the page last read, not to this one
+                new_state.pop("etag", None)
+                new_state.pop("last_modified", None)
             new_state["seen"] = seen[-SEEN_PER_PAGE:]
             new_pages[configured] = new_state
         mentions.sort(key=lambda m: m.posted_at)

@@ -159,6 +159,7 @@ class Robots:
         self.agent = user_agent
         self.clock = clock
         self._cache: dict[str, tuple[float, urllib.robotparser.RobotFileParser | None, bool]] = {}
+        self._fractional: dict[str, float] = {}
 
     def _load(self, origin: str) -> tuple[urllib.robotparser.RobotFileParser | None, bool]:
         """(parser, allow_all). parser None with allow_all False means: nothing may be fetched now."""
@@ -179,7 +180,9 @@ class Robots:
             entry = (self.clock(), None, True)  # RFC 9309 2.3.1.3: unavailable means no restrictions
         else:
             parser = urllib.robotparser.RobotFileParser(url)
-            parser.parse(decode_html(response.content, response.headers, sniff_meta=False).splitlines())
+            lines = decode_html(response.content, response.headers, sniff_meta=False).splitlines()
+            parser.parse(lines)
+            self._fractional[origin] = _fractional_delay(lines, self.agent)
             entry = (self.clock(), parser, False)
         self._cache[origin] = entry
         return entry[1], entry[2]
@@ -198,7 +201,38 @@ class Robots:
         if parser is None:
             return 0.0
         delay = parser.crawl_delay(self.agent)
-        return float(delay) if delay else 0.0
+        if delay:
+            return float(delay)
+        return self._fractional.get(self._origin(url), 0.0)
+
+
+def _fractional_delay(lines: list[str], agent: str) -> float:
+    """A Crawl-delay such as 0.5 for our agent (or *), which urllib.robotparser ignores as not an integer."""
+    name = agent.split("/")[0].strip().lower()
+    groups: list[tuple[set[str], float | None]] = []
+    agents: set[str] = set()
+    in_rules = False
+    for line in lines:
+        key, _, value = line.split("#", 1)[0].partition(":")
+        key, value = key.strip().lower(), value.strip()
+        if key == "user-agent":
+            if in_rules:
+                agents, in_rules = set(), False
+            agents.add(value.lower())
+            groups.append((agents, None))
+        elif key == "crawl-delay" and agents:
+            in_rules = True
+            try:
+                groups.append((agents, float(value)))
+            except ValueError:
+                pass
+        elif key in ("allow", "disallow"):
+            in_rules = True
+    for wanted in (lambda a: any(x != "*" and x in name for x in a), lambda a: "*" in a):
+        delays = [d for a, d in groups if d is not None and wanted(a)]
+        if delays:
+            return delays[0]
+    return 0.0
 
 
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_\-:.]+)""", re.I)
