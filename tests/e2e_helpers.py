@@ -241,7 +241,6 @@ sources:
     base_url: "{base_url}"
     api_key_env: TEST_DISCOURSE_KEY
     api_username_env: TEST_DISCOURSE_USER
-    timeout_seconds: 1
     read_only: {str(read_only).lower()}
 team:
   - {{name: Alex Admin, email: alex@example.com, role: admin}}
@@ -250,7 +249,8 @@ team:
 """
 
 
-DISCOURSE_ENV = {"TEST_DISCOURSE_KEY": "test-key", "TEST_DISCOURSE_USER": "northwind_team"}
+DISCOURSE_ENV = {"TEST_DISCOURSE_KEY": "test-key", "TEST_DISCOURSE_USER": "northwind_team",
+                 "HEARKEN_PUBLISH_TIMEOUT": "1"}
 
 
 def seed_discourse_case(store, cfg, base_url: str, *, topic_id: int = 17, post_number: int = 1,

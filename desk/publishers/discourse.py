@@ -18,6 +18,8 @@ from desk.config import HearkenConfig
 from desk.publishers.base import NotConfigured, Posted, Rejected, Target, Unknown
 
 SKEW = timedelta(seconds=60)  # clocks differ between us and the forum
+TIMEOUT = 20.0  # seconds; HEARKEN_PUBLISH_TIMEOUT overrides it
+USER_AGENT = "hearken/0.1 (+https://example.com/hearken)"
 
 
 class DiscoursePublisher:
@@ -106,4 +108,5 @@ def build(cfg: HearkenConfig, src, env: Mapping[str, str]) -> DiscoursePublisher
     if not key or not user:
         raise NotConfigured(f"source {src.name!r} needs api_key_env and api_username_env set to post replies")
     return DiscoursePublisher(str(src.base_url), key, user, accounts=list(cfg.accounts.get("discourse", [])),
-                              user_agent=src.user_agent, timeout=src.timeout_seconds)
+                              user_agent=getattr(src, "user_agent", USER_AGENT),
+                              timeout=float(env.get("HEARKEN_PUBLISH_TIMEOUT") or TIMEOUT))

@@ -1,0 +1,153 @@
+"""End to end in real Chromium: sign in through an OIDC provider, claim a case, post a reply to a
+Discourse stand-in on 127.0.0.1 (answering with the recorded create-post response), resolve the case,
+and see the audit trail. Screenshots of each page go to test-artifacts/.
+
+Needs Debian's chromium (/usr/bin/chromium) and the playwright package; skips with the reason otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from desk.config import load_config
+from desk.db import connect
+from tests.conftest import need_fixtures
+from tests.e2e_helpers import (ARTIFACTS, CHROMIUM_ARGS, DISCOURSE_ENV, HOSTILE_BODY, ROOT, DiscourseForum,
+                               discourse_config, free_port, seed_case, seed_discourse_case, start_streamlit)
+
+CHROMIUM = "/usr/bin/chromium"
+
+pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed")
+
+
+@pytest.fixture
+def browser():
+    playwright = pytest.importorskip("playwright.sync_api")
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def oidc():
+    from oidc_provider_mock import run_server_in_thread
+
+    with run_server_in_thread(port=free_port()) as server:
+        yield f"http://127.0.0.1:{server.server_port}"
+
+
+def settle(page) -> None:
+    from playwright.sync_api import expect
+
+    expect(page.get_by_test_id("stStatusWidget")).to_be_hidden(timeout=20000)
+    page.wait_for_timeout(300)
+
+
+def shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+def test_sign_in_claim_reply_resolve_in_chromium(tmp_path, browser, oidc):
+    from playwright.sync_api import expect
+
+    forum = DiscourseForum(need_fixtures("discourse", "new_topic_response.json")).start()
+    home = tmp_path / "home"
+    (home / ".streamlit").mkdir(parents=True)
+    port = free_port()
+    (home / ".streamlit" / "secrets.toml").write_text(
+        "[auth]\n"
+        f'redirect_uri = "http://127.0.0.1:{port}/oauth2callback"\n'
+        'cookie_secret = "e2e-cookie-secret-not-for-production"\n'
+        'client_id = "hearken"\nclient_secret = "hearken-secret"\n'
+        f'server_metadata_url = "{oidc}/.well-known/openid-configuration"\n')
+    cfg_path = tmp_path / "hearken.yaml"
+    cfg_path.write_text(discourse_config(forum.base_url) + "dashboard: {auth: oidc}\n")
+    db_url = f"sqlite:///{tmp_path / 'hearken.db'}"
+    cfg = load_config(cfg_path)
+    store = connect(db_url)
+    case_id = seed_discourse_case(store, cfg, forum.base_url, body="My Northwind hub drops every evening",
+                                  minutes_ago=90, severity=3)
+    hostile = seed_case(store, cfg, external_id="evil", body=HOSTILE_BODY, author="[admin](https://evil.example)",
+                        minutes_ago=20)
+    proc, url = start_streamlit(ROOT / "dashboard" / "app.py", home=home, port=port,
+                                env={"HEARKEN_CONFIG": str(cfg_path), "HEARKEN_DATABASE_URL": db_url, **DISCOURSE_ENV})
+    try:
+        ctx = browser.new_context(viewport={"width": 1400, "height": 1800})
+        page = ctx.new_page()
+        page.goto(url)
+        expect(page.get_by_text("Sign in with your company account")).to_be_visible(timeout=30000)
+        expect(page.get_by_text("My Northwind hub drops")).to_have_count(0)
+        shot(page, "01-sign-in")
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(f"{oidc}/**", timeout=20000)
+        page.fill("input[name=sub]", "sam@example.com")
+        page.get_by_role("button", name="Authorize").click()
+
+        # the queue, signed in as Sam
+        expect(page.get_by_text("Signed in as")).to_be_visible(timeout=30000)
+        item = page.locator(f".st-key-case-{case_id}")
+        expect(item).to_contain_text("My Northwind hub drops every evening")
+        expect(page.locator(f".st-key-case-{hostile}")).to_contain_text("<script>window.hacked=1</script>")
+        assert page.locator('a[href*="evil.example"]').count() == 0
+        assert page.evaluate("window.hacked") is None
+        assert page.locator("h1:has-text('GIANT HEADER')").count() == 0
+        settle(page)
+        shot(page, "02-queue")
+        item.get_by_role("button", name="Claim").click()
+        settle(page)
+        expect(page.locator(f".st-key-case-{case_id}")).to_contain_text("Assignee: Sam Agent")
+
+        # the case: compose from a template and post publicly, clicking twice
+        page.locator(f".st-key-case-{case_id}").get_by_role("link", name="Open").click()
+        expect(page.get_by_role("heading", name=f"Case #{case_id}")).to_be_visible(timeout=20000)
+        settle(page)
+        page.get_by_label("Your reply (up to 32000 characters on discourse)").fill(
+            "Hi kevin.r, sorry about the drops. We're checking the line tonight and will update you here by 6pm. "
+            f"Thanks for raising it. Ref #HK{case_id}")
+        page.keyboard.press("Control+Enter")
+        settle(page)
+        expect(page.get_by_test_id("stText").filter(has_text="checking the line tonight")).to_have_count(1)
+        shot(page, "03-case-composer")
+        page.get_by_role("button", name="Post publicly").dblclick()
+        expect(page.get_by_text("Posted publicly")).to_be_visible(timeout=20000)
+        settle(page)
+        assert len(forum.posts) == 1 and len(forum.http.posts()) == 1
+        assert forum.http.posts()[0].json()["topic_id"] == 17
+        shot(page, "04-case-replied")
+
+        # resolve with a note and a root cause, then see the audit trail
+        page.get_by_label("What was done").fill("Line fault fixed by the engineer on Tuesday")
+        page.get_by_label("What was done").press("Tab")
+        settle(page)
+        page.get_by_role("button", name="Resolve").click()
+        expect(page.get_by_text("Case resolved.")).to_be_visible(timeout=20000)
+        settle(page)
+        expect(page.get_by_text("resolved", exact=True).first).to_be_visible()
+        history = page.get_by_test_id("stDataFrame")
+        expect(history).to_be_visible()
+        shot(page, "05-case-resolved")
+        from sqlalchemy import select
+
+        from desk.models import Event
+
+        with store.session() as s:
+            trail = [(e.actor, e.action) for e in s.scalars(select(Event).where(Event.case_id == case_id))]
+        assert ("Sam Agent", "claimed") in trail and ("Sam Agent", "replied") in trail
+        assert trail[-1] == ("Sam Agent", "resolved")
+
+        for path, title, name in (("metrics", "Metrics", "06-metrics"), ("sources", "Sources", "07-sources")):
+            page.goto(f"{url}/{path}")
+            expect(page.get_by_role("heading", name=title)).to_be_visible(timeout=20000)
+            settle(page)
+            shot(page, name)
+        ctx.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        forum.stop()
+        store.close()
