@@ -144,8 +144,9 @@ def _permanent(exc: Exception) -> bool:
     """True when the server rejected the message for good (5xx) rather than for now."""
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         return all(code >= 500 for code, _ in exc.recipients.values())
-    if isinstance(exc, smtplib.SMTPAuthenticationError):
-        return False  # a wrong password is fixed in the environment; keep the alert until then
+    if isinstance(exc, (smtplib.SMTPAuthenticationError, smtplib.SMTPConnectError, smtplib.SMTPHeloError,
+                        smtplib.SMTPNotSupportedError)):
+        return False  # the server or our settings, not this message: keep the alert until they are fixed
     code = getattr(exc, "smtp_code", None)
     return isinstance(code, int) and code >= 500
 
@@ -195,11 +196,18 @@ def send_pending(store: Store, cfg: HearkenConfig, *, now: datetime | None = Non
         _finish(store, token, row_id, {"status": "cancelled", "last_error": why})
     rows = [r for r in rows if r.id not in stale]
     conn: smtplib.SMTP | None = None
+    down: Exception | None = None  # the server could not be reached or used: the rest of the batch waits too
     try:
         for row in rows:
             try:
+                if down is not None:
+                    raise down
                 if conn is None:
-                    conn = connect(cfg.alerts.smtp, env=env, tls_context=tls_context)
+                    try:
+                        conn = connect(cfg.alerts.smtp, env=env, tls_context=tls_context)
+                    except (smtplib.SMTPException, OSError, SmtpSetupError) as exc:
+                        down = exc
+                        raise
                 refused = conn.send_message(build_message(row, cfg.alerts.smtp),
                                             from_addr=_address(cfg.alerts.smtp.sender), to_addrs=row.recipients)
             except (smtplib.SMTPException, OSError, SmtpSetupError) as exc:

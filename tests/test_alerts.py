@@ -177,3 +177,22 @@ def test_alerts_disabled_writes_nothing(store, smtp_server):
     new_case(store, cfg, posted_at=T0, severity=4)
     _run(store, cfg, T0 + dt.timedelta(minutes=61))
     assert mailer.outbox_health(store)["pending"] == 0 and not smtp_server.messages
+
+
+def test_the_runner_schedules_the_scans_and_the_mailer(store, smtp_server):
+    import classifier
+
+    from desk.runner import Runner
+
+    clock = {"now": T0}
+    cfg = _cfg(smtp_server.port, sources=[], **{"alerts.rules.sla_warning_minutes": 0})
+    case_id = new_case(store, cfg, posted_at=T0, severity=4)
+    runner = Runner(cfg, store, model_loader=classifier.load, clock=lambda: clock["now"])
+    assert [name for name, _, _ in runner._tasks] == ["alerts.sla", "alerts.sources", "alerts.digest",
+                                                      "report.weekly", "mailer.send"]
+    runner.tick()
+    assert not smtp_server.messages
+    clock["now"] = T0 + dt.timedelta(minutes=61)
+    runner.tick()
+    [got] = smtp_server.messages
+    assert f"case #{case_id}" in got.message["Subject"] and "SLA breached" in got.message["Subject"]
