@@ -147,7 +147,9 @@ def test_reply_with_template_posts_once_and_case_is_replied(env):
     assert [p["text"] for p in posts] == [draft]
     assert "**replied**" in at.markdown[0].value
     assert "replied" in list(at.dataframe[0].value["action"])
-    # clicking the now-empty composer again posts nothing more
+    # the composer is empty again, so clicking once more posts nothing
+    assert at.text_area(key=f"draft-{cid}").value == ""
+    assert at.selectbox(key=f"template-{cid}").value == "(write my own)"
     assert at.button(key="post").disabled
     assert len(read_posts(platform_file(cfg, dict(os.environ)))) == 1
 

@@ -118,6 +118,7 @@ def test_sign_in_claim_reply_resolve_in_chromium(tmp_path, browser, oidc):
         settle(page)
         assert len(forum.posts) == 1 and len(forum.http.posts()) == 1
         assert forum.http.posts()[0].json()["topic_id"] == 17
+        expect(page.get_by_label("Your reply (up to 32000 characters on discourse)")).to_have_value("")
         shot(page, "04-case-replied")
 
         # resolve with a note and a root cause, then see the audit trail

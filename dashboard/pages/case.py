@@ -162,6 +162,10 @@ with side_col:
                         raise CaseError(out.message)
                 act(_check, "Found our reply on the platform; recorded as posted.")
         names = ["(write my own)"] + list(replies.TEMPLATES)
+        if st.session_state.pop(f"reset-{case_id}", False):  # after a post: an empty composer, a fresh draft key
+            st.session_state[dkey] = ""
+            st.session_state[f"template-{case_id}"] = names[0]
+            st.session_state.pop(f"template-used-{case_id}", None)
         tpl = st.selectbox("Template", names, key=f"template-{case_id}",
                            help="Acknowledge, show you understand, give a plan with a time, thank them.")
         if tpl != st.session_state.get(f"template-used-{case_id}") and tpl != names[0]:
@@ -187,8 +191,8 @@ with side_col:
                 kind = {"posted": "success", "failed": "error", "unknown": "warning"}.get(out.status, "info")
                 ui.flash(flash_key, kind, out.message)
                 if out.status == "posted":
-                    for k in (kkey, dkey, skey, f"template-used-{case_id}", f"template-{case_id}"):
-                        st.session_state.pop(k, None)
+                    st.session_state.pop(kkey, None)
+                    st.session_state[f"reset-{case_id}"] = True
             st.rerun()
 
         with st.expander("Replied elsewhere"):

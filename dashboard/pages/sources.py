@@ -5,6 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import components as ui
+from dashboard.components import md_escape
+from desk.publishers import can_post
 from desk.sources import source_health
 
 actor = ui.require_actor()
@@ -26,6 +28,9 @@ for h in rows:
         b.metric("Failures in a row", h.consecutive_failures)
         c.metric("Mentions stored", h.mentions_total)
         d.metric("Backing off until", ui.fmt_time(h.backoff_until) if h.backing_off else "—")
+        if h.enabled:
+            can, why = can_post(cfg, h.name)
+            st.caption("Replies: posted publicly through this source" if can else f"Replies: off · {md_escape(why)}")
         if h.status_reason:
             st.text(f"Note: {h.status_reason}")
         if h.last_error:
