@@ -113,7 +113,7 @@ class DiscourseCollector:
             reads += len(items)
             ids = [self._post_id(p, response) for p in items]
             reached = last_id is None or not items or min(ids) <= last_id
-            posts.extend(p for p, i in zip(items, ids) if last_id is None or i > last_id)
+            posts.extend(p for p, i in zip(items, ids, strict=True) if last_id is None or i > last_id)
             if reached:
                 break
             before = min(ids)
@@ -150,7 +150,7 @@ class DiscourseCollector:
                 item.setdefault("topic_slug", topic.get("slug", "topic"))
             reads += len(items)
             ids = [self._post_id(p, response) for p in items]
-            posts.extend(p for p, i in zip(items, ids) if last_id is None or i > last_id)
+            posts.extend(p for p, i in zip(items, ids, strict=True) if last_id is None or i > last_id)
             more = (data.get("grouped_search_result") or {}).get("more_posts")
             if last_id is None or not items or min(ids) <= last_id or not more:
                 break

@@ -44,7 +44,7 @@ from zoneinfo import ZoneInfo
 from bs4 import BeautifulSoup, Tag
 
 from collectors import http
-from collectors.base import BadPayload, Mention, NotConfigured, PollResult, TryLater
+from collectors.base import BadPayload, Mention, NotConfigured, PollResult
 from collectors.forum_presets import DEFAULT_NEXT_PAGE, PRESETS
 from collectors.match import TermMatcher
 

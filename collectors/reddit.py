@@ -196,7 +196,7 @@ class RedditCollector:
         found: list[Any] = []
         reads = 0
         pages = 1 if newest_utc is None else self.settings.max_pages
-        for page in range(pages):
+        for _page in range(pages):
             listing = self._get("r/all/search/", params)  # the path PRAW uses
             items = list(listing.children)
             reads += len(items)

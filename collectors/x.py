@@ -193,7 +193,7 @@ class XCollector:
         oldest: str | None = None
         next_token = None
         finished = False
-        for page_no in range(1 if first_poll else self.settings.max_pages):
+        for _ in range(1 if first_poll else self.settings.max_pages):
             left = None if read_budget is None else read_budget - reads
             if left is not None and left < MIN_PAGE:
                 notes.append(f"monthly read cap reached: {read_budget - reads if read_budget else 0} reads left this month"

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timedelta, timezone
-from zoneinfo import ZoneInfo
 from email.utils import format_datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from pydantic import ValidationError
