@@ -279,7 +279,8 @@ def outbox_health(store: Store) -> dict[str, Any]:
     """The email queue at a glance.
 
     Keys: pending (waiting or being sent), retrying (pending after at least one failure), failed,
-    sent, throttled (held back by alerts.rules.throttle_minutes), oldest_pending_at, last_sent_at,
+    sent, throttled (held back by alerts.rules.throttle_minutes), cancelled (a case alert whose case was
+    resolved or answered before it went out), oldest_pending_at, last_sent_at,
     last_error ({id, kind, subject, error, attempts, status, next_attempt_at} of the latest
     failing row, or None), recent_failures (up to 10 such dicts, newest first).
     """
@@ -300,6 +301,7 @@ def outbox_health(store: Store) -> dict[str, Any]:
         "failed": counts.get("failed", 0),
         "sent": counts.get("sent", 0),
         "throttled": counts.get("throttled", 0),
+        "cancelled": counts.get("cancelled", 0),
         "oldest_pending_at": oldest,
         "last_sent_at": last_sent,
         "last_error": recent[0] if recent else None,

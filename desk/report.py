@@ -289,6 +289,9 @@ class WeeklyReport:
     def to_text(self) -> str:
         return to_text(self)
 
+    def charts(self) -> list[str]:
+        return svg_charts(self)
+
 
 # --- building ----------------------------------------------------------------------------
 
@@ -663,25 +666,7 @@ def to_html(rep: WeeklyReport) -> str:
                                                                       for c in cells) + "</tr>")
     figures = f"<table class='fig'><tr>{head}</tr>{''.join(body)}</table>"
 
-    charts = [
-        bar_chart("Time to first public reply, hours (from the customer's post)", ["overall"] + platforms,
-                  [("median", [rep.overall.first_reply_hours_median]
-                    + [rep.platforms[p].first_reply_hours_median for p in platforms], "#4c78a8"),
-                   ("90th percentile", [rep.overall.first_reply_hours_p90]
-                    + [rep.platforms[p].first_reply_hours_p90 for p in platforms], "#f58518")]),
-        bar_chart("Complaints per day, and how many were answered publicly", [d["day"] for d in rep.daily],
-                  [("complaints", [d["complaints"] for d in rep.daily], "#9ecae9"),
-                   ("answered publicly", [d["answered_publicly"] for d in rep.daily], "#54a24b")]),
-        bar_chart(f"Share within SLA, % ({rep.week} and {rep.previous_week})", ["first response", "resolution"],
-                  [(rep.previous_week, [_pct(rep.previous_overall.first_response_sla_share),
-                                        _pct(rep.previous_overall.resolution_sla_share)], "#bab0ac"),
-                   (rep.week, [_pct(rep.overall.first_response_sla_share),
-                               _pct(rep.overall.resolution_sla_share)], "#4c78a8")]),
-    ]
-    if rep.themes:
-        charts.append(bar_chart("Complaints per recurring theme", [f"{t.number}. {', '.join(t.words[:2])}"
-                                                                   for t in rep.themes[:10]],
-                                [("complaints", [t.size for t in rep.themes[:10]], "#e45756")]))
+    charts = svg_charts(rep)
 
     theme_rows = "".join(
         f"<tr><td>{t.number}</td><td>{e(', '.join(t.words))}</td><td>{t.size}</td>"
@@ -721,6 +706,32 @@ table.fig td {{ text-align: right; white-space: nowrap; }} th[scope=row] {{ text
 <h2>Definitions</h2>{definitions}
 </body></html>
 """
+
+
+def svg_charts(rep: WeeklyReport) -> list[str]:
+    """The report's charts as inline SVG strings (also usable by the dashboard with st.html)."""
+    platforms = list(rep.platforms)
+    charts = [
+        bar_chart("Time to first public reply, hours (from the customer's post)", ["overall"] + platforms,
+                  [("median", [rep.overall.first_reply_hours_median]
+                    + [rep.platforms[p].first_reply_hours_median for p in platforms], "#4c78a8"),
+                   ("90th percentile", [rep.overall.first_reply_hours_p90]
+                    + [rep.platforms[p].first_reply_hours_p90 for p in platforms], "#f58518")]),
+        bar_chart("Complaints per day, and how many were answered publicly", [d["day"] for d in rep.daily],
+                  [("complaints", [d["complaints"] for d in rep.daily], "#9ecae9"),
+                   ("answered publicly", [d["answered_publicly"] for d in rep.daily], "#54a24b")]),
+        bar_chart(f"Share within SLA, % ({rep.week} and {rep.previous_week})", ["first response", "resolution"],
+                  [(rep.previous_week, [_pct(rep.previous_overall.first_response_sla_share),
+                                        _pct(rep.previous_overall.resolution_sla_share)], "#bab0ac"),
+                   (rep.week, [_pct(rep.overall.first_response_sla_share),
+                               _pct(rep.overall.resolution_sla_share)], "#4c78a8")]),
+    ]
+    if rep.themes:
+        charts.append(bar_chart("Complaints per recurring theme", [f"{t.number}. {', '.join(t.words[:2])}"
+                                                                   for t in rep.themes[:10]],
+                                [("complaints", [t.size for t in rep.themes[:10]], "#e45756")]))
+
+    return charts
 
 
 def _pct(v: float | None) -> float | None:
