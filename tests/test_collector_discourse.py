@@ -185,3 +185,12 @@ def test_quoting_is_not_mentioning_but_quoting_us_is_an_answer(server):
     [m] = make(server).poll(None).mentions
     assert m.extra["post_id"] == 2 and m.extra["reply_to_own"] is True
     assert "We are on it" in m.body  # the stored text is the whole post
+
+
+def test_a_post_found_by_latest_and_by_search_is_one_mention(server):
+    server.route("/posts.json", Reply(200, {"latest_posts": [post(3), post(2)]}))
+    server.route("/search.json", Reply(200, {"posts": [post(3)], "topics": [{"id": 5, "title": "Router down"}],
+                                             "grouped_search_result": {"more_posts": None}}))
+    result = make(server, read=["latest", "search"]).poll(None)
+    assert [m.extra["post_id"] for m in result.mentions] == [2, 3]
+    assert result.cursor["search"]["acme"]["last_id"] == 3 and result.cursor["latest"]["last_id"] == 3

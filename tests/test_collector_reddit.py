@@ -244,3 +244,13 @@ def test_an_empty_first_search_starts_from_now(reddit_server):
     before = time.time()
     result = make(search=["acme"], base_url=reddit_server.url).poll(None)
     assert result.cursor["listings"]["search:acme"]["newest_utc"] >= before
+
+
+def test_a_post_in_a_subreddit_and_in_search_is_one_mention(reddit_server):
+    posts = [thing("t3", n) for n in range(1, 4)]
+    reddit_server.route("/r/acme/new", FakeListing("t3", posts))
+    reddit_server.route("/r/all/search/", Reply(200, {"kind": "Listing", "data": {
+        "children": list(reversed(posts)), "after": None, "before": None}}))
+    result = make(subreddits=["acme/new"], search=["acme"], base_url=reddit_server.url).poll(None)
+    assert [m.external_id for m in result.mentions] == ["t3_1", "t3_2", "t3_3"]
+    assert result.reads == 6
