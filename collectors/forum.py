@@ -367,7 +367,8 @@ class ForumCollector:
                     break
                 soup = BeautifulSoup(http.decode_html(response.content, response.headers, forced=self.settings.encoding),
                                      "html.parser")
-                posts = self._posts(soup, url, configured, notes)
+                final = str(response.url)  # links resolve against where redirects led
+                posts = self._posts(soup, final, configured, notes)
                 reads += len(posts)
                 pending.append(posts)
                 last_url = url
@@ -375,7 +376,7 @@ class ForumCollector:
                 new_state.pop("etag", None)
                 new_state.pop("last_modified", None)
                 new_state.update(v.to_cursor())
-                nxt = self._next_page(soup, url)
+                nxt = self._next_page(soup, final)
                 if nxt is None:
                     break
                 url = nxt

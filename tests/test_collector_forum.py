@@ -295,3 +295,10 @@ def test_a_long_crawl_delay_means_one_page_per_poll(server):
     second = collector.poll(first.cursor)  # the delay has not passed: nothing is fetched
     assert [r.path for r in server.requests].count("/t") == 1 and second.mentions == []
     assert second.cursor["pages"][server.url + "/t"]["resume"] == server.url + "/t?page=2"
+
+
+def test_links_resolve_against_the_page_a_redirect_led_to(server):
+    server.route("/old/t", Reply(301, "", {"Location": "/new/t"}))
+    server.route("/new/t", Reply(200, page([(1, "ann", "acme")]).replace('href="/p/1"', 'href="p/1"')))
+    [m] = make(server, ["/old/t"], selectors=SELECTORS).poll(None).mentions
+    assert m.url == server.url + "/new/p/1"
