@@ -22,6 +22,7 @@ systems can drop that duplicate.
 from __future__ import annotations
 
 import email.policy
+import logging
 import os
 import re
 import smtplib
@@ -39,6 +40,8 @@ from sqlalchemy import and_, func, or_, select, update
 from desk.config import HearkenConfig, Smtp
 from desk.db import Store
 from desk.models import Case, Outbox, now_utc
+
+log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 20
 BACKOFF_BASE_SECONDS = 60.0
@@ -207,6 +210,8 @@ def send_pending(store: Store, cfg: HearkenConfig, *, now: datetime | None = Non
                         conn = connect(cfg.alerts.smtp, env=env, tls_context=tls_context)
                     except (smtplib.SMTPException, OSError, SmtpSetupError) as exc:
                         down = exc
+                        log.warning("cannot send alert emails via %s:%s: %s (%d waiting; retrying with backoff)",
+                                    cfg.alerts.smtp.host, cfg.alerts.smtp.port, _describe(exc), len(rows))
                         raise
                 refused = conn.send_message(build_message(row, cfg.alerts.smtp),
                                             from_addr=_address(cfg.alerts.smtp.sender), to_addrs=row.recipients)
