@@ -130,6 +130,12 @@ def _excerpt(mention: Mention | None) -> str:
     return body if len(body) <= QUOTE_LIMIT else body[:QUOTE_LIMIT - 3].rstrip() + "..."
 
 
+def _snippet(mention: Mention, limit: int = 60) -> str:
+    """The post's first words on one line, for a subject a person can triage from."""
+    text = " ".join((mention.title or mention.body or "").split())
+    return text if len(text) <= limit else text[:limit - 3].rstrip() + "..."
+
+
 def _when(at: datetime | None, cfg: HearkenConfig) -> str:
     if at is None:
         return "-"
@@ -179,7 +185,8 @@ def on_case_opened(session: Session, cfg: HearkenConfig, case: Case, mention: Me
         _case_facts(cfg, case, mention), quote=_excerpt(mention), links=_case_links(cfg, case, mention))
     queue(session, kind="severe_complaint", dedupe_key=f"severe:case:{case.id}", recipients=recipients,
           case_id=case.id, throttle_minutes=rules.throttle_minutes, now=case.opened_at,
-          subject=f"[Hearken] New severity {case.severity} complaint on {case.platform}{who} (case #{case.id})",
+          subject=f"[Hearken] New severity {case.severity} complaint on {case.platform}{who}: "
+                  f"\"{_snippet(mention)}\" (case #{case.id})",
           body_text=text, body_html=body_html)
 
 

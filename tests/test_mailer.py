@@ -46,6 +46,7 @@ def test_severe_complaint_arrives_once_to_managers_with_link_and_escaped_quote(s
     assert sorted(got.rcpt_tos) == ["dana@example.com", "morgan@example.com"]  # managers, not the agent or admin
     subject = got.message["Subject"]
     assert "severity 4" in subject and f"case #{case_id}" in subject and "angry_ann" in subject
+    assert '"Northwind cut me off <script>alert("x")</script> & nobody..."' in subject
     text, html = got.part("plain"), got.part("html")
     link = f"https://desk.example.com/case?id={case_id}"
     assert link in text and f'href="{link}"' in html
