@@ -113,3 +113,35 @@ def test_queue_orders_by_due_then_severity_and_counts_overdue(store, cfg):
 def test_team_sync_and_local_user(store, cfg):
     assert sync_team(store, cfg) == 3
     assert local_actor(cfg).name == "Alex Admin"
+
+
+def test_similar_past_cases_rank_by_meaning_and_show_how_they_were_answered(sqlite_store, cfg, people):
+    from desk.queue import similar_cases
+    from desk.replies import new_key, post_reply
+
+    store = sqlite_store
+    billing = seed_case(store, cfg, external_id="s1", body="Northwind charged me twice this month, I want a refund")
+    outage = seed_case(store, cfg, external_id="s2", body="Northwind broadband has been down all evening again")
+    post_reply(store, cfg, billing, people["sam"], "Sorry! Billing will refund the double charge in 2 days.",
+               key=new_key())
+    cases.resolve(store, billing, people["sam"], note="Refunded", root_cause="billing")
+    post_reply(store, cfg, outage, people["sam"], "Sorry, engineers are fixing the fault tonight.", key=new_key())
+    new = seed_case(store, cfg, external_id="s3", body="I was billed two times by Northwind, need my money back")
+    sims = similar_cases(store, new, k=2, min_similarity=-1)
+    assert [s.case_id for s in sims] == [billing, outage]
+    assert sims[0].reply.startswith("Sorry! Billing will refund") and sims[0].root_cause == "billing"
+    assert sims[0].similarity > sims[1].similarity
+
+
+def test_source_health_lists_config_sources_with_runner_state(sqlite_store, cfg):
+    from desk.models import SourceState, now_utc
+    from desk.sources import source_health
+
+    with sqlite_store.session() as s:
+        s.add(SourceState(name="demo", platform="demo", status="failing", last_error="boom", last_error_at=now_utc(),
+                          consecutive_failures=2, mentions_total=3))
+        s.add(SourceState(name="old", platform="x", status="ok", reads_month="2001-01", reads_count=5))
+    rows = {h.name: h for h in source_health(sqlite_store, cfg)}
+    assert rows["demo"].status == "failing" and rows["demo"].last_error == "boom"
+    assert rows["demo"].consecutive_failures == 2
+    assert rows["old"].status == "removed from config" and rows["old"].reads_this_month == 0

@@ -58,9 +58,10 @@ def queue_list() -> None:
             left, right = st.columns([4, 2])
             with left:
                 due_kind = "reply" if item.status == "open" else "resolve"
+                left_text = f"{due_kind}: {ui.fmt_left(item.time_left)}"
                 st.markdown(
                     f"**#{item.case_id}** · {ui.severity_label(item.severity)} · {item.platform} · "
-                    f"{item.status} · {'🔴 ' if item.overdue else ''}{due_kind}: {ui.fmt_left(item.time_left)} · "
+                    f"{item.status} · {f':red[**{left_text}**]' if item.overdue else left_text} · "
                     f"posted {ui.fmt_span(item.age)} ago · score {item.score or 0:.2f}")
                 st.text(f"{item.author}: {item.title}" if item.title else item.author)
                 st.text(item.excerpt)
@@ -77,14 +78,15 @@ def queue_list() -> None:
                                                            help="Closes the case and teaches the classifier"):
                         _act(lambda: cases.dismiss(store, item.case_id, actor),
                              f"Case #{item.case_id} closed as not a complaint; label saved.")
-                if actor.at_least("manager"):
-                    names = ["—"] + team_names(cfg)
-                    current = names.index(item.assignee) if item.assignee in names else 0
-                    pick = st.selectbox("Assign to", names, index=current, key=f"assign-to-{item.case_id}",
-                                        label_visibility="collapsed")
-                    if pick != names[current] and st.button("Assign", key=f"assign-{item.case_id}"):
-                        _act(lambda: cases.assign(store, cfg, item.case_id, actor, None if pick == "—" else pick),
-                             f"Case #{item.case_id} assigned to {pick}.")
+                    if actor.at_least("manager"):
+                        with st.popover("Assign", key=f"assign-menu-{item.case_id}"):
+                            names = ["—"] + team_names(cfg)
+                            current = names.index(item.assignee) if item.assignee in names else 0
+                            pick = st.selectbox("Assign to", names, index=current, key=f"assign-to-{item.case_id}")
+                            if st.button("Assign", key=f"assign-{item.case_id}"):
+                                _act(lambda: cases.assign(store, cfg, item.case_id, actor,
+                                                          None if pick == "—" else pick),
+                                     f"Case #{item.case_id} assigned to {pick}.")
 
 
 queue_list()
