@@ -1,0 +1,59 @@
+"""The report as the dashboard's Metrics page draws it (Streamlit AppTest, real SQLite)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import yaml
+from streamlit.testing.v1 import AppTest
+
+from desk.config import load_config
+from desk.db import connect
+from tests.conftest import MINIMAL_CONFIG
+from tests.test_alerts_support import new_case, update_case
+
+UTC = dt.timezone.utc
+
+SCRIPT = """
+import datetime as dt
+import streamlit as st
+from desk import report
+from desk.config import load_config
+from desk.db import connect
+
+def no_embed(texts):
+    raise RuntimeError("no embeddings here")
+
+cfg = load_config({path!r})
+report.dashboard_view(st, connect(cfg.database_url()), cfg, now=dt.datetime(2026, 11, 24, 12, tzinfo=dt.timezone.utc),
+                      embed=no_embed)
+"""
+
+
+def test_metrics_view_shows_the_figures_charts_and_downloads(tmp_path):
+    data = yaml.safe_load(MINIMAL_CONFIG)
+    data["database"] = {"url": "sqlite:///hearken.db"}
+    data["alerts"] = {"enabled": False}
+    data["sla"] = {"timezone": "UTC"}
+    path = tmp_path / "hearken.yaml"
+    path.write_text(yaml.safe_dump(data))
+    cfg = load_config(path)
+    store = connect(cfg.database_url())
+    posted = dt.datetime(2026, 11, 17, 10, tzinfo=UTC)
+    a = new_case(store, cfg, posted_at=posted, severity=2, body="Northwind <b>down</b>")
+    new_case(store, cfg, posted_at=posted, severity=2, platform="x", body="Northwind slow")
+    update_case(store, a, first_response_at=posted + dt.timedelta(hours=3), status="replied")
+    store.close()
+
+    at = AppTest.from_string(SCRIPT.format(path=str(path)), default_timeout=30).run()
+    assert not at.exception
+    assert at.selectbox(key="report_week").value == "2026-W47"
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Complaints"] == "2" and metrics["Answered publicly"] == "50%"
+    assert metrics["Median first public reply"] == "3.0 h"
+    assert len(at.get("vega_lite_chart")) + len(at.get("arrow_vega_lite_chart")) == 2
+    assert len(at.get("download_button")) == 3
+
+    at.selectbox(key="report_week").select("2026-W46").run()
+    assert not at.exception
+    assert {m.label: m.value for m in at.metric}["Complaints"] == "0"
