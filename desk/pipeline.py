@@ -33,6 +33,8 @@ from desk.sla import due_times
 
 log = logging.getLogger(__name__)
 
+CAP_NOTE = "monthly read cap reached"  # a collector's note that it stopped at its read budget
+
 
 class Predictor(Protocol):
     version: str
@@ -86,7 +88,7 @@ def store_poll(store: Store, source: str, platform: str, result: PollResult, *, 
         state.reads_count += result.reads
         state.cursor = result.cursor
         state.last_poll_at = state.last_success_at = now
-        state.status = "capped" if any("cap" in n for n in result.notes) else "ok"
+        state.status = "capped" if any(n.startswith(CAP_NOTE) for n in result.notes) else "ok"
         state.status_reason = "; ".join(result.notes) or None
         state.consecutive_failures = 0
         state.failing_since = None
