@@ -348,7 +348,8 @@ def weekly_report_due(cfg: HearkenConfig, now: datetime) -> bool:
 
 
 def send_weekly_report(session: Session, cfg: HearkenConfig, now: datetime, *, force: bool = False,
-                       week: str | None = None, embed: Callable | None = None) -> Outbox | None:
+                       week: str | None = None, embed: Callable | None = None,
+                       write_files: bool = True) -> Outbox | None:
     """Queue the weekly report email (and write its files) at report.weekday/hour; once per week."""
     if not cfg.report.recipients or (not force and not weekly_report_due(cfg, now)):
         return None
@@ -359,10 +360,11 @@ def send_weekly_report(session: Session, cfg: HearkenConfig, now: datetime, *, f
     if session.scalar(select(Outbox.id).where(Outbox.dedupe_key == key)) is not None:
         return None
     rep = report.build(session, cfg, week, now=now, embed=embed)
-    try:
-        report.write_files(rep, report.output_dir(cfg))
-    except OSError:
-        log.warning("could not write the weekly report files to %s", report.output_dir(cfg), exc_info=True)
+    if write_files:
+        try:
+            report.write_files(rep, report.output_dir(cfg))
+        except OSError:
+            log.warning("could not write the weekly report files to %s", report.output_dir(cfg), exc_info=True)
     return queue(session, kind="weekly_report", dedupe_key=key, recipients=cfg.resolve_recipients(cfg.report.recipients),
                  now=now, subject=f"[Hearken] Weekly public-response report {week}: {report.headline(rep)}",
                  body_text=report.to_text(rep), body_html=report.to_html(rep))

@@ -330,7 +330,8 @@ def _rows(s: Session, cfg: HearkenConfig, start: datetime, end: datetime, as_of:
         if reply_at is not None and reply_at > as_of:
             reply_at = None
         st = sla_mod.status(case, cfg.sla, as_of)
-        resolved = case.resolved_at if case.status == "resolved" and case.resolved_at <= as_of else None
+        resolved = (case.resolved_at if case.status == "resolved" and case.resolved_at is not None
+                    and case.resolved_at <= as_of else None)
         rows.append(CaseRow(
             case_id=case.id, mention_id=m.id, platform=case.platform, source=case.source, status=case.status,
             severity=case.severity, topic=case.topic, assignee=case.assignee, root_cause=case.root_cause,

@@ -49,7 +49,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             print("hearken report: report.recipients is empty; nothing sent", file=sys.stderr)
             return 1
         with store.session() as s:
-            row = alerts.send_weekly_report(s, cfg, now, force=True, week=rep.week)
+            row = alerts.send_weekly_report(s, cfg, now, force=True, week=rep.week, write_files=False)
         if row is None:
             print(f"the report for {rep.week} was already queued or sent; see the Sources page")
         result = mailer.send_pending(store, cfg, now=now)

@@ -51,7 +51,8 @@ def test_report_writes_the_chosen_formats(tmp_path, capsys, smtp_server):
 def test_report_send_emails_the_list(tmp_path, capsys, smtp_server):
     path, _ = _setup(tmp_path, smtp_server.port)
     assert main(["--config", str(path), "report", "--week", "2026-W47", "--send"]) == 0
-    assert (tmp_path / "out" / "hearken-report-2026-W47.html").is_file()  # report.output_dir, beside the config
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [  # report.output_dir, beside the config
+        "hearken-report-2026-W47.csv", "hearken-report-2026-W47.html", "hearken-report-2026-W47.json"]
     [got] = smtp_server.messages
     assert sorted(got.rcpt_tos) == ["board@example.com", "morgan@example.com"]
     assert "2026-W47" in got.message["Subject"] and "3 complaints" in got.message["Subject"]
