@@ -242,4 +242,8 @@ def test_sources_page_shows_health_and_metrics_page_counts(env):
     at = app("pages/metrics.py")
     assert not at.exception
     assert at.title[0].value == "Metrics"
-    assert at.metric  # figures are drawn
+    week = [s for s in at.selectbox if s.key == "report_week"]
+    assert week  # desk.report draws the weekly report: the week in progress holds the one complaint
+    week[0].set_value(week[0].options[-1].split(" ")[0]).run()
+    assert not at.exception
+    assert {m.label: m.value for m in at.metric}["Complaints"] == "1"
