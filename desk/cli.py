@@ -106,7 +106,7 @@ def dashboard_command(cfg: HearkenConfig, host: str, port: int) -> list[str]:
     return [sys.executable, "-m", "streamlit", "run", str(APP),
             "--server.headless", "true", "--server.address", host, "--server.port", str(port),
             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
-            "--theme.base", "light"]
+            "--theme.base", "light", "--client.toolbarMode", "minimal"]
 
 
 def _dashboard_env(args, cfg: HearkenConfig) -> dict[str, str]:
