@@ -64,6 +64,7 @@ class Forum:
     delay: float = 0.0  # seconds each answer takes
     inflight: int = 0
     requests: int = 0
+    started: list[float] = field(default_factory=list)  # time.time() of each request's arrival
     overlaps: list[float] = field(default_factory=list)  # when a request arrived while another was in flight
 
 
@@ -94,6 +95,7 @@ class Platform:
                     return self._send(404, b'{"errors": ["not found"]}')
                 with platform.lock:
                     forum.requests += 1
+                    forum.started.append(time.time())
                     forum.inflight += 1
                     if forum.inflight > 1:
                         forum.overlaps.append(time.time())

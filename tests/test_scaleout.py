@@ -1,0 +1,204 @@
+"""Scale-out on PostgreSQL: several real `hearken run` processes sharing one database.
+
+- Each source is polled by one process at a time. The Discourse stand-in (tests/test_reliability.py)
+  counts the requests in flight per forum; every poll here is one request, so two at once for one
+  forum means two processes polled it at once.
+- A process killed with SIGKILL keeps its leases until they expire; then another process takes its
+  sources over, and no post published meanwhile is lost.
+- Classification is claimed row by row: each runner classifies with its own copy of the shipped
+  model under a different version name, so the classifications show which process did each one.
+
+Skipped, saying so, unless HEARKEN_TEST_PG_URL points at a PostgreSQL server.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import random
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from collectors.base import Mention as Post, PollResult
+from desk.db import connect
+from desk.models import Case, Classification, Event, Mention, SourceState
+from desk.pipeline import store_poll
+from tests.test_reliability import (COMPLAINTS, Platform, discourse_source, hearken, last_id, stop, stored_ids,
+                                    unclassified, wait_for, write_config)
+
+pytestmark = pytest.mark.postgres
+UTC = dt.timezone.utc
+
+
+@pytest.fixture
+def platform():
+    p = Platform()
+    yield p
+    p.close()
+
+
+def owners(store) -> dict[str, tuple[int, dt.datetime]]:
+    """source -> (pid of the process holding its lease, lease end)."""
+    with store.session() as s:
+        return {st.name: (int(st.lease_owner.split(":")[1]), st.lease_until)
+                for st in s.scalars(select(SourceState)) if st.lease_owner}
+
+
+def test_runners_poll_each_source_one_at_a_time_and_take_over_a_killed_runners_sources(tmp_path, pg_url, platform):
+    names = [f"forum{i}" for i in range(4)]
+    for n in names:
+        forum = platform.add_forum(n)
+        forum.delay = 0.15  # a poll takes a while, so overlapping polls would be seen
+    path = write_config(tmp_path, pg_url, [discourse_source(platform, n) for n in names], lease=2.0)
+    log = tmp_path / "runners.log"
+    store = connect(pg_url)
+    procs = [hearken("run", "--config", str(path), log=log) for _ in range(3)]
+    try:
+        wait_for(lambda: all(last_id(store, n) for n in names), 60, "every forum to be polled once")
+        platform.start_publishing(names, per_second=5)
+        time.sleep(3)
+        held = owners(store)
+        by_pid: dict[int, list[str]] = {}
+        for name, (pid, _) in held.items():
+            by_pid.setdefault(pid, []).append(name)
+        assert set(by_pid) <= {p.pid for p in procs}, f"leases held by processes we did not start: {held}"
+        victim_pid = max(by_pid, key=lambda pid: len(by_pid[pid]))
+        victim = next(p for p in procs if p.pid == victim_pid)
+        lost = {name: held[name][1] for name in by_pid[victim_pid]}
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(timeout=10)
+        killed_at = time.time()
+
+        def taken_over() -> bool:
+            now = owners(store)
+            return all(name in now and now[name][0] != victim_pid
+                       and any(t > killed_at for t in platform.forums[name].started) for name in lost)
+
+        wait_for(taken_over, 30, f"the other runners to take over {sorted(lost)}")
+        for name, lease_until in lost.items():
+            after = [t for t in platform.forums[name].started if t > killed_at]
+            assert after, f"{name} was polled again after the kill"
+            assert after[0] >= lease_until.timestamp() - 0.05, \
+                f"{name} was polled {lease_until.timestamp() - after[0]:.2f}s before the dead runner's lease ran out"
+            assert after[0] <= lease_until.timestamp() + 5, f"{name} waited too long after its lease ran out"
+        time.sleep(1.5)
+        platform.stop_publishing()
+        wait_for(lambda: all(last_id(store, n) == platform.newest_id(n) for n in names), 30,
+                 "the survivors to catch up")
+        wait_for(lambda: unclassified(store) == 0, 30, "classification")
+        survivors = [p for p in procs if p is not victim]
+        assert all(p.poll() is None for p in survivors), log.read_text()[-3000:]
+    finally:
+        platform.stop_publishing()
+        codes = [stop(p) for p in procs if p.returncode is None or p.poll() is None]
+    assert codes == [0, 0], log.read_text()[-3000:]
+    for n in names:
+        forum = platform.forums[n]
+        assert forum.overlaps == [], f"{n} was polled by two processes at once {len(forum.overlaps)} time(s)"
+        ids = stored_ids(store, n)
+        assert len(ids) == len(set(ids)) and set(ids) == platform.published(n), f"{n}: lost or doubled posts"
+    with store.session() as s:
+        assert s.scalar(select(func.count()).select_from(Classification)) == \
+            s.scalar(select(func.count()).select_from(Mention))
+        assert all(st.lease_owner is None for st in s.scalars(select(SourceState))), \
+            "the survivors gave their leases back when stopped"
+    store.close()
+
+
+def test_a_poll_that_outlasts_its_lease_is_not_run_by_a_second_runner_at_the_same_time(tmp_path, pg_url, platform):
+    """A slow platform: one poll takes longer than the lease (here 4 s against 2 s; in production a
+    forum paged 10 deep at a 20 s timeout against the 120 s default lease). The runner polling it must
+    keep its lease while the poll is in flight; otherwise a second runner polls the same source at the
+    same time (twice the requests, twice the X read bill) and the two commits race for the cursor."""
+    forum = platform.add_forum("slow")
+    forum.delay = 4.0
+    path = write_config(tmp_path, pg_url, [discourse_source(platform, "slow")], lease=2.0)
+    log = tmp_path / "runners.log"
+    store = connect(pg_url)
+    procs = [hearken("run", "--config", str(path), log=log) for _ in range(2)]
+    try:
+        wait_for(lambda: forum.requests >= 3, 60, "three polls of the slow forum")
+    finally:
+        codes = [stop(p) for p in procs]
+        store.close()
+    assert codes == [0, 0], log.read_text()[-3000:]
+    assert forum.overlaps == [], (f"two runners polled the slow forum at once {len(forum.overlaps)} time(s) "
+                                  f"in {forum.requests} polls")
+
+
+def model_copy(tmp_path: Path, version: str) -> Path:
+    """The shipped model under another version name (same weights), so its classifications are recognisable."""
+    import classifier
+
+    d = tmp_path / version
+    d.mkdir()
+    for f in classifier.SHIPPED_DIR.iterdir():
+        if f.name != "meta.json":
+            (d / f.name).symlink_to(f)
+    meta = json.loads((classifier.SHIPPED_DIR / "meta.json").read_text())
+    meta["version"] = version
+    (d / "meta.json").write_text(json.dumps(meta))
+    return d
+
+
+def test_runners_share_classification_and_never_classify_a_mention_twice(tmp_path, pg_url, platform):
+    """1,200 stored, unclassified complaints in 20 busy threads; three runners classify them, one is
+    killed mid-work. Each mention is classified once, by one of them; every runner did some; each
+    thread gets one case, the later complaints joining it as follow-ups, as with a single runner."""
+    store = connect(pg_url)
+    now = dt.datetime.now(UTC)
+    rng = random.Random(3)
+    posts = [Post(platform="discourse", source="seeded", external_id=f"seed/{i}", url=f"https://f.example/{i}",
+                  author=f"user{i % 97}", body=f"{rng.choice(COMPLAINTS)} (#{i})", title="Northwind outage",
+                  posted_at=now - dt.timedelta(seconds=1200 - i), thread_id=f"seed/t{i % 20}",
+                  matched_terms=("Northwind",))
+             for i in range(1200)]
+    store_poll(store, "seeded", "discourse", PollResult(mentions=posts, cursor=None))
+    platform.add_forum("quiet", initial=1)
+    log = tmp_path / "runners.log"
+    procs = []
+    for i in range(3):
+        path = write_config(tmp_path, pg_url, [discourse_source(platform, "quiet", interval=5)], name=f"r{i}.yaml",
+                            extra=f"classifier: {{model_path: '{model_copy(tmp_path, f'runner-{i}')}', batch_size: 16}}\n")
+        procs.append(hearken("run", "--config", str(path), log=log))
+
+    def done_by(version: str) -> int:
+        with store.session() as s:
+            return s.scalar(select(func.count()).select_from(Classification)
+                            .where(Classification.model_version == version)) or 0
+
+    try:
+        wait_for(lambda: done_by("runner-0") >= 32, 60, "runner 0 to classify a few batches")
+        procs[0].send_signal(signal.SIGKILL)  # mid-work: it still had most of the backlog ahead of it
+        procs[0].wait(timeout=10)
+        wait_for(lambda: unclassified(store) == 0, 90, "every mention to be classified")
+        assert procs[1].poll() is None and procs[2].poll() is None, log.read_text()[-3000:]
+    finally:
+        codes = [stop(p) for p in procs[1:]]
+        if procs[0].poll() is None:
+            procs[0].kill()
+    assert codes == [0, 0], log.read_text()[-3000:]
+    with store.session() as s:
+        per_version = dict(s.execute(select(Classification.model_version, func.count())
+                                     .group_by(Classification.model_version)).all())
+        per_mention = s.execute(select(Classification.mention_id, func.count()).group_by(Classification.mention_id)
+                                .having(func.count() > 1)).all()
+        complaints = s.scalar(select(func.count()).select_from(Classification)
+                              .where(Classification.is_complaint.is_(True)))
+        cases = list(s.execute(select(Case.thread_id, func.count()).group_by(Case.thread_id)).all())
+        opened = s.scalar(select(func.count()).select_from(Event).where(Event.action == "opened"))
+        mentions = s.scalar(select(func.count()).select_from(Mention))
+    assert mentions >= 1200
+    assert sum(per_version.values()) == mentions and per_mention == []
+    assert len(per_version) == 3 and min(per_version.values()) > 0, f"every runner took a share: {per_version}"
+    assert complaints > 20, "the seeded posts read as complaints"
+    doubled = [(t, n) for t, n in cases if n > 1]
+    assert not doubled, (f"{len(doubled)} thread(s) got more than one case when runners classified its posts "
+                         f"at the same time: {doubled[:3]}")
+    assert opened == len(cases)
+    store.close()
