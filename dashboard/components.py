@@ -104,10 +104,10 @@ def local_tz() -> ZoneInfo:
     return ZoneInfo(config().sla.timezone)
 
 
-def fmt_time(dt: datetime | None) -> str:
+def fmt_time(dt: datetime | None, *, seconds: bool = False) -> str:
     if dt is None:
         return "—"
-    return dt.astimezone(local_tz()).strftime("%d %b %H:%M")
+    return dt.astimezone(local_tz()).strftime("%d %b %H:%M:%S" if seconds else "%d %b %H:%M")
 
 
 def fmt_span(td: timedelta) -> str:

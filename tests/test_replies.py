@@ -245,3 +245,16 @@ def test_unknown_then_check_finds_nothing_allows_a_new_post(sqlite_store, dcfg, 
     assert checked.status == "failed" and "safe to post again" in checked.error
     post_reply(sqlite_store, dcfg, cid, sam, "Sorry Kevin", key=new_key(), seen_replies=0, env=DISCOURSE_ENV)
     assert len(forum.posts) == 1
+
+
+def test_retry_after_timeout_with_same_draft_finds_the_reply_instead_of_posting_again(sqlite_store, dcfg, forum):
+    sam = actor_for_name(dcfg, "Sam Agent")
+    cid = seed_discourse_case(sqlite_store, dcfg, forum.base_url)
+    key = new_key()
+    forum.answer_delay = 2.5
+    first = post_reply(sqlite_store, dcfg, cid, sam, "Sorry Kevin", key=key, seen_replies=0, env=DISCOURSE_ENV)
+    assert first.status == "unknown"
+    forum.answer_delay = 0
+    again = post_reply(sqlite_store, dcfg, cid, sam, "Sorry Kevin", key=key, seen_replies=0, env=DISCOURSE_ENV)
+    assert again.status == "posted" and again.reply_id == first.reply_id
+    assert len(forum.posts) == 1 and len(forum.http.posts()) == 1

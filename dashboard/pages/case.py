@@ -93,10 +93,10 @@ with post_col:
     st.subheader("Similar past cases")
 
     @st.cache_data(ttl=300, show_spinner="Finding similar cases…")
-    def _similar(cid: int, _stamp: int):
+    def _similar(db: str, cid: int, stamp: int):
         return similar_cases(store, cid)
 
-    sims = _similar(case_id, len(d.history))
+    sims = _similar(str(store.engine.url), case_id, len(d.history))
     if not sims:
         st.caption("No similar answered cases yet.")
     for sc in sims:
@@ -234,6 +234,6 @@ for r in d.replies:
 
 st.subheader("History")
 st.dataframe(
-    [{"when": ui.fmt_time(h.at), "who": h.actor, "action": h.action,
+    [{"when": ui.fmt_time(h.at, seconds=True), "who": h.actor, "action": h.action,
       "detail": json.dumps(h.detail, ensure_ascii=False) if h.detail else ""} for h in d.history],
     hide_index=True, width="stretch", key="history")
