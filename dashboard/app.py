@@ -1,4 +1,8 @@
-"""Hearken's dashboard: page config, the sign-in gate, and navigation. The pages live in pages/."""
+"""Hearken's dashboard: page config, the sign-in gate, and navigation.
+
+The pages live in views/, not pages/: Streamlit runs a file in pages/ by
+itself on a deep link such as /case?id=3, around this file and its gate.
+"""
 
 from __future__ import annotations
 

@@ -18,8 +18,8 @@ from desk.config import HearkenConfig, load_config
 from desk.db import Store, connect
 from desk.users import Actor, actor_for_email, local_actor, sync_team, touch
 
-PAGES = {"queue": "pages/queue.py", "case": "pages/case.py", "metrics": "pages/metrics.py",
-         "sources": "pages/sources.py"}
+PAGES = {"queue": "views/queue.py", "case": "views/case.py", "metrics": "views/metrics.py",
+         "sources": "views/sources.py"}
 
 
 @st.cache_resource(show_spinner=False)

@@ -43,7 +43,14 @@ from desk.users import Actor
 
 log = logging.getLogger(__name__)
 
-STALE_AFTER = timedelta(seconds=120)  # longer than any publisher's own timeout
+STALE_AFTER = timedelta(seconds=120)  # longer than any publisher's own timeout; HEARKEN_REPLY_STALE_SECONDS overrides
+
+
+def _stale_after(value: timedelta | None) -> timedelta:
+    if value is not None:
+        return value
+    env = os.environ.get("HEARKEN_REPLY_STALE_SECONDS")
+    return timedelta(seconds=float(env)) if env else STALE_AFTER
 IN_FLIGHT = ("pending", "posting", "unknown")
 
 
@@ -143,8 +150,9 @@ def _stale(r: Reply, now: datetime, stale_after: timedelta) -> bool:
 
 def post_reply(store: Store, cfg: HearkenConfig, case_id: int, actor: Actor, text: str, *, key: str,
                seen_replies: int | None = None, env: Mapping[str, str] | None = None,
-               stale_after: timedelta = STALE_AFTER) -> ReplyOutcome:
+               stale_after: timedelta | None = None) -> ReplyOutcome:
     """Post `text` publicly in reply to the case's post, at most once per `key`. See the module docstring."""
+    stale_after = _stale_after(stale_after)
     text = (text or "").strip()
     if not text:
         raise CaseError("the reply is empty")
@@ -196,8 +204,9 @@ def post_reply(store: Store, cfg: HearkenConfig, case_id: int, actor: Actor, tex
 
 
 def check_reply(store: Store, cfg: HearkenConfig, reply_id: int, actor: Actor, *,
-                env: Mapping[str, str] | None = None, stale_after: timedelta = STALE_AFTER) -> ReplyOutcome:
+                env: Mapping[str, str] | None = None, stale_after: timedelta | None = None) -> ReplyOutcome:
     """Settle a reply whose outcome is unknown by looking on the platform: posted if ours is there, else failed."""
+    stale_after = _stale_after(stale_after)
     with store.session() as s:
         reply = s.get(Reply, reply_id)
         if reply is None:
@@ -296,8 +305,9 @@ def _case_source(store: Store, case_id: int) -> str:
     return source
 
 
-def pending_checks(store: Store, case_id: int, *, stale_after: timedelta = STALE_AFTER) -> list[int]:
+def pending_checks(store: Store, case_id: int, *, stale_after: timedelta | None = None) -> list[int]:
     """Replies of a case whose outcome must be checked on the platform before anything else is posted."""
+    stale_after = _stale_after(stale_after)
     now = now_utc()
     with store.session() as s:
         rows = s.scalars(select(Reply).where(Reply.case_id == case_id, Reply.status.in_(IN_FLIGHT)))

@@ -106,7 +106,7 @@ def test_case_page_shows_post_thread_and_history(env):
     cid = seed_case(store, cfg, external_id="t1", thread_id="t1", body="Northwind billed me twice", author="jo")
     add_followup(store, platform="demo", source="demo", external_id="t2", thread_id="t1", parent_id="t1",
                  author="jo", body="Still waiting, Northwind", case_id=cid)
-    at = app("pages/case.py", case_id=cid)
+    at = app("views/case.py", case_id=cid)
     assert not at.exception
     assert at.title[0].value == f"Case #{cid}"
     assert "Northwind billed me twice" in texts(at)
@@ -120,13 +120,13 @@ def test_hostile_post_is_shown_as_plain_text(env):
     cfg, store = env()
     cid = seed_case(store, cfg, external_id="h", body=HOSTILE_BODY, author="**boss** [me](https://evil.example)",
                     title="# <b>Big</b>")
-    for at in (app(), app("pages/case.py", case_id=cid)):
+    for at in (app(), app("views/case.py", case_id=cid)):
         assert not at.exception
         md = markdown(at)
         assert "](https://evil" not in md and "<script>" not in md and "<img" not in md  # nothing live
         assert len(at.title) == 1 and not at.header  # no heading made from "# GIANT HEADER"
         assert any("<script>window.hacked=1</script>" in t for t in texts(at))
-    at = app("pages/case.py", case_id=cid)
+    at = app("views/case.py", case_id=cid)
     assert HOSTILE_BODY in texts(at)  # exactly as written, newlines kept
     assert "# <b>Big</b>" in texts(at)
 
@@ -134,7 +134,7 @@ def test_hostile_post_is_shown_as_plain_text(env):
 def test_reply_with_template_posts_once_and_case_is_replied(env):
     cfg, store = env()
     cid = seed_case(store, cfg, external_id="p1", body="Northwind outage again", author="@maria_t")
-    at = app("pages/case.py", case_id=cid)
+    at = app("views/case.py", case_id=cid)
     at.selectbox(key=f"template-{cid}").set_value("Outage update").run()
     draft = at.text_area(key=f"draft-{cid}").value
     assert draft.startswith("Hi maria_t,") and f"#HK{cid}" in draft
@@ -157,7 +157,7 @@ def test_reply_with_template_posts_once_and_case_is_replied(env):
 def test_resolve_reopen_and_escalate_from_case_page(env):
     cfg, store = env()
     cid = seed_case(store, cfg, external_id="r", body="Northwind hub broken")
-    at = app("pages/case.py", case_id=cid)
+    at = app("views/case.py", case_id=cid)
     at.button(key="resolve").click().run()
     assert "needs a note" in at.error[0].value
     at.text_area(key="escalate-reason").input("VIP customer")
@@ -199,7 +199,7 @@ def test_manager_assigns_from_queue(env):
 def test_read_only_source_disables_post(env):
     cfg, store = env(MINIMAL_CONFIG.replace("interval_seconds: 1}", "interval_seconds: 1, read_only: true}"))
     cid = seed_case(store, cfg, external_id="ro", body="Northwind bad")
-    at = app("pages/case.py", case_id=cid)
+    at = app("views/case.py", case_id=cid)
     at.text_area(key=f"draft-{cid}").input("Hello").run()
     assert at.button(key="post").disabled
     assert "read-only" in at.info[-1].value
@@ -233,13 +233,13 @@ def test_sources_page_shows_health_and_metrics_page_counts(env):
     with store.session() as s:
         s.add(SourceState(name="demo", platform="demo", status="failing", last_error="HTTP 503 from demo",
                           last_error_at=now_utc(), consecutive_failures=3, mentions_total=7))
-    at = app("pages/sources.py")
+    at = app("views/sources.py")
     assert not at.exception
     assert "failing" in at.markdown[0].value
     assert any("HTTP 503 from demo" in t for t in texts(at))
     assert {m.label: m.value for m in at.metric}["Failures in a row"] == "3"
     seed_case(store, cfg, external_id="mm", body="Northwind")
-    at = app("pages/metrics.py")
+    at = app("views/metrics.py")
     assert not at.exception
     assert at.title[0].value == "Metrics"
     week = [s for s in at.selectbox if s.key == "report_week"]

@@ -152,3 +152,72 @@ def test_sign_in_claim_reply_resolve_in_chromium(tmp_path, browser, oidc):
         proc.wait(timeout=10)
         forum.stop()
         store.close()
+
+
+def test_dashboard_killed_mid_post_then_check_finds_the_reply(tmp_path, browser):
+    """kill -9 the real dashboard between the platform's answer and recording it; after a restart the
+    case refuses a new post until 'Check the platform' finds the reply that went out."""
+    from playwright.sync_api import expect
+
+    forum = DiscourseForum(need_fixtures("discourse", "new_topic_response.json")).start()
+    home = tmp_path / "home"
+    home.mkdir()
+    cfg_path = tmp_path / "hearken.yaml"
+    cfg_path.write_text(discourse_config(forum.base_url) + "dashboard: {auth: local, local_user: Sam Agent}\n")
+    db_url = f"sqlite:///{tmp_path / 'hearken.db'}"
+    store = connect(db_url)
+    case_id = seed_discourse_case(store, load_config(cfg_path), forum.base_url)
+    marker = tmp_path / "hung-after-call"
+    env = {"HEARKEN_CONFIG": str(cfg_path), "HEARKEN_DATABASE_URL": db_url, **DISCOURSE_ENV}
+    proc, url = start_streamlit(ROOT / "dashboard" / "app.py", home=home,
+                                env={**env, "HEARKEN_FAILPOINT": f"reply_after_call:{marker}"})
+    proc2 = None
+    try:
+        ctx = browser.new_context(viewport={"width": 1400, "height": 1800})
+        page = ctx.new_page()
+        page.goto(f"{url}/case?id={case_id}")
+        box = page.get_by_label("Your reply (up to 32000 characters on discourse)")
+        expect(box).to_be_visible(timeout=30000)
+        settle(page)
+        box.fill("Hi kevin.r, sorry about this; we're on it.")
+        box.press("Control+Enter")
+        settle(page)
+        page.get_by_role("button", name="Post publicly").click()
+        for _ in range(200):
+            if marker.exists():
+                break
+            page.wait_for_timeout(100)
+        assert marker.exists(), "the dashboard never reached the failpoint"
+        proc.kill()  # SIGKILL: the reply is on the forum, our database still says 'posting'
+        proc.wait(timeout=10)
+        assert len(forum.posts) == 1
+
+        proc2, url2 = start_streamlit(ROOT / "dashboard" / "app.py", home=home,
+                                      env={**env, "HEARKEN_REPLY_STALE_SECONDS": "1"})
+        page.goto(f"{url2}/case?id={case_id}")
+        expect(page.get_by_text("may or may not be on the platform")).to_be_visible(timeout=30000)
+        expect(page.get_by_text("Signed in as")).to_be_visible()  # a deep link goes through app.py's gate
+        settle(page)
+        box = page.get_by_label("Your reply (up to 32000 characters on discourse)")
+        box.fill("A second answer that must not go out")
+        box.press("Control+Enter")
+        settle(page)
+        page.get_by_role("button", name="Post publicly").click()
+        expect(page.get_by_text("check the platform for it first")).to_be_visible(timeout=20000)
+        assert len(forum.http.posts()) == 1
+        settle(page)
+        shot(page, "08-case-outcome-unknown")
+        page.get_by_role("button", name="Check the platform").click()
+        expect(page.get_by_text("Found our reply on the platform")).to_be_visible(timeout=20000)
+        settle(page)
+        expect(page.get_by_text("may or may not be on the platform")).to_have_count(0)
+        shot(page, "09-case-reply-found")
+        assert len(forum.posts) == 1 and len(forum.http.posts()) == 1
+        ctx.close()
+    finally:
+        for p in (proc, proc2):
+            if p is not None and p.poll() is None:
+                p.terminate()
+                p.wait(timeout=10)
+        forum.stop()
+        store.close()
