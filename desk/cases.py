@@ -156,12 +156,17 @@ def escalate(store: Store, cfg: HearkenConfig, case_id: int, actor: Actor, *, ma
         s.flush()
         if cfg.alerts.enabled:
             mention = s.get(Mention, case.mention_id)
+            text, body_html = alerts.compose(
+                f"{actor.name} escalated case #{case_id} to you.",
+                [("Reason", reason), ("Platform", f"{case.platform} ({case.source})"),
+                 ("Customer", mention.author if mention else "?"), ("Severity", str(case.severity or "-"))],
+                quote=(mention.body[:500] if mention else None),
+                links=[("Open the case", alerts.case_url(cfg, case_id))]
+                + ([("Original post", mention.url)] if mention and mention.url else []))
             alerts.queue(s, kind="escalation", dedupe_key=f"escalation:case:{case_id}:event:{ev.id}",
                          recipients=[target.email], case_id=case_id,
                          subject=f"[Hearken] {actor.name} escalated case #{case_id} to you",
-                         body_text=(f"{actor.name} escalated case #{case_id} ({case.platform}, "
-                                    f"from {mention.author if mention else '?'}) to you.\n\n"
-                                    f"Reason: {reason}\n\nOpen the case: {alerts.case_url(cfg, case_id)}\n"))
+                         body_text=text, body_html=body_html)
         return case
 
 

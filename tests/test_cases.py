@@ -74,7 +74,8 @@ def test_resolve_needs_note_and_known_root_cause_then_reopen(store, cfg, people)
 
 
 def test_escalate_to_named_manager_emails_them(store, cfg, people):
-    cid = seed_case(store, cfg, external_id="c5", body="Northwind lost my business line", severity=4)
+    cid = seed_case(store, cfg, external_id="c5", body="Northwind lost my business line <script>x()</script>",
+                    severity=4)
     with pytest.raises(cases.CaseError, match="not a manager"):
         cases.escalate(store, cfg, cid, people["sam"], manager="Sam Agent", reason="help")
     cases.escalate(store, cfg, cid, people["sam"], manager="Morgan Manager", reason="Business customer, 3 days down")
@@ -83,7 +84,8 @@ def test_escalate_to_named_manager_emails_them(store, cfg, people):
         assert case.escalated_to == "Morgan Manager"
         mail = s.scalars(select(Outbox).where(Outbox.kind == "escalation")).one()
         assert mail.recipients == ["morgan@example.com"]
-        assert "3 days down" in mail.body_text
+        assert "3 days down" in mail.body_text and f"/case?id={cid}" in mail.body_text
+        assert "&lt;script&gt;" in mail.body_html and "<script>" not in mail.body_html
     assert open_queue(store, QueueFilters(escalated_only=True)).items[0].escalated_to == "Morgan Manager"
     with pytest.raises(NotAllowed):
         cases.clear_escalation(store, cid, people["sam"])
