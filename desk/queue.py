@@ -127,6 +127,7 @@ class Post:
     ours: bool = False
     is_case_post: bool = False
     relation: str = ""  # "parent", "this post", "earlier", "later", "our reply"
+    in_case: bool = False  # the case's post or a customer's follow-up that joined the case: can be answered
 
 
 @dataclass(frozen=True)
@@ -183,6 +184,12 @@ class CaseDetail:
     def customer(self) -> str:
         return self.post.author
 
+    @property
+    def answerable(self) -> list[Post]:
+        """Posts a reply can answer: the case's post and the follow-ups that joined the case, newest first."""
+        return sorted((p for p in self.thread if p.in_case and p.mention_id is not None),
+                      key=lambda p: p.posted_at, reverse=True)
+
     def time_left(self, now: datetime | None = None) -> timedelta | None:
         now = now or now_utc()
         due = self.first_response_due if self.status == "open" else self.resolution_due
@@ -191,7 +198,7 @@ class CaseDetail:
 
 def _post(m: Mention, relation: str, *, is_case_post: bool = False) -> Post:
     return Post(m.id, m.external_id, m.author, m.title or "", m.body, m.url, m.posted_at,
-                is_case_post=is_case_post, relation=relation)
+                is_case_post=is_case_post, relation=relation, in_case=is_case_post or m.case_id is not None)
 
 
 def case_detail(store: Store, case_id: int) -> CaseDetail | None:

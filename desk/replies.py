@@ -37,7 +37,7 @@ from desk import audit
 from desk.cases import ACTIVE, CaseError, lock_case
 from desk.config import HearkenConfig
 from desk.db import Store
-from desk.models import Case, Mention, Reply, now_utc
+from desk.models import Case, Event, Mention, Reply, now_utc
 from desk.publishers import Posted, Publisher, Rejected, Target, Unknown, length_limit, publisher_for
 from desk.users import Actor
 
@@ -121,11 +121,21 @@ def _failpoint(name: str) -> None:
         time.sleep(3600)
 
 
-def target_for(s: Session, case: Case) -> Target:
-    m = s.get(Mention, case.mention_id)
-    assert m is not None
+def target_for(s: Session, case: Case, mention_id: int | None = None) -> Target:
+    """The post to answer: the case's own post, or a later post of the customer's that joined the case."""
+    m = s.get(Mention, mention_id or case.mention_id)
+    if m is None or (m.id != case.mention_id and m.case_id != case.id):
+        raise CaseError(f"post {mention_id} is not part of case #{case.id}")
     return Target(platform=case.platform, source=case.source, external_id=m.external_id, thread_id=m.thread_id,
                   url=m.url, author=m.author, extra=dict(m.extra or {}))
+
+
+def _attempt_mention(s: Session, case_id: int, reply_id: int) -> int | None:
+    """Which post a reply answered, as its first attempt recorded it."""
+    for ev in s.scalars(select(Event).where(Event.case_id == case_id, Event.action == "reply_attempt")):
+        if (ev.detail or {}).get("reply_id") == reply_id:
+            return (ev.detail or {}).get("in_reply_to")
+    return None
 
 
 def answered_count(s: Session, case_id: int) -> int:
@@ -150,8 +160,9 @@ def _stale(r: Reply, now: datetime, stale_after: timedelta) -> bool:
 
 def post_reply(store: Store, cfg: HearkenConfig, case_id: int, actor: Actor, text: str, *, key: str,
                seen_replies: int | None = None, env: Mapping[str, str] | None = None,
-               stale_after: timedelta | None = None) -> ReplyOutcome:
-    """Post `text` publicly in reply to the case's post, at most once per `key`. See the module docstring."""
+               stale_after: timedelta | None = None, mention_id: int | None = None) -> ReplyOutcome:
+    """Post `text` publicly in reply to the case's post (or to `mention_id`, a later post in the case),
+    at most once per `key`. See the module docstring."""
     stale_after = _stale_after(stale_after)
     text = (text or "").strip()
     if not text:
@@ -161,15 +172,18 @@ def post_reply(store: Store, cfg: HearkenConfig, case_id: int, actor: Actor, tex
         now = now_utc()
         with store.session() as s:
             case = lock_case(s, case_id)
-            target = target_for(s, case)
+            reply = s.scalar(select(Reply).where(Reply.idempotency_key == key))
+            if reply is not None and reply.case_id != case_id:
+                raise CaseError("this draft belongs to another case")
+            if reply is not None:  # the same draft again: it answers what its first attempt answered
+                mention_id = _attempt_mention(s, case_id, reply.id)
+            target = target_for(s, case, mention_id)
             limit = length_limit(case.platform, target.extra)
             if len(text) > limit:
                 raise CaseError(f"the reply has {len(text)} characters; {case.platform} allows {limit}")
-            reply = s.scalar(select(Reply).where(Reply.idempotency_key == key))
             check_since: datetime | None = None
+            check_text = text
             if reply is not None:
-                if reply.case_id != case_id:
-                    raise CaseError("this draft belongs to another case")
                 if reply.status == "posted":
                     return _outcome(reply, earlier=True)
                 if reply.status in ("pending", "posting") and not _stale(reply, now, stale_after):
@@ -178,9 +192,12 @@ def post_reply(store: Store, cfg: HearkenConfig, case_id: int, actor: Actor, tex
                     audit.record(s, case_id, actor.name, "reply_retry", reply_id=reply.id, previous_error=reply.error)
                 else:  # unknown, or a posting left behind by a process that died: look before posting again
                     check_since = reply.attempted_at or reply.created_at
+                    check_text = reply.body  # look for what was sent, even if the draft was edited since
                     audit.record(s, case_id, actor.name, "reply_check", reply_id=reply.id, was=reply.status)
-                reply.status, reply.body, reply.author, reply.error = "posting", text, actor.name, None
+                reply.status, reply.author, reply.error = "posting", actor.name, None
                 reply.attempted_at = now
+                if check_since is None:
+                    reply.body = text
             else:
                 if case.status not in ACTIVE:
                     raise CaseError(f"case #{case_id} is {case.status}; reopen it before replying")
@@ -192,12 +209,15 @@ def post_reply(store: Store, cfg: HearkenConfig, case_id: int, actor: Actor, tex
                 s.add(reply)
                 s.flush()
                 audit.record(s, case_id, actor.name, "reply_attempt", reply_id=reply.id, platform=case.platform,
-                             length=len(text))
+                             length=len(text), in_reply_to=target_mention(s, case, mention_id),
+                             to=target.external_id)
             reply_id, token = reply.id, now
         if check_since is not None:
-            found = _look(publisher, target, text, check_since)
+            found = _look(publisher, target, check_text, check_since)
             if found is not None:
                 return _record(store, reply_id, token, actor, found=found, via="check")
+            if check_text != text:
+                _set_body(store, reply_id, token, text)
         return _publish(store, publisher, reply_id, token, actor, target, text)
     finally:
         publisher.close()
@@ -223,7 +243,7 @@ def check_reply(store: Store, cfg: HearkenConfig, reply_id: int, actor: Actor, *
                 return _outcome(reply, earlier=True)
             since = reply.attempted_at or reply.created_at
             text = reply.body
-            target = target_for(s, case)
+            target = target_for(s, case, _attempt_mention(s, case_id, reply_id))
             audit.record(s, case_id, actor.name, "reply_check", reply_id=reply_id, was=reply.status)
             reply.status, reply.attempted_at = "posting", now  # hold it while we look
             token = now
@@ -234,6 +254,17 @@ def check_reply(store: Store, cfg: HearkenConfig, reply_id: int, actor: Actor, *
                        error=Rejected("not found on the platform after checking; safe to post again"), via="check")
     finally:
         publisher.close()
+
+
+def target_mention(s: Session, case: Case, mention_id: int | None) -> int:
+    return mention_id or case.mention_id
+
+
+def _set_body(store: Store, reply_id: int, token: datetime, text: str) -> None:
+    with store.session() as s:
+        reply = s.get(Reply, reply_id)
+        if reply is not None and reply.status == "posting" and reply.attempted_at == token:
+            reply.body = text
 
 
 def _look(publisher: Publisher, target: Target, text: str, since: datetime) -> Posted | None:

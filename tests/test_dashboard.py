@@ -247,3 +247,16 @@ def test_sources_page_shows_health_and_metrics_page_counts(env):
     week[0].set_value(week[0].options[-1].split(" ")[0]).run()
     assert not at.exception
     assert {m.label: m.value for m in at.metric}["Complaints"] == "1"
+
+
+def test_reply_goes_to_the_customers_newest_post_in_the_case(env):
+    cfg, store = env()
+    cid = seed_case(store, cfg, external_id="n1", thread_id="n1", body="Northwind down", author="jo")
+    add_followup(store, platform="demo", source="demo", external_id="n2", thread_id="n1", parent_id="n1",
+                 author="jo", body="Hello?? still down", case_id=cid)
+    at = app("views/case.py", case_id=cid)
+    assert at.selectbox(key=f"reply-to-{cid}").value.external_id == "n2"
+    at.text_area(key=f"draft-{cid}").input("Sorry Jo, an engineer is on the way.").run()
+    at.button(key="post").click().run()
+    assert at.success[0].value.startswith("Posted publicly")
+    assert [p["in_reply_to"] for p in read_posts(platform_file(cfg, dict(os.environ)))] == ["n2"]

@@ -258,3 +258,35 @@ def test_retry_after_timeout_with_same_draft_finds_the_reply_instead_of_posting_
     again = post_reply(sqlite_store, dcfg, cid, sam, "Sorry Kevin", key=key, seen_replies=0, env=DISCOURSE_ENV)
     assert again.status == "posted" and again.reply_id == first.reply_id
     assert len(forum.posts) == 1 and len(forum.http.posts()) == 1
+
+
+def test_reply_to_a_followup_answers_that_post(store, cfg, sam):
+    from tests.e2e_helpers import add_followup
+
+    cid = seed_case(store, cfg, external_id="f1", thread_id="f1", body="Northwind down")
+    add_followup(store, platform="demo", source="demo", external_id="f2", thread_id="f1", parent_id="f1",
+                 author="maria_t", body="Still down, Northwind", case_id=cid)
+    add_followup(store, platform="demo", source="demo", external_id="f3", thread_id="other", author="bob",
+                 body="Northwind elsewhere")
+    posts = case_detail(store, cid).answerable
+    assert [p.external_id for p in posts] == ["f2", "f1"]  # newest first
+    post_reply(store, cfg, cid, sam, "Sorry, still on it", key=new_key(), mention_id=posts[0].mention_id)
+    assert [p["in_reply_to"] for p in platform_posts(cfg)] == ["f2"]
+    with store.session() as s:
+        from desk.models import Mention
+
+        stranger = s.scalar(select(Mention.id).where(Mention.external_id == "f3"))
+    with pytest.raises(cases.CaseError, match="not part of case"):
+        post_reply(store, cfg, cid, sam, "Hi", key=new_key(), mention_id=stranger)
+
+
+def test_edited_draft_after_lost_answer_still_finds_the_first_text(sqlite_store, dcfg, forum):
+    sam = actor_for_name(dcfg, "Sam Agent")
+    cid = seed_discourse_case(sqlite_store, dcfg, forum.base_url)
+    key = new_key()
+    forum.answer_delay = 2.5
+    assert post_reply(sqlite_store, dcfg, cid, sam, "First text", key=key, env=DISCOURSE_ENV).status == "unknown"
+    forum.answer_delay = 0
+    out = post_reply(sqlite_store, dcfg, cid, sam, "Edited text", key=key, env=DISCOURSE_ENV)
+    assert out.status == "posted" and len(forum.posts) == 1
+    assert [r.body for r in case_detail(sqlite_store, cid).replies] == ["First text"]  # what is really up

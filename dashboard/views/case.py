@@ -172,6 +172,12 @@ with side_col:
             st.session_state[dkey] = replies.fill_template(replies.TEMPLATES[tpl], customer=d.customer,
                                                            case_id=case_id)[:limit]
             st.session_state[f"template-used-{case_id}"] = tpl
+        reply_to = None
+        if len(d.answerable) > 1:
+            picked = st.selectbox("Reply to", d.answerable, key=f"reply-to-{case_id}",
+                                  format_func=lambda p: f"{p.author} · {ui.fmt_time(p.posted_at)} · {p.body[:70]}",
+                                  help="The customer's newest post is picked first.")
+            reply_to = picked.mention_id
         draft = st.text_area(f"Your reply (up to {limit} characters on {d.platform})", key=dkey, max_chars=limit,
                              height=160, placeholder="Hi {name}, …")
         st.caption(f"{len(draft or '')}/{limit} characters")
@@ -184,7 +190,7 @@ with side_col:
         if st.button("Post publicly", key="post", type="primary", disabled=not ok or not (draft or "").strip()):
             try:
                 out = replies.post_reply(store, cfg, case_id, actor, draft, key=st.session_state[kkey],
-                                         seen_replies=st.session_state[skey])
+                                         seen_replies=st.session_state[skey], mention_id=reply_to)
             except (CaseError, NotAllowed, PublishError) as exc:
                 ui.flash(flash_key, "error", str(exc))
             else:
