@@ -25,5 +25,6 @@ page = st.navigation([
     st.Page(components.PAGES["case"], title="Case", icon=":material/forum:", url_path="case"),
     st.Page(components.PAGES["metrics"], title="Metrics", icon=":material/monitoring:", url_path="metrics"),
     st.Page(components.PAGES["sources"], title="Sources", icon=":material/rss_feed:", url_path="sources"),
+    st.Page(components.PAGES["team"], title="Team", icon=":material/group:", url_path="team"),
 ])
 page.run()

@@ -19,7 +19,7 @@ from desk.db import Store, connect
 from desk.users import Actor, actor_for_email, local_actor, sync_team, touch
 
 PAGES = {"queue": "views/queue.py", "case": "views/case.py", "metrics": "views/metrics.py",
-         "sources": "views/sources.py"}
+         "sources": "views/sources.py", "team": "views/team.py"}
 
 
 @st.cache_resource(show_spinner=False)
@@ -62,7 +62,7 @@ def require_actor() -> Actor:
     actor = _signed_in()
     if actor is not None:
         if st.session_state.get("_seen_as") != actor.email:
-            touch(store(), actor)
+            touch(store(), actor, how=config().dashboard.auth)
             st.session_state["_seen_as"] = actor.email
         return actor
     st.title("Hearken")

@@ -94,12 +94,41 @@ def local_actor(cfg: HearkenConfig) -> Actor:
     return Actor(m.name, m.email, m.role)
 
 
-def touch(store: Store, actor: Actor) -> None:
-    """Note that this person was seen now (shown to admins)."""
+def touch(store: Store, actor: Actor, *, how: str = "local") -> None:
+    """A new dashboard session: note when this person was last seen and write it to the audit trail."""
+    from desk import audit
+
     with store.session() as s:
         user = s.scalar(select(User).where(User.email == actor.email))
         if user is not None:
             user.last_seen_at = now_utc()
+        audit.record(s, None, actor.name, "signed_in", how=how, role=actor.role)
+
+
+@dataclass(frozen=True)
+class Member:
+    name: str
+    email: str
+    role: str
+    active_cases: int
+    escalated_to_them: int
+    last_seen_at: object
+
+
+def team_overview(store: Store, cfg: HearkenConfig) -> list[Member]:
+    """Each team member with their active cases and escalations waiting on them (the Team page)."""
+    from sqlalchemy import func
+
+    from desk.models import Case
+
+    with store.session() as s:
+        seen = {u.email.casefold(): u.last_seen_at for u in s.scalars(select(User))}
+        load = dict(s.execute(select(Case.assignee, func.count()).where(Case.status.in_(("open", "replied")))
+                              .group_by(Case.assignee)).all())
+        esc = dict(s.execute(select(Case.escalated_to, func.count()).where(Case.status.in_(("open", "replied")))
+                             .group_by(Case.escalated_to)).all())
+    return [Member(m.name, m.email, m.role, load.get(m.name, 0), esc.get(m.name, 0), seen.get(m.email.casefold()))
+            for m in cfg.team]
 
 
 def team_names(cfg: HearkenConfig, role: str | None = None) -> list[str]:

@@ -260,3 +260,32 @@ def test_reply_goes_to_the_customers_newest_post_in_the_case(env):
     at.button(key="post").click().run()
     assert at.success[0].value.startswith("Posted publicly")
     assert [p["in_reply_to"] for p in read_posts(platform_file(cfg, dict(os.environ)))] == ["n2"]
+
+
+def test_team_page_for_managers_only(env):
+    from desk import cases
+    from desk.users import actor_for_name
+
+    cfg, store = env(MINIMAL_CONFIG + "dashboard: {auth: local, local_user: Morgan Manager}\n")
+    cid = seed_case(store, cfg, external_id="e", body="Northwind lost my line")
+    cases.escalate(store, cfg, cid, actor_for_name(cfg, "Sam Agent"), manager="Morgan Manager", reason="VIP")
+    at = app("views/team.py")
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert list(table["name"]) == ["Alex Admin", "Morgan Manager", "Sam Agent"]
+    assert int(table[table["name"] == "Morgan Manager"]["escalated to them"].iloc[0]) == 1
+    assert "to Morgan Manager" in at.markdown[0].value
+    cfg, store = env(MINIMAL_CONFIG + "dashboard: {auth: local, local_user: Sam Agent}\n")
+    at = app("views/team.py")
+    assert "for managers and admins" in at.info[0].value and not at.dataframe
+
+
+def test_opening_the_dashboard_is_audited(env):
+    from sqlalchemy import select as sel
+
+    from desk.models import Event
+
+    cfg, store = env()
+    app()
+    with store.session() as s:
+        assert [(e.actor, e.action) for e in s.scalars(sel(Event))] == [("Alex Admin", "signed_in")]
