@@ -143,4 +143,5 @@ def show_flash(key: str) -> None:
     item = st.session_state.pop(f"_flash-{key}", None)
     if item:
         kind, message = item
-        getattr(st, kind)(message)
+        # errors and warnings can quote a platform's answer: never let it become markdown
+        getattr(st, kind)(md_escape(message) if kind in ("error", "warning") else message)
