@@ -7,7 +7,6 @@ SQLite file; posting goes to the demo platform's file next to the database.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select

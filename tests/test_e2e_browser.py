@@ -8,7 +8,6 @@ Needs Debian's chromium (/usr/bin/chromium) and the playwright package; skips wi
 from __future__ import annotations
 
 import os
-import shutil
 
 import pytest
 
