@@ -66,7 +66,10 @@ def require_actor() -> Actor:
             st.session_state["_seen_as"] = actor.email
         return actor
     st.title("Hearken")
-    if st.user.get("is_logged_in"):
+    if not _auth_configured():
+        st.error("dashboard.auth is oidc, but Streamlit has no [auth] settings: add them to .streamlit/secrets.toml "
+                 "(see the README, 'Sign-in and roles'), or use dashboard.auth: local on your own machine.")
+    elif st.user.get("is_logged_in"):
         st.error("You are signed in, but your address is not on this team. Ask an admin to add you under team: "
                  "in the Hearken configuration.")
         st.text(f"Signed in as: {st.user.get('email') or '(no email given by the provider)'}")
@@ -78,6 +81,13 @@ def require_actor() -> Actor:
             st.login()
     st.stop()
     raise AssertionError("unreachable")
+
+
+def _auth_configured() -> bool:
+    try:
+        return "auth" in st.secrets
+    except Exception:  # noqa: BLE001 - no secrets file at all
+        return False
 
 
 def sidebar(actor: Actor) -> None:

@@ -38,8 +38,15 @@ def env(tmp_path, monkeypatch):
     return make
 
 
-def app(page: str | None = None, *, case_id: int | None = None, user: dict | None = None) -> AppTest:
+AUTH_SECRETS = {"redirect_uri": "http://127.0.0.1:8501/oauth2callback", "cookie_secret": "x", "client_id": "h",
+                "client_secret": "s", "server_metadata_url": "http://127.0.0.1:1/.well-known/openid-configuration"}
+
+
+def app(page: str | None = None, *, case_id: int | None = None, user: dict | None = None,
+        secrets: bool = True) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=60)
+    if secrets:
+        at.secrets["auth"] = AUTH_SECRETS
     if user is not None:
         at.user = user
     if page:
@@ -214,6 +221,14 @@ def test_oidc_signed_out_sees_only_sign_in(env):
     assert not at.exception
     assert at.button(key="signin").label == "Sign in"
     assert "Northwind secret complaint" not in texts(at)
+
+
+def test_oidc_without_auth_settings_says_how_to_set_it_up(env):
+    env(OIDC)
+    at = app(user={"is_logged_in": False}, secrets=False)
+    assert not at.exception
+    assert "secrets.toml" in at.error[0].value
+    assert not [b for b in at.button if b.key == "signin"]
 
 
 def test_oidc_stranger_is_refused_member_gets_in(env):
