@@ -213,7 +213,7 @@ def post_reply(store: Store, cfg: HearkenConfig, case_id: int, actor: Actor, tex
                              to=target.external_id)
             reply_id, token = reply.id, now
         if check_since is not None:
-            found = _look(publisher, target, check_text, check_since)
+            found = _look(store, publisher, reply_id, token, actor, target, check_text, check_since)
             if found is not None:
                 return _record(store, reply_id, token, actor, found=found, via="check")
             if check_text != text:
@@ -247,7 +247,7 @@ def check_reply(store: Store, cfg: HearkenConfig, reply_id: int, actor: Actor, *
             audit.record(s, case_id, actor.name, "reply_check", reply_id=reply_id, was=reply.status)
             reply.status, reply.attempted_at = "posting", now  # hold it while we look
             token = now
-        found = _look(publisher, target, text, since)
+        found = _look(store, publisher, reply_id, token, actor, target, text, since)
         if found is not None:
             return _record(store, reply_id, token, actor, found=found, via="check")
         return _record(store, reply_id, token, actor,
@@ -267,11 +267,15 @@ def _set_body(store: Store, reply_id: int, token: datetime, text: str) -> None:
             reply.body = text
 
 
-def _look(publisher: Publisher, target: Target, text: str, since: datetime) -> Posted | None:
+def _look(store: Store, publisher: Publisher, reply_id: int, token: datetime, actor: Actor, target: Target,
+          text: str, since: datetime) -> Posted | None:
+    """Look for our reply on the platform. If looking fails, the reply goes back to unknown (nothing is posted)."""
     try:
         return publisher.find_ours(target, text, since)
     except Exception as exc:  # noqa: BLE001 - any failure to look leaves the outcome unknown
-        raise CaseError(f"could not check the platform for our reply ({exc}); try again later") from exc
+        _record(store, reply_id, token, actor, error=Unknown(f"could not check the platform: {exc}"), via="check")
+        raise CaseError(f"could not check the platform for our reply ({exc}); nothing was posted, "
+                        "try the check again later") from exc
 
 
 def _publish(store: Store, publisher: Publisher, reply_id: int, token: datetime, actor: Actor,

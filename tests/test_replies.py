@@ -290,3 +290,16 @@ def test_edited_draft_after_lost_answer_still_finds_the_first_text(sqlite_store,
     out = post_reply(sqlite_store, dcfg, cid, sam, "Edited text", key=key, env=DISCOURSE_ENV)
     assert out.status == "posted" and len(forum.posts) == 1
     assert [r.body for r in case_detail(sqlite_store, cid).replies] == ["First text"]  # what is really up
+
+
+def test_failed_check_leaves_the_reply_unknown_and_posts_nothing(sqlite_store, dcfg, forum):
+    sam = actor_for_name(dcfg, "Sam Agent")
+    cid = seed_discourse_case(sqlite_store, dcfg, forum.base_url)
+    forum.fail_status = 502
+    out = post_reply(sqlite_store, dcfg, cid, sam, "Sorry Kevin", key=new_key(), env=DISCOURSE_ENV)
+    forum.fail_status = None
+    del forum.http.routes[("GET", f"/t/{forum.topic_id}.json")]  # the forum cannot show the topic now
+    with pytest.raises(cases.CaseError, match="nothing was posted"):
+        check_reply(sqlite_store, dcfg, out.reply_id, sam, env=DISCOURSE_ENV)
+    assert [r.status for r in case_detail(sqlite_store, cid).replies] == ["unknown"]
+    assert pending_checks(sqlite_store, cid) == [out.reply_id] and forum.posts == []
