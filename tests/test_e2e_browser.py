@@ -140,11 +140,21 @@ def test_sign_in_claim_reply_resolve_in_chromium(tmp_path, browser, oidc):
         assert ("Sam Agent", "claimed") in trail and ("Sam Agent", "replied") in trail
         assert trail[-1] == ("Sam Agent", "resolved")
 
-        for path, title, name in (("metrics", "Metrics", "06-metrics"), ("sources", "Sources", "07-sources")):
-            page.goto(f"{url}/{path}")
-            expect(page.get_by_role("heading", name=title)).to_be_visible(timeout=20000)
-            settle(page)
-            shot(page, name)
+        page.goto(f"{url}/metrics")
+        expect(page.get_by_role("heading", name="Metrics")).to_be_visible(timeout=20000)
+        settle(page)
+        page.get_by_role("combobox", name="Week").click()
+        page.get_by_role("option", name="(in progress)").click()
+        settle(page)
+        expect(page.get_by_test_id("stMetric").first).to_contain_text("Complaints")
+        expect(page.get_by_test_id("stMetric").first).to_contain_text("2")  # the two seeded complaints
+        page.wait_for_timeout(1500)  # charts draw after the script finishes
+        shot(page, "06-metrics")
+        page.goto(f"{url}/sources")
+        expect(page.get_by_role("heading", name="Sources")).to_be_visible(timeout=20000)
+        settle(page)
+        expect(page.locator(".st-key-source-community")).to_contain_text("Replies: posted publicly")
+        shot(page, "07-sources")
         ctx.close()
     finally:
         proc.terminate()
