@@ -175,3 +175,83 @@ def test_reddit_target_must_be_a_thing(tmp_path):
     pub = publisher_for(make_cfg(tmp_path), "reddit", ENV)
     with pytest.raises(Rejected, match="not a Reddit"):
         pub.publish(Target("reddit", "reddit", "abc", None, "", "u", {}), "hi")
+
+
+# --- refusals and lost answers, in the platforms' documented error shapes (nobody recorded these) ----------
+
+
+def _reddit_stand_in(comment_answer):
+    stand = StandIn()
+    stand.routes[("POST", "/api/v1/access_token")] = lambda r: (200, {"access_token": "tok", "token_type": "bearer",
+                                                                     "expires_in": 3600, "scope": "*"}, {})
+    stand.routes[("POST", "/api/comment/")] = comment_answer
+    return stand.start()
+
+
+def test_reddit_ratelimit_is_a_clean_refusal(tmp_path):
+    # Reddit's documented api_type=json error list: [code, message, field]
+    stand = _reddit_stand_in(lambda r: (200, {"json": {"errors": [
+        ["RATELIMIT", "Looks like you've been doing that a lot. Take a break for 9 minutes before trying again.",
+         "ratelimit"]]}}, {}))
+    try:
+        pub = publisher_for(make_cfg(tmp_path, reddit_base=stand.base_url), "reddit", ENV)
+        with pytest.raises(Rejected, match="RATELIMIT"):
+            pub.publish(Target("reddit", "reddit", "t3_abc", "t3_abc", "", "u", {"fullname": "t3_abc"}), "Hi")
+        assert len(stand.posts("/api/comment/")) == 1
+    finally:
+        stand.stop()
+
+
+def test_reddit_server_error_is_unknown(tmp_path):
+    from desk.publishers import Unknown
+
+    stand = _reddit_stand_in(lambda r: (500, b"<html>oops</html>", {}))
+    try:
+        pub = publisher_for(make_cfg(tmp_path, reddit_base=stand.base_url), "reddit", ENV)
+        with pytest.raises(Unknown):
+            pub.publish(Target("reddit", "reddit", "t1_abc", "t3_x", "", "u", {"fullname": "t1_abc"}), "Hi")
+        assert len(stand.posts("/api/comment/")) == 1  # prawcore would have sent it three times
+    finally:
+        stand.stop()
+
+
+@pytest.mark.parametrize("status,body,expected", [
+    (429, {"title": "Too Many Requests", "detail": "Too Many Requests", "type": "about:blank", "status": 429},
+     "Rejected"),
+    (403, {"detail": "You are not allowed to create a Tweet with duplicate content.", "type": "about:blank",
+           "title": "Forbidden", "status": 403}, "Rejected"),
+    (503, {"title": "Service Unavailable", "detail": "Service Unavailable", "type": "about:blank", "status": 503},
+     "Unknown"),
+])
+def test_x_errors_map_to_refused_or_unknown(tmp_path, status, body, expected):
+    import desk.publishers as pubs
+
+    stand = StandIn()
+    stand.routes[("POST", "/2/tweets")] = lambda r: (status, body, {})
+    stand.start()
+    try:
+        pub = publisher_for(make_cfg(tmp_path, x_base=stand.base_url), "x", ENV)
+        with pytest.raises(getattr(pubs, expected)):
+            pub.publish(Target("x", "x", "555", "555", "", "@maria_t", {}), "Sorry Maria")
+        assert json.loads(stand.posts("/2/tweets")[0].body) == {"text": "Sorry Maria",
+                                                                "reply": {"in_reply_to_tweet_id": "555"}}
+    finally:
+        stand.stop()
+
+
+def test_discourse_validation_error_is_refused_with_its_message(tmp_path):
+    from tests.e2e_helpers import DISCOURSE_ENV, discourse_config
+
+    stand = StandIn()
+    stand.routes[("POST", "/posts.json")] = lambda r: (422, {"action": "create_post", "errors": [
+        "Body is too similar to what you recently posted"]}, {})
+    stand.start()
+    try:
+        p = tmp_path / "d.yaml"
+        p.write_text(discourse_config(stand.base_url))
+        pub = publisher_for(load_config(p), "community", DISCOURSE_ENV)
+        with pytest.raises(Rejected, match="too similar"):
+            pub.publish(Target("discourse", "community", "h/t/5/2", "h/t/5", "", "k", {"topic_id": 5,
+                                                                                   "post_number": 2}), "Hi")
+    finally:
+        stand.stop()

@@ -9,11 +9,13 @@ answered, made since the attempt began, is taken as ours.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import praw
 import prawcore
 from praw.exceptions import PRAWException, RedditAPIException
+from prawcore.sessions import FiniteRetryStrategy
 
 from collectors.base import NotConfigured as CollectorNotConfigured
 from collectors.reddit import make_reddit
@@ -22,6 +24,24 @@ from desk.publishers.base import NotConfigured, Posted, Rejected, Target, Unknow
 
 SITE = "https://www.reddit.com"
 SKEW = timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class _NoRetry(FiniteRetryStrategy):
+    """prawcore retries a request after a 5xx or a read timeout, a POST included: a comment Reddit did make
+    would be made again. Publishing tries once; an unclear answer becomes `Unknown` and is checked instead."""
+
+    retries: int = 0
+
+    def _sleep_seconds(self) -> float | None:
+        return None
+
+
+def _without_retries(reddit: praw.Reddit) -> None:
+    for name in ("_core", "_authorized_core", "_read_only_core"):
+        session = getattr(reddit, name, None)
+        if session is not None and hasattr(session, "_retry_strategy_class"):
+            session._retry_strategy_class = _NoRetry
 
 # prawcore errors after which the comment certainly was not made
 _REFUSED = (prawcore.exceptions.TooManyRequests, prawcore.exceptions.Forbidden, prawcore.exceptions.NotFound,
@@ -93,4 +113,5 @@ def build(cfg: HearkenConfig, src, env: Mapping[str, str]) -> RedditPublisher:
         raise NotConfigured(f"source {src.name!r} has no Reddit user credentials "
                             f"({src.username_env}/{src.password_env}) to post with")
     reddit.validate_on_submit = True
+    _without_retries(reddit)
     return RedditPublisher(reddit, username)
