@@ -303,3 +303,18 @@ def test_opening_the_dashboard_is_audited(env):
     app()
     with store.session() as s:
         assert [(e.actor, e.action) for e in s.scalars(sel(Event))] == [("Alex Admin", "signed_in")]
+
+
+def test_two_staff_on_one_case_only_the_first_reply_goes_out(env):
+    cfg, store = env(MINIMAL_CONFIG + "dashboard: {auth: oidc}\n")
+    cid = seed_case(store, cfg, external_id="two", body="Northwind down", author="@maria_t")
+    sam = app("views/case.py", case_id=cid, user={"is_logged_in": True, "email": "sam@example.com"})
+    morgan = app("views/case.py", case_id=cid, user={"is_logged_in": True, "email": "morgan@example.com"})
+    sam.text_area(key=f"draft-{cid}").input("Sorry Maria, from Sam").run()
+    morgan.text_area(key=f"draft-{cid}").input("Sorry Maria, from Morgan").run()
+    sam.button(key="post").click().run()
+    morgan.button(key="post").click().run()
+    assert sam.success[0].value.startswith("Posted publicly")
+    assert "added to this case while you were writing" in morgan.error[0].value
+    assert "Sorry Maria, from Sam" in texts(morgan)  # Morgan now sees Sam's reply
+    assert [p["text"] for p in read_posts(platform_file(cfg, dict(os.environ)))] == ["Sorry Maria, from Sam"]

@@ -233,6 +233,7 @@ def test_x_errors_map_to_refused_or_unknown(tmp_path, status, body, expected):
         pub = publisher_for(make_cfg(tmp_path, x_base=stand.base_url), "x", ENV)
         with pytest.raises(getattr(pubs, expected)):
             pub.publish(Target("x", "x", "555", "555", "", "@maria_t", {}), "Sorry Maria")
+        assert len(stand.posts("/2/tweets")) == 1
         assert json.loads(stand.posts("/2/tweets")[0].body) == {"text": "Sorry Maria",
                                                                 "reply": {"in_reply_to_tweet_id": "555"}}
     finally:
