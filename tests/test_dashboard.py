@@ -318,3 +318,19 @@ def test_two_staff_on_one_case_only_the_first_reply_goes_out(env):
     assert "added to this case while you were writing" in morgan.error[0].value
     assert "Sorry Maria, from Sam" in texts(morgan)  # Morgan now sees Sam's reply
     assert [p["text"] for p in read_posts(platform_file(cfg, dict(os.environ)))] == ["Sorry Maria, from Sam"]
+
+
+def test_replied_elsewhere_stops_the_first_response_clock(env):
+    cfg, store = env()
+    cid = seed_case(store, cfg, external_id="ph", body="Northwind call me", minutes_ago=5)
+    at = app("views/case.py", case_id=cid)
+    at.button(key="elsewhere").click().run()
+    assert "say where the reply was made" in at.error[0].value
+    at.text_input(key="elsewhere-where").input("phone call")
+    at.text_area(key="elsewhere-text").input("Called Maria, engineer booked for Friday")
+    at.button(key="elsewhere").click().run()
+    assert at.success[0].value.startswith("Reply recorded")
+    assert "**replied**" in at.markdown[0].value
+    assert "Called Maria, engineer booked for Friday" in texts(at)
+    assert list(at.dataframe[0].value["action"])[-1] == "replied_elsewhere"
+    assert platform_file(cfg, dict(os.environ)).exists() is False  # nothing was posted anywhere
