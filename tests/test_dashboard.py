@@ -318,6 +318,11 @@ def test_two_staff_on_one_case_only_the_first_reply_goes_out(env):
     assert "added to this case while you were writing" in morgan.error[0].value
     assert "Sorry Maria, from Sam" in texts(morgan)  # Morgan now sees Sam's reply
     assert [p["text"] for p in read_posts(platform_file(cfg, dict(os.environ)))] == ["Sorry Maria, from Sam"]
+    assert morgan.button(key="post").disabled  # a second click cannot send it by accident
+    morgan.checkbox(key=f"also-{cid}").check().run()  # having read Sam's reply, Morgan posts a follow-up
+    morgan.button(key="post").click().run()
+    assert morgan.success[0].value.startswith("Posted publicly")
+    assert len(read_posts(platform_file(cfg, dict(os.environ)))) == 2
 
 
 def test_replied_elsewhere_stops_the_first_response_clock(env):

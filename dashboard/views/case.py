@@ -7,9 +7,10 @@ import json
 import streamlit as st
 
 from dashboard import components as ui
-from desk import cases, replies
+from dashboard.composer import reply_composer
+from desk import cases
 from desk.cases import ROOT_CAUSES, CaseError
-from desk.publishers import PublishError, can_post
+from desk.publishers import PublishError
 from desk.queue import case_detail, open_queue, similar_cases
 from desk.users import NotAllowed, team_names
 
@@ -146,60 +147,7 @@ with side_col:
     # --- reply composer -----------------------------------------------------------
     if active:
         st.subheader("Reply publicly")
-        limit = d.reply_limit
-        ok, why_not = can_post(cfg, d.source)
-        kkey, dkey, skey = f"reply-key-{case_id}", f"draft-{case_id}", f"seen-{case_id}"
-        if kkey not in st.session_state:
-            st.session_state[kkey] = replies.new_key()
-            st.session_state[skey] = replies.seen_replies(store, case_id)
-        for rid in replies.pending_checks(store, case_id):
-            st.warning(f"Reply #{rid} may or may not be on the platform (the answer was lost). "
-                       "Hearken will not post again until it has looked.")
-            if st.button("Check the platform", key=f"check-{rid}"):
-                def _check(rid=rid):
-                    out = replies.check_reply(store, cfg, rid, actor)
-                    if out.status != "posted":
-                        raise CaseError(out.message)
-                act(_check, "Found our reply on the platform; recorded as posted.")
-        names = ["(write my own)"] + list(replies.TEMPLATES)
-        if st.session_state.pop(f"reset-{case_id}", False):  # after a post: an empty composer, a fresh draft key
-            st.session_state[dkey] = ""
-            st.session_state[f"template-{case_id}"] = names[0]
-            st.session_state.pop(f"template-used-{case_id}", None)
-        tpl = st.selectbox("Template", names, key=f"template-{case_id}",
-                           help="Acknowledge, show you understand, give a plan with a time, thank them.")
-        if tpl != st.session_state.get(f"template-used-{case_id}") and tpl != names[0]:
-            st.session_state[dkey] = replies.fill_template(replies.TEMPLATES[tpl], customer=d.customer,
-                                                           case_id=case_id)[:limit]
-            st.session_state[f"template-used-{case_id}"] = tpl
-        reply_to = None
-        if len(d.answerable) > 1:
-            picked = st.selectbox("Reply to", d.answerable, key=f"reply-to-{case_id}",
-                                  format_func=lambda p: f"{p.author} · {ui.fmt_time(p.posted_at)} · {p.body[:70]}",
-                                  help="The customer's newest post is picked first.")
-            reply_to = picked.mention_id
-        draft = st.text_area(f"Your reply (up to {limit} characters on {d.platform})", key=dkey, max_chars=limit,
-                             height=160, placeholder="Hi {name}, …")
-        st.caption(f"{len(draft or '')}/{limit} characters")
-        if draft:
-            with st.container(border=True, key="preview"):
-                st.caption(f"Preview: in reply to {ui.md_escape(d.customer)}, as our account")
-                st.text(draft)
-        if not ok:
-            st.info(f"Posting is off for this source: {why_not}")
-        if st.button("Post publicly", key="post", type="primary", disabled=not ok or not (draft or "").strip()):
-            try:
-                out = replies.post_reply(store, cfg, case_id, actor, draft, key=st.session_state[kkey],
-                                         seen_replies=st.session_state[skey], mention_id=reply_to)
-            except (CaseError, NotAllowed, PublishError) as exc:
-                ui.flash(flash_key, "error", str(exc))
-            else:
-                kind = {"posted": "success", "failed": "error", "unknown": "warning"}.get(out.status, "info")
-                ui.flash(flash_key, kind, out.message)
-                if out.status == "posted":
-                    st.session_state.pop(kkey, None)
-                    st.session_state[f"reset-{case_id}"] = True
-            st.rerun()
+        reply_composer(store, cfg, actor, d, flash_key)
 
         with st.expander("Replied elsewhere"):
             where = st.text_input("Where", key="elsewhere-where", placeholder="phone call, X DM, the forum directly…")

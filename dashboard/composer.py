@@ -1,0 +1,104 @@
+"""The reply composer: templates, the platform's limit, a preview, and Post publicly (exactly once, via desk/).
+
+It owns its session keys, all suffixed with the case id: the draft's
+idempotency key (`reply-key-N`, kept until the reply is posted, so a second
+click or a retry after a timeout reuses it), how many replies the writer had
+seen when they started (`seen-N`), the draft (`draft-N`) and the template
+chosen (`template-N`).
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import components as ui
+from desk import replies
+from desk.cases import CaseError
+from desk.config import HearkenConfig
+from desk.db import Store
+from desk.publishers import PublishError, can_post
+from desk.queue import CaseDetail
+from desk.replies import ReplyConflict, ReplyOutcome
+from desk.users import Actor, NotAllowed
+
+NO_TEMPLATE = "(write my own)"
+
+
+def reply_composer(store: Store, cfg: HearkenConfig, actor: Actor, d: CaseDetail, flash_key: str) -> ReplyOutcome | None:
+    """Draw the composer for case `d`; returns the outcome when Post publicly was clicked and went through."""
+    cid = d.case_id
+    kkey, dkey, skey, tkey, used = f"reply-key-{cid}", f"draft-{cid}", f"seen-{cid}", f"template-{cid}", f"template-used-{cid}"
+    limit = d.reply_limit
+    ok, why_not = can_post(cfg, d.source)
+    if kkey not in st.session_state:
+        st.session_state[kkey] = replies.new_key()
+        st.session_state[skey] = replies.seen_replies(store, cid)
+
+    for rid in replies.pending_checks(store, cid):
+        st.warning(f"Reply #{rid} may or may not be on the platform (the answer was lost). "
+                   "Hearken will not post again until it has looked.")
+        if st.button("Check the platform", key=f"check-{rid}"):
+            try:
+                out = replies.check_reply(store, cfg, rid, actor)
+            except (CaseError, PublishError) as exc:
+                ui.flash(flash_key, "error", str(exc))
+            else:
+                ui.flash(flash_key, "success" if out.status == "posted" else "info",
+                         "Found our reply on the platform; recorded as posted." if out.status == "posted"
+                         else "Our reply is not on the platform: nothing went out, you can post again.")
+            st.rerun()
+
+    names = [NO_TEMPLATE] + list(replies.TEMPLATES)
+    if st.session_state.pop(f"reset-{cid}", False):  # after a post: an empty composer
+        st.session_state[dkey] = ""
+        st.session_state[tkey] = NO_TEMPLATE
+        st.session_state.pop(used, None)
+    tpl = st.selectbox("Template", names, key=tkey,
+                       help="Acknowledge, show you understand, give a plan with a time, thank them.")
+    if tpl != NO_TEMPLATE and tpl != st.session_state.get(used):
+        st.session_state[dkey] = replies.fill_template(replies.TEMPLATES[tpl], customer=d.customer, case_id=cid)[:limit]
+        st.session_state[used] = tpl
+
+    reply_to = None
+    if len(d.answerable) > 1:
+        picked = st.selectbox("Reply to", d.answerable, key=f"reply-to-{cid}",
+                              format_func=lambda p: f"{p.author} · {ui.fmt_time(p.posted_at)} · {p.body[:70]}",
+                              help="The customer's newest post is picked first.")
+        reply_to = picked.mention_id
+
+    draft = st.text_area(f"Your reply (up to {limit} characters on {d.platform})", key=dkey, max_chars=limit,
+                         height=160, placeholder="Hi {name}, …")
+    st.caption(f"{len(draft or '')}/{limit} characters")
+    if draft:
+        with st.container(border=True, key="preview"):
+            st.caption(f"Preview: in reply to {ui.md_escape(d.customer)}, as our account")
+            st.text(draft)
+    if not ok:
+        st.info(f"Posting is off for this source: {why_not}")
+    held = False
+    if st.session_state.get(f"conflict-{cid}"):
+        held = not st.checkbox("Someone else replied while I was writing. I have read it; post mine as well.",
+                               key=f"also-{cid}")
+    if not st.button("Post publicly", key="post", type="primary",
+                     disabled=not ok or not (draft or "").strip() or held):
+        return None
+    out = None
+    try:
+        out = replies.post_reply(store, cfg, cid, actor, draft, key=st.session_state[kkey],
+                                 seen_replies=st.session_state[skey], mention_id=reply_to)
+    except ReplyConflict as exc:
+        ui.flash(flash_key, "error", str(exc))
+        st.session_state[skey] = replies.seen_replies(store, cid)  # shown it now: posting anyway must be explicit
+        st.session_state[f"conflict-{cid}"] = True
+    except (CaseError, NotAllowed, PublishError) as exc:
+        ui.flash(flash_key, "error", str(exc))
+    else:
+        kind = {"posted": "success", "failed": "error", "unknown": "warning"}.get(out.status, "info")
+        ui.flash(flash_key, kind, out.message)
+        if out.status == "posted":
+            del st.session_state[kkey]
+            st.session_state[f"reset-{cid}"] = True
+            st.session_state.pop(f"conflict-{cid}", None)
+            st.session_state.pop(f"also-{cid}", None)
+    st.rerun()
+    return out
