@@ -111,6 +111,8 @@ def test_sign_in_claim_reply_resolve_in_chromium(tmp_path, browser, oidc):
         page.keyboard.press("Control+Enter")
         settle(page)
         expect(page.get_by_test_id("stText").filter(has_text="checking the line tonight")).to_have_count(1)
+        expect(page.get_by_test_id("stDataFrame")).to_be_visible()  # the page is drawn to the end
+        settle(page)
         shot(page, "03-case-composer")
         page.get_by_role("button", name="Post publicly").dblclick()
         expect(page.get_by_text("Posted publicly")).to_be_visible(timeout=20000)
