@@ -58,10 +58,11 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 class ComplaintModel:
     """A trained complaint model read from a directory of files.
 
-    predict() splits texts longer than one window (128 tokens) into
-    overlapping windows, at most `max_windows` of them (the first ones and the
-    last one); a text scores as its most complaint-like window, whose severity
-    it takes. embed() averages the windows' normalised embeddings.
+    predict() splits texts longer than one window (meta.json: 96 tokens, the
+    training length) into windows overlapping by a third, at most
+    `max_windows` (12) of them: the first eleven and the last one. A text
+    scores as its most complaint-like window and takes that window's severity;
+    embed() averages the windows' normalised embeddings.
     """
 
     def __init__(self, path: str | os.PathLike, *, threads: int | None = None, batch_size: int = 64):
@@ -78,9 +79,9 @@ class ComplaintModel:
         except (ValueError, KeyError, TypeError) as exc:
             raise ModelError(meta_path, f"model metadata is corrupt ({exc})") from exc
         self.meta = meta
-        self.window = int(meta.get("window", 128))
-        self.stride = int(meta.get("stride", 96))
-        self.max_windows = int(meta.get("max_windows", 8))
+        self.window = int(meta.get("window", 96))
+        self.stride = int(meta.get("stride", 64))
+        self.max_windows = int(meta.get("max_windows", 12))
         self.batch_size = batch_size
         self._tokenizer = open_tokenizer(self.path / TOKENIZER_FILE)
         self._cls = self._tokenizer.token_to_id("[CLS]")
