@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Protocol
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -28,7 +28,7 @@ from collectors.base import Mention, PollResult
 from desk import alerts, audit
 from desk.config import HearkenConfig
 from desk.db import Store
-from desk.models import Case, Classification, Mention as MentionRow, SourceState, now_utc
+from desk.models import Case, Classification, Mention as MentionRow, Reply, SourceState, now_utc
 from desk.sla import due_times
 
 log = logging.getLogger(__name__)
@@ -62,18 +62,33 @@ def mention_values(m: Mention, detected_at: datetime) -> dict:
 
 def state_for(session: Session, name: str, platform: str) -> SourceState:
     state = session.get(SourceState, name)
-    if state is None:
-        state = SourceState(name=name, platform=platform, status="new", consecutive_failures=0,
-                            mentions_total=0, reads_count=0)
-        session.add(state)
-        session.flush()
+    if state is None:  # several runners may register the same source at once: insert-if-absent
+        session.execute(_insert(session)(SourceState).values(
+            name=name, platform=platform, status="new", consecutive_failures=0, mentions_total=0, reads_count=0,
+        ).on_conflict_do_nothing(index_elements=["name"]))
+        state = session.get(SourceState, name, populate_existing=True)
     return state
 
 
-def store_poll(store: Store, source: str, platform: str, result: PollResult, *, now: datetime | None = None) -> int:
-    """Persist one poll: new mentions + cursor + source health, atomically. Returns how many were new."""
+class LeaseLost(Exception):
+    """Another process took over the source while this poll ran; its result is thrown away, not stored."""
+
+
+def store_poll(store: Store, source: str, platform: str, result: PollResult, *, now: datetime | None = None,
+               owner: str | None = None) -> int:
+    """Persist one poll: new mentions + cursor + source health, atomically. Returns how many were new.
+
+    With `owner`, the poll is stored only while that process still holds the source's lease
+    (checked under a row lock), so a poll that outlived its lease never overwrites the cursor
+    of the process that took over.
+    """
     now = now or now_utc()
     with store.session() as s:
+        if owner is not None:
+            holder = s.execute(select(SourceState.lease_owner).where(SourceState.name == source)
+                               .with_for_update()).scalar_one_or_none()
+            if holder is not None and holder != owner:
+                raise LeaseLost(f"source {source} is now polled by {holder}")
         new = 0
         rows = [mention_values(m, now) for m in result.mentions]
         for i in range(0, len(rows), 200):  # keep each statement well inside SQLite's variable limit
@@ -110,11 +125,36 @@ class Outcome:
 
 
 def _existing_case(s: Session, m: MentionRow) -> Case | None:
+    """The case this mention continues: the same customer in the same thread, or an answer to one of our replies.
+
+    Another customer posting in the same thread is a customer of their own and gets a case of their own.
+    """
     if not m.thread_id:
         return None
-    return s.scalars(
-        select(Case).where(Case.platform == m.platform, Case.thread_id == m.thread_id).order_by(Case.id).limit(1)
-    ).first()
+    same_customer = (select(Case).join(MentionRow, Case.mention_id == MentionRow.id)
+                     .where(Case.platform == m.platform, Case.thread_id == m.thread_id,
+                            MentionRow.author == m.author)
+                     .order_by(Case.id).limit(1))
+    case = s.scalars(same_customer).first()
+    if case is None and m.parent_id:
+        answer_to_us = (select(Case).join(Reply, Reply.case_id == Case.id)
+                        .where(Case.platform == m.platform, Reply.external_id == m.parent_id)
+                        .order_by(Case.id).limit(1))
+        case = s.scalars(answer_to_us).first()
+    return case
+
+
+def _lock_threads(s: Session, batch: list[MentionRow]) -> None:
+    """On PostgreSQL, serialise case decisions per thread across runners (sorted, so no deadlock).
+
+    Without it two runners classifying two posts of one customer at the same time would each
+    find no case and open two. SQLite needs nothing: it lets one writer in at a time.
+    """
+    if s.get_bind().dialect.name != "postgresql":
+        return
+    keys = sorted({f"{m.platform}|{m.thread_id}" for m in batch if m.thread_id})
+    for key in keys:
+        s.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": key})
 
 
 def open_case(s: Session, cfg: HearkenConfig, m: MentionRow, c: Classification) -> Case:
@@ -146,6 +186,7 @@ def classify_pending(store: Store, cfg: HearkenConfig, model: Predictor, *, batc
             if not batch:
                 break
             preds = model.predict([_text(m) for m in batch], threshold=cfg.classifier.threshold)
+            _lock_threads(s, batch)
             for m, p in zip(batch, preds, strict=True):
                 claimed = s.execute(update(MentionRow).where(MentionRow.id == m.id, MentionRow.classified.is_(False))
                                     .values(classified=True)).rowcount

@@ -36,7 +36,7 @@ from desk import alerts, audit
 from desk.config import HearkenConfig
 from desk.db import Store
 from desk.models import SourceState, now_utc
-from desk.pipeline import classify_pending, month_key, state_for, store_poll
+from desk.pipeline import LeaseLost, classify_pending, month_key, state_for, store_poll
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,9 @@ class Runner:
         self._pool = ThreadPoolExecutor(max_workers=max(1, min(8, len(self.sources))), thread_name_prefix="poll")
         self._tasks = alerts.periodic_tasks(cfg, store)
         self._task_next: dict[str, datetime] = {}
+        self._lease_owner: str | None = None  # set while run_forever() polls under leases
+        self._heartbeat: threading.Thread | None = None
+        self._polls_done = threading.Event()
         self._register_sources()
 
     # --- sources ------------------------------------------------------------
@@ -102,6 +105,26 @@ class Runner:
                 .execution_options(synchronize_session=False))
             return bool(res.rowcount)
 
+    def _renew_leases(self) -> None:
+        """Keep the leases of sources whose poll is still in flight (a slow forum, a long backlog)."""
+        busy = [name for name, fut in list(self._inflight.items()) if not fut.done()]
+        if not busy:
+            return
+        until = self.clock() + timedelta(seconds=self.cfg.runner.lease_seconds)
+        with self.store.session() as s:
+            s.execute(update(SourceState)
+                      .where(SourceState.name.in_(busy), SourceState.lease_owner == self.owner,
+                             SourceState.lease_until < until)
+                      .values(lease_until=until).execution_options(synchronize_session=False))
+
+    def _heartbeat_loop(self) -> None:
+        every = max(0.2, self.cfg.runner.lease_seconds / 3)
+        while not self._polls_done.wait(every):  # runs on after stop() while polls in flight finish
+            try:
+                self._renew_leases()
+            except Exception:
+                log.warning("could not renew source leases", exc_info=True)
+
     def _next_poll(self, src, now: datetime) -> datetime:
         j = self.cfg.runner.jitter
         return now + timedelta(seconds=src.interval_seconds * (1 + random.uniform(-j, j)))
@@ -120,11 +143,13 @@ class Runner:
                 budget = max(0, src.monthly_read_cap - used)
             result = collector.poll(self._cursor(src.name, platform), read_budget=budget)
             _failpoint("before-commit")
-            new = store_poll(self.store, src.name, platform, result, now=self.clock())
+            new = store_poll(self.store, src.name, platform, result, now=self.clock(), owner=self._lease_owner)
             with self.store.session() as s:
                 s.execute(update(SourceState).where(SourceState.name == src.name)
                           .values(next_poll_at=self._next_poll(src, self.clock())))
             return new
+        except LeaseLost as exc:
+            log.warning("%s; this poll's result was dropped", exc)
         except NotConfigured as exc:
             self._collectors.pop(src.name, None)
             self._record_failure(src, platform, exc, status="disabled")
@@ -198,7 +223,10 @@ class Runner:
                 break
             if self._claim(src, now):
                 self._inflight[src.name] = self._pool.submit(self.poll_source, src)
-        self.classify()
+        try:
+            self.classify(limit=4 * self.cfg.classifier.batch_size)  # the rest next tick: polls keep their pace
+        except Exception:
+            log.exception("classification failed; it is retried on the next pass")
         for name, interval, fn in self._tasks:
             if self._task_next.get(name, now) <= now:
                 try:
@@ -207,8 +235,8 @@ class Runner:
                     log.exception("periodic task %s failed", name)
                 self._task_next[name] = now + timedelta(seconds=interval)
 
-    def classify(self):
-        return classify_pending(self.store, self.cfg, self.model)
+    def classify(self, limit: int | None = None):
+        return classify_pending(self.store, self.cfg, self.model, limit=limit)
 
     def run_once(self) -> None:
         """Poll every enabled source once (ignoring schedules), wait, then classify. For tests and `run --once`."""
@@ -227,16 +255,18 @@ class Runner:
             signal.signal(signal.SIGTERM, self.stop)
             signal.signal(signal.SIGINT, self.stop)
         log.info("runner %s started with %d source(s)", self.owner, len(self.sources))
+        self.model  # load before polling: loading holds the GIL, which would starve the lease heartbeat
+        self._lease_owner = self.owner
+        self._heartbeat = threading.Thread(target=self._heartbeat_loop, name="lease-heartbeat", daemon=True)
+        self._heartbeat.start()
         try:
             while not self._stop.is_set():
                 self.tick()
                 self._stop.wait(idle_sleep)
         finally:
             self._pool.shutdown(wait=True)
-            try:
-                self.classify()
-            except Exception:
-                log.exception("final classification failed")
+            self._polls_done.set()
+            self._heartbeat.join(timeout=5)
             self._release_leases()
             for c in self._collectors.values():
                 try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -126,10 +127,11 @@ def test_complaints_open_cases_with_sla_and_alerts_in_the_same_transaction(store
     assert classify_pending(store, cfg, model).classified == 0
 
 
-def test_a_follow_up_in_the_same_thread_joins_the_case(store, cfg, model):
+def test_the_same_customer_following_up_in_the_thread_joins_their_case(store, cfg, model):
     store_poll(store, "demo", "demo", PollResult([mention(1, body=COMPLAINT)], None), now=T0)
     classify_pending(store, cfg, model)
     follow = mention(5, body="Still down this morning, Northwind. Is anyone reading this?", thread="m1", parent="m1")
+    follow = replace(follow, author="user1")
     store_poll(store, "demo", "demo", PollResult([follow], None), now=T0)
     out = classify_pending(store, cfg, model)
     assert (out.followups, out.cases_opened) == (1, 0)
@@ -137,3 +139,15 @@ def test_a_follow_up_in_the_same_thread_joins_the_case(store, cfg, model):
         (case,) = s.scalars(select(Case)).all()
         rows = s.scalars(select(MentionRow).where(MentionRow.case_id == case.id)).all()
         assert sorted(r.external_id for r in rows) == ["m1", "m5"]
+
+
+def test_another_customer_complaining_in_the_same_thread_gets_a_case_of_their_own(store, cfg, model):
+    store_poll(store, "demo", "demo", PollResult([mention(1, body=COMPLAINT)], None), now=T0)
+    other = mention(6, body="Same here, Northwind broadband has been down for two days and nobody answers the phone.",
+                    thread="m1", parent="m1")
+    store_poll(store, "demo", "demo", PollResult([other], None), now=T0)
+    out = classify_pending(store, cfg, model)
+    assert (out.followups, out.cases_opened) == (0, 2)
+    with store.session() as s:
+        authors = sorted(c.mention.author for c in s.scalars(select(Case)))
+        assert authors == ["user1", "user6"]
