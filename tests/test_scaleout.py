@@ -57,9 +57,11 @@ def test_runners_poll_each_source_one_at_a_time_and_take_over_a_killed_runners_s
     path = write_config(tmp_path, pg_url, [discourse_source(platform, n) for n in names], lease=2.0)
     log = tmp_path / "runners.log"
     store = connect(pg_url)
-    procs = [hearken("run", "--config", str(path), log=log) for _ in range(3)]
+    procs = [hearken("run", "--config", str(path), log=log)]
     try:
+        # (started one after the other: starting them at the same instant is its own test below)
         wait_for(lambda: all(last_id(store, n) for n in names), 60, "every forum to be polled once")
+        procs += [hearken("run", "--config", str(path), log=log) for _ in range(2)]
         platform.start_publishing(names, per_second=5)
         time.sleep(3)
         held = owners(store)
@@ -111,24 +113,28 @@ def test_runners_poll_each_source_one_at_a_time_and_take_over_a_killed_runners_s
 
 
 def test_a_poll_that_outlasts_its_lease_is_not_run_by_a_second_runner_at_the_same_time(tmp_path, pg_url, platform):
-    """A slow platform: one poll takes longer than the lease (here 4 s against 2 s; in production a
+    """A slow platform: one poll takes longer than the lease (here 3 s against 1.5 s; in production a
     forum paged 10 deep at a 20 s timeout against the 120 s default lease). The runner polling it must
     keep its lease while the poll is in flight; otherwise a second runner polls the same source at the
     same time (twice the requests, twice the X read bill) and the two commits race for the cursor."""
     forum = platform.add_forum("slow")
-    forum.delay = 4.0
-    path = write_config(tmp_path, pg_url, [discourse_source(platform, "slow")], lease=2.0)
+    forum.delay = 3.0
+    path = write_config(tmp_path, pg_url, [discourse_source(platform, "slow")], lease=1.5)
     log = tmp_path / "runners.log"
     store = connect(pg_url)
-    procs = [hearken("run", "--config", str(path), log=log) for _ in range(2)]
+    procs = [hearken("run", "--config", str(path), log=log)]
     try:
+        wait_for(lambda: forum.requests >= 1, 60, "the first poll")  # (start-up races are tested below)
+        procs.append(hearken("run", "--config", str(path), log=log))
         wait_for(lambda: forum.requests >= 3, 60, "three polls of the slow forum")
     finally:
-        codes = [stop(p) for p in procs]
+        stopping = time.time()
+        codes = [stop(p) for p in procs]  # one after the other: the second polls on while the first stops
         store.close()
     assert codes == [0, 0], log.read_text()[-3000:]
+    when = ", ".join(f"{t - stopping:+.1f}s" for t in forum.overlaps)
     assert forum.overlaps == [], (f"two runners polled the slow forum at once {len(forum.overlaps)} time(s) "
-                                  f"in {forum.requests} polls")
+                                  f"in {forum.requests} polls, at {when} from the first SIGTERM")
 
 
 def model_copy(tmp_path: Path, version: str) -> Path:
@@ -147,22 +153,25 @@ def model_copy(tmp_path: Path, version: str) -> Path:
 
 
 def test_runners_share_classification_and_never_classify_a_mention_twice(tmp_path, pg_url, platform):
-    """1,200 stored, unclassified complaints in 20 busy threads; three runners classify them, one is
-    killed mid-work. Each mention is classified once, by one of them; every runner did some; each
-    thread gets one case, the later complaints joining it as follow-ups, as with a single runner."""
+    """600 stored, unclassified complaints from 40 customers in 20 busy threads; three runners classify
+    them, one is killed mid-work. Each mention is classified once, by one of them; every runner did
+    some; each customer gets one case per thread, their later complaints joining it as follow-ups,
+    as with a single runner."""
     store = connect(pg_url)
     now = dt.datetime.now(UTC)
     rng = random.Random(3)
     posts = [Post(platform="discourse", source="seeded", external_id=f"seed/{i}", url=f"https://f.example/{i}",
-                  author=f"user{i % 97}", body=f"{rng.choice(COMPLAINTS)} (#{i})", title="Northwind outage",
-                  posted_at=now - dt.timedelta(seconds=1200 - i), thread_id=f"seed/t{i % 20}",
+                  author=f"customer{i % 40}", body=f"{rng.choice(COMPLAINTS)} (#{i})", title="Northwind outage",
+                  posted_at=now - dt.timedelta(seconds=600 - i), thread_id=f"seed/t{i % 20}",
                   matched_terms=("Northwind",))
-             for i in range(1200)]
+             for i in range(600)]
     store_poll(store, "seeded", "discourse", PollResult(mentions=posts, cursor=None))
     platform.add_forum("quiet", initial=1)
     log = tmp_path / "runners.log"
     procs = []
     for i in range(3):
+        if i:  # one after the other: starting them at the same instant is its own test below
+            wait_for(lambda: last_id(store, "quiet"), 60, "the first runner to start")
         path = write_config(tmp_path, pg_url, [discourse_source(platform, "quiet", interval=5)], name=f"r{i}.yaml",
                             extra=f"classifier: {{model_path: '{model_copy(tmp_path, f'runner-{i}')}', batch_size: 16}}\n")
         procs.append(hearken("run", "--config", str(path), log=log))
@@ -190,15 +199,48 @@ def test_runners_share_classification_and_never_classify_a_mention_twice(tmp_pat
                                 .having(func.count() > 1)).all()
         complaints = s.scalar(select(func.count()).select_from(Classification)
                               .where(Classification.is_complaint.is_(True)))
-        cases = list(s.execute(select(Case.thread_id, func.count()).group_by(Case.thread_id)).all())
+        cases = list(s.execute(select(Case.thread_id, Mention.author, func.count())
+                               .join(Mention, Mention.id == Case.mention_id).where(Case.source == "seeded")
+                               .group_by(Case.thread_id, Mention.author)).all())
+        all_cases = s.scalar(select(func.count()).select_from(Case))
         opened = s.scalar(select(func.count()).select_from(Event).where(Event.action == "opened"))
         mentions = s.scalar(select(func.count()).select_from(Mention))
-    assert mentions >= 1200
+    assert mentions >= 600
     assert sum(per_version.values()) == mentions and per_mention == []
     assert len(per_version) == 3 and min(per_version.values()) > 0, f"every runner took a share: {per_version}"
     assert complaints > 20, "the seeded posts read as complaints"
-    doubled = [(t, n) for t, n in cases if n > 1]
-    assert not doubled, (f"{len(doubled)} thread(s) got more than one case when runners classified its posts "
-                         f"at the same time: {doubled[:3]}")
-    assert opened == len(cases)
+    doubled = [row for row in cases if row[2] > 1]
+    assert not doubled, (f"{len(doubled)} customer(s) got more than one case in a thread when runners classified "
+                         f"their posts at the same time: {doubled[:3]}")
+    assert len(cases) == 40 and opened == all_cases, f"one case per customer and thread: {len(cases)}; opened once: {opened}"
     store.close()
+
+
+@pytest.mark.parametrize("schema", ["empty", "migrated"])
+def test_runners_started_together_all_come_up(tmp_path, pg_url, platform, schema):
+    """Deploying several runners at once (replicas of one service): each creates the schema (on an empty
+    database) and the sources' state rows if they are missing. None may crash because another created
+    them first."""
+    if schema == "migrated":
+        connect(pg_url).close()
+    names = [f"forum{i}" for i in range(3)]
+    for n in names:
+        platform.add_forum(n)
+    path = write_config(tmp_path, pg_url, [discourse_source(platform, n) for n in names])
+    logs = [tmp_path / f"runner{i}.log" for i in range(4)]
+    procs = [hearken("run", "--config", str(path), log=logs[i]) for i in range(4)]
+    store = None
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not all(platform.forums[n].requests for n in names):
+            time.sleep(0.1)
+        time.sleep(1.5)
+        crashed = {i: logs[i].read_text()[-1500:] for i, p in enumerate(procs) if p.poll() is not None}
+        assert not crashed, f"{len(crashed)} of 4 runners died at start-up: {crashed}"
+        store = connect(pg_url)
+        assert all(last_id(store, n) for n in names)
+    finally:
+        for p in procs:
+            stop(p)
+        if store is not None:
+            store.close()
