@@ -101,13 +101,17 @@ def sidebar(actor: Actor) -> None:
 
 
 _MD_SPECIAL = re.compile(r"([!-/:-@\[-`{-~])")
+_ZWSP = "\u200b"
+_AUTOLINK = re.compile(r"(?i)(://|www\.|@)")
 
 
 def md_escape(text: str | None) -> str:
-    """Make untrusted text inert inside markdown: every ASCII punctuation mark escaped, lines joined."""
+    """Make untrusted text inert inside markdown: every ASCII punctuation mark escaped, lines joined, and
+    bare addresses (https://…, www.…, a@b) broken with a zero-width space so GFM cannot autolink them."""
     if not text:
         return ""
-    return _MD_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
+    text = _AUTOLINK.sub(lambda m: m.group(0)[0] + _ZWSP + m.group(0)[1:], " ".join(str(text).split()))
+    return _MD_SPECIAL.sub(r"\\\1", text)
 
 
 def local_tz() -> ZoneInfo:

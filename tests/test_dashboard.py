@@ -60,6 +60,16 @@ def texts(at) -> list[str]:
     return [t.value for t in at.text]
 
 
+def history(at) -> list[dict]:
+    """The case's History table as the user reads it (cells are markdown-escaped for display)."""
+    rows = at.table[0].value.to_dict("records")
+    return [{k: str(v).replace("\\", "").replace("\u200b", "") for k, v in r.items()} for r in rows]
+
+
+def actions(at) -> list[str]:
+    return [r["action"] for r in history(at)]
+
+
 def markdown(at) -> str:
     return "\n".join(m.value for m in at.markdown) + "\n".join(c.value for c in at.caption)
 
@@ -118,8 +128,7 @@ def test_case_page_shows_post_thread_and_history(env):
     assert "Northwind billed me twice" in texts(at)
     assert "jo: Still waiting, Northwind" in texts(at)
     assert "later" in markdown(at)
-    history = at.dataframe[0].value
-    assert list(history["action"]) == ["opened"] and list(history["who"]) == ["system"]
+    assert [(r["who"], r["action"]) for r in history(at)] == [("system", "opened")]
 
 
 def test_hostile_post_is_shown_as_plain_text(env):
@@ -135,6 +144,14 @@ def test_hostile_post_is_shown_as_plain_text(env):
     at = app("views/case.py", case_id=cid)
     assert HOSTILE_BODY in texts(at)  # exactly as written, newlines kept
     assert "# <b>Big</b>" in texts(at)
+    from desk import audit
+
+    with store.session() as s:
+        audit.record(s, cid, "system", "customer_followup", author="[x](https://evil.example) **b**")
+    at = app("views/case.py", case_id=cid)
+    cell = at.table[0].value.to_dict("records")[-1]["detail"]
+    assert "](https" not in cell and "\\]\\(https" in cell  # markdown-escaped in the table
+    assert history(at)[-1]["detail"] == "author: [x](https://evil.example) **b**"  # reads as written
 
 
 def test_reply_with_template_posts_once_and_case_is_replied(env):
@@ -152,7 +169,7 @@ def test_reply_with_template_posts_once_and_case_is_replied(env):
     posts = read_posts(platform_file(cfg, dict(os.environ)))
     assert [p["text"] for p in posts] == [draft]
     assert "**replied**" in at.markdown[0].value
-    assert "replied" in list(at.dataframe[0].value["action"])
+    assert "replied" in actions(at)
     # the composer is empty again, so clicking once more posts nothing
     assert at.text_area(key=f"draft-{cid}").value == ""
     assert at.selectbox(key=f"template-{cid}").value == "(write my own)"
@@ -175,9 +192,9 @@ def test_resolve_reopen_and_escalate_from_case_page(env):
     at.button(key="resolve").click().run()
     assert at.success[0].value == "Case resolved."
     assert "**resolved**" in at.markdown[0].value and "Sent a new hub" in texts(at)
-    actions = list(at.dataframe[0].value["action"])
-    assert actions[-2:] == ["escalated", "resolved"]
-    assert set(at.dataframe[0].value["who"][-2:]) == {"Alex Admin"}
+    assert actions(at)[-2:] == ["escalated", "resolved"]
+    assert {r["who"] for r in history(at)[-2:]} == {"Alex Admin"}
+    assert "reason: VIP customer" in history(at)[-2]["detail"]
     at.button(key="reopen").click().run()
     assert "**open**" in at.markdown[0].value
 
@@ -337,5 +354,5 @@ def test_replied_elsewhere_stops_the_first_response_clock(env):
     assert at.success[0].value.startswith("Reply recorded")
     assert "**replied**" in at.markdown[0].value
     assert "Called Maria, engineer booked for Friday" in texts(at)
-    assert list(at.dataframe[0].value["action"])[-1] == "replied_elsewhere"
+    assert actions(at)[-1] == "replied elsewhere"
     assert platform_file(cfg, dict(os.environ)).exists() is False  # nothing was posted anywhere

@@ -97,6 +97,23 @@ def test_sign_in_claim_reply_resolve_in_chromium(tmp_path, browser, oidc):
         assert page.locator("h1:has-text('GIANT HEADER')").count() == 0
         settle(page)
         shot(page, "02-queue")
+
+        # the hostile post's own page: plain text, no link, no script, no heading (history included)
+        from desk import audit
+
+        with store.session() as s:
+            audit.record(s, hostile, "system", "customer_followup", author="[x](https://evil.example) www.evil.example")
+        page.goto(f"{url}/case?id={hostile}")
+        expect(page.get_by_text("<script>window.hacked=1</script>", exact=False).first).to_be_visible(timeout=20000)
+        expect(page.locator(".st-key-history")).to_contain_text("customer followup")
+        settle(page)
+        assert page.locator('a[href*="evil.example"]').count() == 0
+        assert page.evaluate("window.hacked") is None
+        assert page.locator("h1:has-text('GIANT HEADER')").count() == 0
+        shot(page, "02b-hostile-case")
+        page.goto(url)
+        expect(item).to_contain_text("My Northwind hub drops every evening", timeout=20000)
+        settle(page)
         item.get_by_role("button", name="Claim").click()
         settle(page)
         expect(page.locator(f".st-key-case-{case_id}")).to_contain_text("Assignee: Sam Agent")
@@ -111,7 +128,7 @@ def test_sign_in_claim_reply_resolve_in_chromium(tmp_path, browser, oidc):
         page.keyboard.press("Control+Enter")
         settle(page)
         expect(page.get_by_test_id("stText").filter(has_text="checking the line tonight")).to_have_count(1)
-        expect(page.get_by_test_id("stDataFrame")).to_be_visible()  # the page is drawn to the end
+        expect(page.locator(".st-key-history")).to_contain_text("claimed")  # the page is drawn to the end
         settle(page)
         shot(page, "03-case-composer")
         page.get_by_role("button", name="Post publicly").dblclick()
@@ -130,8 +147,11 @@ def test_sign_in_claim_reply_resolve_in_chromium(tmp_path, browser, oidc):
         expect(page.get_by_text("Case resolved.")).to_be_visible(timeout=20000)
         settle(page)
         expect(page.get_by_text("resolved", exact=True).first).to_be_visible()
-        history = page.get_by_test_id("stDataFrame")
-        expect(history).to_be_visible()
+        history = page.locator(".st-key-history")
+        expect(history).to_contain_text("claimed")
+        expect(history.locator("tr").last).to_contain_text("Sam Agent")
+        expect(history.locator("tr").last).to_contain_text("resolved")
+        expect(history.locator("tr").last).to_contain_text("Line fault fixed by the engineer on Tuesday")
         shot(page, "05-case-resolved")
         from sqlalchemy import select
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import streamlit as st
 
 from dashboard import components as ui
@@ -187,7 +185,9 @@ for r in d.replies:
             st.text(f"Error: {r.error}")
 
 st.subheader("History")
-st.dataframe(
-    [{"when": ui.fmt_time(h.at, seconds=True), "who": h.actor, "action": h.action,
-      "detail": json.dumps(h.detail, ensure_ascii=False) if h.detail else ""} for h in d.history],
-    hide_index=True, width="stretch", key="history")
+with st.container(key="history"):
+    # st.table renders markdown in its cells: every cell is escaped (details can quote customers' names)
+    st.table([{"when": ui.fmt_time(h.at, seconds=True), "who": ui.md_escape(h.actor),
+               "action": h.action.replace("_", " "),
+               "detail": ui.md_escape("; ".join(f"{k}: {v}" for k, v in h.detail.items()))} for h in d.history],
+             hide_index=True)
