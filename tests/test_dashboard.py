@@ -356,3 +356,15 @@ def test_replied_elsewhere_stops_the_first_response_clock(env):
     assert "Called Maria, engineer booked for Friday" in texts(at)
     assert actions(at)[-1] == "replied elsewhere"
     assert platform_file(cfg, dict(os.environ)).exists() is False  # nothing was posted anywhere
+
+
+def test_case_page_without_an_id_offers_the_queue_and_unknown_id_says_so(env):
+    cfg, store = env()
+    cid = seed_case(store, cfg, external_id="pick", body="Northwind pick me")
+    at = app("views/case.py")
+    assert not at.exception
+    assert at.selectbox(key="case-picker").value.case_id == cid
+    at.button(key="case-open").click().run()
+    assert at.title[0].value == f"Case #{cid}"
+    at = app("views/case.py", case_id=999)
+    assert "There is no case #999." in at.error[0].value
