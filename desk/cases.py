@@ -9,7 +9,7 @@ not only by the dashboard hiding a button.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -196,9 +196,15 @@ def replied_elsewhere(store: Store, case_id: int, actor: Actor, *, where: str, t
         case = lock_case(s, case_id)
         if case.status == "dismissed":
             raise CaseError(f"case #{case_id} was dismissed as not a complaint")
+        body = text.strip() or f"(replied via {where})"
+        same = s.scalar(select(Reply).where(Reply.case_id == case_id, Reply.kind == "elsewhere",
+                                            Reply.author == actor.name, Reply.body == body,
+                                            Reply.created_at >= now_utc() - timedelta(minutes=2)))
+        if same is not None:  # a second click on the same form
+            return same
         n = s.scalar(select(Reply.id).where(Reply.case_id == case_id).order_by(Reply.id.desc()).limit(1)) or 0
         reply = Reply(case_id=case_id, idempotency_key=f"elsewhere:{case_id}:{n + 1}:{at.timestamp():.0f}",
-                      kind="elsewhere", platform=where[:20], body=text.strip() or f"(replied via {where})",
+                      kind="elsewhere", platform=where[:20], body=body,
                       author=actor.name, status="posted", url=url.strip() or None, created_at=now_utc(),
                       attempted_at=at, posted_at=at)
         s.add(reply)

@@ -96,7 +96,9 @@ def test_escalate_to_named_manager_emails_them(store, cfg, people):
 def test_replied_elsewhere_counts_as_first_response(store, cfg, people):
     cid = seed_case(store, cfg, external_id="c6", body="Northwind, answer your phone")
     cases.replied_elsewhere(store, cid, people["sam"], where="phone call", text="Called and sorted the bill")
+    cases.replied_elsewhere(store, cid, people["sam"], where="phone call", text="Called and sorted the bill")
     d = case_detail(store, cid)
+    assert len(d.replies) == 1  # the second click recorded nothing more
     assert d.status == "replied" and d.first_response_at is not None
     assert d.replies[0].kind == "elsewhere" and d.history[-1].action == "replied_elsewhere"
 
