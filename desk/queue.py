@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy import case as sql_case
 from sqlalchemy.orm import Session
 
 from desk.audit import history as audit_history
@@ -75,39 +76,51 @@ def _excerpt(text: str, n: int = 160) -> str:
 
 def open_queue(store: Store, filters: QueueFilters | None = None, *, now: datetime | None = None,
                limit: int = 500) -> Queue:
-    """The queue as the Queue page shows it: filtered, most urgent first, with overdue counts."""
+    """The queue as the Queue page shows it: filtered, most urgent first, with overdue counts.
+
+    The database filters, orders and limits: open cases on their first-response due time, replied ones
+    on their resolution due time (each from the (status, due) index), and the two short lists are merged.
+    """
     f = filters or QueueFilters()
     now = now or now_utc()
     far = datetime.max.replace(tzinfo=now.tzinfo)
-    with store.session() as s:
-        rows = s.execute(select(Case, Mention).join(Mention, Mention.id == Case.mention_id)
-                         .where(Case.status.in_(ACTIVE))).all()
+    conditions = []
+    if f.platforms:
+        conditions.append(Case.platform.in_(f.platforms))
+    if f.severities:
+        conditions.append(Case.severity.in_(f.severities))
+    if f.assignee == "":
+        conditions.append(or_(Case.assignee.is_(None), Case.assignee == ""))
+    elif f.assignee is not None:
+        conditions.append(Case.assignee == f.assignee)
+    if f.escalated_only:
+        conditions.append(and_(Case.escalated_to.is_not(None), Case.escalated_to != ""))
     items: list[QueueItem] = []
-    overdue_active = 0
-    for case, m in rows:
-        due = _due(case)
-        if due is not None and due < now:
-            overdue_active += 1
-        if f.statuses and case.status not in f.statuses:
-            continue
-        if f.platforms and case.platform not in f.platforms:
-            continue
-        if f.severities and (case.severity or 0) not in f.severities:
-            continue
-        if f.assignee is not None and (case.assignee or "") != f.assignee:
-            continue
-        if f.escalated_only and not case.escalated_to:
-            continue
-        items.append(QueueItem(
-            case_id=case.id, status=case.status, platform=case.platform, source=case.source, author=m.author,
-            title=m.title or "", excerpt=_excerpt(m.body), url=m.url, severity=case.severity, score=case.score,
-            topic=case.topic, assignee=case.assignee, escalated_to=case.escalated_to,
-            customer_posted_at=case.customer_posted_at, due=due, age=now - case.customer_posted_at,
-            time_left=(due - now) if due else None))
+    with store.session() as s:
+        for status, due_col in (("open", Case.first_response_due), ("replied", Case.resolution_due)):
+            if f.statuses and status not in f.statuses:
+                continue
+            q = (select(Case, Mention).join(Mention, Mention.id == Case.mention_id)
+                 .where(Case.status == status, *conditions)
+                 .order_by(due_col.asc().nulls_last(), Case.severity.desc().nulls_last(), Case.customer_posted_at,
+                           Case.id)
+                 .limit(limit))
+            for case, m in s.execute(q):
+                due = _due(case)
+                items.append(QueueItem(
+                    case_id=case.id, status=case.status, platform=case.platform, source=case.source,
+                    author=m.author, title=m.title or "", excerpt=_excerpt(m.body), url=m.url,
+                    severity=case.severity, score=case.score, topic=case.topic, assignee=case.assignee,
+                    escalated_to=case.escalated_to, customer_posted_at=case.customer_posted_at, due=due,
+                    age=now - case.customer_posted_at, time_left=(due - now) if due else None))
+        late = sql_case((and_(Case.status == "open", Case.first_response_due < now), 1),
+                        (and_(Case.status == "replied", Case.resolution_due < now), 1), else_=0)
+        total, overdue_active = s.execute(select(func.count(), func.coalesce(func.sum(late), 0))
+                                          .where(Case.status.in_(ACTIVE))).one()
     items.sort(key=lambda i: (i.due or far, -(i.severity or 0), i.customer_posted_at, i.case_id))
     items = items[:limit]
-    return Queue(items=items, overdue=sum(1 for i in items if i.overdue), total_active=len(rows),
-                 overdue_active=overdue_active)
+    return Queue(items=items, overdue=sum(1 for i in items if i.overdue), total_active=int(total or 0),
+                 overdue_active=int(overdue_active or 0))
 
 
 # --- one case ----------------------------------------------------------------
