@@ -209,9 +209,10 @@ class CaseDetail:
         return (due - now) if due and self.status in ACTIVE else None
 
 
-def _post(m: Mention, relation: str, *, is_case_post: bool = False) -> Post:
+def _post(m: Mention, relation: str, *, is_case_post: bool = False, case_id: int | None = None) -> Post:
     return Post(m.id, m.external_id, m.author, m.title or "", m.body, m.url, m.posted_at,
-                is_case_post=is_case_post, relation=relation, in_case=is_case_post or m.case_id is not None)
+                is_case_post=is_case_post, relation=relation,
+                in_case=is_case_post or (case_id is not None and m.case_id == case_id))
 
 
 def case_detail(store: Store, case_id: int) -> CaseDetail | None:
@@ -254,7 +255,7 @@ def _thread(s: Session, case: Case, m: Mention) -> list[Post]:
                 rel = "parent"
             else:
                 rel = "earlier" if o.posted_at < m.posted_at else "later"
-            posts.append(_post(o, rel))
+            posts.append(_post(o, rel, case_id=case.id))
     posts.append(_post(m, "this post", is_case_post=True))
     for r in s.scalars(select(Reply).where(Reply.case_id == case.id, Reply.status == "posted",
                                            Reply.kind == "public")):

@@ -268,6 +268,8 @@ def test_reply_to_a_followup_answers_that_post(store, cfg, sam):
                  author="maria_t", body="Still down, Northwind", case_id=cid)
     add_followup(store, platform="demo", source="demo", external_id="f3", thread_id="other", author="bob",
                  body="Northwind elsewhere")
+    other = seed_case(store, cfg, external_id="f4", thread_id="f1", author="carol", body="Me too, Northwind")
+    assert other != cid  # another customer's case in the same thread: shown in the thread, not answerable here
     posts = case_detail(store, cid).answerable
     assert [p.external_id for p in posts] == ["f2", "f1"]  # newest first
     post_reply(store, cfg, cid, sam, "Sorry, still on it", key=new_key(), mention_id=posts[0].mention_id)
