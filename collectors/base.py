@@ -17,9 +17,11 @@ Errors, from the broadest to the narrowest (catch the level you need)::
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 
 class CollectorError(Exception):
@@ -56,6 +58,33 @@ class RateLimited(TryLater):
 
 class BadPayload(TryLater):
     """The platform answered with something we could not parse; nothing was stored from it."""
+
+
+_Poll = TypeVar("_Poll", bound=Callable[..., "PollResult"])
+
+
+def collector_boundary(what: str) -> Callable[[_Poll], _Poll]:
+    """Wrap a `poll` so that nothing but a CollectorError leaves it.
+
+    A platform library that trips over a malformed answer (tweepy reading a JSON `null` error body,
+    PRAW building an object from a half-empty listing) raises whatever it raises; the source then
+    shows "BadPayload: <what> sent an answer that could not be read: ..." instead of a traceback.
+    """
+
+    def wrap(poll: _Poll) -> _Poll:
+        @functools.wraps(poll)
+        def guarded(self, *args: Any, **kwargs: Any) -> PollResult:
+            try:
+                return poll(self, *args, **kwargs)
+            except CollectorError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the boundary: every other failure becomes a collector error
+                raise BadPayload(f"{what} sent an answer that could not be read ({type(exc).__name__}: {exc})",
+                                 url=getattr(self, "api", None) or getattr(self, "base", None)) from exc
+
+        return guarded  # type: ignore[return-value]
+
+    return wrap
 
 
 def utc(dt: datetime) -> datetime:

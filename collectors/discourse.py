@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 from bs4 import BeautifulSoup
 
 from collectors import http
-from collectors.base import BadPayload, Mention, NotConfigured, PollResult, utc
+from collectors.base import BadPayload, Mention, NotConfigured, PollResult, utc, collector_boundary
 from collectors.match import TermMatcher
 
 PLATFORM = "discourse"
@@ -216,6 +216,7 @@ class DiscourseCollector:
             extra=extra,
         )
 
+    @collector_boundary("Discourse")
     def poll(self, cursor: dict[str, Any] | None, *, read_budget: int | None = None) -> PollResult:
         cursor = cursor or {}
         notes: list[str] = []

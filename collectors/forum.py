@@ -44,7 +44,7 @@ from zoneinfo import ZoneInfo
 from bs4 import BeautifulSoup, Tag
 
 from collectors import http
-from collectors.base import BadPayload, Mention, NotConfigured, PollResult
+from collectors.base import BadPayload, Mention, NotConfigured, PollResult, collector_boundary
 from collectors.forum_presets import DEFAULT_NEXT_PAGE, PRESETS
 from collectors.match import TermMatcher
 
@@ -336,6 +336,7 @@ class ForumCollector:
 
     # -- polling ------------------------------------------------------------
 
+    @collector_boundary("The forum")
     def poll(self, cursor: dict[str, Any] | None, *, read_budget: int | None = None) -> PollResult:
         old_pages: dict[str, Any] = (cursor or {}).get("pages", {})
         new_pages: dict[str, Any] = {}

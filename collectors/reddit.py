@@ -39,7 +39,9 @@ import prawcore
 from praw.exceptions import PRAWException, RedditAPIException
 from praw.models import Comment, Submission
 
-from collectors.base import AuthFailed, BadPayload, Mention, NotConfigured, PollResult, RateLimited, TryLater
+from collectors.base import (
+    AuthFailed, BadPayload, Mention, NotConfigured, PollResult, RateLimited, TryLater, collector_boundary,
+)
 from collectors.match import TermMatcher
 
 PLATFORM = "reddit"
@@ -293,6 +295,7 @@ class RedditCollector:
 
     # -- poll -----------------------------------------------------------------
 
+    @collector_boundary("Reddit")
     def poll(self, cursor: dict[str, Any] | None, *, read_budget: int | None = None) -> PollResult:
         old = (cursor or {}).get("listings", {})
         listings: dict[str, Any] = {}

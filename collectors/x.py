@@ -31,7 +31,9 @@ from typing import Any, ClassVar
 import requests
 import tweepy
 
-from collectors.base import AuthFailed, BadPayload, Mention, NotConfigured, PollResult, RateLimited, TryLater, utc
+from collectors.base import (
+    AuthFailed, BadPayload, Mention, NotConfigured, PollResult, RateLimited, TryLater, utc, collector_boundary,
+)
 from collectors.http import retry_after_seconds
 from collectors.match import TermMatcher
 
@@ -180,6 +182,7 @@ class XCollector:
 
     # -- poll -----------------------------------------------------------------
 
+    @collector_boundary("X")
     def poll(self, cursor: dict[str, Any] | None, *, read_budget: int | None = None) -> PollResult:
         cursor = cursor or {}
         since = cursor.get("since_id")
