@@ -138,14 +138,51 @@ def run(kind: str, shape: str, n: int, pg_url: str | None) -> dict:
                 "figures": figures, "base": base_s, "est": estimated}
 
 
+def themes_split(n: int) -> None:
+    """Where the themes' time goes: embeddings of n complaint texts, then the clustering, timed apart."""
+    import numpy as np
+
+    import classifier
+    from _common import replay_posts
+    from desk.report import THEME_SIMILARITY, cluster
+
+    texts = [f"{p['topic_title']}\n\n{p['raw']}" for p in replay_posts(n, seed=9)]
+    model = classifier.load()
+    model.embed(texts[:8])  # load the model outside the timing
+    t = time.perf_counter()
+    vecs = np.asarray(classifier.embed(texts), dtype=np.float64)
+    t_embed = time.perf_counter() - t
+    t = time.perf_counter()
+    groups = cluster(vecs, THEME_SIMILARITY)
+    t_cluster = time.perf_counter() - t
+    print(f"themes over {n:,} complaint texts (demo-post texts): embeddings {t_embed:.1f} s "
+          f"({n / t_embed:.0f} texts/s), clustering {t_cluster:.1f} s ({len(groups)} groups)")
+    try:
+        from scipy.cluster.hierarchy import fcluster, linkage
+
+        t = time.perf_counter()
+        z = linkage(vecs, method="average", metric="cosine")
+        flat = fcluster(z, t=1 - THEME_SIMILARITY, criterion="distance")
+        t_scipy = time.perf_counter() - t
+        print(f"  for comparison, scipy average linkage on the same vectors: {t_scipy:.2f} s "
+              f"({len(set(flat))} groups)")
+    except ImportError:
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--pg", help="PostgreSQL URL; without it only SQLite is measured")
     ap.add_argument("--mentions", type=int, default=1_000_000)
     ap.add_argument("--scenarios", nargs="+", choices=["year", "fortnight"], default=["year", "fortnight"])
     ap.add_argument("--only", choices=["sqlite", "postgresql"])
+    ap.add_argument("--themes-split", type=int, metavar="N",
+                    help="only time the themes' two steps (embeddings, clustering) on N texts, no database")
     args = ap.parse_args(argv)
     header("Weekly report", args.pg)
+    if args.themes_split:
+        themes_split(args.themes_split)
+        return 0
     results = [run(k, shape, args.mentions, args.pg) for shape in args.scenarios for k in kinds(args.pg, args.only)]
     print("\n| database | data | week: mentions / cases | ours, full | ours, figures only | baseline: per-case loop |")
     print("|---|---|---:|---:|---:|---:|")
