@@ -229,7 +229,7 @@ def export(
     )
     target = out_dir / MODEL_FILE
     if quantise:
-        quantize_dynamic(str(fp32), str(target), weight_type=QuantType.QInt8, per_channel=False)
+        quantize_dynamic(str(fp32), str(target), weight_type=QuantType.QInt8, per_channel=True)
         fp32.unlink()
     else:
         fp32.replace(target)
@@ -240,7 +240,7 @@ def export(
         "window": 96,
         "stride": 64,
         "max_windows": 12,
-        "quantised": "int8-dynamic" if quantise else "fp32",
+        "quantised": "int8-dynamic-per-channel" if quantise else "fp32",
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         **(info or {}),
     }
