@@ -244,3 +244,24 @@ def test_runners_started_together_all_come_up(tmp_path, pg_url, platform, schema
             stop(p)
         if store is not None:
             store.close()
+
+
+def test_a_one_off_run_does_not_poll_a_source_another_runner_is_polling(tmp_path, pg_url, platform):
+    """`hearken run --once` (a cron job, an operator checking a config) next to a running service: it must
+    respect the leases too, not poll a source whose poll another runner has in flight."""
+    forum = platform.add_forum("slow")
+    forum.delay = 3.0  # the service has a poll in flight most of the time
+    path = write_config(tmp_path, pg_url, [discourse_source(platform, "slow", interval=0.5)], lease=3.0)
+    log = tmp_path / "runners.log"
+    store = connect(pg_url)
+    service = hearken("run", "--config", str(path), log=log)
+    try:
+        wait_for(lambda: forum.requests >= 2, 60, "the service to poll twice")
+        wait_for(lambda: forum.inflight == 1, 10, "a poll of the service in flight")
+        once = hearken("run", "--once", "--config", str(path), log=log)
+        assert once.wait(timeout=60) == 0, log.read_text()[-3000:]
+    finally:
+        code = stop(service)
+        store.close()
+    assert code == 0, log.read_text()[-3000:]
+    assert forum.overlaps == [], f"the one-off run polled the source while the service was polling it ({forum.requests} polls)"
