@@ -124,7 +124,7 @@ def summarise(examples: Sequence[Example], cv: dict, threshold: float | None = N
     domain = np.array([e.domain for e in examples])
     cs = ~np.isin(domain, list(RANDOM_DOMAINS))
     done = sorted(set(fold.tolist()) - {-1})
-    result: dict = {"folds": len(done)}
+    result: dict = {"folds": len(done), "of": len(cv.get("splits", done))}
     if threshold is None:
         mask = fold >= 0
         threshold = threshold_for_recall(y[mask], cv["oof"]["int8"][mask])
@@ -162,7 +162,9 @@ def summarise(examples: Sequence[Example], cv: dict, threshold: float | None = N
 
 
 def format_report(result: dict) -> str:
-    lines = [f"Stratified {result['folds']}-fold cross-validation; mean ± sd over folds (percent)."]
+    of = result.get("of", result["folds"])
+    scope = f"{of}-fold" if result["folds"] == of else f"{of}-fold (first {result['folds']} folds only)"
+    lines = [f"Stratified {scope} cross-validation; mean ± sd over folds (percent)."]
     cols = ("macro_f1", "accuracy", "auc", "precision", "recall", "severity_macro_f1")
     head = f"{'model':<6} {'rows':<17} {'threshold':<10}" + "".join(f"{c:>19}" for c in cols)
     lines += ["", head, "-" * len(head)]
