@@ -89,20 +89,23 @@ class Runner:
                 src, matcher=matcher, own_accounts=self.cfg.accounts.get(platform, []))
         return self._collectors[src.name]
 
-    def _claim(self, src, now: datetime) -> bool:
-        """Take (or renew) this process's lease on the source if it is due; False if not ours or not due."""
+    def _claim(self, src, now: datetime, *, due_only: bool = True) -> bool:
+        """Take (or renew) this process's lease on the source; False if another process holds it.
+
+        With `due_only` (the service loop) the source must also be due: past its next poll and its backoff.
+        """
         lease_until = now + timedelta(seconds=max(self.cfg.runner.lease_seconds, src.interval_seconds * 2))
+        conditions = [SourceState.name == src.name,
+                      or_(SourceState.lease_owner.is_(None), SourceState.lease_owner == self.owner,
+                          SourceState.lease_until < now)]
+        if due_only:
+            conditions += [or_(SourceState.next_poll_at.is_(None), SourceState.next_poll_at <= now),
+                           or_(SourceState.backoff_until.is_(None), SourceState.backoff_until <= now),
+                           SourceState.status.notin_(["disabled"])]
         with self.store.session() as s:
-            res = s.execute(
-                update(SourceState)
-                .where(SourceState.name == src.name,
-                       or_(SourceState.lease_owner.is_(None), SourceState.lease_owner == self.owner,
-                           SourceState.lease_until < now),
-                       or_(SourceState.next_poll_at.is_(None), SourceState.next_poll_at <= now),
-                       or_(SourceState.backoff_until.is_(None), SourceState.backoff_until <= now),
-                       SourceState.status.notin_(["disabled"]))
-                .values(lease_owner=self.owner, lease_until=lease_until)
-                .execution_options(synchronize_session=False))
+            res = s.execute(update(SourceState).where(*conditions)
+                            .values(lease_owner=self.owner, lease_until=lease_until)
+                            .execution_options(synchronize_session=False))
             return bool(res.rowcount)
 
     def _renew_leases(self) -> None:
@@ -239,11 +242,26 @@ class Runner:
         return classify_pending(self.store, self.cfg, self.model, limit=limit)
 
     def run_once(self) -> None:
-        """Poll every enabled source once (ignoring schedules), wait, then classify. For tests and `run --once`."""
-        futures = [self._pool.submit(self.poll_source, src) for src in self.sources]
-        for f in futures:
-            f.result()
-        self.classify()
+        """Poll every enabled source once now (schedules and backoff aside), then classify everything.
+
+        For `hearken run --once` (a cron job, an operator trying a config) and tests. It still respects
+        leases: a source another runner holds is skipped, not polled a second time.
+        """
+        now = self.clock()
+        mine = [src for src in self.sources if self._claim(src, now, due_only=False)]
+        for src in self.sources:
+            if src not in mine:
+                log.info("source %s is being polled by another runner; skipped", src.name)
+        self._lease_owner = self.owner
+        try:
+            futures = {src.name: self._pool.submit(self.poll_source, src) for src in mine}
+            self._inflight.update(futures)
+            for f in futures.values():
+                f.result()
+            self.classify()
+        finally:
+            self._inflight.clear()
+            self._release_leases()
 
     def stop(self, *_: Any) -> None:
         if not self._stop.is_set():
