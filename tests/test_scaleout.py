@@ -250,14 +250,14 @@ def test_a_one_off_run_does_not_poll_a_source_another_runner_is_polling(tmp_path
     """`hearken run --once` (a cron job, an operator checking a config) next to a running service: it must
     respect the leases too, not poll a source whose poll another runner has in flight."""
     forum = platform.add_forum("slow")
-    forum.delay = 3.0  # the service has a poll in flight most of the time
+    forum.delay = 6.0  # each poll of the service takes 6 s; the one-off run starts right after one begins
     path = write_config(tmp_path, pg_url, [discourse_source(platform, "slow", interval=0.5)], lease=3.0)
     log = tmp_path / "runners.log"
     store = connect(pg_url)
     service = hearken("run", "--config", str(path), log=log)
     try:
-        wait_for(lambda: forum.requests >= 2, 60, "the service to poll twice")
-        wait_for(lambda: forum.inflight == 1, 10, "a poll of the service in flight")
+        wait_for(lambda: forum.inflight == 1 and forum.started and forum.started[-1] > time.time() - 0.5, 60,
+                 "a poll of the service to begin")
         once = hearken("run", "--once", "--config", str(path), log=log)
         assert once.wait(timeout=60) == 0, log.read_text()[-3000:]
     finally:
