@@ -16,6 +16,7 @@ import streamlit as st
 
 from desk.config import HearkenConfig, load_config
 from desk.db import Store, connect
+from desk.sla import human_duration
 from desk.users import Actor, actor_for_email, local_actor, sync_team, touch
 
 PAGES = {"queue": "views/queue.py", "case": "views/case.py", "metrics": "views/metrics.py",
@@ -125,14 +126,7 @@ def fmt_time(dt: datetime | None, *, seconds: bool = False) -> str:
 
 
 def fmt_span(td: timedelta) -> str:
-    minutes = int(abs(td.total_seconds()) // 60)
-    days, rest = divmod(minutes, 1440)
-    hours, mins = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h"
-    if hours:
-        return f"{hours}h {mins:02d}m"
-    return f"{mins}m"
+    return human_duration(abs(td.total_seconds()))
 
 
 def fmt_left(td: timedelta | None) -> str:

@@ -113,9 +113,9 @@ class ClockStatus:
     def describe(self) -> str:
         """Short text for a queue: "due in 1h 05m", "overdue by 20m", "met", "breached"."""
         if self.state == "running":
-            return f"due in {_human(self.seconds_left)}"
+            return f"due in {human_duration(self.seconds_left)}"
         if self.state == "breached" and self.stopped_at is None:
-            return f"overdue by {_human(-self.seconds_left)}"
+            return f"overdue by {human_duration(-self.seconds_left)}"
         return self.state
 
 
@@ -131,7 +131,8 @@ class SlaStatus:
         return min(running, key=lambda c: c.due) if running else None
 
 
-def _human(seconds: float) -> str:
+def human_duration(seconds: float) -> str:
+    """A span for people: "45m", "3h 05m", "2d 04h" (negative spans count as zero)."""
     minutes = int(max(0, seconds) // 60)
     days, rest = divmod(minutes, 1440)
     hours, mins = divmod(rest, 60)
