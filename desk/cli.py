@@ -109,7 +109,7 @@ def dashboard_command(cfg: HearkenConfig, host: str, port: int) -> list[str]:
             "--theme.base", "light", "--client.toolbarMode", "minimal"]
 
 
-def _dashboard_env(args, cfg: HearkenConfig) -> dict[str, str]:
+def _dashboard_env(cfg: HearkenConfig) -> dict[str, str]:
     env = dict(os.environ)
     if cfg.path:
         env["HEARKEN_CONFIG"] = str(cfg.path)
@@ -123,7 +123,7 @@ def cmd_dashboard(args) -> int:
     host = args.host or cfg.dashboard.host
     port = _free_port(host, args.port or cfg.dashboard.port)
     print(f"Hearken dashboard: http://{host}:{port}", flush=True)
-    return subprocess.call(dashboard_command(cfg, host, port), env=_dashboard_env(args, cfg))
+    return subprocess.call(dashboard_command(cfg, host, port), env=_dashboard_env(cfg))
 
 
 def cmd_up(args) -> int:
@@ -133,7 +133,7 @@ def cmd_up(args) -> int:
     store = open_store(cfg)
     host = args.host or cfg.dashboard.host
     port = _free_port(host, args.port or cfg.dashboard.port)
-    dash = subprocess.Popen(dashboard_command(cfg, host, port), env=_dashboard_env(args, cfg),
+    dash = subprocess.Popen(dashboard_command(cfg, host, port), env=_dashboard_env(cfg),
                             stdout=subprocess.DEVNULL if not args.verbose else None,
                             stderr=subprocess.DEVNULL if not args.verbose else None)
     print(f"Hearken is running. Dashboard: http://{host}:{port}  (Ctrl+C stops it)", flush=True)

@@ -184,9 +184,7 @@ class Runner:
             st.last_error, st.last_error_at = reason, now
             st.status, st.status_reason = status, reason
             st.failing_since = st.failing_since or now
-            if status == "disabled":
-                wait = self.cfg.runner.max_backoff_seconds
-            elif status == "auth_failed":
+            if status in ("disabled", "auth_failed"):  # waiting for a person, not for the platform
                 wait = self.cfg.runner.max_backoff_seconds
             elif retry_after is not None:
                 wait = retry_after
