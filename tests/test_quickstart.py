@@ -90,6 +90,9 @@ def test_the_readme_run_command_brings_up_a_dashboard_with_demo_cases(tmp_path):
             page.goto(base)
             expect(page.locator(f".st-key-case-{case_ids[0]}")).to_be_visible(timeout=60_000)
             expect(page.locator('[data-testid="stStatusWidget"]')).to_be_hidden(timeout=60_000)
+            # the queue is drawn to the end: the case's actions are there, not placeholders
+            expect(page.locator(f".st-key-case-{case_ids[0]}").get_by_role("button", name="Claim")).to_be_visible(
+                timeout=60_000)
             shots = ROOT / "test-artifacts"
             shots.mkdir(exist_ok=True)
             page.screenshot(path=str(shots / "quickstart-queue.png"))
