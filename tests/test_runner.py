@@ -177,18 +177,24 @@ def test_sigterm_stops_the_runner_between_polls(tmp_path):
     store.close()
 
 
-def test_a_runner_killed_between_fetch_and_commit_loses_nothing_and_duplicates_nothing(tmp_path):
-    path = write_config(tmp_path)
-    cfg = load_config(path)
-    marker = tmp_path / "fetched"
+def kill_between_fetch_and_commit(path: Path, marker: Path) -> None:
+    """Start `hearken run`, wait until it has fetched a poll but not stored it, and kill -9 it there."""
+    marker.unlink(missing_ok=True)
     proc = _hearken("run", "--config", str(path), env={"HEARKEN_FAILPOINT": f"before-commit:{marker}"})
     try:
-        _wait_for(marker.exists, what="the runner to fetch its first poll")
+        _wait_for(marker.exists, what="the runner to fetch a poll")
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_a_runner_killed_between_fetch_and_commit_loses_nothing_and_duplicates_nothing(tmp_path):
+    path = write_config(tmp_path)
+    cfg = load_config(path)
+    marker = tmp_path / "fetched"
+    kill_between_fetch_and_commit(path, marker)
     store = connect(cfg.database_url())
     with store.session() as s:
         assert s.scalar(select(func.count()).select_from(Mention)) == 0, "nothing was committed before the kill"
@@ -207,15 +213,7 @@ def test_a_runner_killed_between_fetch_and_commit_loses_nothing_and_duplicates_n
         assert len(ids) == len(set(ids))
         assert s.get(SourceState, "demo").cursor["next"] >= len(DEMO_PAST)
     # killed again after the first commit, mid-way through the next poll: still nothing lost or doubled
-    marker.unlink()
-    proc = _hearken("run", "--config", str(path), env={"HEARKEN_FAILPOINT": f"before-commit:{marker}"})
-    try:
-        _wait_for(marker.exists, what="the second fetch")
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    kill_between_fetch_and_commit(path, marker)
     with store.session() as s:
         ids2 = list(s.scalars(select(Mention.external_id)))
         assert set(ids) <= set(ids2) and len(ids2) == len(set(ids2))
