@@ -302,7 +302,25 @@ def generate(store: Store, *, mentions: int, cases: int, span: timedelta, now: d
     bulk_insert(store, "replies", ["id", "case_id", "idempotency_key", "kind", "platform", "body", "author", "status",
                                    "external_id", "url", "error", "created_at", "attempted_at", "posted_at"], reply_rows)
     bulk_insert(store, "events", ["id", "case_id", "actor", "action", "detail", "at"], event_rows)
-    _fix_sequences(store, ["mentions", "cases", "replies", "events"])
+    # each complaint's classification with its stored embedding, as the runner writes them: vectors near
+    # one centre per demo text, so the report's themes find groups as they would in real data
+    import numpy as np
+
+    import classifier
+
+    version = classifier.load().version
+    vec_rng = np.random.default_rng(seed)
+    centres = vec_rng.normal(size=(len(TEXTS), 384))
+    classification_rows = []
+    for cid, i in enumerate(complaint_ids, start=1):
+        v = centres[i % len(TEXTS)] + vec_rng.normal(scale=0.6, size=384)
+        v = (v / np.linalg.norm(v)).astype(np.float16).tobytes()
+        sev = case_rows[cid - 1][6]
+        classification_rows.append((cid, i + 1, version, case_rows[cid - 1][7], True, sev, case_rows[cid - 1][8], v,
+                                    posted[i] + timedelta(seconds=50)))
+    bulk_insert(store, "classifications", ["id", "mention_id", "model_version", "score", "is_complaint", "severity",
+                                           "topic", "embedding", "created_at"], classification_rows)
+    _fix_sequences(store, ["mentions", "cases", "replies", "events", "classifications"])
     analyze(store)
     return Generated(mentions, n, active_cases, start, now, time.perf_counter() - t0)
 

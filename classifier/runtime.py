@@ -171,12 +171,17 @@ class ComplaintModel:
     # -- public API ----------------------------------------------------------
 
     def predict(self, texts: Sequence[str], *, threshold: float | None = None) -> list["Prediction"]:
+        return self.predict_with_embeddings(texts, threshold=threshold)[0]
+
+    def predict_with_embeddings(self, texts: Sequence[str], *, threshold: float | None = None
+                                ) -> tuple[list["Prediction"], np.ndarray]:
+        """`predict` and `embed` from one forward pass: the runner stores both, the report reuses the vectors."""
         from .topics import topic_of
 
         if isinstance(texts, str):
             raise TypeError("predict() takes a sequence of texts, not one string")
         cut = self.threshold if threshold is None else float(threshold)
-        probs, sev, _ = self.scores(texts)
+        probs, sev, pooled = self.scores(texts)
         out = []
         for text, p, s in zip(texts, probs, sev):
             complaint = bool(p >= cut)
@@ -188,7 +193,7 @@ class ComplaintModel:
                     topic=topic_of(text) if complaint else None,
                 )
             )
-        return out
+        return out, pooled
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if isinstance(texts, str):

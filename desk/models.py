@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     TypeDecorator,
@@ -98,6 +99,8 @@ class Classification(Base):
     is_complaint: Mapped[bool] = mapped_column(Boolean)
     severity: Mapped[int | None] = mapped_column(Integer)
     topic: Mapped[str | None] = mapped_column(String(50))
+    # complaints only: the model's L2-normalised vector as float16 bytes (see desk.pipeline.pack_vector)
+    embedding: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
     created_at: Mapped[datetime] = mapped_column(default=now_utc)
 
     mention: Mapped[Mention] = relationship(back_populates="classification")

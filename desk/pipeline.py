@@ -185,16 +185,21 @@ def classify_pending(store: Store, cfg: HearkenConfig, model: Predictor, *, batc
             batch = list(s.scalars(q))
             if not batch:
                 break
-            preds = model.predict([_text(m) for m in batch], threshold=cfg.classifier.threshold)
+            texts = [_text(m) for m in batch]
+            if hasattr(model, "predict_with_embeddings"):
+                preds, vectors = model.predict_with_embeddings(texts, threshold=cfg.classifier.threshold)
+            else:
+                preds, vectors = model.predict(texts, threshold=cfg.classifier.threshold), None
             _lock_threads(s, batch)
-            for m, p in zip(batch, preds, strict=True):
+            for k, (m, p) in enumerate(zip(batch, preds, strict=True)):
                 claimed = s.execute(update(MentionRow).where(MentionRow.id == m.id, MentionRow.classified.is_(False))
                                     .values(classified=True)).rowcount
                 if not claimed:
                     continue
                 c = Classification(mention_id=m.id, model_version=model.version, score=float(p.score),
                                    is_complaint=bool(p.is_complaint), severity=p.severity if p.is_complaint else None,
-                                   topic=p.topic)
+                                   topic=p.topic,
+                                   embedding=pack_vector(vectors[k]) if vectors is not None and p.is_complaint else None)
                 s.add(c)
                 out.classified += 1
                 existing = _existing_case(s, m)
@@ -212,6 +217,19 @@ def classify_pending(store: Store, cfg: HearkenConfig, model: Predictor, *, batc
                     open_case(s, cfg, m, c)
                     out.cases_opened += 1
     return out
+
+
+def pack_vector(v) -> bytes:
+    """A stored embedding: float16 bytes (768 for 384 dimensions)."""
+    import numpy as np
+
+    return np.asarray(v, dtype=np.float16).tobytes()
+
+
+def unpack_vector(b: bytes):
+    import numpy as np
+
+    return np.frombuffer(b, dtype=np.float16).astype(np.float32)
 
 
 def _text(m: MentionRow) -> str:

@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 from desk import sla as sla_mod
 from desk.config import HearkenConfig
 from desk.db import Store
-from desk.models import Case, Mention, Reply, now_utc
+from desk.models import Case, Classification, Mention, Reply, now_utc
 
 THEME_SIMILARITY = 0.6
 MAX_THEME_TEXTS = 3000
@@ -519,13 +519,9 @@ def _themes(s: Session, rows: list[CaseRow], embed: Callable | None, notes: list
     mentions = {m.id: m for m in s.scalars(select(Mention).where(Mention.id.in_([r.mention_id for r in complaints])))}
     texts = [_text(mentions[r.mention_id]) for r in complaints]
     try:
-        if embed is None:
-            import classifier
-
-            embed = classifier.embed
         import numpy as np
 
-        vecs = np.asarray(embed(texts), dtype=np.float64)
+        vecs = _vectors(s, complaints, texts, embed)
     except Exception as exc:  # the themes are a bonus: the figures stand without them
         notes.append(f"Themes left out: the classifier's embeddings were not available ({type(exc).__name__}: {exc}).")
         return [], len(complaints)
@@ -550,6 +546,33 @@ def _themes(s: Session, rows: list[CaseRow], embed: Callable | None, notes: list
             topics=dict(Counter(r.topic for r in members if r.topic).most_common()),
             platforms=dict(Counter(r.platform for r in members).most_common())))
     return themes, len(complaints) - grouped
+
+
+def _vectors(s: Session, complaints: list[CaseRow], texts: list[str], embed: Callable | None):
+    """The complaints' embeddings: those stored at classification time by the current model, the rest computed.
+
+    A vector stored by another model version is not comparable and is computed again. A caller that
+    passes its own `embed` (tests, benchmarks) gets that function for every text.
+    """
+    import numpy as np
+
+    if embed is not None:
+        return np.asarray(embed(texts), dtype=np.float64)
+    import classifier
+
+    from desk.pipeline import unpack_vector
+
+    model = classifier.load()
+    stored = dict(s.execute(select(Classification.mention_id, Classification.embedding)
+                            .where(Classification.mention_id.in_([r.mention_id for r in complaints]),
+                                   Classification.model_version == model.version,
+                                   Classification.embedding.is_not(None))).all())
+    missing = [i for i, r in enumerate(complaints) if r.mention_id not in stored]
+    computed = model.embed([texts[i] for i in missing]) if missing else None
+    rows = [unpack_vector(stored[r.mention_id]) if r.mention_id in stored else None for r in complaints]
+    for k, i in enumerate(missing):
+        rows[i] = computed[k]
+    return np.asarray(rows, dtype=np.float64)
 
 
 def _text(m: Mention) -> str:

@@ -151,3 +151,33 @@ def test_another_customer_complaining_in_the_same_thread_gets_a_case_of_their_ow
     with store.session() as s:
         authors = sorted(c.mention.author for c in s.scalars(select(Case)))
         assert authors == ["user1", "user6"]
+
+
+def test_a_complaints_embedding_is_stored_with_its_classification_and_reused_by_the_report(store, cfg, model):
+    import numpy as np
+    from types import SimpleNamespace
+
+    from desk.models import Classification
+    from desk.pipeline import pack_vector
+    from desk.report import _vectors
+
+    store_poll(store, "demo", "demo", PollResult([mention(1, body=COMPLAINT), mention(2, body=PRAISE)], None), now=T0)
+    classify_pending(store, cfg, model)
+    with store.session() as s:
+        rows = {c.mention.external_id: c for c in s.scalars(select(Classification))}
+        assert rows["m2"].embedding is None, "only complaints keep a vector"
+        stored = np.frombuffer(rows["m1"].embedding, dtype=np.float16).astype(np.float32)
+        import classifier
+
+        fresh = model.embed([classifier.prepare_text("", COMPLAINT)])[0]
+        # the same vector up to float16 rounding and int8 batch effects (the praise shared its batch)
+        assert stored.shape == (384,) and float(stored @ fresh) > 0.95
+        # the report takes the stored vector rather than embedding the text again
+        marker = np.zeros(384, dtype=np.float32)
+        marker[7] = 1.0
+        rows["m1"].embedding = pack_vector(marker)
+        s.flush()
+        got = _vectors(s, [SimpleNamespace(mention_id=rows["m1"].mention_id),
+                           SimpleNamespace(mention_id=rows["m2"].mention_id)], [COMPLAINT, PRAISE], None)
+        assert got[0].tolist() == marker.tolist()
+        assert float(got[1] @ model.embed([PRAISE])[0]) > 0.999, "a text without a stored vector is embedded"
