@@ -39,7 +39,7 @@ CAP_NOTE = "monthly read cap reached"  # a collector's note that it stopped at i
 class Predictor(Protocol):
     version: str
 
-    def predict(self, texts: Sequence[str], *, threshold: float | None = None) -> list: ...
+    def predict_with_embeddings(self, texts: Sequence[str], *, threshold: float | None = None) -> tuple[list, object]: ...
 
 
 def month_key(at: datetime) -> str:
@@ -186,10 +186,7 @@ def classify_pending(store: Store, cfg: HearkenConfig, model: Predictor, *, batc
             if not batch:
                 break
             texts = [_text(m) for m in batch]
-            if hasattr(model, "predict_with_embeddings"):
-                preds, vectors = model.predict_with_embeddings(texts, threshold=cfg.classifier.threshold)
-            else:
-                preds, vectors = model.predict(texts, threshold=cfg.classifier.threshold), None
+            preds, vectors = model.predict_with_embeddings(texts, threshold=cfg.classifier.threshold)
             _lock_threads(s, batch)
             for k, (m, p) in enumerate(zip(batch, preds, strict=True)):
                 claimed = s.execute(update(MentionRow).where(MentionRow.id == m.id, MentionRow.classified.is_(False))
@@ -199,7 +196,7 @@ def classify_pending(store: Store, cfg: HearkenConfig, model: Predictor, *, batc
                 c = Classification(mention_id=m.id, model_version=model.version, score=float(p.score),
                                    is_complaint=bool(p.is_complaint), severity=p.severity if p.is_complaint else None,
                                    topic=p.topic,
-                                   embedding=pack_vector(vectors[k]) if vectors is not None and p.is_complaint else None)
+                                   embedding=pack_vector(vectors[k]) if p.is_complaint else None)
                 s.add(c)
                 out.classified += 1
                 existing = _existing_case(s, m)

@@ -8,6 +8,7 @@ schema of its own that is dropped afterwards.
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from pathlib import Path
 
@@ -114,6 +115,13 @@ def model():
     import classifier
 
     return classifier.load()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def need_fixtures(*parts: str) -> Path:

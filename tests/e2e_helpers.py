@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -20,6 +19,7 @@ from typing import Any
 from collectors.base import Mention
 from desk.models import Classification, Mention as MentionRow
 from desk.pipeline import mention_values, open_case
+from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
@@ -61,12 +61,6 @@ def add_followup(store, *, platform: str, source: str, external_id: str, thread_
         row.classified = True
         row.case_id = case_id
         s.add(row)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --- a platform stand-in on 127.0.0.1 -----------------------------------------------

@@ -7,7 +7,6 @@ import copy
 import datetime as dt
 import email
 import ipaddress
-import socket
 import ssl
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -24,15 +23,9 @@ from desk.config import HearkenConfig
 from desk.db import Store
 from desk.models import Case, Classification, Mention
 from desk.pipeline import open_case
-from tests.conftest import MINIMAL_CONFIG
+from tests.conftest import MINIMAL_CONFIG, free_port
 
 UTC = dt.timezone.utc
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

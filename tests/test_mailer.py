@@ -116,33 +116,30 @@ def test_claims_are_disjoint_and_an_expired_claim_is_taken_over(store):
     assert sorted(taken) == ids  # their workers died: the rows go out again
 
 
-def test_starttls_with_login(store, certs):
+def _send_over_starttls(store, certs, password: str):
+    """One queued alert sent to a STARTTLS server that wants the login hearken / s3cret."""
     server = SmtpServer(tls_context=certs.server_context(), require_starttls=True,
                         authenticator=password_authenticator("hearken", "s3cret"), auth_require_tls=True).start()
     try:
         cfg = make_cfg(server.port, **{"alerts.smtp.security": "starttls", "alerts.smtp.username_env": "SMTP_USER",
                                        "alerts.smtp.password_env": "SMTP_PASS"})
         [row_id] = _queue(store)
-        res = mailer.send_pending(store, cfg, now=T0, env={"SMTP_USER": "hearken", "SMTP_PASS": "s3cret"},
+        res = mailer.send_pending(store, cfg, now=T0, env={"SMTP_USER": "hearken", "SMTP_PASS": password},
                                   tls_context=certs.client_context())
     finally:
         server.stop()
+    return server, row_id, res
+
+
+def test_starttls_with_login(store, certs):
+    server, row_id, res = _send_over_starttls(store, certs, "s3cret")
     assert res.sent == [row_id]
     [got] = server.messages
     assert got.authenticated and got.rcpt_tos == ["sam@example.com"]
 
 
 def test_wrong_password_is_retried_and_shown(store, certs):
-    server = SmtpServer(tls_context=certs.server_context(), require_starttls=True,
-                        authenticator=password_authenticator("hearken", "s3cret"), auth_require_tls=True).start()
-    try:
-        cfg = make_cfg(server.port, **{"alerts.smtp.security": "starttls", "alerts.smtp.username_env": "SMTP_USER",
-                                       "alerts.smtp.password_env": "SMTP_PASS"})
-        [row_id] = _queue(store)
-        res = mailer.send_pending(store, cfg, now=T0, env={"SMTP_USER": "hearken", "SMTP_PASS": "wrong"},
-                                  tls_context=certs.client_context())
-    finally:
-        server.stop()
+    server, row_id, res = _send_over_starttls(store, certs, "wrong")
     assert res.retrying == [row_id] and not server.messages
     err = mailer.outbox_health(store)["last_error"]
     assert err["id"] == row_id and "535" in err["error"]
