@@ -8,8 +8,8 @@ the benchmark data set after a seeded shuffle):
 - pipeline: `transformers.pipeline("feature-extraction")` over the fp32 torch
   checkpoint that `hearken train` saves (build/classifier/fp32), batch size
   32, then the same mean pooling and complaint head in torch;
-- ours: `classifier.load()` — the shipped int8 ONNX model, ONNX Runtime,
-  batches sorted by length.
+- ours: `classifier.load()` — the shipped ONNX model (int8-stored weights,
+  folded to fp32 at load), ONNX Runtime, batches sorted by length.
 
 Each path runs in its own fresh process, so load time (import + model load)
 and peak resident memory (ru_maxrss) belong to that path alone. The script
@@ -141,7 +141,7 @@ def main() -> int:
         print(f"{len(texts)} texts, {args.threads} threads", file=sys.stderr)
         print("running the transformers pipeline (fp32) ...", file=sys.stderr)
         pipe = _child("pipeline", args, fh.name)
-        print("running our path (int8 ONNX Runtime) ...", file=sys.stderr)
+        print("running our path (ONNX Runtime, shipped model) ...", file=sys.stderr)
         ours = _child("ours", args, fh.name)
     finally:
         os.unlink(fh.name)
@@ -156,7 +156,7 @@ def main() -> int:
     print(f"model: {ours['version']}; {len(texts)} texts; {args.threads} threads")
     print(f"{'path':<32}{'texts/s':>10}{'load s':>9}{'peak RSS MB':>13}{'macro-F1':>10}")
     print(f"{'transformers pipeline fp32':<32}{rate['pipeline']:>10.1f}{pipe['load_s']:>9.2f}{pipe['peak_mb']:>13.0f}{f1(pipe['scores']):>10.1f}")
-    print(f"{'hearken int8 ONNX Runtime':<32}{rate['ours']:>10.1f}{ours['load_s']:>9.2f}{ours['peak_mb']:>13.0f}{f1(ours['scores']):>10.1f}")
+    print(f"{'hearken ONNX Runtime':<32}{rate['ours']:>10.1f}{ours['load_s']:>9.2f}{ours['peak_mb']:>13.0f}{f1(ours['scores']):>10.1f}")
     print(f"speed-up: {rate['ours'] / rate['pipeline']:.2f}x; decisions agree on {100 * agree:.1f}% of texts; "
           f"torch/sklearn imported by our path: {ours['heavy_imports'] or 'none'}")
     return 0

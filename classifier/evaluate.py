@@ -14,7 +14,7 @@ import hashlib
 import json
 import tempfile
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -23,7 +23,7 @@ from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_sc
 from sklearn.model_selection import StratifiedKFold
 
 from .data import RANDOM_DOMAINS, Example
-from .train import Config, Progress, export, fit, predict_torch, stderr_progress
+from .train import Config, Progress, export, fit, predict_torch, refit_severity_head, stderr_progress
 
 RECALL_TARGET = 0.90
 
@@ -83,7 +83,7 @@ def cross_validate(
     splits = list(splitter.split(np.zeros(n), y))
     cache = Path(cache_dir) / _key(examples, folds, seed, config) if cache_dir else None
     oof = {k: np.zeros(n, np.float32) for k in ("fp32", "int8")}
-    sev = {k: np.zeros((n, 4), np.float32) for k in ("fp32", "int8")}
+    sev = {k: np.zeros((n, 4), np.float32) for k in ("fp32", "int8", "joint")}
     started = time.monotonic()
     for f, (train_idx, test_idx) in enumerate(splits[: run_folds or folds]):
         fold_of[test_idx] = f
@@ -91,14 +91,21 @@ def cross_validate(
         if cached and cached.is_file():
             saved = np.load(cached)
             for k in oof:
-                oof[k][test_idx], sev[k][test_idx] = saved[f"p_{k}"], saved[f"s_{k}"]
+                oof[k][test_idx] = saved[f"p_{k}"]
+            for k in sev:
+                sev[k][test_idx] = saved[f"s_{k}"]
             if progress:
                 progress(f"fold {f + 1}/{folds}: cached ({cached})")
             continue
         if progress:
             progress(f"fold {f + 1}/{folds}: fine-tuning on {len(train_idx)} texts")
-        net, tokenizer = fit([examples[i] for i in train_idx], seed=seed, config=config, progress=progress)
+        train = [examples[i] for i in train_idx]
+        net, tokenizer = fit(train, seed=seed, config=replace(config, severity_refit=False), progress=progress)
         texts = [examples[i].text for i in test_idx]
+        # the jointly trained severity head, kept for comparison with the refitted one
+        sev["joint"][test_idx] = predict_torch(net, tokenizer, texts, config.max_len)[1]
+        if config.severity_refit:
+            refit_severity_head(net, tokenizer, train, config=config, seed=seed, progress=progress)
         oof["fp32"][test_idx], sev["fp32"][test_idx] = predict_torch(net, tokenizer, texts, config.max_len)
         with tempfile.TemporaryDirectory() as tmp:
             export(net, tmp, version=f"cv-fold{f}", threshold=0.5)
@@ -143,6 +150,9 @@ def summarise(examples: Sequence[Example], cv: dict, threshold: float | None = N
                 result[f"{kind}/{name}/{label}"] = {
                     k: (float(np.mean([r[k] for r in rows])), float(np.std([r[k] for r in rows]))) for k in keys
                 }
+    if "joint" in cv["sev"]:
+        joint = [severity_f1(sev_true[fold == f], cv["sev"]["joint"][fold == f]) for f in done]
+        result["severity_joint_head"] = (float(np.mean(joint)), float(np.std(joint)))
     p = cv["oof"]["int8"]
     per_domain = {}
     for d in sorted(set(domain.tolist())):
@@ -175,6 +185,10 @@ def format_report(result: dict) -> str:
                 cut = "0.5" if label == "t0.5" else f"{result['threshold']:.3f}"
                 cells = "".join(f"{100 * table[c][0]:>12.1f} ± {100 * table[c][1]:>4.1f}" for c in cols)
                 lines.append(f"{kind:<6} {name:<17} {cut:<10}{cells}")
+    if "severity_joint_head" in result:
+        m, sd = result["severity_joint_head"]
+        lines += ["", f"Severity macro-F1 of the jointly trained head, before the balanced refit (fp32): "
+                      f"{100 * m:.1f} ± {100 * sd:.1f}"]
     lines += ["", f"Per domain (int8, threshold {result['threshold']:.3f}):"]
     lines.append(f"{'domain':<14}{'n':>6}{'compl.':>8}{'flagged':>9}{'recall':>8}{'prec.':>8}{'macroF1':>9}{'false alarms':>14}")
     for d, r in result["per_domain"].items():

@@ -65,7 +65,7 @@ class ComplaintModel:
     embed() averages the windows' normalised embeddings.
     """
 
-    def __init__(self, path: str | os.PathLike, *, threads: int | None = None, batch_size: int = 64):
+    def __init__(self, path: str | os.PathLike, *, threads: int | None = None, batch_size: int = 32):
         import onnxruntime as ort
 
         self.path = Path(path)
@@ -94,6 +94,9 @@ class ComplaintModel:
         threads = threads or int(os.environ.get("HEARKEN_THREADS", "0")) or min(2, os.cpu_count() or 1)
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        # fold the int8 weights' DequantizeLinear nodes into fp32 constants once, at load (see quantise.py):
+        # the network then computes in fp32 and a text scores the same whatever it is batched with
+        options.add_session_config_entry("session.disable_quant_qdq", "1")
         try:
             self._session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:

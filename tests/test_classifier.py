@@ -97,6 +97,24 @@ def test_predict_keeps_order_and_handles_empty_input(model):
         model.predict("one string, not a list")
 
 
+def test_a_texts_score_does_not_depend_on_what_it_is_batched_with(model):
+    # A post near the threshold must not be a complaint in one poll and not in the next because other
+    # posts came with it. (Dynamic int8 quantisation did that: one activation range per batch.)
+    rng = np.random.default_rng(3)
+    texts = CLEAR_COMPLAINTS + CLEAR_NOT + UNCLEAR + [
+        "ok",
+        "@user " + "the van came, went, came back, left again and my parcel is still in the depot. " * 12,
+    ]
+    alone = np.array([model.predict([t])[0].score for t in texts])
+    for _ in range(3):
+        order = rng.permutation(len(texts))
+        batched = model.predict([texts[i] for i in order])
+        assert np.allclose([p.score for p in batched], alone[order], atol=1e-5, rtol=0)
+    crowd = [f"Loving the new season of the show, episode {i} was great" for i in range(40)]
+    in_crowd = model.predict(crowd + texts)[len(crowd):]
+    assert np.allclose([p.score for p in in_crowd], alone, atol=1e-5, rtol=0)
+
+
 def test_complaint_at_the_end_of_a_long_forum_post_is_found(model):
     filler = " ".join(
         [
@@ -226,6 +244,10 @@ def test_training_on_a_tiny_set_writes_a_loadable_model_that_learned(tmp_path):
     assert gap_after > gap_before + 0.05, (gap_before, gap_after)
     meta = json.loads((tmp_path / "m1" / "meta.json").read_text())
     assert meta["examples"] == 26 and meta["version"].startswith("minilm-ft-")
+    assert meta["quantised"] == "int8-weights-per-channel"
+    assert "severity head: too few labelled complaints" in after.stderr  # 26 rows: the joint head is kept
+    m0 = json.loads((tmp_path / "m0" / "meta.json").read_text())
+    assert m0["version"] != meta["version"]  # other weights, other version
 
 
 def test_bad_extra_labels_file_is_reported(tmp_path):
@@ -257,3 +279,39 @@ def test_benchmark_loads_with_the_published_counts():
     assert len(rows) == 3448 and sum(r.label for r in rows) == 1232
     assert {r.severity for r in rows if r.label} == {1, 2, 3, 4}
     assert all(r.severity == 0 for r in rows if not r.label)
+
+
+@pytest.mark.skipif(not DATA.is_file(), reason=f"benchmark data not found at {DATA} (set HEARKEN_DATA)")
+def test_refitted_severity_head_uses_all_four_levels_and_reads_the_graphs_own_vector():
+    # The refit puts a class-balanced logistic regression into net.severity (standardisation folded into
+    # the weights), so the exported graph needs nothing new. Checked on the untrained encoder: the head's
+    # own logits must reproduce a working classifier on the complaints it was fitted on.
+    import torch
+    from sklearn.metrics import f1_score
+
+    from classifier.data import load_benchmark
+    from classifier.net import ComplaintNet, base_encoder_dir
+    from classifier.runtime import open_tokenizer
+    from classifier.train import pooled_vectors, refit_severity_head
+
+    torch.manual_seed(0)
+    complaints = [r for r in load_benchmark(DATA) if r.label][:240]
+    net = ComplaintNet().eval()
+    tokenizer = open_tokenizer(base_encoder_dir() / "tokenizer.json")
+    levels = np.array([r.severity for r in complaints])
+    vectors = torch.tensor(pooled_vectors(net, tokenizer, [r.text for r in complaints]))
+
+    def head_f1() -> tuple[float, set[int]]:
+        with torch.no_grad():
+            pred = net.severity(vectors).argmax(1).numpy() + 1
+        return f1_score(levels, pred, average="macro"), set(pred.tolist())
+
+    before, _ = head_f1()
+    assert refit_severity_head(net, tokenizer, complaints, progress=None) is not None
+    after, used = head_f1()
+    assert used == {1, 2, 3, 4}
+    assert after > max(before, 0.4)
+
+    untouched = net.severity.weight.detach().clone()
+    assert refit_severity_head(net, tokenizer, complaints[:20], progress=None) is None  # too few: head kept
+    assert torch.equal(net.severity.weight, untouched)
