@@ -23,7 +23,9 @@ from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_sc
 from sklearn.model_selection import StratifiedKFold
 
 from .data import RANDOM_DOMAINS, Example
-from .train import Config, Progress, export, fit, predict_torch, refit_severity_head, stderr_progress
+from .train import (
+    Config, Progress, export, fit, pooled_vectors, predict_torch, refit_severity_head, stderr_progress,
+)
 
 RECALL_TARGET = 0.90
 
@@ -114,7 +116,11 @@ def cross_validate(
             oof["int8"][test_idx], sev["int8"][test_idx] = p, s
         if cached:
             cached.parent.mkdir(parents=True, exist_ok=True)
-            np.savez(cached, **{f"p_{k}": oof[k][test_idx] for k in oof}, **{f"s_{k}": sev[k][test_idx] for k in sev})
+            # the fine-tuned pooled vectors of every text (float16; row i is example i), so other heads on
+            # the same encoders can be compared later without fine-tuning again
+            vectors = pooled_vectors(net, tokenizer, [e.text for e in examples], config.max_len).astype(np.float16)
+            np.savez(cached, **{f"p_{k}": oof[k][test_idx] for k in oof}, **{f"s_{k}": sev[k][test_idx] for k in sev},
+                     vectors=vectors, train_idx=train_idx, test_idx=test_idx)
         if progress:
             m = binary_metrics(y[test_idx], oof["int8"][test_idx])
             progress(
