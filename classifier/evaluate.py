@@ -24,7 +24,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from .data import RANDOM_DOMAINS, Example
 from .train import (
-    Config, Progress, export, fit, pooled_vectors, predict_torch, refit_severity_head, stderr_progress,
+    Config, Progress, export, fit, predict_torch, refit_severity_head, stderr_progress,
 )
 
 RECALL_TARGET = 0.90
@@ -104,11 +104,13 @@ def cross_validate(
         train = [examples[i] for i in train_idx]
         net, tokenizer = fit(train, seed=seed, config=replace(config, severity_refit=False), progress=progress)
         texts = [examples[i].text for i in test_idx]
-        # the jointly trained severity head, kept for comparison with the refitted one
-        sev["joint"][test_idx] = predict_torch(net, tokenizer, texts, config.max_len)[1]
+        # one pass over every text before the refit: the jointly trained severity head (kept for comparison
+        # with the refitted one) and the fine-tuned pooled vectors, which the refit does not change
+        _, joint, vectors = predict_torch(net, tokenizer, [e.text for e in examples], config.max_len)
+        sev["joint"][test_idx] = joint[test_idx]
         if config.severity_refit:
             refit_severity_head(net, tokenizer, train, config=config, seed=seed, progress=progress)
-        oof["fp32"][test_idx], sev["fp32"][test_idx] = predict_torch(net, tokenizer, texts, config.max_len)
+        oof["fp32"][test_idx], sev["fp32"][test_idx], _ = predict_torch(net, tokenizer, texts, config.max_len)
         with tempfile.TemporaryDirectory() as tmp:
             export(net, tmp, version=f"cv-fold{f}", threshold=0.5)
             model = ComplaintModel(tmp)
@@ -118,9 +120,8 @@ def cross_validate(
             cached.parent.mkdir(parents=True, exist_ok=True)
             # the fine-tuned pooled vectors of every text (float16; row i is example i), so other heads on
             # the same encoders can be compared later without fine-tuning again
-            vectors = pooled_vectors(net, tokenizer, [e.text for e in examples], config.max_len).astype(np.float16)
             np.savez(cached, **{f"p_{k}": oof[k][test_idx] for k in oof}, **{f"s_{k}": sev[k][test_idx] for k in sev},
-                     vectors=vectors, train_idx=train_idx, test_idx=test_idx)
+                     vectors=vectors.astype(np.float16), train_idx=train_idx, test_idx=test_idx)
         if progress:
             m = binary_metrics(y[test_idx], oof["int8"][test_idx])
             progress(
@@ -156,9 +157,8 @@ def summarise(examples: Sequence[Example], cv: dict, threshold: float | None = N
                 result[f"{kind}/{name}/{label}"] = {
                     k: (float(np.mean([r[k] for r in rows])), float(np.std([r[k] for r in rows]))) for k in keys
                 }
-    if "joint" in cv["sev"]:
-        joint = [severity_f1(sev_true[fold == f], cv["sev"]["joint"][fold == f]) for f in done]
-        result["severity_joint_head"] = (float(np.mean(joint)), float(np.std(joint)))
+    joint = [severity_f1(sev_true[fold == f], cv["sev"]["joint"][fold == f]) for f in done]
+    result["severity_joint_head"] = (float(np.mean(joint)), float(np.std(joint)))
     p = cv["oof"]["int8"]
     per_domain = {}
     for d in sorted(set(domain.tolist())):
@@ -191,10 +191,9 @@ def format_report(result: dict) -> str:
                 cut = "0.5" if label == "t0.5" else f"{result['threshold']:.3f}"
                 cells = "".join(f"{100 * table[c][0]:>12.1f} ± {100 * table[c][1]:>4.1f}" for c in cols)
                 lines.append(f"{kind:<6} {name:<17} {cut:<10}{cells}")
-    if "severity_joint_head" in result:
-        m, sd = result["severity_joint_head"]
-        lines += ["", f"Severity macro-F1 of the jointly trained head, before the balanced refit (fp32): "
-                      f"{100 * m:.1f} ± {100 * sd:.1f}"]
+    m, sd = result["severity_joint_head"]
+    lines += ["", f"Severity macro-F1 of the jointly trained head, before the balanced refit (fp32): "
+                  f"{100 * m:.1f} ± {100 * sd:.1f}"]
     lines += ["", f"Per domain (int8, threshold {result['threshold']:.3f}):"]
     lines.append(f"{'domain':<14}{'n':>6}{'compl.':>8}{'flagged':>9}{'recall':>8}{'prec.':>8}{'macroF1':>9}{'false alarms':>14}")
     for d, r in result["per_domain"].items():

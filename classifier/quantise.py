@@ -21,18 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
-QUANTISED_OPS = ("MatMul", "Gather", "Gemm")
-MIN_WEIGHTS = 4096  # the heads (384x1, 384x4) stay fp32: tiny, and they carry the decision
+QUANTISED_OPS = ("MatMul", "Gather")
+MIN_WEIGHTS = 4096  # the heads (Gemm, 384x1 and 384x4) stay fp32: tiny, and they carry the decision
 
 
 def _channel_axis(node) -> int:
     """The axis along which scales vary: the output channels of the weight."""
-    if node.op_type == "Gather":
-        return 0  # one scale per embedding row
-    if node.op_type == "Gemm":
-        trans_b = next((a.i for a in node.attribute if a.name == "transB"), 0)
-        return 0 if trans_b else 1
-    return 1  # MatMul(x, W) with W [in, out]
+    return 0 if node.op_type == "Gather" else 1  # one scale per embedding row; MatMul(x, W) with W [in, out]
 
 
 def weight_only_int8(src: str | Path, dst: str | Path) -> int:

@@ -8,6 +8,7 @@ not tuned on the evaluation folds (see MODEL.md).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import random
@@ -181,21 +182,6 @@ def fit(
 SEVERITY_C = (0.01, 0.03, 0.1, 0.3, 1.0)
 
 
-@torch.no_grad()
-def pooled_vectors(net: ComplaintNet, tokenizer: Tokenizer, texts: Sequence[str], max_len: int = 96,
-                   batch_size: int = 64) -> np.ndarray:
-    """fp32 pooled (not normalised) vectors: what the heads read."""
-    net.eval()
-    ids = _encode(tokenizer, texts, max_len)
-    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-    out = np.zeros((len(ids), net.encoder.config.hidden_size), dtype=np.float32)
-    for start in range(0, len(order), batch_size):
-        idx = order[start : start + batch_size]
-        input_ids, mask = _pad([ids[i] for i in idx])
-        out[idx] = net.pool(input_ids, mask).numpy()
-    return out
-
-
 def refit_severity_head(
     net: ComplaintNet,
     tokenizer: Tokenizer,
@@ -226,7 +212,7 @@ def refit_severity_head(
         if progress:
             progress("  severity head: too few labelled complaints to refit; keeping the joint head")
         return None
-    x = pooled_vectors(net, tokenizer, [e.text for e in rows], config.max_len)
+    x = predict_torch(net, tokenizer, [e.text for e in rows], config.max_len)[2]
     mean, std = x.mean(0), x.std(0) + 1e-6
     z = (x - mean) / std
     inner = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed)
@@ -253,20 +239,22 @@ def refit_severity_head(
 @torch.no_grad()
 def predict_torch(
     net: ComplaintNet, tokenizer: Tokenizer, texts: Sequence[str], max_len: int = 96, batch_size: int = 64
-) -> tuple[np.ndarray, np.ndarray]:
-    """fp32 complaint probabilities and severity logits, for evaluation."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """fp32 complaint probabilities, severity logits and pooled (not normalised) vectors, what the heads read."""
     net.eval()
     ids = _encode(tokenizer, texts, max_len)
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     scores = np.zeros(len(ids), dtype=np.float32)
     sev = np.zeros((len(ids), 4), dtype=np.float32)
+    pooled = np.zeros((len(ids), net.encoder.config.hidden_size), dtype=np.float32)
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         input_ids, mask = _pad([ids[i] for i in idx])
-        complaint, sev_logits, _ = net(input_ids, mask)
+        complaint, sev_logits, vectors = net(input_ids, mask)
         scores[idx] = torch.sigmoid(complaint).numpy()
         sev[idx] = sev_logits.numpy()
-    return scores, sev
+        pooled[idx] = vectors.numpy()
+    return scores, sev, pooled
 
 
 def export(
@@ -314,8 +302,6 @@ def export(
     shutil.copyfile(base_encoder_dir() / TOKENIZER_FILE, out_dir / TOKENIZER_FILE)
     # the version names the weights too: a re-export (other quantisation, refitted head) is a new version,
     # so classifications stored by the desk say which model made them
-    import hashlib
-
     digest = hashlib.sha256(target.read_bytes()).hexdigest()[:6]
     meta = {
         "version": f"{version}-w{digest}",

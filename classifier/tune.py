@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         config = CANDIDATES[name]
         started = time.monotonic()
         net, tok = fit([examples[i] for i in inner], seed=0, config=config, progress=None)
-        p, s = predict_torch(net, tok, [examples[i].text for i in val], config.max_len)
+        p, s, _ = predict_torch(net, tok, [examples[i].text for i in val], config.max_len)
         m = binary_metrics(y[val], p)
         np.savez(f"build/tune_{name}.npz", val=val, p=p, s=s)
         if ensemble:

@@ -292,14 +292,14 @@ def test_refitted_severity_head_uses_all_four_levels_and_reads_the_graphs_own_ve
     from classifier.data import load_benchmark
     from classifier.net import ComplaintNet, base_encoder_dir
     from classifier.runtime import open_tokenizer
-    from classifier.train import pooled_vectors, refit_severity_head
+    from classifier.train import predict_torch, refit_severity_head
 
     torch.manual_seed(0)
     complaints = [r for r in load_benchmark(DATA) if r.label][:240]
     net = ComplaintNet().eval()
     tokenizer = open_tokenizer(base_encoder_dir() / "tokenizer.json")
     levels = np.array([r.severity for r in complaints])
-    vectors = torch.tensor(pooled_vectors(net, tokenizer, [r.text for r in complaints]))
+    vectors = torch.tensor(predict_torch(net, tokenizer, [r.text for r in complaints])[2])
 
     def head_f1() -> tuple[float, set[int]]:
         with torch.no_grad():
