@@ -2,6 +2,7 @@
 
     .venv/bin/python scripts/severity_heads.py select    # grid on the selection split (build/.../tune.npz)
     .venv/bin/python scripts/severity_heads.py folds "a mean" 0.003 0.5 [...]   # score variants on the 10 folds
+    .venv/bin/python scripts/severity_heads.py ordinal "b mean" 0.003          # ordinal head, both splits
 
 A fine-tuned encoder has seen its training complaints and their severity, so
 their vectors are far easier to separate than new texts' (inner CV on them
@@ -47,6 +48,15 @@ def tfidf_logp(ttr, ytr, tte):
     """Word 1-2 gram TF-IDF (min_df 2, sublinear tf) + class-balanced LR at C=1."""
     vec = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
     return lr_logp(vec.fit_transform(list(ttr)), ytr, vec.transform(list(tte)), 1.0)
+
+
+def ordinal_pred(xtr, ytr, xte, c):
+    """Frank & Hall ordinal decomposition: balanced binary LRs for level > 1, > 2, > 3; argmax of the differences."""
+    above = [LogisticRegression(C=c, class_weight="balanced", max_iter=1000).fit(xtr, (ytr > k).astype(int))
+             .predict_proba(xte)[:, 1] for k in (1, 2, 3)]
+    above = np.maximum.accumulate(np.array(above)[::-1], axis=0)[::-1]  # P(>1) >= P(>2) >= P(>3)
+    p = np.stack([1 - above[0], above[0] - above[1], above[1] - above[2], above[2]], 1)
+    return p.argmax(1) + 1
 
 
 class Data:
@@ -105,9 +115,24 @@ def folds(variants):
         print(f"{k}: held-out severity macro-F1 {100 * np.mean(v):.1f} ± {100 * np.std(v):.1f} over {len(v)} folds")
 
 
+def ordinal(feat, c):
+    data = Data()
+    for name, paths in (("selection split", [DIR / "tune.npz"]), ("10 folds", sorted(DIR.glob("fold*.npz")))):
+        res = []
+        for p in paths:
+            d = np.load(p)
+            tr, te = data.split(d)
+            x = FEATURES[feat](d).astype(np.float32)
+            m, s = x[tr].mean(0), x[tr].std(0) + 1e-6
+            res.append(mf1(data.sev[te], ordinal_pred((x[tr] - m) / s, data.sev[tr], (x[te] - m) / s, c)))
+        print(f"ordinal {feat} C={c}, {name}: {100 * np.mean(res):.1f} ± {100 * np.std(res):.1f}")
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "select":
         select()
+    elif sys.argv[1] == "ordinal":
+        ordinal(sys.argv[2], float(sys.argv[3]))
     else:
         args = sys.argv[2:]
         folds([(args[i], float(args[i + 1]), float(args[i + 2])) for i in range(0, len(args), 3)])
