@@ -109,7 +109,7 @@ def cross_validate(
         _, joint, vectors = predict_torch(net, tokenizer, [e.text for e in examples], config.max_len)
         sev["joint"][test_idx] = joint[test_idx]
         if config.severity_refit:
-            refit_severity_head(net, tokenizer, train, config=config, seed=seed, progress=progress)
+            refit_severity_head(net, tokenizer, train, config=config, progress=progress)
         oof["fp32"][test_idx], sev["fp32"][test_idx], _ = predict_torch(net, tokenizer, texts, config.max_len)
         with tempfile.TemporaryDirectory() as tmp:
             export(net, tmp, version=f"cv-fold{f}", threshold=0.5)
