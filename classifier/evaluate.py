@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import torch
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
@@ -104,13 +105,16 @@ def cross_validate(
         train = [examples[i] for i in train_idx]
         net, tokenizer = fit(train, seed=seed, config=replace(config, severity_refit=False), progress=progress)
         texts = [examples[i].text for i in test_idx]
-        # one pass over every text before the refit: the jointly trained severity head (kept for comparison
-        # with the refitted one) and the fine-tuned pooled vectors, which the refit does not change
-        _, joint, vectors = predict_torch(net, tokenizer, [e.text for e in examples], config.max_len)
+        # one pass over every text before the refit: complaint scores, the jointly trained severity head (kept
+        # for comparison with the refitted one) and the fine-tuned pooled vectors; the refit changes only the
+        # severity head, so its fp32 logits come from the same vectors
+        scores, joint, vectors = predict_torch(net, tokenizer, [e.text for e in examples], config.max_len)
         sev["joint"][test_idx] = joint[test_idx]
         if config.severity_refit:
-            refit_severity_head(net, tokenizer, train, config=config, progress=progress)
-        oof["fp32"][test_idx], sev["fp32"][test_idx], _ = predict_torch(net, tokenizer, texts, config.max_len)
+            refit_severity_head(net, tokenizer, train, config=config, progress=progress, vectors=vectors[train_idx])
+        oof["fp32"][test_idx] = scores[test_idx]
+        with torch.no_grad():
+            sev["fp32"][test_idx] = net.severity(torch.from_numpy(vectors[test_idx])).numpy()
         with tempfile.TemporaryDirectory() as tmp:
             export(net, tmp, version=f"cv-fold{f}", threshold=0.5)
             model = ComplaintModel(tmp)

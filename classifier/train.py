@@ -188,6 +188,7 @@ def refit_severity_head(
     *,
     config: Config = Config(),
     progress: Progress | None = stderr_progress,
+    vectors: np.ndarray | None = None,
 ) -> float | None:
     """Swap the jointly trained severity head for a class-balanced logistic regression.
 
@@ -201,17 +202,24 @@ def refit_severity_head(
     new texts' (inner CV scores 80-87 against 47 held out) and would mislead
     the choice. The coefficients go into `net.severity`, so the exported graph
     is unchanged.
-    Returns C, or None when there are too few labelled complaints.
+    `vectors`, when given, are the pooled vectors of `examples` row for row
+    (as `predict_torch` returns them), so a caller that has them already
+    does not run the encoder again. Returns C, or None when there are too
+    few labelled complaints.
     """
     from sklearn.linear_model import LogisticRegression
 
-    rows = [e for e in examples if e.label == 1 and 1 <= e.severity <= 4]
+    keep = [i for i, e in enumerate(examples) if e.label == 1 and 1 <= e.severity <= 4]
+    rows = [examples[i] for i in keep]
     levels = np.array([e.severity - 1 for e in rows])
     if len(rows) < 40 or len(set(levels.tolist())) < 4 or np.bincount(levels, minlength=4).min() < 5:
         if progress:
             progress("  severity head: too few labelled complaints to refit; keeping the joint head")
         return None
-    x = predict_torch(net, tokenizer, [e.text for e in rows], config.max_len)[2]
+    if vectors is None:
+        x = predict_torch(net, tokenizer, [e.text for e in rows], config.max_len)[2]
+    else:
+        x = np.asarray(vectors, dtype=np.float32)[keep]
     mean, std = x.mean(0), x.std(0) + 1e-6
     z = (x - mean) / std
     lr = LogisticRegression(C=config.severity_c, class_weight="balanced", max_iter=2000).fit(z, levels)

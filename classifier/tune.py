@@ -55,14 +55,20 @@ def _tfidf_probs(train_texts, train_y, test_texts):
     return lr.predict_proba(vec.transform(test_texts))[:, 1]
 
 
+def selection_split(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(fit, validation) indices: fold 1's training part of the 10-fold protocol split, split 85/15, stratified."""
+    train_idx, _ = next(StratifiedKFold(10, shuffle=True, random_state=0).split(np.zeros(len(y)), y))
+    fit_idx, val = train_test_split(train_idx, test_size=0.15, stratify=y[train_idx], random_state=0)
+    return fit_idx, val
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     ensemble = "--ensemble" in argv
     names = [a for a in argv if not a.startswith("--")] or list(CANDIDATES)
     examples = load_benchmark()
     y = np.array([e.label for e in examples])
-    train_idx, _ = next(StratifiedKFold(10, shuffle=True, random_state=0).split(np.zeros(len(y)), y))
-    inner, val = train_test_split(train_idx, test_size=0.15, stratify=y[train_idx], random_state=0)
+    inner, val = selection_split(y)
     sev = np.array([e.severity for e in examples])
     for name in names:
         config = CANDIDATES[name]

@@ -30,16 +30,16 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
+from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 OUT = Path("build/classifier/sevexp")
 
 
-@__import__("torch").no_grad()
+@torch.no_grad()
 def features(net, tokenizer, texts, max_len=96, batch_size=64):
-    import torch
-
     from classifier.train import _encode, _pad
 
     net.eval()
@@ -69,9 +69,6 @@ def features(net, tokenizer, texts, max_len=96, batch_size=64):
 
 
 def stage2(net, tokenizer, examples, *, seed, weight, lr=3e-5, epochs=1, batch_size=16, max_len=96):
-    import torch
-    from torch import nn
-
     from classifier.train import _encode, _length_bucketed_batches, _pad
 
     net.train()
@@ -107,11 +104,11 @@ def stage2(net, tokenizer, examples, *, seed, weight, lr=3e-5, epochs=1, batch_s
 def run(args):
     from dataclasses import replace
 
-    import torch
     from sklearn.model_selection import StratifiedKFold
 
     from classifier.data import load_benchmark
     from classifier.train import Config, fit
+    from classifier.tune import selection_split
 
     examples = load_benchmark()
     y = np.array([e.label for e in examples])
@@ -119,10 +116,7 @@ def run(args):
     OUT.mkdir(parents=True, exist_ok=True)
     texts = [e.text for e in examples]
     if args.tune:  # the selection split of classifier/tune.py: 85% / 15% of fold 1's training part
-        from sklearn.model_selection import train_test_split
-
-        inner, val = train_test_split(splits[0][0], test_size=0.15, stratify=y[splits[0][0]], random_state=0)
-        splits = [(np.sort(inner), np.sort(val))]
+        splits = [tuple(np.sort(part) for part in selection_split(y))]
     started = time.monotonic()
     for f, (tr, te) in enumerate(splits):
         path = OUT / ("tune.npz" if args.tune else f"fold{f}.npz")
@@ -135,9 +129,7 @@ def run(args):
         b = features(net, tok, texts)
         np.savez(path, train_idx=tr, test_idx=te, **{f"a_{k}": v for k, v in a.items()},
                  **{f"b_{k}": v for k, v in b.items()})
-        print(f"fold {f + 1}/10 done, {time.monotonic() - started:.0f}s", flush=True)
-        del net
-        torch.set_num_threads(2)
+        print(f"{path.name} done, {time.monotonic() - started:.0f}s", flush=True)
 
 
 if __name__ == "__main__":

@@ -72,6 +72,13 @@ class Data:
         return tr, te
 
 
+def standardised(d, feat, tr, te):
+    """The feature set's rows for training and held-out complaints, scaled by the training rows."""
+    x = FEATURES[feat](d).astype(np.float32)
+    m, s = x[tr].mean(0), x[tr].std(0) + 1e-6
+    return (x[tr] - m) / s, (x[te] - m) / s
+
+
 def scores(data, d, variants):
     """{(feature, C, w): held-out macro-F1} for one cached split."""
     tr, te = data.split(d)
@@ -81,9 +88,8 @@ def scores(data, d, variants):
     out, cache = {}, {}
     for feat, c, w in variants:
         if (feat, c) not in cache:
-            x = FEATURES[feat](d).astype(np.float32)
-            m, s = x[tr].mean(0), x[tr].std(0) + 1e-6
-            cache[(feat, c)] = lr_logp((x[tr] - m) / s, ytr, (x[te] - m) / s, c)
+            ztr, zte = standardised(d, feat, tr, te)
+            cache[(feat, c)] = lr_logp(ztr, ytr, zte, c)
         logp = cache[(feat, c)] + (w * tf if w else 0)
         out[(feat, c, w)] = mf1(yte, logp.argmax(1) + 1)
     return out
@@ -122,17 +128,18 @@ def ordinal(feat, c):
         for p in paths:
             d = np.load(p)
             tr, te = data.split(d)
-            x = FEATURES[feat](d).astype(np.float32)
-            m, s = x[tr].mean(0), x[tr].std(0) + 1e-6
-            res.append(mf1(data.sev[te], ordinal_pred((x[tr] - m) / s, data.sev[tr], (x[te] - m) / s, c)))
+            ztr, zte = standardised(d, feat, tr, te)
+            res.append(mf1(data.sev[te], ordinal_pred(ztr, data.sev[tr], zte, c)))
         print(f"ordinal {feat} C={c}, {name}: {100 * np.mean(res):.1f} ± {100 * np.std(res):.1f}")
 
 
 if __name__ == "__main__":
-    if sys.argv[1] == "select":
+    command, args = (sys.argv[1], sys.argv[2:]) if len(sys.argv) > 1 else ("", [])
+    if command == "select" and not args:
         select()
-    elif sys.argv[1] == "ordinal":
-        ordinal(sys.argv[2], float(sys.argv[3]))
-    else:
-        args = sys.argv[2:]
+    elif command == "ordinal" and len(args) == 2:
+        ordinal(args[0], float(args[1]))
+    elif command == "folds" and args and len(args) % 3 == 0:
         folds([(args[i], float(args[i + 1]), float(args[i + 2])) for i in range(0, len(args), 3)])
+    else:
+        sys.exit(__doc__)

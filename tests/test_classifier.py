@@ -311,6 +311,14 @@ def test_refitted_severity_head_uses_all_four_levels_and_reads_the_graphs_own_ve
     after, used = head_f1()
     assert used == {1, 2, 3, 4}
     assert after > max(before, 0.4)
+    refitted = net.severity.weight.detach().clone()
+    # a caller holding the vectors already (the CV folds, with non-complaints among the rows) gets the same
+    # head without a second encoder pass: the vectors are matched to the complaints row for row
+    others = [r for r in load_benchmark(DATA) if not r.label][:60]
+    mixed = [row for pair in zip(others, complaints) for row in pair] + complaints[len(others):]
+    mixed_vectors = predict_torch(net, tokenizer, [r.text for r in mixed])[2]
+    refit_severity_head(net, tokenizer, mixed, progress=None, vectors=mixed_vectors)
+    assert torch.allclose(net.severity.weight, refitted, atol=1e-4)
 
     untouched = net.severity.weight.detach().clone()
     assert refit_severity_head(net, tokenizer, complaints[:20], progress=None) is None  # too few: head kept
