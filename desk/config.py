@@ -405,8 +405,11 @@ def key_location(cfg: HearkenConfig, *path: str | int) -> str:
         node = yaml.compose(cfg.path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
     except (OSError, yaml.YAMLError):
         return str(cfg.path)
-    line = _line_for(_line_map(node), tuple(str(p) for p in path)) if node is not None else None
-    return f"{cfg.path}:{line}" if line else str(cfg.path)
+    lines = _line_map(node) if node is not None else {}
+    key = tuple(str(p) for p in path)
+    if key not in lines:
+        return f"{cfg.path} (not written there: the defaults apply)"
+    return f"{cfg.path}:{lines[key]}"
 
 
 def load_config(path: str | os.PathLike | None = None) -> HearkenConfig:
