@@ -79,6 +79,8 @@ def setup(verbose: bool = False, stream=None) -> None:
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     for name in QUIET:
         logging.getLogger(name).setLevel(logging.WARNING)
+    logging.getLogger("hearken").debug("verbose logging; these stay at WARNING as they log credentials: %s",
+                                       ", ".join(QUIET))
 
 
 def config_secrets(cfg, env: Mapping[str, str] | None = None) -> list[str]:
