@@ -423,9 +423,10 @@ def case_emails(store: Store, case_id: int, *, now: datetime | None = None) -> l
             out.append(EmailEvent(r.next_attempt_at or r.created_at, "Hearken", "email failed",
                                   dict(base, attempts=r.attempts, error=r.last_error)))
         elif r.status in ("pending", "sending") and r.attempts:
-            wait = max(0, int((r.next_attempt_at - now).total_seconds() // 60)) if r.next_attempt_at else 0
+            wait = (r.next_attempt_at - now).total_seconds() if r.next_attempt_at else 0
             out.append(EmailEvent(now, "Hearken", "email not delivered yet",
-                                  dict(base, attempts=r.attempts, error=r.last_error, next_try=f"in {wait} min")))
+                                  dict(base, attempts=r.attempts, error=r.last_error,
+                                       next_try="in under a minute" if wait < 60 else f"in {_span(timedelta(seconds=wait))}")))
         elif r.status in ("cancelled", "throttled"):
             out.append(EmailEvent(r.sent_at or r.created_at, "Hearken", f"email {r.status}",
                                   dict(base, reason=r.last_error)))

@@ -52,7 +52,8 @@ class Delivery:
 
 
 def _ago(now: datetime, at: datetime) -> str:
-    return human_duration(max(0.0, (now - at).total_seconds()))
+    seconds = (now - at).total_seconds()
+    return "under a minute" if seconds < 60 else human_duration(seconds)
 
 
 def delivery(store: Store, *, now: datetime | None = None) -> Delivery:
@@ -90,7 +91,7 @@ def email_trouble(store: Store, cfg: HearkenConfig, *, now: datetime | None = No
         + ([f"{d.failed} failed for good"] if d.failed else [])
     headline = "Email alerts are not being delivered: " + ", ".join(parts) + "."
     if stuck and not d.retrying:
-        headline += (f" The oldest has waited {_ago(now, d.oldest_pending_at)} without a try: is `hearken run` "
+        headline += (f" The oldest has waited {_ago(now, d.oldest_pending_at)} without a try: is 'hearken run' "
                      "running? It sends them.")
     detail = None
     if d.last_error:
@@ -120,7 +121,7 @@ def source_trouble(store: Store, cfg: HearkenConfig, *, now: datetime | None = N
         where = key_location(cfg, "sources", index[h.name])
         settings = f"sources[{index[h.name]}] ({src.name}) at {where}"
         if h.status in ("disabled", "auth_failed"):
-            fix = (f"give `hearken run` the credentials named in {settings} (environment variables), "
+            fix = (f"give 'hearken run' the credentials named in {settings} (environment variables), "
                    "then restart it.")
         else:
             fix = f"see this source on the Sources page; its settings are {settings}."
@@ -143,7 +144,7 @@ def describe_problem(h: SourceHealth, cfg: HearkenConfig, now: datetime) -> tupl
     if h.status in ("ok", "new") and h.last_poll_at is not None and not h.backing_off:
         expected = max(timedelta(minutes=10), 3 * timedelta(seconds=h.interval_seconds or 0))
         if now - h.last_poll_at > expected:
-            return (f"{label} has not been polled for {_ago(now, h.last_poll_at)}: is `hearken run` running?"), None
+            return (f"{label} has not been polled for {_ago(now, h.last_poll_at)}: is 'hearken run' running?"), None
     if h.status == "ok" and h.last_mention_at is not None and now - h.last_mention_at >= silent:
         return (f"{label} is silent: no new mention for {_ago(now, h.last_mention_at)} "
                 f"(alerts.rules.source_silent_minutes is {cfg.alerts.rules.source_silent_minutes:g})."), None

@@ -345,7 +345,7 @@ def test_every_page_carries_a_banner_naming_what_is_broken_and_where_to_fix_it(e
         [sources] = [w for w in shown(at.warning) if w.startswith("SOURCES NEEDING ATTENTION")]
         assert "Source demo (demo) is failing for 40m" in sources
         assert "Source x-brand (x) is disabled: no bearer token: set $HEARKEN_TEST_UNSET_TOKEN" in sources
-        assert f"Fix: give `hearken run` the credentials named in sources[1] (x-brand) at {cfg.path}:8" in sources
+        assert f"Fix: give 'hearken run' the credentials named in sources[1] (x-brand) at {cfg.path}:8" in sources
         assert "Open the Sources page" in at.page_link[0].label or any(
             "Open the Sources page" in p.label for p in at.page_link)
     at = app("views/sources.py")  # the page that details them: the banner names them only

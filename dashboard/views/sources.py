@@ -88,13 +88,15 @@ def state_of(h: SourceHealth) -> tuple[str, str, str]:
         word = "SILENT" if "silent" in problem[0] else "NOT POLLED"
         return word, "warning", problem[0]
     word, kind = STATES.get(h.status, (h.status.upper(), "info"))
+    if h.status == "new":
+        return word, kind, "Waiting for its first poll by 'hearken run' (which polls every enabled source)."
     if h.status == "ok":
         return word, kind, (f"Polling every {h.interval_seconds:g}s; last success {ui.fmt_time(h.last_success_at)}."
                             if h.interval_seconds else f"Last success {ui.fmt_time(h.last_success_at)}.")
     return word, kind, h.status_reason or ""
 
 
-st.subheader("Sources")
+st.subheader("Each source, as the runner last saw it")
 rows = source_health(store, cfg, now=now)
 if not rows:
     st.info("No sources are configured. Add some under sources: in the configuration.")
