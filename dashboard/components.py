@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 import streamlit as st
 
+from desk import logs
 from desk.config import HearkenConfig, is_loopback, key_location, load_config, local_mode_exposure
 from desk.db import Store, connect
 from desk.health import email_trouble, source_trouble
@@ -27,7 +28,16 @@ PAGES = {"queue": "views/queue.py", "case": "views/case.py", "metrics": "views/m
 
 @st.cache_resource(show_spinner=False)
 def _config(path: str | None, mtime: float) -> HearkenConfig:
-    return load_config(path)
+    cfg = load_config(path)
+    _logging()
+    logs.protect(cfg)  # what desk/ logs in this process (a publisher's failure) holds no secret either
+    return cfg
+
+
+@st.cache_resource(show_spinner=False)
+def _logging() -> bool:
+    logs.setup(verbose=False)  # Streamlit's own loggers keep their handlers (they do not propagate)
+    return True
 
 
 def _config_version() -> tuple[str | None, float]:

@@ -60,7 +60,8 @@ class Actor:
 
     def require(self, role: str, what: str) -> None:
         if not self.at_least(role):
-            raise NotAllowed(f"{self.name} is {_article(self.role)} {self.role}; {what} needs a {role} or admin")
+            needs = "an admin" if role == "admin" else f"{_article(role)} {role} or admin"
+            raise NotAllowed(f"{self.name} is {_article(self.role)} {self.role}; {what} needs {needs}")
 
 
 def _article(word: str) -> str:

@@ -103,6 +103,22 @@ def test_removal_from_the_team_ends_every_session_of_that_person(store, cfg):
         sign_in(store, cfg, sam)
 
 
+def test_an_admin_forgets_a_replaced_sign_in_and_the_next_verified_one_binds(store, cfg):
+    from desk.users import forget_identity
+
+    old = claims("sam@example.com", "sam-old-account")
+    sign_in(store, cfg, old)
+    new = claims("sam@example.com", "sam-new-account", nonce="n2")
+    with pytest.raises(SignInRefused, match="already signs in with another account"):
+        sign_in(store, cfg, new)
+    with pytest.raises(NotAllowed, match="Morgan Manager is a manager; forgetting someone's sign-in needs an admin$"):
+        forget_identity(store, cfg, actor_for_name(cfg, "Morgan Manager"), "sam@example.com")
+    forget_identity(store, cfg, actor_for_name(cfg, "Alex Admin"), "sam@example.com")
+    with pytest.raises(SignInRefused, match="sign-in forgotten by Alex Admin"):
+        sign_in(store, cfg, old)
+    assert sign_in(store, cfg, new).name == "Sam Agent"
+
+
 def test_an_unknown_old_sign_in_and_an_expired_session_are_refused(store, cfg):
     with pytest.raises(SignInRefused, match="not one Hearken knows"):
         sign_in(store, cfg, claims("sam@example.com", "sam-1", iat=time.time() - 3600))
