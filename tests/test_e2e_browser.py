@@ -14,7 +14,7 @@ import pytest
 
 from desk.config import load_config
 from desk.db import connect
-from tests.conftest import need_fixtures
+from tests.conftest import MINIMAL_CONFIG, need_fixtures
 from tests.e2e_helpers import (ARTIFACTS, CHROMIUM_ARGS, DISCOURSE_ENV, HOSTILE_BODY, ROOT, DiscourseForum,
                                discourse_config, free_port, oidc_account, oidc_home, oidc_sign_in, seed_case,
                                seed_discourse_case, start_streamlit)
@@ -247,16 +247,19 @@ def test_dashboard_killed_mid_post_then_check_finds_the_reply(tmp_path, browser)
         store.close()
 
 
-TEAM = """\
-brand: {terms: ["Northwind"]}
-sources:
-  - {type: demo, name: demo, interval_seconds: 60}
-team:
-  - {name: Alex Admin, email: alex@example.com, role: admin}
-  - {name: Morgan Manager, email: morgan@example.com, role: manager}
-  - {name: Sam Agent, email: sam@example.com, role: agent}
-dashboard: {auth: oidc}
-"""
+TEAM = MINIMAL_CONFIG + "dashboard: {auth: oidc}\n"
+
+
+def signed_in_page(browser, url: str, provider: str, sub: str):
+    """A fresh browser (its own cookies) signed in to the dashboard as `sub` at the provider."""
+    from playwright.sync_api import expect
+
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = ctx.new_page()
+    page.goto(url)
+    expect(page.get_by_text("Sign in with your company account")).to_be_visible(timeout=30000)
+    oidc_sign_in(page, provider, sub)
+    return ctx, page
 
 
 def test_who_gets_in_unverified_email_copied_cookie_and_removal_in_chromium(tmp_path, browser, oidc):
@@ -279,11 +282,7 @@ def test_who_gets_in_unverified_email_copied_cookie_and_removal_in_chromium(tmp_
                                 env={"HEARKEN_CONFIG": str(cfg_path), "HEARKEN_DATABASE_URL": db_url})
     secret = "Northwind lost my order"
     try:
-        ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
-        page = ctx.new_page()
-        page.goto(url)
-        expect(page.get_by_text("Sign in with your company account")).to_be_visible(timeout=30000)
-        oidc_sign_in(page, oidc, "mallory")
+        ctx, page = signed_in_page(browser, url, oidc, "mallory")
         expect(page.get_by_text("has not verified the address alex@example.com")).to_be_visible(timeout=30000)
         expect(page.get_by_text(secret)).to_have_count(0)
         settle(page)
@@ -318,11 +317,7 @@ def test_who_gets_in_unverified_email_copied_cookie_and_removal_in_chromium(tmp_
         shot(stolen, "12-copied-cookie-after-sign-out")
         thief.close()
 
-        manager = browser.new_context(viewport={"width": 1400, "height": 1000})
-        mpage = manager.new_page()
-        mpage.goto(url)
-        expect(mpage.get_by_text("Sign in with your company account")).to_be_visible(timeout=30000)
-        oidc_sign_in(mpage, oidc, "morgan")
+        manager, mpage = signed_in_page(browser, url, oidc, "morgan")
         expect(mpage.get_by_text("Signed in as Morgan Manager (manager)")).to_be_visible(timeout=30000)
         expect(mpage.get_by_test_id("stSidebarNav").get_by_role("link", name="Team")).to_be_visible()
         cfg_path.write_text(TEAM.replace("  - {name: Morgan Manager, email: morgan@example.com, role: manager}\n", ""))

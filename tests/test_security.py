@@ -273,16 +273,13 @@ def test_a_command_line_host_is_held_to_the_same_rule_and_the_switch_is_printed_
     assert refused.returncode == 2 and "refusing to serve the dashboard: host: 0.0.0.0, auth: local" in refused.stderr
     path.write_text(path.read_text() + "dashboard: {insecure_local_on_network: true}\n")
     proc = subprocess.Popen([sys.executable, "-m", "desk.cli", "dashboard", "--config", str(path), "--host",
-                             "0.0.0.0", "--port", "0"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, "HOME": str(tmp_path)})
+                             "0.0.0.0"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "HOME": str(tmp_path)}, start_new_session=True)
     try:
-        first = proc.stderr.readline()
+        first = proc.stderr.readline()  # printed before anything listens
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        os.killpg(proc.pid, signal.SIGKILL)  # the dashboard and the Streamlit it may have started
+        proc.wait(timeout=20)
     assert first.startswith("\033[1;31mWARNING: the dashboard listens on 0.0.0.0 WITHOUT SIGN-IN")
     assert first.rstrip().endswith("\033[0m")
 
