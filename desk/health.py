@@ -46,7 +46,6 @@ class Delivery:
     failed: int
     failed_recently: int
     oldest_pending_at: datetime | None
-    last_sent_at: datetime | None
     last_error: str | None
     next_retry_at: datetime | None
 
@@ -73,10 +72,9 @@ def delivery(store: Store, *, now: datetime | None = None) -> Delivery:
                               .where(Outbox.status == "pending", Outbox.attempts > 0))
         latest = s.scalar(select(Outbox.last_error).where(Outbox.status.in_(open_), Outbox.last_error.is_not(None))
                           .order_by(Outbox.id.desc()).limit(1))
-        last_sent = s.scalar(select(func.max(Outbox.sent_at)).where(Outbox.status == "sent"))
     return Delivery(pending=counts.get("pending", 0) + counts.get("sending", 0), retrying=retrying,
                     failed=counts.get("failed", 0), failed_recently=failed_recently, oldest_pending_at=oldest,
-                    last_sent_at=last_sent, last_error=latest, next_retry_at=next_retry)
+                    last_error=latest, next_retry_at=next_retry)
 
 
 def email_trouble(store: Store, cfg: HearkenConfig, *, now: datetime | None = None) -> Trouble | None:
