@@ -1,4 +1,4 @@
-"""Hearken's dashboard: page config, the sign-in gate, and navigation.
+"""Hearken's dashboard: page config, the sign-in gate, navigation by role, and the health banner.
 
 The pages live in views/, not pages/: Streamlit runs a file in pages/ by
 itself on a deep link such as /case?id=3, around this file and its gate.
@@ -20,11 +20,14 @@ st.set_page_config(page_title="Hearken", page_icon="👂", layout="wide")
 actor = components.require_actor()
 components.sidebar(actor)
 
-page = st.navigation([
+pages = [
     st.Page(components.PAGES["queue"], title="Queue", icon=":material/inbox:", url_path="queue", default=True),
     st.Page(components.PAGES["case"], title="Case", icon=":material/forum:", url_path="case"),
     st.Page(components.PAGES["metrics"], title="Metrics", icon=":material/monitoring:", url_path="metrics"),
     st.Page(components.PAGES["sources"], title="Sources", icon=":material/rss_feed:", url_path="sources"),
-    st.Page(components.PAGES["team"], title="Team", icon=":material/group:", url_path="team"),
-])
+]
+if actor.at_least("manager"):  # agents are not shown a page only to be refused on it
+    pages.append(st.Page(components.PAGES["team"], title="Team", icon=":material/group:", url_path="team"))
+page = st.navigation(pages)
+components.health_banner(actor, on_sources_page=page.url_path == "sources")
 page.run()

@@ -1,8 +1,9 @@
-"""Shared pieces of the dashboard: config and store, the sign-in gate, safe text, times.
+"""Shared pieces of the dashboard: config and store, the sign-in gate, the health banner, safe text, times.
 
 Everything a customer wrote (post text, titles, author names) is untrusted:
 draw it with `st.text` (never interpreted) or pass it through `md_escape`
 before it goes into any markdown string. No page uses unsafe_allow_html.
+Links are drawn only for http(s) addresses (`desk.untrusted.web_url`).
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from zoneinfo import ZoneInfo
 
 import streamlit as st
 
-from desk.config import HearkenConfig, load_config
+from desk import logs
+from desk.config import HearkenConfig, is_loopback, key_location, load_config, local_mode_exposure
 from desk.db import Store, connect
+from desk.health import email_trouble, source_trouble
 from desk.sla import human_duration
-from desk.users import Actor, actor_for_email, local_actor, sync_team, touch
+from desk.users import Actor, SignInRefused, local_actor, sign_in, sign_out, sync_team, touch
 
 PAGES = {"queue": "views/queue.py", "case": "views/case.py", "metrics": "views/metrics.py",
          "sources": "views/sources.py", "team": "views/team.py"}
@@ -25,13 +28,26 @@ PAGES = {"queue": "views/queue.py", "case": "views/case.py", "metrics": "views/m
 
 @st.cache_resource(show_spinner=False)
 def _config(path: str | None, mtime: float) -> HearkenConfig:
-    return load_config(path)
+    cfg = load_config(path)
+    _logging()
+    logs.protect(cfg)  # what desk/ logs in this process (a publisher's failure) holds no secret either
+    return cfg
+
+
+@st.cache_resource(show_spinner=False)
+def _logging() -> bool:
+    logs.setup(verbose=False)  # Streamlit's own loggers keep their handlers (they do not propagate)
+    return True
+
+
+def _config_version() -> tuple[str | None, float]:
+    path = os.environ.get("HEARKEN_CONFIG")
+    return path, os.path.getmtime(path) if path and os.path.exists(path) else 0.0
 
 
 def config() -> HearkenConfig:
-    path = os.environ.get("HEARKEN_CONFIG")
-    mtime = os.path.getmtime(path) if path and os.path.exists(path) else 0.0
-    return _config(path, mtime)
+    """The configuration, read again whenever its file changes (a member removed is out at their next click)."""
+    return _config(*_config_version())
 
 
 @st.cache_resource(show_spinner=False)
@@ -39,49 +55,84 @@ def _store(url: str) -> Store:
     return connect(url)
 
 
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _synced(url: str, path: str | None, mtime: float) -> int:
+    return sync_team(_store(url), config())
+
+
 def store() -> Store:
     cfg = config()
     url = os.environ.get("HEARKEN_DATABASE_URL") or cfg.database_url()
     s = _store(url)
-    if not st.session_state.get("_team_synced"):
-        sync_team(s, cfg)
-        st.session_state["_team_synced"] = True
+    _synced(url, *_config_version())  # once per version of the team: removed members' sessions end
     return s
 
 
-def _signed_in() -> Actor | None:
-    cfg = config()
-    if cfg.dashboard.auth == "local":
-        return local_actor(cfg)
-    if not st.user.get("is_logged_in"):
-        return None
-    return actor_for_email(cfg, st.user.get("email"))
+def _local_refusal(cfg: HearkenConfig) -> str | None:
+    """Local mode answers only on this machine unless dashboard.insecure_local_on_network says otherwise."""
+    address = st.get_option("server.address")
+    why = local_mode_exposure(cfg.dashboard, address) if address else None
+    client = st.context.ip_address  # None for a browser on this machine
+    client = client if isinstance(client, str) else None  # AppTest has no real connection
+    if why is None and client and not is_loopback(client) and not cfg.dashboard.insecure_local_on_network:
+        why = (f"this dashboard runs without sign-in (dashboard.auth: local), so it answers only browsers on "
+               f"its own machine, and yours connects from {client}")
+    return why
 
 
 def require_actor() -> Actor:
-    """The signed-in team member; otherwise draw the sign-in screen and stop the page here."""
-    actor = _signed_in()
-    if actor is not None:
+    """The signed-in team member; otherwise draw the sign-in screen and stop the page here.
+
+    Every page calls this on every run, so a session ended elsewhere (sign-out, removal from the team)
+    stops at its next click."""
+    cfg = config()
+    if cfg.dashboard.auth == "local":
+        why = _local_refusal(cfg)
+        if why:
+            st.title("Hearken")
+            st.error(f"Refused: {md_escape(why)}. See the README, 'Sign-in and roles'.")
+            st.stop()
+        actor = local_actor(cfg)
         if st.session_state.get("_seen_as") != actor.email:
-            touch(store(), actor, how=config().dashboard.auth)
+            touch(store(), actor, how="local")
             st.session_state["_seen_as"] = actor.email
         return actor
+    refusal = None
+    if st.user.get("is_logged_in"):
+        try:
+            return sign_in(store(), cfg, st.user.to_dict())
+        except SignInRefused as exc:
+            refusal = str(exc)
     st.title("Hearken")
     if not _auth_configured():
         st.error("dashboard.auth is oidc, but Streamlit has no [auth] settings: add them to .streamlit/secrets.toml "
                  "(see the README, 'Sign-in and roles'), or use dashboard.auth: local on your own machine.")
-    elif st.user.get("is_logged_in"):
-        st.error("You are signed in, but your address is not on this team. Ask an admin to add you under team: "
-                 "in the Hearken configuration.")
+    elif refusal:
+        st.error(f"You cannot use Hearken with this sign-in: {md_escape(refusal)}")
         st.text(f"Signed in as: {st.user.get('email') or '(no email given by the provider)'}")
-        if st.button("Sign out", key="signout-unknown"):
-            st.logout()
+        with st.container(horizontal=True):
+            if st.button("Sign in again", key="signin-again", type="primary"):
+                st.login()
+            if st.button("Sign out", key="signout-unknown"):
+                st.logout()
     else:
         st.write("Sign in with your company account to work the complaint queue.")
         if st.button("Sign in", key="signin", type="primary"):
             st.login()
     st.stop()
     raise AssertionError("unreachable")
+
+
+def recheck() -> Actor:
+    """For a fragment that reruns on its own: if the sign-in has ended meanwhile, rerun the whole page."""
+    cfg = config()
+    if cfg.dashboard.auth == "local":
+        return local_actor(cfg)
+    try:
+        return sign_in(store(), cfg, st.user.to_dict())
+    except SignInRefused:
+        st.rerun(scope="app")
+        raise
 
 
 def _auth_configured() -> bool:
@@ -97,8 +148,43 @@ def sidebar(actor: Actor) -> None:
         st.caption(f"Signed in as **{md_escape(actor.name)}** ({actor.role})")
         if cfg.dashboard.auth == "local":
             st.caption("Local mode: one user on this machine, no sign-in.")
-        elif st.button("Sign out", key="signout"):
+        elif st.button("Sign out", key="signout", help="Ends your sign-in in every browser at once"):
+            sign_out(store(), actor)
             st.logout()
+
+
+def health_banner(actor: Actor, *, on_sources_page: bool = False) -> None:
+    """What is broken right now, on every page: no sign-in on a network, email delivery, sources.
+
+    Each item says what is wrong and where to fix it; the error texts themselves are printed once, on the
+    Sources page, where the banner only names what the page below details."""
+    cfg = config()
+    with st.container(key="health-banner"):
+        if cfg.dashboard.auth == "local" and cfg.dashboard.insecure_local_on_network:
+            st.error("NO SIGN-IN ON A NETWORK: dashboard.insecure_local_on_network is true, so anyone who can reach "
+                     f"this address acts as {md_escape(actor.name)} ({actor.role}) and can post public replies. "
+                     f"Set it to false, or use auth: oidc ({md_escape(key_location(cfg, 'dashboard'))}).",
+                     icon=":material/lock_open:")
+        email = email_trouble(store(), cfg)
+        sources = source_trouble(store(), cfg)
+        plural = "S" if len(sources) > 1 else ""
+        if on_sources_page:
+            if email:
+                st.error("**EMAIL NOT DELIVERED**: see the outbox below.", icon=":material/mail:")
+            if sources:
+                st.warning(f"**SOURCE{plural} NEEDING ATTENTION**: " + ", ".join(md_escape(t.name) for t in sources)
+                           + " (below).", icon=":material/sensors_off:")
+            return
+        if email:
+            st.error(f"**EMAIL NOT DELIVERED**  \n{md_escape(email.headline)}  \nFix: {md_escape(email.fix)}",
+                     icon=":material/mail:")
+        if sources:
+            lines = [f"**SOURCE{plural} NEEDING ATTENTION**"]
+            lines += [f"- {md_escape(t.headline)}  \n  Fix: {md_escape(t.fix)}" for t in sources]
+            st.warning("\n".join(lines), icon=":material/sensors_off:")
+        if email or sources:
+            st.page_link(PAGES["sources"], label="Open the Sources page (outbox and each source's state)",
+                         icon=":material/arrow_forward:")
 
 
 _MD_SPECIAL = re.compile(r"([!-/:-@\[-`{-~])")
@@ -151,5 +237,5 @@ def show_flash(key: str) -> None:
     item = st.session_state.pop(f"_flash-{key}", None)
     if item:
         kind, message = item
-        # errors and warnings can quote a platform's answer: never let it become markdown
-        getattr(st, kind)(md_escape(message) if kind in ("error", "warning") else message)
+        # any message can quote a platform (a URL, a topic slug, an error): never let it become markdown
+        getattr(st, kind)(md_escape(message))

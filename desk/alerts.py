@@ -26,6 +26,7 @@ from __future__ import annotations
 import html
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -39,6 +40,7 @@ from desk import audit
 from desk.config import HearkenConfig
 from desk.db import Store
 from desk.models import Case, Mention, Outbox, SourceState, now_utc
+from desk.untrusted import web_url
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +105,8 @@ def compose(intro: str, facts: list[tuple[str, str]], *, quote: str | None = Non
     if table:
         text += [""] + ["  ".join(r) for r in table]
     if links:
-        text += [""] + [f"{label}: {url}" for label, url in links]
+        text += [""] + [f"{label}: {url}" if web_url(url) else f"{label} (not a web address, not linked): {url}"
+                        for label, url in links]
     e = html.escape
     parts = [f"<p>{e(intro)}</p>"]
     if facts:
@@ -117,8 +120,10 @@ def compose(intro: str, facts: list[tuple[str, str]], *, quote: str | None = Non
         parts.append("<table border='1' cellpadding='4' style='border-collapse:collapse'>"
                      + "<tr>" + "".join(f"<th>{e(c)}</th>" for c in head) + "</tr>"
                      + "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in body) + "</table>")
-    if links:
-        parts.append("<p>" + " &middot; ".join(f"<a href=\"{e(url)}\">{e(label)}</a>" for label, url in links) + "</p>")
+    if links:  # only http(s) addresses become links: a post's `javascript:` permalink stays inert text
+        parts.append("<p>" + " &middot; ".join(
+            f"<a href=\"{e(url)}\">{e(label)}</a>" if web_url(url)
+            else f"{e(label)} (not a web address, not linked): <code>{e(url)}</code>" for label, url in links) + "</p>")
     body_html = ("<!doctype html><html><body style='font-family:sans-serif'>" + "\n".join(parts) + "</body></html>")
     return "\n".join(text) + "\n", body_html
 
@@ -388,3 +393,41 @@ def periodic_tasks(cfg: HearkenConfig, store: Store) -> list[tuple[str, float, C
         ("mailer.send", 15, lambda now: mailer.send_pending(store, cfg, now=now)),
     ]
 
+
+
+# --- reading a case's emails back (the case page's history) --------------------------------------------
+
+
+@dataclass(frozen=True)
+class EmailEvent:
+    """One step of an alert email about a case, shaped like an audit entry (at, actor, action, detail)."""
+
+    at: datetime
+    actor: str
+    action: str
+    detail: dict
+
+
+def case_emails(store: Store, case_id: int, *, now: datetime | None = None) -> list[EmailEvent]:
+    """When each alert email about this case was queued, and when it was delivered, is failing or gave up."""
+    now = now or now_utc()
+    out: list[EmailEvent] = []
+    with store.session() as s:
+        rows = list(s.scalars(select(Outbox).where(Outbox.case_id == case_id).order_by(Outbox.id)))
+    for r in rows:
+        base = {"email": f"#{r.id} {r.kind.replace('_', ' ')}", "to": ", ".join(r.recipients)}
+        out.append(EmailEvent(r.created_at, "Hearken", "email queued", dict(base, subject=r.subject)))
+        if r.status == "sent" and r.sent_at:
+            out.append(EmailEvent(r.sent_at, "Hearken", "email delivered", base))
+        elif r.status == "failed":
+            out.append(EmailEvent(r.next_attempt_at or r.created_at, "Hearken", "email failed",
+                                  dict(base, attempts=r.attempts, error=r.last_error)))
+        elif r.status in ("pending", "sending") and r.attempts:
+            wait = (r.next_attempt_at - now).total_seconds() if r.next_attempt_at else 0
+            out.append(EmailEvent(now, "Hearken", "email not delivered yet",
+                                  dict(base, attempts=r.attempts, error=r.last_error,
+                                       next_try="in under a minute" if wait < 60 else f"in {_span(timedelta(seconds=wait))}")))
+        elif r.status in ("cancelled", "throttled"):
+            out.append(EmailEvent(r.sent_at or r.created_at, "Hearken", f"email {r.status}",
+                                  dict(base, reason=r.last_error)))
+    return out

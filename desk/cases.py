@@ -4,7 +4,9 @@ Every action runs in one transaction that first takes the case's row lock (an
 UPDATE of its version, so two people acting at once are served one after the
 other on SQLite and PostgreSQL alike), checks the actor's role and the case's
 state, changes the case and writes the audit event. Roles are enforced here,
-not only by the dashboard hiding a button.
+not only by the dashboard hiding a button: `authorize` holds the README's rules
+and every action calls it (desk/replies.py's post path too); the dashboard asks
+`may` to decide which buttons to draw.
 """
 
 from __future__ import annotations
@@ -44,6 +46,40 @@ class CaseNotFound(CaseError):
     pass
 
 
+# The README's role table. Agents act on cases that are unassigned or their own; a case someone else has
+# claimed is theirs until a manager reassigns or takes it over.
+ON_ANY_CASE = {"escalate"}  # asking a manager for help is open to everyone
+ON_OWN_OR_UNASSIGNED = {"claim", "reply", "replied_elsewhere", "resolve", "dismiss", "reopen"}
+MANAGER_ONLY = {"assign", "take_over", "clear_escalation"}
+ACTIONS = ON_ANY_CASE | ON_OWN_OR_UNASSIGNED | MANAGER_ONLY
+_VERB = {"claim": "claim", "reply": "reply to", "replied_elsewhere": "record a reply to", "resolve": "resolve",
+         "dismiss": "dismiss", "reopen": "reopen", "escalate": "escalate",
+         "assign": "assigning", "take_over": "taking over", "clear_escalation": "clearing the escalation of"}
+
+
+def may(actor: Actor, action: str, assignee: str | None) -> str | None:
+    """None when `actor` may do `action` to a case held by `assignee`, else why not (one line)."""
+    if action not in ACTIONS:
+        raise ValueError(f"unknown case action {action!r}")
+    if actor.at_least("manager") or action in ON_ANY_CASE:
+        return None
+    if action == "take_over":
+        return f"{assignee} has claimed this case; taking it over needs a manager or admin ({actor.name} is an agent)"
+    if action in MANAGER_ONLY:
+        return f"{_VERB[action].capitalize()} a case needs a manager or admin ({actor.name} is an agent)"
+    if assignee and assignee != actor.name:
+        return (f"{assignee} has claimed this case, so {actor.name} cannot {_VERB[action]} it; taking it over "
+                "needs a manager or admin (escalate it to ask one)")
+    return None
+
+
+def authorize(actor: Actor, case: Case, action: str) -> None:
+    """Raise NotAllowed unless the README's role rules let `actor` do `action` to `case` as it is now."""
+    why = may(actor, action, case.assignee)
+    if why:
+        raise NotAllowed(f"case #{case.id}: {why}")
+
+
 def lock_case(s: Session, case_id: int) -> Case:
     """Take the case's write lock in this transaction and return it freshly loaded."""
     bumped = s.execute(update(Case).where(Case.id == case_id).values(version=Case.version + 1)
@@ -62,8 +98,7 @@ def claim(store: Store, case_id: int, actor: Actor) -> Case:
         _require_active(case, "claim")
         if case.assignee == actor.name:
             return case
-        if case.assignee and not actor.at_least("manager"):
-            raise CaseError(f"case #{case_id} is already claimed by {case.assignee}")
+        authorize(actor, case, "take_over" if case.assignee else "claim")
         previous = case.assignee
         case.assignee = actor.name
         audit.record(s, case_id, actor.name, "claimed", previous=previous)
@@ -84,8 +119,7 @@ def assign(store: Store, cfg: HearkenConfig, case_id: int, actor: Actor, assigne
         if new == case.assignee:
             return case
         is_self_claim = new == actor.name and case.assignee is None
-        if not is_self_claim:
-            actor.require("manager", "assigning a case to someone else")
+        authorize(actor, case, "claim" if is_self_claim else "assign")
         previous = case.assignee
         case.assignee = new
         audit.record(s, case_id, actor.name, "assigned" if new else "unassigned", assignee=new, previous=previous)
@@ -97,6 +131,7 @@ def dismiss(store: Store, case_id: int, actor: Actor, *, note: str | None = None
     with store.session() as s:
         case = lock_case(s, case_id)
         _require_active(case, "mark as not a complaint")
+        authorize(actor, case, "dismiss")
         if _has_public_reply(s, case_id):
             raise CaseError(f"case #{case_id} already has a public reply; resolve it instead")
         case.status = "dismissed"
@@ -117,6 +152,7 @@ def resolve(store: Store, case_id: int, actor: Actor, *, note: str, root_cause: 
     with store.session() as s:
         case = lock_case(s, case_id)
         _require_active(case, "resolve")
+        authorize(actor, case, "resolve")
         case.status = "resolved"
         case.resolved_at = now_utc()
         case.resolution_note = note
@@ -131,6 +167,7 @@ def reopen(store: Store, case_id: int, actor: Actor, *, reason: str = "") -> Cas
         case = lock_case(s, case_id)
         if case.status in ACTIVE:
             raise CaseError(f"case #{case_id} is {case.status}, not closed")
+        authorize(actor, case, "reopen")
         was = case.status
         case.status = "replied" if case.first_response_at else "open"
         case.resolved_at = None
@@ -149,6 +186,7 @@ def escalate(store: Store, cfg: HearkenConfig, case_id: int, actor: Actor, *, ma
     with store.session() as s:
         case = lock_case(s, case_id)
         _require_active(case, "escalate")
+        authorize(actor, case, "escalate")
         case.escalated_to = target.name
         case.escalated_at = now_utc()
         case.escalation_reason = reason
@@ -172,9 +210,9 @@ def escalate(store: Store, cfg: HearkenConfig, case_id: int, actor: Actor, *, ma
 
 def clear_escalation(store: Store, case_id: int, actor: Actor, *, note: str = "") -> Case:
     """A manager takes the case back off the escalation list."""
-    actor.require("manager", "clearing an escalation")
     with store.session() as s:
         case = lock_case(s, case_id)
+        authorize(actor, case, "clear_escalation")
         if not case.escalated_to:
             raise CaseError(f"case #{case_id} is not escalated")
         previous = case.escalated_to
@@ -196,6 +234,7 @@ def replied_elsewhere(store: Store, case_id: int, actor: Actor, *, where: str, t
         case = lock_case(s, case_id)
         if case.status == "dismissed":
             raise CaseError(f"case #{case_id} was dismissed as not a complaint")
+        authorize(actor, case, "replied_elsewhere")
         body = text.strip() or f"(replied via {where})"
         same = s.scalar(select(Reply).where(Reply.case_id == case_id, Reply.kind == "elsewhere",
                                             Reply.author == actor.name, Reply.body == body,
@@ -226,5 +265,5 @@ def _has_public_reply(s: Session, case_id: int) -> bool:
     return s.scalar(select(Reply.id).where(Reply.case_id == case_id, Reply.status == "posted").limit(1)) is not None
 
 
-__all__ = ["ROOT_CAUSES", "CaseError", "CaseNotFound", "NotAllowed", "lock_case", "claim", "assign", "dismiss",
+__all__ = ["ROOT_CAUSES", "CaseError", "CaseNotFound", "NotAllowed", "authorize", "may", "lock_case", "claim", "assign", "dismiss",
            "resolve", "reopen", "escalate", "clear_escalation", "replied_elsewhere"]

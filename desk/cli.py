@@ -22,7 +22,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from desk.config import DEFAULT_CONFIG, ConfigError, HearkenConfig, load_config
+from desk import logs
+from desk.config import DEFAULT_CONFIG, ConfigError, HearkenConfig, is_loopback, load_config, local_mode_exposure
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "dashboard" / "app.py"
@@ -35,12 +36,30 @@ log = logging.getLogger("hearken")
 
 def _load(args) -> HearkenConfig:
     try:
-        return load_config(args.config)
+        cfg = load_config(args.config)
     except ConfigError as exc:
         print(f"hearken: the configuration has {len(exc.problems)} problem(s):", file=sys.stderr)
         for p in exc.problems:
             print(f"  {p}", file=sys.stderr)
         raise SystemExit(2) from None
+    logs.protect(cfg)
+    return cfg
+
+
+def _red(text: str) -> str:
+    return text if os.environ.get("NO_COLOR") else f"\033[1;31m{text}\033[0m"
+
+
+def _guard_exposure(cfg: HearkenConfig, host: str) -> None:
+    """Refuse to serve a dashboard without sign-in beyond loopback; with the switch, say so in red."""
+    why = local_mode_exposure(cfg.dashboard, host)
+    if why:
+        print(f"hearken: refusing to serve the dashboard: {why}", file=sys.stderr)
+        raise SystemExit(2)
+    if cfg.dashboard.auth == "local" and not is_loopback(host):
+        print(_red(f"WARNING: the dashboard listens on {host or 'every address'} WITHOUT SIGN-IN "
+                   "(dashboard.auth: local, dashboard.insecure_local_on_network: true). Anyone who can reach it "
+                   "acts as the local user and can post public replies as the brand."), file=sys.stderr, flush=True)
 
 
 def open_store(cfg: HearkenConfig):
@@ -121,6 +140,7 @@ def cmd_dashboard(args) -> int:
     cfg = _load(args)
     open_store(cfg).close()  # migrate before the app starts
     host = args.host or cfg.dashboard.host
+    _guard_exposure(cfg, host)
     port = _free_port(host, args.port or cfg.dashboard.port)
     print(f"Hearken dashboard: http://{host}:{port}", flush=True)
     return subprocess.call(dashboard_command(cfg, host, port), env=_dashboard_env(cfg))
@@ -132,6 +152,7 @@ def cmd_up(args) -> int:
     cfg = _load(args)
     store = open_store(cfg)
     host = args.host or cfg.dashboard.host
+    _guard_exposure(cfg, host)
     port = _free_port(host, args.port or cfg.dashboard.port)
     dash = subprocess.Popen(dashboard_command(cfg, host, port), env=_dashboard_env(cfg),
                             stdout=subprocess.DEVNULL if not args.verbose else None,
@@ -219,10 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("httpx", "httpcore", "urllib3", "prawcore", "alembic"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logs.setup(args.verbose)
     return int(args.func(args) or 0)
 
 

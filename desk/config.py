@@ -188,6 +188,10 @@ class Dashboard(_Model):
     auth: Literal["local", "oidc"] = Field("local", description="local: one user, no sign-in (own machine only); oidc: st.login.")
     local_user: str | None = Field(None, description="Team member name used in local mode; default the first admin.")
     refresh_seconds: int = Field(30, ge=5)
+    session_hours: float = Field(12, gt=0, le=720, description="oidc: a sign-in lasts this long, then sign in again.")
+    insecure_local_on_network: bool = Field(
+        False, description="Let a local-mode dashboard (no sign-in) listen on a non-loopback address. Anyone who "
+                           "reaches it acts as the local user and can post public replies as the brand.")
 
 
 class Runner(_Model):
@@ -340,7 +344,7 @@ def parse_config(text: str, file: str = "<config>") -> HearkenConfig:
         raise ConfigError([Problem(file, 1, "", "expected a mapping of keys (brand:, sources:, ...) at the top")])
     lines = _line_map(node) if node is not None else {}
     try:
-        return HearkenConfig.model_validate(data)
+        cfg = HearkenConfig.model_validate(data)
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
@@ -348,6 +352,64 @@ def parse_config(text: str, file: str = "<config>") -> HearkenConfig:
             key = ".".join(str(p) for p in loc)
             problems.append(Problem(file, _line_for(lines, loc), key, _friendly(err)))
         raise ConfigError(problems) from None
+    problems = [Problem(file, _line_for(lines, loc), ".".join(loc), message)
+                for rule in WHOLE_CONFIG_RULES for loc, message in rule(cfg)]
+    if problems:
+        raise ConfigError(problems)
+    return cfg
+
+
+# --- rules over the whole, validated config (each returns (key path, message) pairs) ------------------
+
+
+LOOPBACK_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost")
+
+
+def is_loopback(host: str) -> bool:
+    """True when `host` listens only on this machine (127.0.0.0/8, ::1, localhost); '' and 0.0.0.0 are every address."""
+    import ipaddress
+
+    host = (host or "").strip().strip("[]")
+    if host.casefold() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def local_mode_exposure(dashboard: "Dashboard", host: str | None = None) -> str | None:
+    """Why a dashboard without sign-in must not listen on `host` (default dashboard.host), or None when it may."""
+    host = dashboard.host if host is None else host
+    if dashboard.auth != "local" or is_loopback(host) or dashboard.insecure_local_on_network:
+        return None
+    return (f"host: {host}, auth: local would let everyone who can reach {host or 'this machine'} act as the "
+            "local user (an admin) and post public replies as the brand; use host: 127.0.0.1, or auth: oidc "
+            "to sign people in (README 'Sign-in and roles'), or set dashboard.insecure_local_on_network: true "
+            "if the network in front of it is yours alone")
+
+
+def _local_mode_on_loopback(cfg: HearkenConfig) -> list[tuple[tuple[str, ...], str]]:
+    why = local_mode_exposure(cfg.dashboard)
+    return [(("dashboard", "host"), why)] if why else []
+
+
+WHOLE_CONFIG_RULES = [_local_mode_on_loopback]
+
+
+def key_location(cfg: HearkenConfig, *path: str | int) -> str:
+    """'file:line' of a key in the file `cfg` was loaded from (its parent's line when it is not written)."""
+    if cfg.path is None:
+        return "the configuration"
+    try:
+        node = yaml.compose(cfg.path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    except (OSError, yaml.YAMLError):
+        return str(cfg.path)
+    lines = _line_map(node) if node is not None else {}
+    key = tuple(str(p) for p in path)
+    if key not in lines:
+        return f"{cfg.path} (not written there: the defaults apply)"
+    return f"{cfg.path}:{lines[key]}"
 
 
 def load_config(path: str | os.PathLike | None = None) -> HearkenConfig:

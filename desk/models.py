@@ -250,7 +250,11 @@ class Label(Base):
 
 
 class User(Base):
+    """A team member as the dashboard knows them. After their first verified OIDC sign-in they are bound
+    to that provider's (issuer, subject): later sign-ins match on it, never on the email again."""
+
     __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("oidc_issuer", "oidc_subject", name="uq_users_oidc_identity"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     email: Mapped[str] = mapped_column(String(200), unique=True)
@@ -259,3 +263,26 @@ class User(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=now_utc)
     last_seen_at: Mapped[datetime | None]
+    oidc_issuer: Mapped[str | None] = mapped_column(String(500))
+    oidc_subject: Mapped[str | None] = mapped_column(String(255))
+    bound_at: Mapped[datetime | None]
+
+
+class DashboardSession(Base):
+    """One OIDC sign-in, kept on the server: the browser's cookie is only honoured while its row is live.
+
+    `id` is a hash of the signed-in identity's claims (unique per sign-in: they carry its nonce and
+    issue time). Signing out or leaving the team sets `ended_at` on every row of that person.
+    """
+
+    __tablename__ = "dashboard_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    issuer: Mapped[str] = mapped_column(String(500))
+    subject: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=now_utc)
+    last_seen_at: Mapped[datetime] = mapped_column(default=now_utc)
+    expires_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    end_reason: Mapped[str | None] = mapped_column(String(200))

@@ -34,7 +34,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from desk import audit
-from desk.cases import ACTIVE, CaseError, lock_case
+from desk.cases import ACTIVE, CaseError, authorize, lock_case
 from desk.config import HearkenConfig
 from desk.db import Store
 from desk.models import Case, Event, Mention, Reply, now_utc
@@ -172,6 +172,7 @@ def post_reply(store: Store, cfg: HearkenConfig, case_id: int, actor: Actor, tex
         now = now_utc()
         with store.session() as s:
             case = lock_case(s, case_id)
+            authorize(actor, case, "reply")
             reply = s.scalar(select(Reply).where(Reply.idempotency_key == key))
             if reply is not None and reply.case_id != case_id:
                 raise CaseError("this draft belongs to another case")

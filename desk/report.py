@@ -38,6 +38,7 @@ from desk import sla as sla_mod
 from desk.config import HearkenConfig
 from desk.db import Store
 from desk.models import Case, Classification, Mention, Reply, now_utc
+from desk.untrusted import csv_cell, web_url
 
 THEME_SIMILARITY = 0.6
 MAX_THEME_TEXTS = 3000
@@ -602,13 +603,20 @@ def _cell(v: Any) -> str:
     return str(v)
 
 
+def _csv_value(v: Any) -> str:
+    # text came from customers, platforms or staff: never let a spreadsheet run it (numbers stay numbers)
+    return csv_cell(v) if isinstance(v, str) else _cell(v)
+
+
 def to_csv(rep: WeeklyReport) -> str:
-    """One row per case posted in the week (dismissed ones included, with their status); times in UTC."""
+    """One row per case posted in the week (dismissed ones included, with their status); times in UTC.
+
+    A text cell beginning with = + - @, tab or CR gets a leading apostrophe, so it opens as text."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\r\n")
     w.writerow(CSV_COLUMNS)
     for r in rep.rows:
-        w.writerow([_cell(getattr(r, c)) for c in CSV_COLUMNS])
+        w.writerow([_csv_value(getattr(r, c)) for c in CSV_COLUMNS])
     return buf.getvalue()
 
 
@@ -713,7 +721,7 @@ def to_html(rep: WeeklyReport) -> str:
         f"<tr><td>{t.number}</td><td>{e(', '.join(t.words))}</td><td>{t.size}</td>"
         f"<td>{e(', '.join(f'{k} ({v})' for k, v in t.root_causes.items()) or '-')}</td>"
         f"<td>{e(', '.join(f'{k} ({v})' for k, v in t.platforms.items()))}</td>"
-        f"<td><a href=\"{e(t.example_url)}\">#{t.example_case_id}</a>: <q>{e(t.example_text)}</q></td></tr>"
+        f"<td>{_example_link(t)}: <q>{e(t.example_text)}</q></td></tr>"
         for t in rep.themes)
     themes = (f"<table><tr><th>#</th><th>Common words</th><th>Complaints</th><th>Root causes given</th>"
               f"<th>Platforms</th><th>Example</th></tr>{theme_rows}</table>"
@@ -747,6 +755,13 @@ table.fig td {{ text-align: right; white-space: nowrap; }} th[scope=row] {{ text
 <h2>Definitions</h2>{definitions}
 </body></html>
 """
+
+
+def _example_link(t: Theme) -> str:
+    """The theme's example case, linked to its post only when that is an http(s) address."""
+    url = web_url(t.example_url)
+    label = f"#{t.example_case_id}"
+    return f"<a href=\"{html.escape(url)}\">{label}</a>" if url else label
 
 
 def svg_charts(rep: WeeklyReport) -> list[str]:

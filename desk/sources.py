@@ -32,6 +32,8 @@ class SourceHealth:
     last_mention_at: datetime | None
     reads_this_month: int | None  # X only: posts read this calendar month
     read_cap: int | None
+    failing_since: datetime | None = None
+    interval_seconds: float | None = None
 
     @property
     def backing_off(self) -> bool:
@@ -55,7 +57,7 @@ def source_health(store: Store, cfg: HearkenConfig, *, now: datetime | None = No
     for src in cfg.sources:
         seen.add(src.name)
         out.append(_row(src.name, src.type, src.enabled, src.read_only, states.get(src.name),
-                        getattr(src, "monthly_read_cap", None), now))
+                        getattr(src, "monthly_read_cap", None), now, interval=src.interval_seconds))
     for name, st in states.items():
         if name not in seen:
             out.append(_row(name, st.platform, False, True, st, None, now, gone=True))
@@ -63,7 +65,7 @@ def source_health(store: Store, cfg: HearkenConfig, *, now: datetime | None = No
 
 
 def _row(name: str, type_: str, enabled: bool, read_only: bool, st: SourceState | None, cap: int | None,
-         now: datetime, *, gone: bool = False) -> SourceHealth:
+         now: datetime, *, gone: bool = False, interval: float | None = None) -> SourceHealth:
     reads = None
     if st is not None and type_ == "x":
         reads = st.reads_count if st.reads_month == month_key(now) else 0
@@ -76,4 +78,5 @@ def _row(name: str, type_: str, enabled: bool, read_only: bool, st: SourceState 
         consecutive_failures=st.consecutive_failures if st else 0,
         backoff_until=st.backoff_until if st else None, next_poll_at=st.next_poll_at if st else None,
         mentions_total=st.mentions_total if st else 0, last_mention_at=st.last_mention_at if st else None,
-        reads_this_month=reads, read_cap=cap if type_ == "x" else None)
+        reads_this_month=reads, read_cap=cap if type_ == "x" else None,
+        failing_since=st.failing_since if st else None, interval_seconds=interval)

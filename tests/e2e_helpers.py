@@ -161,6 +161,35 @@ def start_streamlit(app: Path, *, env: dict[str, str], home: Path, port: int | N
     raise RuntimeError("streamlit did not become healthy")
 
 
+def oidc_account(provider: str, sub: str, **claims: Any) -> None:
+    """Create or replace an account at oidc-provider-mock (PUT /users/<sub>): the claims its ID tokens carry."""
+    req = urllib.request.Request(f"{provider}/users/{sub}", data=json.dumps(claims).encode(), method="PUT",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert r.status == 204, r.status
+
+
+def oidc_sign_in(page, provider: str, sub: str, *, timeout: float = 20000) -> None:
+    """Click Sign in on the dashboard and authorize as `sub` on the provider's page."""
+    page.get_by_role("button", name="Sign in").first.click()
+    page.wait_for_url(f"{provider}/**", timeout=timeout)
+    page.fill("input[name=sub]", sub)
+    page.get_by_role("button", name="Authorize").click()
+
+
+def oidc_home(tmp_path: Path, provider: str, port: int) -> Path:
+    """A HOME whose .streamlit/secrets.toml points st.login at the provider, for a dashboard on `port`."""
+    home = tmp_path / "home"
+    (home / ".streamlit").mkdir(parents=True, exist_ok=True)
+    (home / ".streamlit" / "secrets.toml").write_text(
+        "[auth]\n"
+        f'redirect_uri = "http://127.0.0.1:{port}/oauth2callback"\n'
+        'cookie_secret = "e2e-cookie-secret-not-for-production"\n'
+        'client_id = "hearken"\nclient_secret = "hearken-secret"\n'
+        f'server_metadata_url = "{provider}/.well-known/openid-configuration"\n')
+    return home
+
+
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--disable-dev-shm-usage"]

@@ -27,7 +27,7 @@ def test_claim_then_another_agent_cannot_take_it(store, cfg, people):
     cid = seed_case(store, cfg, external_id="c1", body="Northwind broadband down again")
     cases.claim(store, cid, people["sam"])
     other_agent = cases.Actor("Jo Agent", "jo@example.com", "agent")
-    with pytest.raises(cases.CaseError, match="already claimed by Sam Agent"):
+    with pytest.raises(NotAllowed, match="Sam Agent has claimed this case; taking it over needs a manager"):
         cases.claim(store, cid, other_agent)
     cases.claim(store, cid, people["morgan"])  # a manager may take it over
     assert open_queue(store).items[0].assignee == "Morgan Manager"

@@ -7,13 +7,15 @@ SQLite file; posting goes to the demo platform's file next to the database.
 from __future__ import annotations
 
 import os
+import time
+from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from streamlit.testing.v1 import AppTest
 
 from desk.db import connect
-from desk.models import Label, SourceState, now_utc
+from desk.models import Label, Outbox, SourceState, now_utc
 from desk.publishers.demo import platform_file, read_posts
 from tests.conftest import MINIMAL_CONFIG, ROOT
 from tests.e2e_helpers import HOSTILE_BODY, add_followup, seed_case
@@ -56,6 +58,29 @@ def app(page: str | None = None, *, case_id: int | None = None, user: dict | Non
     return at.run()
 
 
+ISSUER = "https://id.example.com"
+
+
+def oidc_user(email: str, *, sub: str | None = None, verified: bool | None = True, iat: float | None = None,
+              nonce: str = "n-1") -> dict:
+    """The claims Streamlit's st.login puts in st.user after a real OIDC sign-in (ID token claims)."""
+    claims = {"is_logged_in": True, "iss": ISSUER, "sub": sub or f"sub-{email}", "aud": "hearken", "email": email,
+              "iat": int(iat if iat is not None else time.time()), "exp": int(time.time()) + 3600, "nonce": nonce}
+    if verified is not None:
+        claims["email_verified"] = verified
+    return claims
+
+
+def plain(markdown_text: str) -> str:
+    """A message as a person reads it: markdown escapes and the zero-width breaks in addresses removed."""
+    return markdown_text.replace("\\", "").replace("\u200b", "")
+
+
+def shown(elements) -> list[str]:
+    """Messages as a person reads them (bold markers gone too)."""
+    return [plain(e.value).replace("**", "") for e in elements]
+
+
 def texts(at) -> list[str]:
     return [t.value for t in at.text]
 
@@ -63,7 +88,7 @@ def texts(at) -> list[str]:
 def history(at) -> list[dict]:
     """The case's History table as the user reads it (cells are markdown-escaped for display)."""
     rows = at.table[0].value.to_dict("records")
-    return [{k: str(v).replace("\\", "").replace("\u200b", "") for k, v in r.items()} for r in rows]
+    return [{k: plain(str(v)) for k, v in r.items()} for r in rows]
 
 
 def actions(at) -> list[str]:
@@ -96,7 +121,7 @@ def test_claim_and_not_a_complaint_from_the_queue(env):
     at = app()
     at.button(key=f"claim-{a}").click().run()
     assert not at.exception
-    assert f"You have case #{a}." in [s.value for s in at.success]
+    assert f"You have case #{a}." in shown(at.success)
     assert any("Assignee: Alex Admin" in c.value for c in at.caption)
     at.button(key=f"dismiss-{b}").click().run()
     assert "Love my Northwind router" not in texts(at)
@@ -190,11 +215,12 @@ def test_resolve_reopen_and_escalate_from_case_page(env):
     at.text_area(key="resolve-note").input("Sent a new hub")
     at.selectbox(key="resolve-cause").set_value("product_defect")
     at.button(key="resolve").click().run()
-    assert at.success[0].value == "Case resolved."
+    assert shown(at.success) == ["Case resolved."]
     assert "**resolved**" in at.markdown[0].value and "Sent a new hub" in texts(at)
-    assert actions(at)[-2:] == ["escalated", "resolved"]
-    assert {r["who"] for r in history(at)[-2:]} == {"Alex Admin"}
-    assert "reason: VIP customer" in history(at)[-2]["detail"]
+    assert actions(at)[-3:] == ["escalated", "email queued", "resolved"]  # the email to Morgan, not yet sent
+    assert {r["who"] for r in history(at)[-3:]} == {"Alex Admin", "Hearken"}
+    assert "reason: VIP customer" in history(at)[-3]["detail"]
+    assert "to: morgan@example.com" in history(at)[-2]["detail"]
     at.button(key="reopen").click().run()
     assert "**open**" in at.markdown[0].value
 
@@ -206,7 +232,7 @@ def test_agent_sees_no_assign_controls_and_manager_does(env):
     assert not [s for s in at.selectbox if s.key == f"assign-to-{cid}"]
     assert any(c.value == "Signed in as **Sam Agent** (agent)" for c in at.caption)
     at.button(key=f"claim-{cid}").click().run()
-    assert f"You have case #{cid}." in [s.value for s in at.success]
+    assert f"You have case #{cid}." in shown(at.success)
     assert not [b for b in at.button if b.key == f"claim-{cid}"]  # own case: nothing to claim
 
 
@@ -216,7 +242,7 @@ def test_manager_assigns_from_queue(env):
     at = app()
     at.selectbox(key=f"assign-to-{cid}").set_value("Sam Agent").run()
     at.button(key=f"assign-{cid}").click().run()
-    assert f"Case #{cid} assigned to Sam Agent." in [s.value for s in at.success]
+    assert f"Case #{cid} assigned to Sam Agent." in shown(at.success)
 
 
 def test_read_only_source_disables_post(env):
@@ -251,24 +277,117 @@ def test_oidc_without_auth_settings_says_how_to_set_it_up(env):
 def test_oidc_stranger_is_refused_member_gets_in(env):
     cfg, store = env(OIDC)
     seed_case(store, cfg, external_id="o", body="Northwind secret complaint")
-    at = app(user={"is_logged_in": True, "email": "eve@evil.example", "name": "Eve"})
-    assert "not on this team" in at.error[0].value
+    at = app(user=oidc_user("eve@evil.example"))
+    assert "not as a member of this team" in plain(at.error[0].value)
     assert "Northwind secret complaint" not in texts(at)
-    at = app(user={"is_logged_in": True, "email": "SAM@example.com", "name": "Sam"})
+    at = app(user=oidc_user("SAM@example.com"))
     assert "Northwind secret complaint" in texts(at)
     assert any(c.value == "Signed in as **Sam Agent** (agent)" for c in at.caption)
 
 
-def test_sources_page_shows_health_and_metrics_page_counts(env):
-    cfg, store = env()
+X_SOURCE = "  - {type: x, name: x-brand, interval_seconds: 60, bearer_token_env: HEARKEN_TEST_UNSET_TOKEN}\n"
+
+
+def with_x(config_text: str = MINIMAL_CONFIG) -> str:
+    return config_text.replace("team:\n", X_SOURCE + "team:\n", 1)
+
+
+def failing_demo_and_x_without_credentials(store) -> None:
+    later = now_utc() + timedelta(minutes=50)
     with store.session() as s:
-        s.add(SourceState(name="demo", platform="demo", status="failing", last_error="HTTP 503 from demo",
-                          last_error_at=now_utc(), consecutive_failures=3, mentions_total=7))
+        s.add(SourceState(name="demo", platform="demo", status="failing", status_reason="HTTP 503 from demo",
+                          last_error="HTTP 503 from demo", last_error_at=now_utc(), last_poll_at=now_utc(),
+                          failing_since=now_utc() - timedelta(minutes=40), consecutive_failures=3,
+                          backoff_until=later, mentions_total=7))
+        s.add(SourceState(name="x-brand", platform="x", status="disabled", last_poll_at=now_utc(),
+                          status_reason="no bearer token: set $HEARKEN_TEST_UNSET_TOKEN",
+                          last_error="no bearer token: set $HEARKEN_TEST_UNSET_TOKEN", last_error_at=now_utc(),
+                          consecutive_failures=1, backoff_until=later))
+
+
+def test_sources_page_says_each_state_in_words_and_each_error_once(env):
+    cfg, store = env(with_x())
+    failing_demo_and_x_without_credentials(store)
     at = app("views/sources.py")
     assert not at.exception
-    assert "failing" in at.markdown[0].value
-    assert any("HTTP 503 from demo" in t for t in texts(at))
-    assert {m.label: m.value for m in at.metric}["Failures in a row"] == "3"
+    heads = [m.value for m in at.markdown if m.value.startswith("#### ")]
+    assert heads == ["#### demo · demo · FAILING", "#### x\\-brand · x · DISABLED: CANNOT START"]
+    boxes = shown(at.error) + shown(at.warning)
+    assert any(b.startswith("FAILING: Source demo (demo) is failing for 40m (3 failed polls in a row)") for b in boxes)
+    assert "DISABLED: CANNOT START: no bearer token: set $HEARKEN_TEST_UNSET_TOKEN" in boxes
+    page = texts(at) + boxes + [plain(m.value) for m in at.markdown] + shown(at.caption)
+    assert sum("HTTP 503 from demo" in t for t in page) == 1  # the error once, not as reason and as error
+    assert sum("no bearer token" in t for t in page) == 1
+    metrics = [(m.label, m.value) for m in at.metric]
+    assert ("Failed polls in a row", "3") in metrics
+    assert [label for label, _ in metrics].count("Failed polls in a row") == 1  # not for the disabled source
+    assert not any("Waiting until" in c and "x-brand" in c for c in shown(at.caption))
+
+
+def test_every_page_carries_a_banner_naming_what_is_broken_and_where_to_fix_it(env):
+    cfg, store = env(with_x())
+    failing_demo_and_x_without_credentials(store)
+    cid = seed_case(store, cfg, external_id="b", body="Northwind down")
+    with store.session() as s:
+        for i in range(3):
+            s.add(Outbox(kind="severe_complaint", dedupe_key=f"k{i}", recipients=["morgan@example.com"],
+                         subject=f"alert {i}", body_text="x", status="pending", attempts=2,
+                         last_error="ConnectionRefusedError: [Errno 111] Connection refused",
+                         next_attempt_at=now_utc() + timedelta(minutes=3)))
+    for page, kw in [(None, {}), ("views/case.py", {"case_id": cid}), ("views/metrics.py", {}),
+                     ("views/team.py", {})]:
+        at = app(page, **kw)
+        assert not at.exception
+        email = [e for e in shown(at.error) if e.startswith("EMAIL NOT DELIVERED")]
+        assert len(email) == 1, page
+        assert "3 waiting, 3 of them retrying" in email[0]
+        assert f"Fix: check alerts.smtp (127.0.0.1:25, security none) at {cfg.path} (not written there" in email[0]
+        [sources] = [w for w in shown(at.warning) if w.startswith("SOURCES NEEDING ATTENTION")]
+        assert "Source demo (demo) is failing for 40m" in sources
+        assert "Source x-brand (x) is disabled: no bearer token: set $HEARKEN_TEST_UNSET_TOKEN" in sources
+        assert f"Fix: give 'hearken run' the credentials named in sources[1] (x-brand) at {cfg.path}:8" in sources
+        assert "Open the Sources page" in at.page_link[0].label or any(
+            "Open the Sources page" in p.label for p in at.page_link)
+    at = app("views/sources.py")  # the page that details them: the banner names them only
+    assert "EMAIL NOT DELIVERED: see the outbox below." in shown(at.error)
+    assert "SOURCES NEEDING ATTENTION: demo, x-brand (below)." in shown(at.warning)
+    with store.session() as s:
+        s.execute(update(Outbox).values(status="sent", sent_at=now_utc()))
+        s.execute(update(SourceState).values(status="ok", status_reason=None, failing_since=None,
+                                             consecutive_failures=0, backoff_until=None))
+    at = app()
+    assert not [e for e in shown(at.error) if "EMAIL" in e]
+    assert not [w for w in shown(at.warning) if "SOURCE" in w]
+
+
+def test_sources_page_shows_the_outbox_and_retries_failed_emails(env):
+    cfg, store = env()
+    with store.session() as s:
+        s.add(Outbox(kind="escalation", dedupe_key="a", recipients=["morgan@example.com"], subject="escalated #1",
+                     body_text="x", status="pending", attempts=3, last_error="SMTPServerDisconnected: gone",
+                     next_attempt_at=now_utc() + timedelta(minutes=4)))
+        s.add(Outbox(kind="sla_breach", dedupe_key="b", recipients=["morgan@example.com"], subject="breach #2",
+                     body_text="x", status="failed", attempts=1, last_error="SMTPDataError: 554 rejected"))
+        s.add(Outbox(kind="digest", dedupe_key="c", recipients=["alex@example.com"], subject="digest",
+                     body_text="x", status="sent", attempts=1, sent_at=now_utc()))
+    at = app("views/sources.py")
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert (metrics["Waiting to send"], metrics["Retrying"], metrics["Failed for good"], metrics["Sent"]) == \
+        ("1", "1", "1", "1")
+    assert any(e.startswith("NOT DELIVERING: Email alerts are not being delivered") for e in shown(at.error))
+    rows = at.dataframe[0].value.to_dict("records")
+    assert {(r["email"], r["status"], r["error"]) for r in rows} == {
+        ("#1", "pending", "SMTPServerDisconnected: gone"), ("#2", "failed", "SMTPDataError: 554 rejected")}
+    assert [r["next try"] != "—" for r in rows if r["status"] == "pending"] == [True]
+    at.button(key="outbox-retry").click().run()
+    assert "1 failed email(s) queued again" in shown(at.success)[0]
+    with store.session() as s:
+        assert s.scalar(select(Outbox.status).where(Outbox.dedupe_key == "b")) == "pending"
+
+
+def test_metrics_page_counts_the_week(env):
+    cfg, store = env()
     seed_case(store, cfg, external_id="mm", body="Northwind")
     at = app("views/metrics.py")
     assert not at.exception
@@ -308,7 +427,7 @@ def test_team_page_for_managers_only(env):
     assert "to Morgan Manager" in at.markdown[0].value
     cfg, store = env(MINIMAL_CONFIG + "dashboard: {auth: local, local_user: Sam Agent}\n")
     at = app("views/team.py")
-    assert "for managers and admins" in at.info[0].value and not at.dataframe
+    assert at.title[0].value == "Queue" and not at.dataframe  # not in an agent's navigation: the Queue opens
 
 
 def test_opening_the_dashboard_is_audited(env):
@@ -325,8 +444,8 @@ def test_opening_the_dashboard_is_audited(env):
 def test_two_staff_on_one_case_only_the_first_reply_goes_out(env):
     cfg, store = env(MINIMAL_CONFIG + "dashboard: {auth: oidc}\n")
     cid = seed_case(store, cfg, external_id="two", body="Northwind down", author="@maria_t")
-    sam = app("views/case.py", case_id=cid, user={"is_logged_in": True, "email": "sam@example.com"})
-    morgan = app("views/case.py", case_id=cid, user={"is_logged_in": True, "email": "morgan@example.com"})
+    sam = app("views/case.py", case_id=cid, user=oidc_user("sam@example.com"))
+    morgan = app("views/case.py", case_id=cid, user=oidc_user("morgan@example.com"))
     sam.text_area(key=f"draft-{cid}").input("Sorry Maria, from Sam").run()
     morgan.text_area(key=f"draft-{cid}").input("Sorry Maria, from Morgan").run()
     sam.button(key="post").click().run()
@@ -368,3 +487,69 @@ def test_case_page_without_an_id_offers_the_queue_and_unknown_id_says_so(env):
     assert at.title[0].value == f"Case #{cid}"
     at = app("views/case.py", case_id=999)
     assert "There is no case #999." in at.error[0].value
+
+
+def test_an_agent_sees_no_actions_on_a_case_another_agent_has_claimed(env):
+    from desk import cases
+    from desk.users import Actor
+
+    team = MINIMAL_CONFIG + "  - {name: Jo Agent, email: jo@example.com, role: agent}\n"
+    cfg, store = env(team + "dashboard: {auth: local, local_user: Sam Agent}\n")
+    cid = seed_case(store, cfg, external_id="held", body="Northwind still down")
+    cases.claim(store, cid, Actor("Jo Agent", "jo@example.com", "agent"))
+    at = app()
+    keys = {b.key for b in at.button}
+    assert f"claim-{cid}" not in keys and f"dismiss-{cid}" not in keys  # nothing Sam may not do
+    at = app("views/case.py", case_id=cid)
+    assert not at.exception
+    keys = {b.key for b in at.button}
+    assert not keys & {"post", "resolve", "dismiss", "claim", "elsewhere", "assign"}
+    assert "escalate" in keys  # asking a manager is open to everyone
+    assert shown(at.info)[0].startswith("Jo Agent has claimed this case, so Sam Agent cannot reply to it")
+    cfg, store = env(team + "dashboard: {auth: local, local_user: Morgan Manager}\n")
+    at = app("views/case.py", case_id=cid)
+    assert {"post", "resolve", "claim"} <= {b.key for b in at.button}
+    assert at.button(key="claim").label == "Take over"
+
+
+def test_success_messages_quote_platform_data_as_text(env):
+    cfg, store = env()
+    cid = seed_case(store, cfg, external_id="md", body="Northwind down",
+                    url="https://demo.example/t/**slug**_[x](https://evil.example)")
+    at = app("views/case.py", case_id=cid)
+    at.text_area(key=f"draft-{cid}").input("Sorry, on it.").run()
+    at.button(key="post").click().run()
+    [message] = [s.value for s in at.success]
+    assert "**slug**" not in message and "](https" not in message and "://evil" not in message
+    assert plain(message).startswith("Posted publicly: https://demo.example/t/**slug**_[x](https://evil.example)#")
+
+
+def test_oidc_unverified_email_never_matches_a_member(env):
+    cfg, store = env(OIDC)
+    seed_case(store, cfg, external_id="o", body="Northwind secret complaint")
+    for verified in (False, None):  # email_verified false, and absent
+        at = app(user=oidc_user("alex@example.com", sub="mallory", verified=verified))
+        assert "has not verified the address alex@example.com" in plain(at.error[0].value)
+        assert "Northwind secret complaint" not in texts(at)
+        assert at.button(key="signin-again").label == "Sign in again"
+    at = app(user=oidc_user("alex@example.com", sub="alex-1"))
+    assert "Northwind secret complaint" in texts(at)
+    assert any(c.value == "Signed in as **Alex Admin** (admin)" for c in at.caption)
+
+
+def test_local_mode_refuses_to_serve_beyond_loopback_without_the_switch(env):
+    from streamlit import config as st_config
+
+    cfg, store = env()
+    seed_case(store, cfg, external_id="o", body="Northwind secret complaint")
+    st_config.set_option("server.address", "0.0.0.0")
+    try:
+        at = app()
+        assert "Refused: host: 0.0.0.0, auth: local would let everyone" in plain(at.error[0].value)
+        assert "Northwind secret complaint" not in texts(at)
+        cfg, store = env(MINIMAL_CONFIG + "dashboard: {insecure_local_on_network: true}\n")
+        at = app()
+        assert "Northwind secret complaint" in texts(at)
+        assert shown(at.error)[0].startswith("NO SIGN-IN ON A NETWORK")
+    finally:
+        st_config.set_option("server.address", None)

@@ -8,14 +8,16 @@ Needs Debian's chromium (/usr/bin/chromium) and the playwright package; skips wi
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 
 import pytest
 
 from desk.config import load_config
 from desk.db import connect
-from tests.conftest import need_fixtures
+from tests.conftest import MINIMAL_CONFIG, need_fixtures
 from tests.e2e_helpers import (ARTIFACTS, CHROMIUM_ARGS, DISCOURSE_ENV, HOSTILE_BODY, ROOT, DiscourseForum,
-                               discourse_config, free_port, seed_case, seed_discourse_case, start_streamlit)
+                               discourse_config, free_port, oidc_account, oidc_home, oidc_sign_in, seed_case,
+                               seed_discourse_case, start_streamlit)
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -55,15 +57,9 @@ def test_sign_in_claim_reply_resolve_in_chromium(tmp_path, browser, oidc):
     from playwright.sync_api import expect
 
     forum = DiscourseForum(need_fixtures("discourse", "new_topic_response.json")).start()
-    home = tmp_path / "home"
-    (home / ".streamlit").mkdir(parents=True)
     port = free_port()
-    (home / ".streamlit" / "secrets.toml").write_text(
-        "[auth]\n"
-        f'redirect_uri = "http://127.0.0.1:{port}/oauth2callback"\n'
-        'cookie_secret = "e2e-cookie-secret-not-for-production"\n'
-        'client_id = "hearken"\nclient_secret = "hearken-secret"\n'
-        f'server_metadata_url = "{oidc}/.well-known/openid-configuration"\n')
+    home = oidc_home(tmp_path, oidc, port)
+    oidc_account(oidc, "sam", email="sam@example.com", email_verified=True)
     cfg_path = tmp_path / "hearken.yaml"
     cfg_path.write_text(discourse_config(forum.base_url) + "dashboard: {auth: oidc}\n")
     db_url = f"sqlite:///{tmp_path / 'hearken.db'}"
@@ -82,10 +78,7 @@ def test_sign_in_claim_reply_resolve_in_chromium(tmp_path, browser, oidc):
         expect(page.get_by_text("Sign in with your company account")).to_be_visible(timeout=30000)
         expect(page.get_by_text("My Northwind hub drops")).to_have_count(0)
         shot(page, "01-sign-in")
-        page.get_by_role("button", name="Sign in").click()
-        page.wait_for_url(f"{oidc}/**", timeout=20000)
-        page.fill("input[name=sub]", "sam@example.com")
-        page.get_by_role("button", name="Authorize").click()
+        oidc_sign_in(page, oidc, "sam")
 
         # the queue, signed in as Sam
         expect(page.get_by_text("Signed in as")).to_be_visible(timeout=30000)
@@ -252,3 +245,217 @@ def test_dashboard_killed_mid_post_then_check_finds_the_reply(tmp_path, browser)
                 p.wait(timeout=10)
         forum.stop()
         store.close()
+
+
+TEAM = MINIMAL_CONFIG + "dashboard: {auth: oidc}\n"
+
+
+def signed_in_page(browser, url: str, provider: str, sub: str):
+    """A fresh browser (its own cookies) signed in to the dashboard as `sub` at the provider."""
+    from playwright.sync_api import expect
+
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = ctx.new_page()
+    page.goto(url)
+    expect(page.get_by_text("Sign in with your company account")).to_be_visible(timeout=30000)
+    oidc_sign_in(page, provider, sub)
+    return ctx, page
+
+
+def test_who_gets_in_unverified_email_copied_cookie_and_removal_in_chromium(tmp_path, browser, oidc):
+    """Mallory's provider account claims Alex's address unverified: refused. Sam signs in (no Team page for an
+    agent), copies his cookies, signs out: the copies no longer sign in. Morgan is removed from team: out at
+    the next click."""
+    from playwright.sync_api import expect
+
+    port = free_port()
+    home = oidc_home(tmp_path, oidc, port)
+    oidc_account(oidc, "mallory", email="alex@example.com", email_verified=False)
+    oidc_account(oidc, "sam", email="sam@example.com", email_verified=True)
+    oidc_account(oidc, "morgan", email="morgan@example.com", email_verified=True)
+    cfg_path = tmp_path / "hearken.yaml"
+    cfg_path.write_text(TEAM)
+    db_url = f"sqlite:///{tmp_path / 'hearken.db'}"
+    store = connect(db_url)
+    seed_case(store, load_config(cfg_path), external_id="secret", body="Northwind lost my order", minutes_ago=15)
+    proc, url = start_streamlit(ROOT / "dashboard" / "app.py", home=home, port=port,
+                                env={"HEARKEN_CONFIG": str(cfg_path), "HEARKEN_DATABASE_URL": db_url})
+    secret = "Northwind lost my order"
+    try:
+        ctx, page = signed_in_page(browser, url, oidc, "mallory")
+        expect(page.get_by_text("has not verified the address alex@example.com")).to_be_visible(timeout=30000)
+        expect(page.get_by_text(secret)).to_have_count(0)
+        settle(page)
+        shot(page, "10-unverified-email-refused")
+        page.get_by_role("button", name="Sign out").click()
+        page.wait_for_url(f"{oidc}/**", timeout=20000)  # the provider's own sign-out page
+
+        page.goto(url)
+        expect(page.get_by_text("Sign in with your company account")).to_be_visible(timeout=30000)
+        oidc_sign_in(page, oidc, "sam")
+        expect(page.get_by_text("Signed in as Sam Agent (agent)")).to_be_visible(timeout=30000)
+        expect(page.get_by_text(secret)).to_be_visible()
+        nav = page.get_by_test_id("stSidebarNav")
+        expect(nav.get_by_role("link", name="Queue")).to_be_visible()
+        expect(nav.get_by_role("link", name="Sources")).to_be_visible()
+        expect(nav.get_by_role("link", name="Team")).to_have_count(0)  # agents are not shown the Team page
+        settle(page)
+        shot(page, "11-agent-signed-in")
+        copied = ctx.cookies()
+        assert any(c["name"].startswith("_streamlit_user") for c in copied)
+        page.get_by_role("button", name="Sign out").click()
+        page.wait_for_url(f"{oidc}/**", timeout=20000)
+
+        thief = browser.new_context(viewport={"width": 1400, "height": 1000})
+        thief.add_cookies(copied)
+        stolen = thief.new_page()
+        stolen.goto(url)
+        expect(stolen.get_by_text("this sign-in ended at")).to_be_visible(timeout=30000)
+        expect(stolen.get_by_text("(signed out)", exact=False)).to_be_visible()
+        expect(stolen.get_by_text(secret)).to_have_count(0)
+        settle(stolen)
+        shot(stolen, "12-copied-cookie-after-sign-out")
+        thief.close()
+
+        manager, mpage = signed_in_page(browser, url, oidc, "morgan")
+        expect(mpage.get_by_text("Signed in as Morgan Manager (manager)")).to_be_visible(timeout=30000)
+        expect(mpage.get_by_test_id("stSidebarNav").get_by_role("link", name="Team")).to_be_visible()
+        cfg_path.write_text(TEAM.replace("  - {name: Morgan Manager, email: morgan@example.com, role: manager}\n", ""))
+        mpage.get_by_test_id("stSidebarNav").get_by_role("link", name="Sources").click()
+        expect(mpage.get_by_text("(removed from the team)", exact=False)).to_be_visible(timeout=30000)
+        expect(mpage.get_by_text(secret)).to_have_count(0)
+        settle(mpage)
+        shot(mpage, "13-removed-from-the-team")
+        manager.close()
+        ctx.close()
+        from sqlalchemy import select
+
+        from desk.models import DashboardSession, User
+
+        with store.session() as s:
+            ended = {(s.get(User, r.user_id).name, r.end_reason) for r in s.scalars(select(DashboardSession))}
+        assert ended == {("Sam Agent", "signed out"), ("Morgan Manager", "removed from the team")}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        store.close()
+
+
+def test_failures_nobody_can_miss_in_chromium(tmp_path, browser):
+    """A forum answering 503 and an X source without its token, polled by the real runner code; an
+    escalation email to an SMTP server that is down, then up. Every page carries the banner; the Sources
+    page shows the outbox and each state in words; the case history shows when the email was delivered."""
+    from playwright.sync_api import expect
+
+    from desk import mailer
+    from desk.models import now_utc
+    from desk.runner import Runner
+    from tests.collector_helpers import LocalServer, Reply
+    from tests.test_alerts_support import SmtpServer
+
+    smtp_port = free_port()
+    with LocalServer() as forum:
+        forum.route("/board", Reply(503, b"<html>Service Unavailable</html>", {"Content-Type": "text/html"}))
+        cfg_path = tmp_path / "hearken.yaml"
+        cfg_path.write_text(f"""\
+brand: {{terms: ["Northwind"]}}
+sources:
+  - {{type: demo, name: demo, interval_seconds: 60}}
+  - type: forum
+    name: support-board
+    pages: ["{forum.url}/board"]
+    preset: phpbb
+  - {{type: x, name: x-brand, bearer_token_env: HEARKEN_E2E_NO_SUCH_TOKEN}}
+alerts:
+  smtp: {{host: 127.0.0.1, port: {smtp_port}, timeout_seconds: 2}}
+team:
+  - {{name: Alex Admin, email: alex@example.com, role: admin}}
+  - {{name: Morgan Manager, email: morgan@example.com, role: manager}}
+dashboard: {{auth: local, local_user: Alex Admin}}
+""")
+        db_url = f"sqlite:///{tmp_path / 'hearken.db'}"
+        cfg = load_config(cfg_path)
+        store = connect(db_url)
+        runner = Runner(cfg, store, model_loader=lambda: None)
+        for src in cfg.sources[1:]:
+            runner.poll_source(src)  # what `hearken run` records: failing (503), disabled (no token)
+        case_id = seed_case(store, cfg, external_id="late", body="Northwind has cut my line for a week", minutes_ago=45,
+                            severity=2)  # below alerts.rules.min_severity: the escalation is its only email
+        home = tmp_path / "home"
+        home.mkdir()
+        proc, url = start_streamlit(ROOT / "dashboard" / "app.py", home=home,
+                                    env={"HEARKEN_CONFIG": str(cfg_path), "HEARKEN_DATABASE_URL": db_url})
+        smtp = None
+        try:
+            ctx = browser.new_context(viewport={"width": 1400, "height": 1900})
+            page = ctx.new_page()
+            page.goto(url)
+            banner = page.locator(".st-key-health-banner")
+            expect(banner).to_contain_text("SOURCES NEEDING ATTENTION", timeout=30000)
+            expect(banner).to_contain_text("Source support-board (forum) is failing")
+            expect(banner).to_contain_text("Source x-brand (x) is disabled")
+            expect(banner).to_contain_text(f"sources[2] (x-brand) at {cfg_path}:")
+            expect(banner.get_by_role("link", name="Open the Sources page")).to_be_visible()
+            settle(page)
+            shot(page, "14-queue-banner-sources")
+
+            page.goto(f"{url}/case?id={case_id}")
+            expect(page.get_by_role("heading", name=f"Case #{case_id}")).to_be_visible(timeout=30000)
+            settle(page)
+            page.get_by_text("Escalate to a manager").click()
+            page.get_by_label("Reason").fill("Customer without a line for a week")
+            page.get_by_label("Reason").press("Tab")
+            settle(page)
+            page.get_by_role("button", name="Escalate", exact=True).click()
+            expect(page.get_by_text("An email to them is queued")).to_be_visible(timeout=20000)
+            expect(page.get_by_text("they have been emailed")).to_have_count(0)
+            expect(page.locator(".st-key-history")).to_contain_text("email queued")
+            settle(page)
+
+            mailer.send_pending(store, cfg)  # the runner's outbox pass: the SMTP server is down
+            page.reload()
+            expect(banner).to_contain_text("EMAIL NOT DELIVERED", timeout=30000)
+            expect(banner).to_contain_text("1 waiting, 1 of them retrying")
+            expect(banner).to_contain_text(f"check alerts.smtp (127.0.0.1:{smtp_port}, security none) at {cfg_path}:")
+            expect(page.locator(".st-key-history")).to_contain_text("email not delivered yet")
+            expect(page.locator(".st-key-history")).to_contain_text("Connection refused")
+            settle(page)
+            shot(page, "15-case-email-failing")
+            page.locator(".st-key-history").screenshot(path=str(ARTIFACTS / "15b-case-history-email-failing.png"))
+
+            page.goto(f"{url}/sources")
+            expect(page.get_by_role("heading", name="Sources", exact=True)).to_be_visible(timeout=30000)
+            settle(page)
+            outbox = page.locator(".st-key-outbox")
+            expect(outbox).to_contain_text("NOT DELIVERING")
+            expect(outbox.get_by_test_id("stMetric").filter(has_text="Retrying")).to_contain_text("1")
+            expect(outbox).to_contain_text("Connection refused")
+            expect(outbox).to_contain_text("next try")
+            board = page.locator(".st-key-source-support-board")
+            expect(board).to_contain_text("FAILING")
+            expect(board).to_contain_text("Failed polls in a row")
+            assert board.inner_text().count("503") == 1  # the error once
+            x = page.locator(".st-key-source-x-brand")
+            expect(x).to_contain_text("DISABLED: CANNOT START")
+            expect(x).to_contain_text("HEARKEN_E2E_NO_SUCH_TOKEN")
+            assert "Failed polls in a row" not in x.inner_text() and "Waiting until" not in x.inner_text()
+            expect(page.locator(".st-key-source-demo")).to_contain_text("NOT POLLED YET")
+            shot(page, "16-sources-outbox-and-states")
+
+            smtp = SmtpServer(port=smtp_port).start()
+            mailer.send_pending(store, cfg, now=now_utc() + timedelta(minutes=5))  # the retry, now the server is up
+            assert len(smtp.messages) == 1 and smtp.messages[0].rcpt_tos == ["morgan@example.com"]
+            page.goto(f"{url}/case?id={case_id}")
+            expect(page.locator(".st-key-history")).to_contain_text("email delivered", timeout=30000)
+            expect(banner).not_to_contain_text("EMAIL NOT DELIVERED")
+            expect(banner).to_contain_text("SOURCES NEEDING ATTENTION")
+            settle(page)
+            shot(page, "17-case-email-delivered")
+            page.locator(".st-key-history").screenshot(path=str(ARTIFACTS / "17b-case-history-email-delivered.png"))
+            ctx.close()
+        finally:
+            if smtp is not None:
+                smtp.stop()
+            proc.terminate()
+            proc.wait(timeout=10)
+            store.close()

@@ -7,9 +7,11 @@ import streamlit as st
 from dashboard import components as ui
 from dashboard.composer import reply_composer
 from desk import cases
+from desk.alerts import case_emails
 from desk.cases import ROOT_CAUSES, CaseError
 from desk.publishers import PublishError
 from desk.queue import case_detail, open_queue, similar_cases
+from desk.untrusted import web_url
 from desk.users import NotAllowed, team_names
 
 actor = ui.require_actor()
@@ -73,7 +75,7 @@ with post_col:
         if d.post.title:
             st.text(d.post.title)
         st.text(d.post.body)
-        if d.post.url.startswith(("https://", "http://")):
+        if web_url(d.post.url):
             st.link_button("Open on the platform", d.post.url, icon=":material/open_in_new:")
         else:
             st.text(d.post.url)
@@ -125,16 +127,20 @@ with side_col:
             st.text(d.resolution_note)
 
     active = d.status in ("open", "replied")
+    held_by_other = cases.may(actor, "reply", d.assignee)  # the role rule, as desk/cases.py enforces it
+    if held_by_other:
+        st.info(held_by_other, icon=":material/lock:")
     with st.container(horizontal=True):
-        if active and d.assignee != actor.name and (not d.assignee or actor.at_least("manager")):
-            if st.button("Claim", key="claim", type="primary"):
+        claim = "take_over" if d.assignee else "claim"
+        if active and d.assignee != actor.name and cases.may(actor, claim, d.assignee) is None:
+            if st.button("Take over" if d.assignee else "Claim", key="claim", type="primary"):
                 act(lambda: cases.claim(store, case_id, actor), "You have this case.")
-        if d.status == "open" and st.button("Not a complaint", key="dismiss"):
+        if d.status == "open" and not held_by_other and st.button("Not a complaint", key="dismiss"):
             act(lambda: cases.dismiss(store, case_id, actor), "Closed as not a complaint; the label will train the classifier.")
-        if not active and st.button("Reopen", key="reopen"):
+        if not active and not held_by_other and st.button("Reopen", key="reopen"):
             act(lambda: cases.reopen(store, case_id, actor), "Case reopened.")
 
-    if active and actor.at_least("manager"):
+    if active and cases.may(actor, "assign", d.assignee) is None:
         with st.expander("Assign"):
             names = team_names(cfg)
             who = st.selectbox("Assign to", names, key="assign-to",
@@ -143,7 +149,7 @@ with side_col:
                 act(lambda: cases.assign(store, cfg, case_id, actor, who), f"Assigned to {who}.")
 
     # --- reply composer -----------------------------------------------------------
-    if active:
+    if active and not held_by_other:
         st.subheader("Reply publicly")
         reply_composer(store, cfg, actor, d, flash_key)
 
@@ -161,14 +167,18 @@ with side_col:
         if st.button("Resolve", key="resolve"):
             act(lambda: cases.resolve(store, case_id, actor, note=note, root_cause=cause), "Case resolved.")
 
+    if active:
         with st.expander("Escalate to a manager"):
             managers = [n for n in team_names(cfg, "manager") if n != actor.name] or team_names(cfg, "manager")
             mgr = st.selectbox("Manager", managers, key="escalate-to")
             reason = st.text_area("Reason", key="escalate-reason")
             if st.button("Escalate", key="escalate"):
                 act(lambda: cases.escalate(store, cfg, case_id, actor, manager=mgr, reason=reason),
-                    f"Escalated to {mgr}; they have been emailed.")
-            if d.escalated_to and actor.at_least("manager") and st.button("Clear escalation", key="unescalate"):
+                    f"Escalated to {mgr}. " + ("An email to them is queued; the history below shows when it "
+                                               "is delivered." if cfg.alerts.enabled else
+                                               "No email was sent: alerts.enabled is false."))
+            if d.escalated_to and cases.may(actor, "clear_escalation", d.assignee) is None \
+                    and st.button("Clear escalation", key="unescalate"):
                 act(lambda: cases.clear_escalation(store, case_id, actor), "Escalation cleared.")
 
 st.subheader("Replies")
@@ -187,7 +197,8 @@ for r in d.replies:
 st.subheader("History")
 with st.container(key="history"):
     # st.table renders markdown in its cells: every cell is escaped (details can quote customers' names)
+    steps = sorted([*d.history, *case_emails(store, case_id)], key=lambda h: h.at)  # alert emails too
     st.table([{"when": ui.fmt_time(h.at, seconds=True), "who": ui.md_escape(h.actor),
                "action": h.action.replace("_", " "),
-               "detail": ui.md_escape("; ".join(f"{k}: {v}" for k, v in h.detail.items()))} for h in d.history],
+               "detail": ui.md_escape("; ".join(f"{k}: {v}" for k, v in h.detail.items()))} for h in steps],
              hide_index=True)

@@ -43,6 +43,7 @@ def _act(fn, ok: str) -> None:
 
 @st.fragment(run_every=cfg.dashboard.refresh_seconds)
 def queue_list() -> None:
+    actor = ui.recheck()  # this part reruns on its own: a sign-in ended meanwhile stops here
     q = open_queue(store, filters)
     c1, c2, c3 = st.columns(3)
     c1.metric("Active cases", q.total_active)
@@ -71,14 +72,16 @@ def queue_list() -> None:
                 with st.container(horizontal=True):
                     st.page_link(ui.PAGES["case"], label="Open", icon=":material/open_in_new:",
                                  query_params={"id": str(item.case_id)})
-                    if item.assignee != actor.name and (not item.assignee or actor.at_least("manager")):
-                        if st.button("Claim", key=f"claim-{item.case_id}"):
+                    claim = "take_over" if item.assignee else "claim"
+                    if item.assignee != actor.name and cases.may(actor, claim, item.assignee) is None:
+                        if st.button("Take over" if item.assignee else "Claim", key=f"claim-{item.case_id}"):
                             _act(lambda: cases.claim(store, item.case_id, actor), f"You have case #{item.case_id}.")
-                    if item.status == "open" and st.button("Not a complaint", key=f"dismiss-{item.case_id}",
-                                                           help="Closes the case and teaches the classifier"):
+                    if item.status == "open" and cases.may(actor, "dismiss", item.assignee) is None \
+                            and st.button("Not a complaint", key=f"dismiss-{item.case_id}",
+                                          help="Closes the case and teaches the classifier"):
                         _act(lambda: cases.dismiss(store, item.case_id, actor),
                              f"Case #{item.case_id} closed as not a complaint; label saved.")
-                    if actor.at_least("manager"):
+                    if cases.may(actor, "assign", item.assignee) is None:
                         with st.popover("Assign", key=f"assign-menu-{item.case_id}"):
                             names = ["—"] + team_names(cfg)
                             current = names.index(item.assignee) if item.assignee in names else 0

@@ -1,40 +1,136 @@
-"""Sources: each source's health as the runner last recorded it (success, error, backoff, X read budget)."""
+"""Sources: the email outbox, then each source's state as the runner last recorded it.
+
+Every state is said in a word (OK, FAILING, DISABLED, ...) in a box of its own kind, never by an icon or
+a colour alone; each error is printed once; what a person must do is said next to it.
+"""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from dashboard import components as ui
-from dashboard.components import md_escape
+from desk import mailer
+from desk.config import key_location
+from desk.health import describe_problem, email_trouble
+from desk.models import now_utc
 from desk.publishers import can_post
-from desk.sources import source_health
+from desk.sources import SourceHealth, source_health
 
 actor = ui.require_actor()
 cfg = ui.config()
 store = ui.store()
+now = now_utc()
 
 st.title("Sources")
-ICON = {"ok": "🟢", "new": "⚪", "failing": "🔴", "auth_failed": "⛔", "disabled": "⏸️", "capped": "🟠"}
+ui.show_flash("sources")
 
-rows = source_health(store, cfg)
+# --- the outbox -------------------------------------------------------------------------------------------
+
+with st.container(border=True, key="outbox"):
+    st.subheader("Email alerts (outbox)")
+    smtp = cfg.alerts.smtp
+    st.caption(f"Sent through alerts.smtp: {ui.md_escape(smtp.host)}:{smtp.port}, security {smtp.security} "
+               f"({ui.md_escape(key_location(cfg, 'alerts', 'smtp'))})")
+    box = st.container(key="outbox-state")
+    ob = mailer.outbox_health(store)
+    trouble = email_trouble(store, cfg, now=now)
+    if not cfg.alerts.enabled:
+        box.info("**OFF**: alerts.enabled is false; no alert emails are written.", icon=":material/mail:")
+    elif trouble:
+        box.error(f"**NOT DELIVERING**: {ui.md_escape(trouble.headline)}", icon=":material/error:")
+    else:
+        box.success("**DELIVERING**: nothing is waiting to be retried"
+                    + (f"; last email sent {ui.fmt_time(ob['last_sent_at'])}." if ob["last_sent_at"] else "."),
+                    icon=":material/check_circle:")
+    a, b, c, d = st.columns(4)
+    a.metric("Waiting to send", ob["pending"])
+    b.metric("Retrying", ob["retrying"])
+    c.metric("Failed for good", ob["failed"])
+    d.metric("Sent", ob["sent"])
+    last = ob["last_error"]
+    if last:
+        nxt = (f"next try {ui.fmt_time(last['next_attempt_at'])}" if last["status"] == "pending"
+               else f"status {last['status']}")
+        st.text(f"Last error (email #{last['id']}, {last['attempts']} attempt(s), {nxt}): {last['error']}")
+    if ob["recent_failures"]:
+        st.dataframe([{"email": f"#{r['id']}", "kind": r["kind"].replace("_", " "), "status": r["status"],
+                       "attempts": r["attempts"],
+                       "next try": ui.fmt_time(r["next_attempt_at"]) if r["status"] == "pending" else "—",
+                       "to": ", ".join(r["recipients"]), "subject": r["subject"], "error": r["error"]}
+                      for r in ob["recent_failures"]], hide_index=True, width="stretch", key="outbox-failures")
+    if ob["failed"] and actor.at_least("manager") and st.button("Retry failed emails", key="outbox-retry"):
+        n = mailer.retry_failed(store)
+        ui.flash("sources", "success", f"{n} failed email(s) queued again; the runner sends them within a minute.")
+        st.rerun()
+
+# --- each source ------------------------------------------------------------------------------------------
+
+# state -> (word a person reads, kind of box)
+STATES = {"ok": ("OK", "success"), "new": ("NOT POLLED YET", "info"), "failing": ("FAILING", "error"),
+          "auth_failed": ("SIGN-IN REFUSED", "error"), "capped": ("PAUSED: READ CAP REACHED", "warning"),
+          "disabled": ("DISABLED", "warning"), "removed from config": ("REMOVED FROM THE CONFIG", "info")}
+ICONS = {"success": ":material/check_circle:", "info": ":material/info:", "warning": ":material/warning:",
+         "error": ":material/error:"}
+
+
+def state_of(h: SourceHealth) -> tuple[str, str, str]:
+    """(word, box kind, sentence) for one source."""
+    problem = describe_problem(h, cfg, now) if h.enabled else None
+    if not h.enabled and h.status != "removed from config":
+        return "OFF", "info", "Switched off in the config (enabled: false)."
+    if h.status == "disabled":
+        return "DISABLED: CANNOT START", "warning", f"{h.status_reason or 'Its settings are incomplete.'}"
+    if h.status == "failing":
+        return "FAILING", "error", problem[0] if problem else "The last poll failed."
+    if h.status == "auth_failed":
+        return "SIGN-IN REFUSED", "error", "The platform refused this source's credentials."
+    if problem:  # silent, or not polled for a long time
+        word = "SILENT" if "silent" in problem[0] else "NOT POLLED"
+        return word, "warning", problem[0]
+    word, kind = STATES.get(h.status, (h.status.upper(), "info"))
+    if h.status == "new":
+        return word, kind, "Waiting for its first poll by 'hearken run' (which polls every enabled source)."
+    if h.status == "ok":
+        return word, kind, (f"Polling every {h.interval_seconds:g}s; last success {ui.fmt_time(h.last_success_at)}."
+                            if h.interval_seconds else f"Last success {ui.fmt_time(h.last_success_at)}.")
+    return word, kind, h.status_reason or ""
+
+
+st.subheader("Each source, as the runner last saw it")
+rows = source_health(store, cfg, now=now)
 if not rows:
     st.info("No sources are configured. Add some under sources: in the configuration.")
+names = [s.name for s in cfg.sources]
 for h in rows:
+    word, kind, sentence = state_of(h)
     with st.container(border=True, key=f"source-{h.name}"):
-        st.markdown(f"{ICON.get(h.status, '⚪')} **{ui.md_escape(h.name)}** · {h.type} · {ui.md_escape(h.status)}"
+        st.markdown(f"#### {ui.md_escape(h.name)} · {h.type} · {word}"
                     + (" · read-only (never posts)" if h.read_only else ""))
-        a, b, c, d = st.columns(4)
-        a.metric("Last success", ui.fmt_time(h.last_success_at))
-        b.metric("Failures in a row", h.consecutive_failures)
-        c.metric("Mentions stored", h.mentions_total)
-        d.metric("Backing off until", ui.fmt_time(h.backoff_until) if h.backing_off else "—")
+        getattr(st, kind)(f"**{word}**: {ui.md_escape(sentence)}", icon=ICONS[kind])
+        waiting_for_person = h.status in ("disabled", "auth_failed") or not h.enabled
+        if not waiting_for_person:
+            a, b, c, d = st.columns(4)
+            a.metric("Last success", ui.fmt_time(h.last_success_at))
+            b.metric("Last new mention", ui.fmt_time(h.last_mention_at))
+            c.metric("Mentions stored", h.mentions_total)
+            if h.status == "failing":
+                d.metric("Failed polls in a row", h.consecutive_failures)
+            else:
+                d.metric("Next poll", ui.fmt_time(h.next_poll_at))
+            if h.backing_off:
+                st.caption(f"Waiting until {ui.fmt_time(h.backoff_until)} before the next try"
+                           + (" (the platform asked us to)" if h.status == "capped" else ""))
+        if h.last_error and h.status in ("failing", "auth_failed"):
+            st.text(f"Last error ({ui.fmt_time(h.last_error_at)}): {h.last_error}")
+        elif h.status_reason and h.status_reason != sentence and h.status not in ("ok", "disabled"):
+            st.text(f"Note: {h.status_reason}")
+        if h.name in names:
+            st.caption(f"Settings: sources[{names.index(h.name)}] at "
+                       f"{ui.md_escape(key_location(cfg, 'sources', names.index(h.name)))}")
         if h.enabled:
             can, why = can_post(cfg, h.name)
-            st.caption("Replies: posted publicly through this source" if can else f"Replies: off · {md_escape(why)}")
-        if h.status_reason:
-            st.text(f"Note: {h.status_reason}")
-        if h.last_error:
-            st.text(f"Last error ({ui.fmt_time(h.last_error_at)}): {h.last_error}")
+            st.caption("Replies: posted publicly through this source" if can
+                       else f"Replies: off · {ui.md_escape(why)}")
         if h.read_cap is not None:
             used = h.budget_used or 0.0
             st.progress(min(used, 1.0), text=f"X reads this month: {h.reads_this_month or 0} of {h.read_cap}")

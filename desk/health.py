@@ -1,0 +1,149 @@
+"""What is broken right now, for the banner every dashboard page carries: email delivery and sources.
+
+Each `Trouble` names what is wrong, in words a person reads at a glance, the last error once, and
+where to fix it (the config key with its file and line, and the Sources page). Nothing here is shown
+only in a log: the dashboard draws every item on every page until it is fixed.
+
+- Email: an alert that failed for good in the last week, emails being retried, or emails waiting
+  longer than `STUCK` with nobody trying them (the runner, which sends them, is not running).
+- Sources: an enabled source that is failing, whose credentials were refused, that the runner disabled
+  (credentials missing), that has found no new mention for `alerts.rules.source_silent_minutes`, or
+  that has not been polled for much longer than its interval (the runner is not running).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+
+from desk.config import HearkenConfig, key_location
+from desk.db import Store
+from desk.models import Outbox, now_utc
+from desk.sla import human_duration
+from desk.sources import SourceHealth, source_health
+
+STUCK = timedelta(minutes=5)  # the runner tries the outbox every 15 s: older untried rows mean nobody is sending
+FAILED_RECENTLY = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class Trouble:
+    kind: str  # "email" or "source"
+    name: str  # the source's name, or "email"
+    headline: str
+    detail: str | None
+    fix: str
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """The email queue as the Sources page shows it."""
+
+    pending: int
+    retrying: int
+    failed: int
+    failed_recently: int
+    oldest_pending_at: datetime | None
+    last_error: str | None
+    next_retry_at: datetime | None
+
+
+def _ago(now: datetime, at: datetime) -> str:
+    seconds = (now - at).total_seconds()
+    return "under a minute" if seconds < 60 else human_duration(seconds)
+
+
+def delivery(store: Store, *, now: datetime | None = None) -> Delivery:
+    """Counts of the emails not yet sent, read through the outbox's status index (sent rows are not scanned)."""
+    now = now or now_utc()
+    open_ = ("pending", "sending", "failed")
+    with store.session() as s:
+        counts = dict(s.execute(select(Outbox.status, func.count()).where(Outbox.status.in_(open_))
+                                .group_by(Outbox.status)).all())
+        retrying = s.scalar(select(func.count()).select_from(Outbox)
+                            .where(Outbox.status.in_(("pending", "sending")), Outbox.attempts > 0)) or 0
+        failed_recently = s.scalar(select(func.count()).select_from(Outbox)
+                                   .where(Outbox.status == "failed",
+                                          Outbox.created_at >= now - FAILED_RECENTLY)) or 0
+        oldest = s.scalar(select(func.min(Outbox.created_at)).where(Outbox.status.in_(("pending", "sending"))))
+        next_retry = s.scalar(select(func.min(Outbox.next_attempt_at))
+                              .where(Outbox.status == "pending", Outbox.attempts > 0))
+        latest = s.scalar(select(Outbox.last_error).where(Outbox.status.in_(open_), Outbox.last_error.is_not(None))
+                          .order_by(Outbox.id.desc()).limit(1))
+    return Delivery(pending=counts.get("pending", 0) + counts.get("sending", 0), retrying=retrying,
+                    failed=counts.get("failed", 0), failed_recently=failed_recently, oldest_pending_at=oldest,
+                    last_error=latest, next_retry_at=next_retry)
+
+
+def email_trouble(store: Store, cfg: HearkenConfig, *, now: datetime | None = None) -> Trouble | None:
+    now = now or now_utc()
+    if not cfg.alerts.enabled:
+        return None
+    d = delivery(store, now=now)
+    stuck = d.pending > d.retrying and d.oldest_pending_at is not None and now - d.oldest_pending_at > STUCK
+    if not (d.failed_recently or d.retrying or stuck):
+        return None
+    parts = [f"{d.pending} waiting"] + ([f"{d.retrying} of them retrying"] if d.retrying else []) \
+        + ([f"{d.failed} failed for good"] if d.failed else [])
+    headline = "Email alerts are not being delivered: " + ", ".join(parts) + "."
+    if stuck and not d.retrying:
+        headline += (f" The oldest has waited {_ago(now, d.oldest_pending_at)} without a try: is 'hearken run' "
+                     "running? It sends them.")
+    detail = None
+    if d.last_error:
+        detail = f"Last error: {d.last_error}"
+        if d.next_retry_at:
+            detail += f" · next try in {human_duration(max(0.0, (d.next_retry_at - now).total_seconds()))}"
+    smtp = cfg.alerts.smtp
+    fix = (f"check alerts.smtp ({smtp.host}:{smtp.port}, security {smtp.security}) at "
+           f"{key_location(cfg, 'alerts', 'smtp')}; the Sources page lists each email and retries failed ones.")
+    return Trouble("email", "email", headline, detail, fix)
+
+
+def source_trouble(store: Store, cfg: HearkenConfig, *, now: datetime | None = None,
+                   rows: list[SourceHealth] | None = None) -> list[Trouble]:
+    now = now or now_utc()
+    rows = source_health(store, cfg, now=now) if rows is None else rows
+    index = {src.name: i for i, src in enumerate(cfg.sources)}
+    out = []
+    for h in rows:
+        if h.name not in index or not h.enabled:
+            continue
+        problem = describe_problem(h, cfg, now)
+        if problem is None:
+            continue
+        headline, detail = problem
+        src = cfg.sources[index[h.name]]
+        where = key_location(cfg, "sources", index[h.name])
+        settings = f"sources[{index[h.name]}] ({src.name}) at {where}"
+        if h.status in ("disabled", "auth_failed"):
+            fix = (f"give 'hearken run' the credentials named in {settings} (environment variables), "
+                   "then restart it.")
+        else:
+            fix = f"see this source on the Sources page; its settings are {settings}."
+        out.append(Trouble("source", h.name, headline, detail, fix))
+    return out
+
+
+def describe_problem(h: SourceHealth, cfg: HearkenConfig, now: datetime) -> tuple[str, str | None] | None:
+    """(headline, detail) when this enabled source needs a person's attention, else None."""
+    silent = timedelta(minutes=cfg.alerts.rules.source_silent_minutes)
+    label = f"Source {h.name} ({h.type})"
+    if h.status == "disabled":
+        return f"{label} is disabled: {h.status_reason or 'its settings are incomplete'}.", None
+    if h.status == "auth_failed":
+        return f"{label} cannot sign in to the platform: its credentials were refused.", h.last_error
+    if h.status == "failing":
+        since = f" for {_ago(now, h.failing_since)}" if h.failing_since else ""
+        return (f"{label} is failing{since} ({h.consecutive_failures} failed poll"
+                f"{'s' if h.consecutive_failures != 1 else ''} in a row)."), h.last_error
+    if h.status in ("ok", "new") and h.last_poll_at is not None and not h.backing_off:
+        expected = max(timedelta(minutes=10), 3 * timedelta(seconds=h.interval_seconds or 0))
+        if now - h.last_poll_at > expected:
+            return (f"{label} has not been polled for {_ago(now, h.last_poll_at)}: is 'hearken run' running?"), None
+    if h.status == "ok" and h.last_mention_at is not None and now - h.last_mention_at >= silent:
+        return (f"{label} is silent: no new mention for {_ago(now, h.last_mention_at)} "
+                f"(alerts.rules.source_silent_minutes is {cfg.alerts.rules.source_silent_minutes:g})."), None
+    return None
