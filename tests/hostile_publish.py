@@ -14,6 +14,7 @@ How a create call misbehaves is set on `stand_in.bad` (a `Bad`):
 - `status_after_store`: store, then answer this status (a 500 after a real post);
 - `drop_after_store`: store, then close the connection without a word;
 - `drip`: store, then answer one byte every `drip_every` seconds, for ever;
+- `flood`: store, then answer an endless body as fast as the connection takes it;
 - `refuse`: answer this status and store nothing;
 - `clock_skew`: the platform's clock is this many seconds off ours (negative: behind);
 - `never_store`: answer nothing and store nothing (the request was lost inside the platform).
@@ -42,6 +43,7 @@ class Bad:
     drop_after_store: bool = False
     drip: bool = False
     drip_every: float = 0.3
+    flood: bool = False
     refuse: int | None = None
     refuse_body: Any = None
     clock_skew: float = 0.0
@@ -70,9 +72,9 @@ class Answer:
     """What a route hands back: a JSON (or bytes) body with a status, or one of the hostile endings."""
 
     def __init__(self, status: int = 200, body: Any = None, headers: dict[str, str] | None = None, *,
-                 drop: bool = False, drip_every: float | None = None) -> None:
+                 drop: bool = False, drip_every: float | None = None, flood: bool = False) -> None:
         self.status, self.body, self.headers = status, body, headers or {}
-        self.drop, self.drip_every = drop, drip_every
+        self.drop, self.drip_every, self.flood = drop, drip_every, flood
 
 
 Route = Callable[[Request, re.Match], Answer]
@@ -138,6 +140,13 @@ class HostilePlatform:
                     self.send_header("Connection", "close")
                 for k, v in answer.headers.items():
                     self.send_header(k, v)
+                if answer.flood:
+                    self.send_header("Content-Length", str(1 << 40))
+                    self.end_headers()
+                    block = b'{"x": "' + b"x" * 65536
+                    while not platform._stopping.is_set():
+                        self.wfile.write(block)
+                    return
                 if answer.drip_every is not None:
                     self.send_header("Content-Length", "100000000")
                     self.end_headers()
@@ -200,6 +209,8 @@ class HostilePlatform:
             return Answer(bad.status_after_store, b"<html><body>Internal Server Error</body></html>")
         if bad.drip:
             return Answer(200, drip_every=bad.drip_every)
+        if bad.flood:
+            return Answer(200, flood=True)
         return answer(post)
 
 
@@ -231,6 +242,7 @@ class HostileDiscourse(HostilePlatform):
         self.route("GET", rf"/t/{topic_id}\.json", self._topic)
         self.route("GET", rf"/t/{topic_id}/posts\.json", self._topic_posts)
         self.route("GET", r"/posts/(\d+)\.json", self._post)
+        self.route("GET", r"/posts\.json", self._latest)
 
     def _add(self, username: str, raw: str, reply_to: int | None, at: datetime) -> dict:
         self.next_id += 1
@@ -283,6 +295,13 @@ class HostileDiscourse(HostilePlatform):
         with self.lock:
             posts = [self._view(p, raw) for p in self.posts if p["id"] in wanted]
         return Answer(200, {"post_stream": {"posts": posts}, "id": self.topic_id})
+
+    def _latest(self, req: Request, _m) -> Answer:
+        """GET /posts.json: the forum's newest posts, newest first, paged back with `before` (a post id)."""
+        before = int(req.arg("before") or 0) or None
+        with self.lock:
+            rows = [dict(p, topic_title="Hub drops") for p in reversed(self.posts) if before is None or p["id"] < before]
+        return Answer(200, {"latest_posts": rows[:self.CHUNK]})
 
     def _post(self, req: Request, m: re.Match) -> Answer:
         with self.lock:
@@ -486,14 +505,20 @@ FAST = {"publish_deadline_seconds": 1, "check_deadline_seconds": 5, "stale_after
 def stage(kind: str, store, tmp_path, **replies: float) -> Stage:
     """Start the `kind` stand-in (stop it with `stage.platform.stop()`) and open a case on it."""
     from desk.config import load_config
-    from tests.e2e_helpers import seed_case, seed_discourse_case
 
     platform = {"discourse": HostileDiscourse, "x": HostileX, "reddit": HostileReddit}[kind]().start()
     path = tmp_path / f"{kind}.yaml"
     path.write_text(config_text(kind, platform.base_url, {**FAST, **replies}))
     cfg = load_config(path)
+    return Stage(kind, platform, store, cfg, dict(ENVS[kind]), seed_target(kind, store, cfg, platform.base_url))
+
+
+def seed_target(kind: str, store, cfg, base_url: str) -> int:
+    """Open a case on a post the `kind` platform at `base_url` holds; returns the case id."""
+    from tests.e2e_helpers import seed_case, seed_discourse_case
+
     if kind == "discourse":
-        case_id = seed_discourse_case(store, cfg, platform.base_url)
+        case_id = seed_discourse_case(store, cfg, base_url)
     elif kind == "x":
         case_id = seed_case(store, cfg, platform="x", source="x", external_id="555", thread_id="555",
                             author="@maria_t", body="@NorthwindHelp down again", extra={"username": "maria_t"})
@@ -501,4 +526,4 @@ def stage(kind: str, store, tmp_path, **replies: float) -> Stage:
         case_id = seed_case(store, cfg, platform="reddit", source="reddit", external_id="t3_abc123",
                             thread_id="t3_abc123", body="Northwind is down", extra={"fullname": "t3_abc123"},
                             url="https://www.reddit.com/r/northwind/comments/abc123/")
-    return Stage(kind, platform, store, cfg, dict(ENVS[kind]), case_id)
+    return case_id

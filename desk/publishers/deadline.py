@@ -35,8 +35,8 @@ import httpcore
 import httpx
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 T = TypeVar("T")
 MARGIN = 0.5  # seconds a worker gets, after its sockets are shut, to hand back what it has
@@ -81,8 +81,8 @@ class Deadline:
             return None
         return left if timeout is None else min(timeout, left)
 
-    def watch(self, sock: socket.socket | None) -> None:
-        if sock is None:
+    def watch(self, sock: Any) -> None:
+        if not isinstance(sock, socket.socket):
             return
         with self._lock:
             if self.expired:
@@ -259,25 +259,36 @@ class _Watched:
     def request(self, *args: Any, **kwargs: Any) -> None:
         d = _current.get()
         if d is not None:
+            if self.sock is None:
+                self.connect()  # here rather than inside the request, so a connect that never completes is not "sent"
             d.watch(self.sock)  # a kept-alive socket from an earlier call
             d.sending()
         super().request(*args, **kwargs)  # type: ignore[misc]
 
 
-class _Connection(_Watched, HTTPConnection):
-    pass
+_WATCHED: dict[type, type] = {}
 
 
-class _TlsConnection(_Watched, HTTPSConnection):
-    pass
+def _watched(cls: type) -> type:
+    """`cls` with its sockets registered: built on whatever connection class urllib3 is set to use now
+    (a test's recorder may have swapped in its own)."""
+    if issubclass(cls, _Watched):
+        return cls
+    if cls not in _WATCHED:
+        _WATCHED[cls] = type(f"Watched{cls.__name__}", (_Watched, cls), {})
+    return _WATCHED[cls]
 
 
 class _Pool(HTTPConnectionPool):
-    ConnectionCls = _Connection
+    @property  # type: ignore[override]
+    def ConnectionCls(self) -> type:  # noqa: N802 - urllib3's name
+        return _watched(HTTPConnectionPool.ConnectionCls)
 
 
 class _TlsPool(HTTPSConnectionPool):
-    ConnectionCls = _TlsConnection
+    @property  # type: ignore[override]
+    def ConnectionCls(self) -> type:  # noqa: N802 - urllib3's name
+        return _watched(HTTPSConnectionPool.ConnectionCls)
 
 
 _POOLS = {"http": _Pool, "https": _TlsPool}
@@ -323,6 +334,21 @@ def _bounded(timeout: Any, d: Deadline) -> Any:
     if timeout is None or isinstance(timeout, (int, float)):
         return left if timeout is None else min(float(timeout), left)
     return timeout  # a urllib3 Timeout object: the watchdog still bounds it
+
+
+def never_sent(exc: BaseException) -> bool:
+    """Whether a requests error shows the request never left: no connection was made (refused, no such host,
+    connect timeout). A connection lost after that (`Connection aborted`) may have carried the request."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, (requests.exceptions.ConnectTimeout, NewConnectionError)):
+            return True
+        if isinstance(exc, MaxRetryError) and isinstance(exc.reason, NewConnectionError):
+            return True
+        exc = getattr(exc, "original_exception", None) or exc.__cause__ or \
+            next((a for a in exc.args if isinstance(a, BaseException)), None)
+    return False
 
 
 def mount_on(session) -> None:

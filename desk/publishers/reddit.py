@@ -26,7 +26,7 @@ from collectors.base import NotConfigured as CollectorNotConfigured
 from collectors.reddit import make_reddit
 from desk.config import HearkenConfig
 from desk.publishers.base import NotConfigured, Posted, Rejected, Target, Unknown, same_text
-from desk.publishers.deadline import mount_on
+from desk.publishers.deadline import mount_on, never_sent
 
 SITE = "https://www.reddit.com"
 LISTING_LIMIT = 1000  # Reddit serves at most this many items of a listing
@@ -80,6 +80,10 @@ class RedditPublisher:
                 f"{i.error_type}: {i.message}" for i in exc.items)) from exc
         except _REFUSED as exc:
             raise Rejected(f"Reddit refused the comment ({type(exc).__name__})") from exc
+        except prawcore.exceptions.RequestException as exc:
+            if never_sent(exc):
+                raise Rejected(f"could not reach Reddit: {exc}") from exc
+            raise Unknown(f"no clear answer from Reddit ({type(exc).__name__}: {exc})") from exc
         except (prawcore.exceptions.PrawcoreException, PRAWException) as exc:
             raise Unknown(f"no clear answer from Reddit ({type(exc).__name__}: {exc})") from exc
         if comment is None:

@@ -22,7 +22,7 @@ import tweepy
 from collectors.x import make_client
 from desk.config import HearkenConfig
 from desk.publishers.base import NotConfigured, Posted, Rejected, Target, Unknown, same_text
-from desk.publishers.deadline import mount_on
+from desk.publishers.deadline import mount_on, never_sent
 
 _REFUSED = (tweepy.BadRequest, tweepy.Unauthorized, tweepy.Forbidden, tweepy.NotFound, tweepy.TooManyRequests)
 TIMELINE_LIMIT = 3200  # X serves at most this many of an account's newest posts
@@ -41,9 +41,11 @@ class XPublisher:
             r = self.client.create_tweet(text=text, in_reply_to_tweet_id=target.external_id, user_auth=True)
         except _REFUSED as exc:
             raise Rejected(f"X refused the post ({type(exc).__name__}: {'; '.join(exc.api_messages) or exc})") from exc
-        except requests.exceptions.ConnectTimeout as exc:
-            raise Rejected(f"could not reach X: {exc}") from exc
-        except (tweepy.TwitterServerError, requests.exceptions.RequestException) as exc:
+        except requests.exceptions.RequestException as exc:
+            if never_sent(exc):
+                raise Rejected(f"could not reach X: {exc}") from exc
+            raise Unknown(f"no clear answer from X ({type(exc).__name__})") from exc
+        except tweepy.TwitterServerError as exc:
             raise Unknown(f"no clear answer from X ({type(exc).__name__})") from exc
         try:
             tweet_id = str(_json(r)["data"]["id"])
