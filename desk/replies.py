@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 
 BUSY = ("posting", "checking")  # a process is at the platform with it right now (until stale)
 UNSETTLED = ("unknown", "not_found")  # it may be up: nothing more is posted to the case until it is settled
+CHECK_FAILED = "could not check the platform"  # how the note of a look that failed begins
 
 
 class ReplyConflict(CaseError):
@@ -105,6 +106,7 @@ class Unsettled:
     checked_at: datetime | None
     conclusive_at: datetime  # from then on, not finding it is conclusive
     note: str | None
+    in_flight: bool = False  # someone is at the platform with it right now (listed only when asked for)
 
     def may_post_anyway(self, now: datetime | None = None) -> bool:
         return (now or now_utc()) >= self.conclusive_at
@@ -360,8 +362,8 @@ def _check(store: Store, publisher: Publisher, rules: Replies, reply_id: int, to
     except Exception as exc:  # noqa: BLE001 - any failure to look leaves the outcome unknown
         why = (f"could not read our posts back to {_clock(sent - skew)} within {seconds:g} s"
                if isinstance(exc, deadline.DeadlinePassed) else str(exc) or type(exc).__name__)
-        _checked(store, rules, reply_id, token, actor, was, note=f"could not check the platform: {why}",
-                 action="reply_check_failed")
+        _checked(store, rules, reply_id, token, actor, was, note=f"{CHECK_FAILED}: {why}",
+                 action="reply_check_failed", looked=False)
         raise CaseError(f"could not check the platform for our reply ({why}); nothing was posted, "
                         "try the check again later") from exc
     if found is not None:
@@ -376,7 +378,7 @@ def _check(store: Store, publisher: Publisher, rules: Replies, reply_id: int, to
 
 
 def _checked(store: Store, rules: Replies, reply_id: int, token: datetime, actor: Actor, status: str, *,
-             note: str, action: str) -> ReplyOutcome:
+             note: str, action: str, looked: bool = True) -> ReplyOutcome:
     with store.session() as s:
         reply = s.get(Reply, reply_id)
         assert reply is not None
@@ -384,7 +386,9 @@ def _checked(store: Store, rules: Replies, reply_id: int, token: datetime, actor
         s.refresh(reply)
         if reply.status != "checking" or reply.attempted_at != token:
             return _outcome(reply, earlier=True, rules=rules)
-        reply.status, reply.error, reply.checked_at = status, note, token
+        reply.status, reply.error = status, note
+        if looked:
+            reply.checked_at = token
         audit.record(s, reply.case_id, actor.name, action, reply_id=reply_id, note=note)
         return _outcome(reply, checked=True, rules=rules)
 
@@ -447,17 +451,20 @@ def _case_source(store: Store, case_id: int) -> str:
     return source
 
 
-def unsettled(store: Store, cfg: HearkenConfig, case_id: int, *, now: datetime | None = None) -> list[Unsettled]:
-    """Replies of a case that may or may not be up; nothing more is posted to the case until each is settled."""
+def unsettled(store: Store, cfg: HearkenConfig, case_id: int, *, now: datetime | None = None,
+              with_in_flight: bool = False) -> list[Unsettled]:
+    """Replies of a case that may or may not be up; nothing more is posted to the case until each is settled.
+    `with_in_flight` adds those someone is posting or checking right now."""
     rules = cfg.replies
     now = now or now_utc()
     with store.session() as s:
         rows = s.scalars(select(Reply).where(Reply.case_id == case_id, Reply.status.in_(BUSY + UNSETTLED))
                          .order_by(Reply.id))
         return [Unsettled(r.id, r.status, r.author, r.body, _sent_at(r), r.checked_at, _conclusive_at(r, rules),
-                          r.error) for r in rows if _unsettled(r, now, rules)]
+                          r.error, _busy(r, now, rules)) for r in rows
+                if _unsettled(r, now, rules) or (with_in_flight and _busy(r, now, rules))]
 
 
-__all__ = ["BUSY", "TEMPLATES", "UNSETTLED", "ReplyConflict", "ReplyOutcome", "Unsettled", "answered_count",
+__all__ = ["BUSY", "CHECK_FAILED", "TEMPLATES", "UNSETTLED", "ReplyConflict", "ReplyOutcome", "Unsettled", "answered_count",
            "case_ref", "check_reply", "fill_template", "new_key", "post_anyway", "post_reply", "seen_replies",
            "target_for", "unsettled"]

@@ -512,3 +512,53 @@ def test_kill_9_between_the_platforms_answer_and_our_commit(hostile_db, db_url, 
     found = check_reply(st.store, st.cfg, pending.reply_id, actor(st), env=st.env)
     assert found.status == "posted" and st.held(TEXT) == 1
     assert open_queue(st.store).items[0].status == "replied"
+
+
+# --- the case page: unknown, check, not yet conclusive, not found, post anyway (Streamlit AppTest) --------
+
+
+def test_case_page_flow_from_a_lost_answer_to_post_anyway(hostile, monkeypatch, tmp_path):
+    from streamlit.testing.v1 import AppTest
+
+    st = hostile("discourse", check_grace_seconds=2)
+    monkeypatch.setenv("HEARKEN_CONFIG", str(st.cfg.path))
+    monkeypatch.setenv("HEARKEN_DATABASE_URL", str(st.store.engine.url))
+    for k, v in st.env.items():
+        monkeypatch.setenv(k, v)
+    st.platform.bad.never_store = True  # the forum swallows the request: nothing is up
+    cid = st.case_id
+    at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=60)
+    at.switch_page("views/case.py")
+    at.query_params["id"] = str(cid)
+    at.run()
+    at.text_area(key=f"draft-{cid}").input(TEXT).run()
+    at.button(key="post").click().run()
+    assert not at.exception
+    assert "did not confirm the reply" in at.warning[0].value
+    [pending] = unsettled(st.store, st.cfg, cid)
+    rid = pending.reply_id
+    assert any("may or may not be on the platform (the answer was lost)" in w.value for w in at.warning)
+    assert at.button(key="post").disabled  # held: one public reply, never two
+    keys = {b.key for b in at.button}
+    assert f"check-{rid}" in keys and f"anyway-{rid}" not in keys  # no second post inside the grace period
+
+    at.button(key=f"check-{rid}").click().run()
+    assert any("not on the platform yet" in w.value and "not conclusive before" in w.value for w in at.warning)
+    assert any("Not finding it is conclusive from" in w.value for w in at.warning)
+    assert f"anyway-{rid}" not in {b.key for b in at.button}
+
+    wait_for(lambda: unsettled(st.store, st.cfg, cid)[0].may_post_anyway(), "the grace period to pass")
+    at.button(key=f"check-{rid}").click().run()
+    assert any("is not on the platform" in e.value for e in at.error)
+    assert at.button(key=f"anyway-{rid}").disabled  # a reason first
+    st.platform.bad.never_store = False
+    at.text_area(key=f"anyway-reason-{rid}").input("Read the thread myself: no reply from us").run()
+    at.button(key=f"anyway-{rid}").click().run()
+    assert not at.exception
+    assert at.success[0].value.startswith("Posted publicly")
+    assert st.held(TEXT) == 1
+    shown = [t.value for t in at.text]
+    assert any(t.startswith("Posted anyway by Alex Admin") and t.endswith("no reply from us") for t in shown)
+    detail = at.table[0].value.to_dict("records")
+    assert any(r["action"] == "reply post anyway" and "no reply from us" in str(r["detail"]) for r in detail)
+    assert f"anyway-{rid}" not in {b.key for b in at.button} and at.text_area(key=f"draft-{cid}").value == ""
