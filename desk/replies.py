@@ -227,7 +227,7 @@ def post_reply(store: Store, cfg: HearkenConfig, case_id: int, actor: Actor, tex
     text = (text or "").strip()
     if not text:
         raise CaseError("the reply is empty")
-    publisher = publisher_for(cfg, _case_source(store, case_id), env)  # read-only / no credentials: nothing recorded
+    publisher = publisher_for(cfg, _locate(store, case_id=case_id)[1], env)  # read-only / no credentials: nothing recorded
     try:
         now = now_utc()
         with store.session() as s:
@@ -280,8 +280,8 @@ def check_reply(store: Store, cfg: HearkenConfig, reply_id: int, actor: Actor, *
     """Look on the platform for a reply whose outcome is unknown: posted if ours is there; if not, still
     `unknown` within the grace period after it was sent, `not_found` after it. Never posts."""
     rules = cfg.replies
-    case_id = _reply_case(store, reply_id)
-    publisher = publisher_for(cfg, _case_source(store, case_id), env)
+    case_id, source = _locate(store, reply_id=reply_id)
+    publisher = publisher_for(cfg, source, env)
     try:
         now = now_utc()
         with store.session() as s:
@@ -308,8 +308,8 @@ def post_anyway(store: Store, cfg: HearkenConfig, reply_id: int, actor: Actor, *
     reason = (reason or "").strip()
     if not reason:
         raise CaseError("say why the reply should be posted again: it may already be up")
-    case_id = _reply_case(store, reply_id)
-    publisher = publisher_for(cfg, _case_source(store, case_id), env)
+    case_id, source = _locate(store, reply_id=reply_id)
+    publisher = publisher_for(cfg, source, env)
     try:
         now = now_utc()
         with store.session() as s:
@@ -435,20 +435,17 @@ def _refuse_if_unsettled(s: Session, case_id: int, now: datetime, rules: Replies
                             "unknown); check the platform for it first, or post it anyway with a reason")
 
 
-def _reply_case(store: Store, reply_id: int) -> int:
+def _locate(store: Store, *, case_id: int | None = None, reply_id: int | None = None) -> tuple[int, str]:
+    """(case id, source name) of a case, or of the case a reply belongs to."""
     with store.session() as s:
-        case_id = s.scalar(select(Reply.case_id).where(Reply.id == reply_id))
-    if case_id is None:
-        raise CaseError(f"there is no reply #{reply_id}")
-    return case_id
-
-
-def _case_source(store: Store, case_id: int) -> str:
-    with store.session() as s:
-        source = s.scalar(select(Case.source).where(Case.id == case_id))
-    if source is None:
-        raise CaseError(f"there is no case #{case_id}")
-    return source
+        if reply_id is not None:
+            row = s.execute(select(Case.id, Case.source).join(Reply, Reply.case_id == Case.id)
+                            .where(Reply.id == reply_id)).first()
+        else:
+            row = s.execute(select(Case.id, Case.source).where(Case.id == case_id)).first()
+    if row is None:
+        raise CaseError(f"there is no reply #{reply_id}" if reply_id is not None else f"there is no case #{case_id}")
+    return row[0], row[1]
 
 
 def unsettled(store: Store, cfg: HearkenConfig, case_id: int, *, now: datetime | None = None,

@@ -28,11 +28,13 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests import collector_helpers
 
 
 @dataclass
@@ -50,22 +52,14 @@ class Bad:
     never_store: bool = False
 
 
-@dataclass
-class Request:
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]
-    body: bytes
+class Request(collector_helpers.Request):
+    """One request the platform received (the read side's Request, with the bodies a create call sends)."""
 
     def json(self) -> Any:
         return json.loads(self.body or b"null")
 
     def form(self) -> dict[str, str]:
         return {k: v[0] for k, v in parse_qs(self.body.decode()).items()}
-
-    def arg(self, name: str, default: str | None = None) -> str | None:
-        return (self.query.get(name) or [default])[0]
 
 
 class Answer:

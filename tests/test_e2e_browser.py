@@ -48,6 +48,28 @@ def settle(page) -> None:
     page.wait_for_timeout(300)
 
 
+def draft_on_case_page(browser, url: str, case_id: int, text: str):
+    """A browser page on a Discourse case with `text` typed into the reply box; returns (context, page)."""
+    from playwright.sync_api import expect
+
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1800})
+    page = ctx.new_page()
+    page.goto(f"{url}/case?id={case_id}")
+    box = page.get_by_label("Your reply (up to 32000 characters on discourse)")
+    expect(box).to_be_visible(timeout=30000)
+    settle(page)
+    box.fill(text)
+    box.press("Control+Enter")
+    return ctx, page
+
+
+def wait_until(condition, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
 def shot(page, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
@@ -208,14 +230,7 @@ def test_dashboard_killed_mid_post_then_check_finds_the_reply(tmp_path, browser)
                                 env={**env, "HEARKEN_FAILPOINT": f"reply_after_call:{marker}"})
     proc2 = None
     try:
-        ctx = browser.new_context(viewport={"width": 1400, "height": 1800})
-        page = ctx.new_page()
-        page.goto(f"{url}/case?id={case_id}")
-        box = page.get_by_label("Your reply (up to 32000 characters on discourse)")
-        expect(box).to_be_visible(timeout=30000)
-        settle(page)
-        box.fill("Hi kevin.r, sorry about this; we're on it.")
-        box.press("Control+Enter")
+        ctx, page = draft_on_case_page(browser, url, case_id, "Hi kevin.r, sorry about this; we're on it.")
         settle(page)
         page.get_by_role("button", name="Post publicly").click()
         for _ in range(200):
@@ -228,10 +243,7 @@ def test_dashboard_killed_mid_post_then_check_finds_the_reply(tmp_path, browser)
         assert len(forum.posts) == 1
 
         proc2, url2 = start_streamlit(ROOT / "dashboard" / "app.py", home=home, env=env)
-        deadline = time.monotonic() + 30
-        while not unsettled(store, cfg, case_id):  # the dead dashboard's attempt goes stale
-            assert time.monotonic() < deadline, "the orphaned attempt never went stale"
-            time.sleep(0.1)
+        wait_until(lambda: unsettled(store, cfg, case_id), "the dead dashboard's attempt to go stale")
         page.goto(f"{url2}/case?id={case_id}")
         expect(page.get_by_text("may or may not be on the platform")).to_be_visible(timeout=30000)
         expect(page.get_by_text("Signed in as")).to_be_visible()  # a deep link goes through app.py's gate
@@ -277,14 +289,7 @@ def test_lost_reply_not_found_then_posted_anyway_with_a_reason_in_chromium(tmp_p
     proc, url = start_streamlit(ROOT / "dashboard" / "app.py", home=home,
                                 env={"HEARKEN_CONFIG": str(st.cfg.path), "HEARKEN_DATABASE_URL": db_url, **st.env})
     try:
-        ctx = browser.new_context(viewport={"width": 1400, "height": 1800})
-        page = ctx.new_page()
-        page.goto(f"{url}/case?id={st.case_id}")
-        box = page.get_by_label("Your reply (up to 32000 characters on discourse)")
-        expect(box).to_be_visible(timeout=30000)
-        settle(page)
-        box.fill(text)
-        box.press("Control+Enter")
+        ctx, page = draft_on_case_page(browser, url, st.case_id, text)
         settle(page)
         page.get_by_role("button", name="Post publicly").click()
         expect(page.get_by_text("did not confirm the reply")).to_be_visible(timeout=20000)
@@ -295,10 +300,7 @@ def test_lost_reply_not_found_then_posted_anyway_with_a_reason_in_chromium(tmp_p
         settle(page)
         expect(page.get_by_role("button", name="Post anyway")).to_have_count(0)
         shot(page, "10-case-reply-not-found-yet")
-        deadline = time.monotonic() + 30
-        while not unsettled(store, st.cfg, st.case_id)[0].may_post_anyway():
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+        wait_until(lambda: unsettled(store, st.cfg, st.case_id)[0].may_post_anyway(), "the grace period to pass")
         page.get_by_role("button", name="Check the platform").click()
         expect(page.get_by_text("is not on the platform").first).to_be_visible(timeout=20000)
         settle(page)

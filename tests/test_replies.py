@@ -63,19 +63,22 @@ def wait_for(condition, what: str, timeout: float = 30.0) -> None:
         time.sleep(0.05)
 
 
-@pytest.fixture
-def hostile(request, tmp_path, sqlite_store):
-    """stage(kind, **replies): a hostile platform of that kind with a case on it; stopped afterwards."""
+def _stages(store, tmp_path):
+    """stage(kind, **replies) on `store`: a hostile platform of that kind with a case on it; stopped afterwards."""
     made = []
 
     def make(kind: str, **replies):
-        st = stage(kind, sqlite_store, tmp_path, **replies)
-        made.append(st)
-        return st
+        made.append(stage(kind, store, tmp_path, **replies))
+        return made[-1]
 
     yield make
     for st in made:
         st.platform.stop()
+
+
+@pytest.fixture
+def hostile(tmp_path, sqlite_store):
+    yield from _stages(sqlite_store, tmp_path)
 
 
 def actor(st):
@@ -465,21 +468,12 @@ def test_only_a_reply_with_our_text_counts_as_ours(hostile):
 
 
 @pytest.fixture
-def hostile_db(request, tmp_path, db_url):
-    """stage(kind) on the `db_url` database (SQLite, then PostgreSQL when configured)."""
+def hostile_db(tmp_path, db_url):
+    """The same on the `db_url` database (SQLite, then PostgreSQL when configured)."""
     from desk.db import connect
 
     store = connect(db_url)
-    made = []
-
-    def make(kind: str, **replies):
-        st = stage(kind, store, tmp_path, **replies)
-        made.append(st)
-        return st
-
-    yield make
-    for st in made:
-        st.platform.stop()
+    yield from _stages(store, tmp_path)
     store.close()
 
 
