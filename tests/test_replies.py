@@ -556,3 +556,17 @@ def test_case_page_flow_from_a_lost_answer_to_post_anyway(hostile, monkeypatch, 
     detail = at.table[0].value.to_dict("records")
     assert any(r["action"] == "reply post anyway" and "no reply from us" in str(r["detail"]) for r in detail)
     assert f"anyway-{rid}" not in {b.key for b in at.button} and at.text_area(key=f"draft-{cid}").value == ""
+
+
+def test_replies_settings_are_checked_with_file_line_and_key(tmp_path):
+    from desk.config import ConfigError, load_config
+
+    path = tmp_path / "bad.yaml"
+    path.write_text("brand: {terms: [Northwind]}\nreplies:\n  publish_deadline_seconds: 30\n  stale_after_seconds: 20\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    [problem] = err.value.problems
+    assert problem.line == 2 and problem.key == "replies" and "must be longer than the publish" in problem.message
+    path.write_text("brand: {terms: [Northwind]}\nreplies: {check_grace_seconds: -1}\n")
+    with pytest.raises(ConfigError, match="replies.check_grace_seconds"):
+        load_config(path)
