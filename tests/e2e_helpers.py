@@ -244,8 +244,6 @@ team:
 
 
 DISCOURSE_ENV = {"TEST_DISCOURSE_KEY": "test-key", "TEST_DISCOURSE_USER": "northwind_team"}
-FAST_REPLIES = ("replies: {publish_deadline_seconds: 1, check_deadline_seconds: 5, stale_after_seconds: 6, "
-                "check_grace_seconds: 300, clock_skew_seconds: 600}\n")
 
 
 def seed_discourse_case(store, cfg, base_url: str, *, topic_id: int = 17, post_number: int = 1,
