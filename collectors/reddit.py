@@ -50,8 +50,9 @@ SEEN_MAX = 300
 BLOCKING_WAIT = 10.0  # prawcore may sleep this long between two requests; beyond it we give the turn back
 
 
-def make_reddit(settings: Any, env: dict[str, str]) -> praw.Reddit:
-    """A PRAW client from the source's settings and environment (read-only without user credentials)."""
+def make_reddit(settings: Any, env: dict[str, str], *, session: Any = None) -> praw.Reddit:
+    """A PRAW client from the source's settings and environment (read-only without user credentials).
+    `session`: the requests.Session PRAW sends through (the publisher passes one with a deadline)."""
     client_id = env.get(settings.client_id_env)
     secret = env.get(settings.client_secret_env)
     if not client_id or not secret:
@@ -64,6 +65,8 @@ def make_reddit(settings: Any, env: dict[str, str]) -> praw.Reddit:
         kwargs.update(username=username, password=password)
     if settings.base_url:
         kwargs.update(oauth_url=settings.base_url.rstrip("/"), reddit_url=settings.base_url.rstrip("/"))
+    if session is not None:
+        kwargs["requestor_kwargs"] = {"session": session}
     reddit = praw.Reddit(**kwargs)
     if not (username and password):
         reddit.read_only = True

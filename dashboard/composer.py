@@ -5,6 +5,10 @@ idempotency key (`reply-key-N`, kept until the reply is posted, so a second
 click or a retry after a timeout reuses it), how many replies the writer had
 seen when they started (`seen-N`), the draft (`draft-N`) and the template
 chosen (`template-N`).
+
+A reply whose outcome is unknown holds the composer: it shows what was sent,
+"Check the platform", when not finding it becomes conclusive and, after that,
+"Post anyway" with a reason (`anyway-reason-R`, `anyway-R`, per reply id R).
 """
 
 from __future__ import annotations
@@ -34,19 +38,9 @@ def reply_composer(store: Store, cfg: HearkenConfig, actor: Actor, d: CaseDetail
         st.session_state[kkey] = replies.new_key()
         st.session_state[skey] = replies.seen_replies(store, cid)
 
-    for rid in replies.pending_checks(store, cid):
-        st.warning(f"Reply #{rid} may or may not be on the platform (the answer was lost). "
-                   "Hearken will not post again until it has looked.")
-        if st.button("Check the platform", key=f"check-{rid}"):
-            try:
-                out = replies.check_reply(store, cfg, rid, actor)
-            except (CaseError, PublishError) as exc:
-                ui.flash(flash_key, "error", str(exc))
-            else:
-                ui.flash(flash_key, "success" if out.status == "posted" else "info",
-                         "Found our reply on the platform; recorded as posted." if out.status == "posted"
-                         else "Our reply is not on the platform: nothing went out, you can post again.")
-            st.rerun()
+    waiting = replies.unsettled(store, cfg, cid, with_in_flight=True)
+    for u in waiting:
+        _unsettled_reply(store, cfg, actor, u, flash_key, kkey, cid)
 
     names = [NO_TEMPLATE] + list(replies.TEMPLATES)
     if st.session_state.pop(f"reset-{cid}", False):  # after a post: an empty composer
@@ -75,10 +69,12 @@ def reply_composer(store: Store, cfg: HearkenConfig, actor: Actor, d: CaseDetail
             st.text(draft)
     if not ok:
         st.info(f"Posting is off for this source: {why_not}")
-    held = False
+    held = bool(waiting)
+    if waiting:
+        st.caption("Posting is held until the reply above is settled: one public reply, never two.")
     if st.session_state.get(f"conflict-{cid}"):
-        held = not st.checkbox("Someone else replied while I was writing. I have read it; post mine as well.",
-                               key=f"also-{cid}")
+        held = held or not st.checkbox("Someone else replied while I was writing. I have read it; post mine as well.",
+                                       key=f"also-{cid}")
     if not st.button("Post publicly", key="post", type="primary",
                      disabled=not ok or not (draft or "").strip() or held):
         return None
@@ -93,7 +89,8 @@ def reply_composer(store: Store, cfg: HearkenConfig, actor: Actor, d: CaseDetail
     except (CaseError, NotAllowed, PublishError) as exc:
         ui.flash(flash_key, "error", str(exc))
     else:
-        kind = {"posted": "success", "failed": "error", "unknown": "warning"}.get(out.status, "info")
+        kind = {"posted": "success", "failed": "error", "unknown": "warning", "not_found": "warning"}.get(out.status,
+                                                                                                      "info")
         ui.flash(flash_key, kind, out.message)
         if out.status == "posted":
             del st.session_state[kkey]
@@ -102,3 +99,58 @@ def reply_composer(store: Store, cfg: HearkenConfig, actor: Actor, d: CaseDetail
             st.session_state.pop(f"also-{cid}", None)
     st.rerun()
     return out
+
+
+def _unsettled_reply(store: Store, cfg: HearkenConfig, actor: Actor, u: replies.Unsettled, flash_key: str,
+                     kkey: str, cid: int) -> None:
+    """One reply that may or may not be up: what is known, Check the platform, and (after the grace
+    period) Post anyway with a reason."""
+    rid = u.reply_id
+    with st.container(border=True, key=f"unsettled-{rid}"):
+        if u.in_flight:
+            doing = "checking the platform for" if u.status == "checking" else "posting"
+            st.info(f"{u.author} is {doing} reply #{rid} right now.")
+            return
+        if u.status == "not_found":
+            st.error(f"Reply #{rid} is not on the platform (checked {ui.fmt_time(u.checked_at, seconds=True)}). "
+                     "It may never have gone out. Hearken will not post it again by itself.")
+        elif u.checked_at is not None and not u.may_post_anyway():
+            st.warning(f"Reply #{rid} may or may not be on the platform: it was not there when checked at "
+                       f"{ui.fmt_time(u.checked_at, seconds=True)}, but a platform can store or show a post late. "
+                       f"Not finding it is conclusive from {ui.fmt_time(u.conclusive_at, seconds=True)}.")
+        else:
+            st.warning(f"Reply #{rid} may or may not be on the platform (the answer was lost). "
+                       "Hearken will not post again until it has looked.")
+        st.caption(f"Sent by {ui.md_escape(u.author)} at {ui.fmt_time(u.sent_at, seconds=True)}:")
+        st.text(u.body)
+        if u.note and u.note.startswith(replies.CHECK_FAILED):
+            st.caption(ui.md_escape(u.note))
+        if st.button("Check the platform", key=f"check-{rid}"):
+            try:
+                out = replies.check_reply(store, cfg, rid, actor)
+            except (CaseError, PublishError) as exc:
+                ui.flash(flash_key, "error", str(exc))
+            else:
+                ui.flash(flash_key, {"posted": "success", "not_found": "error"}.get(out.status, "warning"), out.message)
+            st.rerun()
+        if not u.may_post_anyway():
+            st.caption(f"If it is still not found from {ui.fmt_time(u.conclusive_at, seconds=True)}, "
+                       "you can post it anyway.")
+            return
+        with st.expander("Post anyway", key=f"anyway-box-{rid}"):
+            if u.status != "not_found":
+                st.caption("Hearken could not settle this by looking: check the platform first if you can.")
+            reason = st.text_area("Why post it again? This goes into the case history with your name.",
+                                  key=f"anyway-reason-{rid}", placeholder="I read the thread: no reply from us")
+            if st.button("Post anyway", key=f"anyway-{rid}", type="primary", disabled=not (reason or "").strip()):
+                try:
+                    out = replies.post_anyway(store, cfg, rid, actor, reason=reason)
+                except (CaseError, NotAllowed, PublishError) as exc:
+                    ui.flash(flash_key, "error", str(exc))
+                else:
+                    kind = {"posted": "success", "failed": "error"}.get(out.status, "warning")
+                    ui.flash(flash_key, kind, out.message)
+                    if out.status == "posted":
+                        st.session_state.pop(kkey, None)
+                        st.session_state[f"reset-{cid}"] = True
+                st.rerun()

@@ -200,6 +200,34 @@ class Runner(_Model):
     lease_seconds: float = Field(120, gt=0, description="How long a process holds a source between polls (scale-out).")
 
 
+class Replies(_Model):
+    """How a public reply is posted exactly once: deadlines, and when a lost answer may be settled."""
+
+    publish_deadline_seconds: float = Field(
+        20, gt=0, le=300, description="Wall-clock limit of one publish call, connecting to the last byte; "
+                                      "past it the outcome is unknown.")
+    check_deadline_seconds: float = Field(
+        60, gt=0, le=300, description="Wall-clock limit of one look on the platform for a reply whose answer was lost.")
+    stale_after_seconds: float = Field(
+        120, gt=0, description="A reply left 'posting' this long was left by a process that died; "
+                               "longer than both deadlines.")
+    check_grace_seconds: float = Field(
+        300, ge=0, description="Not finding our reply is not conclusive until this long after it was sent "
+                               "(a platform can store or show a post late).")
+    clock_skew_seconds: float = Field(
+        600, ge=0, description="How far the platform's clock may be from ours, either way, when reading back "
+                               "our posts since an attempt.")
+
+    @model_validator(mode="after")
+    def _stale_after_outlasts_deadlines(self) -> "Replies":
+        longest = max(self.publish_deadline_seconds, self.check_deadline_seconds)
+        if self.stale_after_seconds <= longest:
+            raise ValueError(f"stale_after_seconds ({self.stale_after_seconds:g}) must be longer than the publish "
+                             f"and check deadlines ({longest:g}), or a reply still being posted would be taken "
+                             "for one whose process died")
+        return self
+
+
 class HearkenConfig(_Model):
     brand: Brand
     accounts: dict[Literal["demo", "reddit", "x", "discourse", "forum"], list[str]] = Field(
@@ -213,6 +241,7 @@ class HearkenConfig(_Model):
     classifier: ClassifierSettings = Field(default_factory=ClassifierSettings)
     dashboard: Dashboard = Field(default_factory=Dashboard)
     runner: Runner = Field(default_factory=Runner)
+    replies: Replies = Field(default_factory=Replies)
 
     path: Path | None = Field(None, exclude=True, description="The file this was loaded from (set by load_config).")
 

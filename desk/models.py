@@ -150,8 +150,12 @@ class Case(Base):
 class Reply(Base):
     """A reply to a case: recorded before the platform call (`pending`), its result after.
 
-    status: pending -> posting -> posted | failed | unknown (the call's outcome was lost;
-    check the platform before trying again). kind: public (posted by Hearken) or elsewhere.
+    status: posting -> posted | failed (certainly not posted: safe to try again) | unknown (the
+    call's outcome was lost: it may be up). Looking for it on the platform holds the row as
+    `checking`; not finding it once the grace period is over makes it `not_found`, which still
+    never posts again by itself: only a person's "post anyway" (with a reason) sends it again.
+    kind: public (posted by Hearken) or elsewhere. `attempted_at` is the row's lease (set when
+    a send or a check takes it); `sent_at` is when the latest platform call began.
     """
 
     __tablename__ = "replies"
@@ -169,6 +173,8 @@ class Reply(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=now_utc)
     attempted_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    checked_at: Mapped[datetime | None]
     posted_at: Mapped[datetime | None]
 
 

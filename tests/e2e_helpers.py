@@ -272,8 +272,7 @@ team:
 """
 
 
-DISCOURSE_ENV = {"TEST_DISCOURSE_KEY": "test-key", "TEST_DISCOURSE_USER": "northwind_team",
-                 "HEARKEN_PUBLISH_TIMEOUT": "1"}
+DISCOURSE_ENV = {"TEST_DISCOURSE_KEY": "test-key", "TEST_DISCOURSE_USER": "northwind_team"}
 
 
 def seed_discourse_case(store, cfg, base_url: str, *, topic_id: int = 17, post_number: int = 1,

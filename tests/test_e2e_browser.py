@@ -8,12 +8,14 @@ Needs Debian's chromium (/usr/bin/chromium) and the playwright package; skips wi
 from __future__ import annotations
 
 import os
+import time
 from datetime import timedelta
 
 import pytest
 
 from desk.config import load_config
 from desk.db import connect
+from desk.replies import unsettled
 from tests.conftest import MINIMAL_CONFIG, need_fixtures
 from tests.e2e_helpers import (ARTIFACTS, CHROMIUM_ARGS, DISCOURSE_ENV, HOSTILE_BODY, ROOT, DiscourseForum,
                                discourse_config, free_port, oidc_account, oidc_home, oidc_sign_in, seed_case,
@@ -46,6 +48,28 @@ def settle(page) -> None:
 
     expect(page.get_by_test_id("stStatusWidget")).to_be_hidden(timeout=20000)
     page.wait_for_timeout(300)
+
+
+def draft_on_case_page(browser, url: str, case_id: int, text: str):
+    """A browser page on a Discourse case with `text` typed into the reply box; returns (context, page)."""
+    from playwright.sync_api import expect
+
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1800})
+    page = ctx.new_page()
+    page.goto(f"{url}/case?id={case_id}")
+    box = page.get_by_label("Your reply (up to 32000 characters on discourse)")
+    expect(box).to_be_visible(timeout=30000)
+    settle(page)
+    box.fill(text)
+    box.press("Control+Enter")
+    return ctx, page
+
+
+def wait_until(condition, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
 
 
 def shot(page, name: str) -> None:
@@ -187,24 +211,19 @@ def test_dashboard_killed_mid_post_then_check_finds_the_reply(tmp_path, browser)
     home = tmp_path / "home"
     home.mkdir()
     cfg_path = tmp_path / "hearken.yaml"
-    cfg_path.write_text(discourse_config(forum.base_url) + "dashboard: {auth: local, local_user: Sam Agent}\n")
+    cfg_path.write_text(discourse_config(forum.base_url) + "dashboard: {auth: local, local_user: Sam Agent}\n"
+                        "replies: {publish_deadline_seconds: 2, check_deadline_seconds: 2, stale_after_seconds: 3}\n")
     db_url = f"sqlite:///{tmp_path / 'hearken.db'}"
     store = connect(db_url)
-    case_id = seed_discourse_case(store, load_config(cfg_path), forum.base_url)
+    cfg = load_config(cfg_path)
+    case_id = seed_discourse_case(store, cfg, forum.base_url)
     marker = tmp_path / "hung-after-call"
     env = {"HEARKEN_CONFIG": str(cfg_path), "HEARKEN_DATABASE_URL": db_url, **DISCOURSE_ENV}
     proc, url = start_streamlit(ROOT / "dashboard" / "app.py", home=home,
                                 env={**env, "HEARKEN_FAILPOINT": f"reply_after_call:{marker}"})
     proc2 = None
     try:
-        ctx = browser.new_context(viewport={"width": 1400, "height": 1800})
-        page = ctx.new_page()
-        page.goto(f"{url}/case?id={case_id}")
-        box = page.get_by_label("Your reply (up to 32000 characters on discourse)")
-        expect(box).to_be_visible(timeout=30000)
-        settle(page)
-        box.fill("Hi kevin.r, sorry about this; we're on it.")
-        box.press("Control+Enter")
+        ctx, page = draft_on_case_page(browser, url, case_id, "Hi kevin.r, sorry about this; we're on it.")
         settle(page)
         page.get_by_role("button", name="Post publicly").click()
         for _ in range(200):
@@ -216,8 +235,8 @@ def test_dashboard_killed_mid_post_then_check_finds_the_reply(tmp_path, browser)
         proc.wait(timeout=10)
         assert len(forum.posts) == 1
 
-        proc2, url2 = start_streamlit(ROOT / "dashboard" / "app.py", home=home,
-                                      env={**env, "HEARKEN_REPLY_STALE_SECONDS": "1"})
+        proc2, url2 = start_streamlit(ROOT / "dashboard" / "app.py", home=home, env=env)
+        wait_until(lambda: unsettled(store, cfg, case_id), "the dead dashboard's attempt to go stale")
         page.goto(f"{url2}/case?id={case_id}")
         expect(page.get_by_text("may or may not be on the platform")).to_be_visible(timeout=30000)
         expect(page.get_by_text("Signed in as")).to_be_visible()  # a deep link goes through app.py's gate
@@ -226,8 +245,7 @@ def test_dashboard_killed_mid_post_then_check_finds_the_reply(tmp_path, browser)
         box.fill("A second answer that must not go out")
         box.press("Control+Enter")
         settle(page)
-        page.get_by_role("button", name="Post publicly").click()
-        expect(page.get_by_text("check the platform for it first")).to_be_visible(timeout=20000)
+        expect(page.get_by_role("button", name="Post publicly")).to_be_disabled()  # held until it is settled
         assert len(forum.http.posts()) == 1
         settle(page)
         shot(page, "08-case-outcome-unknown")
@@ -459,3 +477,55 @@ dashboard: {{auth: local, local_user: Alex Admin}}
             proc.terminate()
             proc.wait(timeout=10)
             store.close()
+def test_lost_reply_not_found_then_posted_anyway_with_a_reason_in_chromium(tmp_path, browser):
+    """The forum swallows the post: the case page says so, checks, says when it can be concluded, then
+    'not found', and only a reason typed by a person sends it again. The forum ends with one reply."""
+    from playwright.sync_api import expect
+
+    from tests.hostile_publish import stage
+
+    home = tmp_path / "home"
+    home.mkdir()
+    db_url = f"sqlite:///{tmp_path / 'hearken.db'}"
+    store = connect(db_url)
+    st = stage("discourse", store, tmp_path, check_grace_seconds=4)
+    st.platform.bad.never_store = True
+    text = "Hi kevin.r, sorry the hub keeps dropping; an engineer will call you today."
+    proc, url = start_streamlit(ROOT / "dashboard" / "app.py", home=home,
+                                env={"HEARKEN_CONFIG": str(st.cfg.path), "HEARKEN_DATABASE_URL": db_url, **st.env})
+    try:
+        ctx, page = draft_on_case_page(browser, url, st.case_id, text)
+        settle(page)
+        page.get_by_role("button", name="Post publicly").click()
+        expect(page.get_by_text("did not confirm the reply")).to_be_visible(timeout=20000)
+        settle(page)
+        expect(page.get_by_role("button", name="Post publicly")).to_be_disabled()
+        page.get_by_role("button", name="Check the platform").click()
+        expect(page.get_by_text("not conclusive before").first).to_be_visible(timeout=20000)
+        settle(page)
+        expect(page.get_by_role("button", name="Post anyway")).to_have_count(0)
+        shot(page, "20-case-reply-not-found-yet")
+        wait_until(lambda: unsettled(store, st.cfg, st.case_id)[0].may_post_anyway(), "the grace period to pass")
+        page.get_by_role("button", name="Check the platform").click()
+        expect(page.get_by_text("is not on the platform").first).to_be_visible(timeout=20000)
+        settle(page)
+        st.platform.bad.never_store = False
+        page.get_by_text("Post anyway", exact=True).first.click()  # the expander
+        reason = page.get_by_label("Why post it again? This goes into the case history with your name.")
+        expect(reason).to_be_visible(timeout=10000)
+        reason.fill("Read the thread myself: no reply from us is there")
+        reason.press("Control+Enter")
+        settle(page)
+        shot(page, "21-case-post-anyway")
+        page.get_by_role("button", name="Post anyway").click()
+        expect(page.get_by_text("Posted publicly")).to_be_visible(timeout=20000)
+        settle(page)
+        expect(page.get_by_text("Posted anyway by Alex Admin")).to_be_visible()
+        shot(page, "22-case-posted-anyway")
+        assert st.held(text) == 1 and len(st.platform.stored) == 1
+        ctx.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        st.platform.stop()
+        store.close()

@@ -127,11 +127,12 @@ def test_x_find_ours_reads_our_timeline(tmp_path):
         cfg = make_cfg(tmp_path, x_base=stand.base_url)
         pub = publisher_for(cfg, "x", ENV)
         target = Target("x", "x", "555", "555", "", "@maria_t", {})
-        found = pub.find_ours(target, "Sorry Maria", now - timedelta(minutes=1))
+        found = pub.find_ours(target, "Sorry Maria", now - timedelta(minutes=1), timedelta(minutes=10))
         assert found is not None and found.external_id == "901"
-        assert pub.find_ours(Target("x", "x", "556", "556", "", "@bob", {}), "x", now) is None
+        assert pub.find_ours(target, "Another text", now - timedelta(minutes=1), timedelta(minutes=10)) is None
+        assert pub.find_ours(Target("x", "x", "556", "556", "", "@bob", {}), "x", now, timedelta(0)) is None
         timeline = [r for r in stand.requests if r.path.startswith("/2/users/42/tweets")][0]
-        assert "since_id=555" in timeline.path
+        assert "start_time=" in timeline.path and "max_results=100" in timeline.path
     finally:
         stand.stop()
 
@@ -151,9 +152,11 @@ def test_reddit_find_ours_reads_our_comments(tmp_path):
         cfg = make_cfg(tmp_path, reddit_base=stand.base_url)
         pub = publisher_for(cfg, "reddit", ENV)
         since = datetime.now(timezone.utc) - timedelta(minutes=1)
-        found = pub.find_ours(Target("reddit", "reddit", "t3_4b1tfm", "t3_4b1tfm", "", "u", {}), "Test reply", since)
+        skew = timedelta(minutes=10)
+        found = pub.find_ours(Target("reddit", "reddit", "t3_4b1tfm", "t3_4b1tfm", "", "u", {}), "Test reply",
+                              since, skew)
         assert found is not None and found.external_id == "t1_d162ara"
-        assert pub.find_ours(Target("reddit", "reddit", "t3_other", "t3_other", "", "u", {}), "x", since) is None
+        assert pub.find_ours(Target("reddit", "reddit", "t3_other", "t3_other", "", "u", {}), "x", since, skew) is None
     finally:
         stand.stop()
 
@@ -256,3 +259,101 @@ def test_discourse_validation_error_is_refused_with_its_message(tmp_path):
                                                                                    "post_number": 2}), "Hi")
     finally:
         stand.stop()
+
+
+# --- against hostile stand-ins (tests/hostile_publish.py): deadlines, byte caps, reply ids, text ---------
+
+
+@pytest.fixture
+def full_backlog():
+    """An address whose listen queue is full: a connection to it never completes (an unreachable platform)."""
+    import socket
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(0)
+    fillers = []
+    for _ in range(3):
+        c = socket.socket()
+        c.setblocking(False)
+        try:
+            c.connect(srv.getsockname())
+        except BlockingIOError:
+            pass
+        fillers.append(c)
+    yield f"http://127.0.0.1:{srv.getsockname()[1]}"
+    for c in fillers:
+        c.close()
+    srv.close()
+
+
+@pytest.mark.parametrize("kind", ["discourse", "x", "reddit"])
+def test_an_unreachable_platform_fails_within_the_deadline_and_nothing_is_sent(tmp_path, sqlite_store, full_backlog,
+                                                                               kind):
+    from tests.hostile_publish import ENVS, FAST, config_text, seed_target
+
+    path = tmp_path / "c.yaml"
+    path.write_text(config_text(kind, full_backlog, FAST))
+    cfg = load_config(path)
+    cid = seed_target(kind, sqlite_store, cfg, full_backlog)
+    started = time.monotonic()
+    out = post_reply(sqlite_store, cfg, cid, actor_for_name(cfg, "Sam Agent"), "Sorry!", key=new_key(),
+                     env=ENVS[kind])
+    assert time.monotonic() - started < FAST["publish_deadline_seconds"] + 2
+    assert out.status == "failed", out.message  # never sent: safe to try again
+    assert "nothing was sent" in out.error or "could not reach" in out.error
+
+
+@pytest.mark.parametrize("kind", ["discourse", "x", "reddit"])
+def test_an_endless_answer_is_cut_by_the_byte_cap_long_before_the_deadline(tmp_path, sqlite_store, kind):
+    from tests.hostile_publish import stage
+
+    st = stage(kind, sqlite_store, tmp_path, publish_deadline_seconds=60, check_deadline_seconds=60,
+               stale_after_seconds=120)
+    try:
+        st.platform.bad.flood = True
+        started = time.monotonic()
+        out = post_reply(st.store, st.cfg, st.case_id, actor_for_name(st.cfg, "Sam Agent"), "Sorry!", key=new_key(),
+                         env=st.env)
+        assert out.status == "unknown" and time.monotonic() - started < 30  # the cap ended it, not the deadline
+        assert st.held("Sorry!") == 1
+    finally:
+        st.platform.stop()
+
+
+def test_discourse_reply_id_is_the_collectors_mention_id_so_answers_join_their_case(tmp_path, sqlite_store):
+    """Posted.external_id must be what the collector gives as the parent of a customer's answer to us."""
+    from collectors import TermMatcher, build
+    from collectors.settings import DiscourseSource
+    from tests.hostile_publish import stage
+
+    st = stage("discourse", sqlite_store, tmp_path)
+    try:
+        out = post_reply(st.store, st.cfg, st.case_id, actor_for_name(st.cfg, "Sam Agent"), "Sorry Kevin!",
+                         key=new_key(), env=st.env)
+        assert out.status == "posted" and out.external_id == f"{st.platform.base_url[len('http://'):]}/t/17/2"
+        st.platform.add_posts(1, username="kevin.r", reply_to=2, text="Still broken, Northwind")
+        collector = build(DiscourseSource(type="discourse", name="community", base_url=st.platform.base_url),
+                          matcher=TermMatcher(["Northwind"]), own_accounts=["northwind_team"], env={})
+        [answer] = [m for m in collector.poll(None).mentions if m.body == "Still broken, Northwind"]
+        assert answer.parent_id == out.external_id
+    finally:
+        st.platform.stop()
+
+
+@pytest.mark.parametrize("sent,shown", [
+    ("Sorry Maria, we're on it & will update you", "@maria_t Sorry Maria, we're on it &amp; will update you"),
+    ("See https://status.example.com/north for updates", "See https://t.co/AbC123 for updates"),
+    ("Line one\n\nLine two  ", "Line one Line two"),
+])
+def test_our_text_is_recognised_as_platforms_give_it_back(sent, shown):
+    from desk.publishers.base import same_text
+
+    assert same_text(sent, shown)
+
+
+def test_a_different_text_is_not_ours():
+    from desk.publishers.base import same_text
+
+    assert not same_text("Sorry Maria, we're on it", "Sorry Maria, we're on it. Update: fixed")
+    assert not same_text("Sorry Maria", "@maria_t Sorry Mario")

@@ -184,15 +184,21 @@ with side_col:
 st.subheader("Replies")
 if not d.replies:
     st.caption("No replies yet.")
+REPLY_STATUS = {"posted": "posted", "failed": "not posted", "unknown": "outcome unknown",
+                "not_found": "not found on the platform", "posting": "posting…", "checking": "checking the platform…"}
 for r in d.replies:
     with st.container(border=True, key=f"reply-{r.reply_id}"):
         where = "publicly" if r.kind == "public" else f"elsewhere ({r.platform})"
-        st.caption(f"{r.status} · {where} · by {ui.md_escape(r.author)} · {ui.fmt_time(r.posted_at or r.created_at)}")
+        st.caption(f"#{r.reply_id} · {REPLY_STATUS.get(r.status, r.status)} · {where} · by {ui.md_escape(r.author)} · "
+                   f"{ui.fmt_time(r.posted_at or r.created_at)}")
         st.text(r.body)
         if r.url:
             st.text(r.url)
         if r.error:
-            st.text(f"Error: {r.error}")
+            st.text(("Note: " if r.status in ("unknown", "not_found") else "Error: ") + r.error)
+        for h in d.history:  # a second send is a person's decision: who and why stay with the reply
+            if h.action == "reply_post_anyway" and h.detail.get("reply_id") == r.reply_id:
+                st.text(f"Posted anyway by {h.actor} at {ui.fmt_time(h.at)}: {h.detail.get('reason', '')}")
 
 st.subheader("History")
 with st.container(key="history"):

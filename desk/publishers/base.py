@@ -12,9 +12,11 @@ did the reply go out?
 
 from __future__ import annotations
 
+import html
 import re
+import unicodedata
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 
@@ -64,13 +66,19 @@ class Posted:
 
 
 class Publisher(Protocol):
+    """One platform's posting. desk/replies.py runs both calls under a wall-clock deadline
+    (desk/publishers/deadline.py), so a publisher's HTTP client must be one built there."""
+
     platform: str
 
     def publish(self, target: Target, text: str) -> Posted:
-        """Post `text` as a public reply to `target`. Raises Rejected or Unknown."""
+        """Post `text` as a public reply to `target`. Raises Rejected or Unknown.
+        `Posted.external_id` is in the format the platform's collector gives its mentions."""
 
-    def find_ours(self, target: Target, text: str, since: datetime) -> Posted | None:
-        """Our account's reply to `target` made at or after `since`, if the platform shows one."""
+    def find_ours(self, target: Target, text: str, since: datetime, skew: timedelta) -> Posted | None:
+        """Our account's reply to `target` with this text, made since `since` (our clock; the platform's
+        may be `skew` off either way). Pages back through our posts, newest first, until they are older
+        than `since - skew`. None: it is not there. Raises when it could not read back that far."""
 
     def close(self) -> None: ...
 
@@ -86,8 +94,18 @@ def length_limit(platform: str, extra: dict[str, Any] | None = None) -> int:
 
 
 _WS = re.compile(r"\s+")
+_LINK = re.compile(r"https?://\S+")
+_LEADING_HANDLES = re.compile(r"^(?:@\w+\s+)+")
+
+
+def _comparable(text: str) -> str:
+    text = unicodedata.normalize("NFC", html.unescape(text or ""))
+    text = _LINK.sub("<link>", text)  # X shortens links to t.co
+    text = _LEADING_HANDLES.sub("", text.strip())  # X puts the @handles a reply answers before its text
+    return _WS.sub(" ", text).strip().casefold()
 
 
 def same_text(a: str, b: str) -> bool:
-    """Texts equal after collapsing whitespace (platforms trim and re-wrap)."""
-    return _WS.sub(" ", a).strip().casefold() == _WS.sub(" ", b).strip().casefold()
+    """Whether two texts are the same reply, as platforms give back what we sent: trimmed and re-wrapped,
+    with &, < and > as entities (Reddit, X), links shortened and the answered @handles put first (X)."""
+    return _comparable(a) == _comparable(b)

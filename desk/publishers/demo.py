@@ -5,6 +5,7 @@ This publisher stands in for a platform: each reply is one line in
 `demo_platform.jsonl` (next to the SQLite database, or where
 HEARKEN_DEMO_PLATFORM_FILE points), written under a file lock, and
 `find_ours` reads the file back the way a real publisher reads a thread.
+A reply's id is "r-" and ten hex digits; the demo replay never answers one.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import time
 import uuid
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
@@ -20,10 +22,8 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from desk.config import HearkenConfig
+from desk.publishers import deadline
 from desk.publishers.base import Posted, Rejected, Target, length_limit, same_text
-
-SKEW = timedelta(seconds=5)
-
 
 def platform_file(cfg: HearkenConfig, env: Mapping[str, str]) -> Path:
     if env.get("HEARKEN_DEMO_PLATFORM_FILE"):
@@ -56,21 +56,34 @@ class DemoPublisher:
         row = {"id": post_id, "in_reply_to": target.external_id, "thread_id": target.thread_id,
                "author": self.account, "text": text, "at": datetime.now(timezone.utc).isoformat()}
         with open(self.path, "a", encoding="utf-8") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
+            _lock(f)
             f.write(json.dumps(row) + "\n")
             f.flush()
             os.fsync(f.fileno())
         return Posted(post_id, f"{target.url}#{post_id}")
 
-    def find_ours(self, target: Target, text: str, since: datetime) -> Posted | None:
+    def find_ours(self, target: Target, text: str, since: datetime, skew: timedelta) -> Posted | None:
         for row in reversed(read_posts(self.path)):
             if (row["in_reply_to"] == target.external_id and row["author"] == self.account
-                    and datetime.fromisoformat(row["at"]) >= since - SKEW and same_text(row["text"], text)):
+                    and datetime.fromisoformat(row["at"]) >= since - skew and same_text(row["text"], text)):
                 return Posted(row["id"], f"{target.url}#{row['id']}")
         return None
 
     def close(self) -> None:
         pass
+
+
+def _lock(f) -> None:
+    """The file's write lock, waited for no longer than the call's deadline (nothing is written without it)."""
+    d = deadline.current()
+    while True:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if d is not None and d.remaining() <= 0.05:
+                raise Rejected(f"{f.name} stayed locked by another writer; nothing was written") from None
+            time.sleep(0.02)
 
 
 def build(cfg: HearkenConfig, src, env: Mapping[str, str]) -> DemoPublisher:

@@ -1,9 +1,13 @@
 """Reddit publisher (praw): a reply is a comment on the submission (t3_) or comment (t1_) we found.
 
 Posting needs the script app's user credentials (username_env/password_env);
-without them the source is read-only. To find our reply after a lost answer,
-our account's newest comments are read and one whose parent is the post we
-answered, made since the attempt began, is taken as ours.
+without them the source is read-only. A reply's id is the comment's fullname
+(t1_...), as the collector gives its mentions.
+
+To find our reply after a lost answer, our account's comments are read
+newest first (/user/NAME/comments, 100 a page, paged with `after` by PRAW's
+listing) back to the attempt time less the clock-skew allowance: a comment
+whose parent is the post we answered and whose text is what we sent is ours.
 """
 
 from __future__ import annotations
@@ -14,16 +18,18 @@ from datetime import datetime, timedelta, timezone
 
 import praw
 import prawcore
+import requests
 from praw.exceptions import PRAWException, RedditAPIException
 from prawcore.sessions import FiniteRetryStrategy
 
 from collectors.base import NotConfigured as CollectorNotConfigured
 from collectors.reddit import make_reddit
 from desk.config import HearkenConfig
-from desk.publishers.base import NotConfigured, Posted, Rejected, Target, Unknown
+from desk.publishers.base import NotConfigured, Posted, Rejected, Target, Unknown, same_text
+from desk.publishers.deadline import mount_on, never_sent
 
 SITE = "https://www.reddit.com"
-SKEW = timedelta(seconds=60)
+LISTING_LIMIT = 1000  # Reddit serves at most this many items of a listing
 
 
 @dataclass(frozen=True)
@@ -74,20 +80,30 @@ class RedditPublisher:
                 f"{i.error_type}: {i.message}" for i in exc.items)) from exc
         except _REFUSED as exc:
             raise Rejected(f"Reddit refused the comment ({type(exc).__name__})") from exc
+        except prawcore.exceptions.RequestException as exc:
+            if never_sent(exc):
+                raise Rejected(f"could not reach Reddit: {exc}") from exc
+            raise Unknown(f"no clear answer from Reddit ({type(exc).__name__}: {exc})") from exc
         except (prawcore.exceptions.PrawcoreException, PRAWException) as exc:
             raise Unknown(f"no clear answer from Reddit ({type(exc).__name__}: {exc})") from exc
         if comment is None:
             raise Unknown("Reddit accepted the request but returned no comment")
         return Posted(comment.fullname, _link(comment))
 
-    def find_ours(self, target: Target, text: str, since: datetime) -> Posted | None:
+    def find_ours(self, target: Target, text: str, since: datetime, skew: timedelta) -> Posted | None:
         name = self.fullname(target)
-        for c in self.reddit.redditor(self.username).comments.new(limit=100):
+        cutoff = since - skew
+        read = 0
+        for c in self.reddit.redditor(self.username).comments.new(limit=None):
+            read += 1
             created = datetime.fromtimestamp(float(c.created_utc), timezone.utc)
-            if created < since - SKEW:
-                break
-            if c.parent_id == name:
+            if created < cutoff:
+                return None  # older than the attempt: everything further back is too
+            if c.parent_id == name and same_text(str(getattr(c, "body", "")), text):
                 return Posted(c.fullname, _link(c))
+        if read >= LISTING_LIMIT:
+            raise Unknown(f"Reddit lists only our newest {LISTING_LIMIT} comments and all are newer than the "
+                          "attempt; cannot tell whether the reply is up")
         return None
 
     def close(self) -> None:
@@ -104,8 +120,10 @@ def _link(comment) -> str:
 
 
 def build(cfg: HearkenConfig, src, env: Mapping[str, str]) -> RedditPublisher:
+    session = requests.Session()
+    mount_on(session)
     try:
-        reddit = make_reddit(src, dict(env))
+        reddit = make_reddit(src, dict(env), session=session)
     except CollectorNotConfigured as exc:
         raise NotConfigured(str(exc)) from exc
     username = env.get(src.username_env)
