@@ -242,6 +242,36 @@ class SourceState(Base):
     lease_until: Mapped[datetime | None]
 
 
+class SetAsideItem(Base):
+    """An item a platform sent that could not be read or stored, kept with its raw payload and the reason.
+
+    The rest of its page is stored and the source's cursor moves past it, so one hostile post never
+    stops a source; this table is where a person finds what was left out (the Sources page counts it).
+    `item_key` (a hash of the external id, or of the payload when there is none) makes a re-read
+    item update its row instead of adding another.
+    """
+
+    __tablename__ = "set_aside"
+    __table_args__ = (
+        UniqueConstraint("source", "item_key", name="uq_set_aside_source_item"),
+        Index("ix_set_aside_source_open", "source", "cleared_at", "last_seen_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(100))
+    platform: Mapped[str] = mapped_column(String(20))
+    item_key: Mapped[str] = mapped_column(String(64))
+    external_id: Mapped[str | None] = mapped_column(Text)
+    url: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    raw: Mapped[str] = mapped_column(Text)  # as the platform sent it, capped (collectors.clean.RAW_LIMIT)
+    first_seen_at: Mapped[datetime] = mapped_column(default=now_utc)
+    last_seen_at: Mapped[datetime] = mapped_column(default=now_utc)
+    times_seen: Mapped[int] = mapped_column(Integer, default=1)
+    cleared_at: Mapped[datetime | None]
+    cleared_by: Mapped[str | None] = mapped_column(String(200))
+
+
 class Label(Base):
     """A staff correction of the classifier: feeds `hearken train --with-labels`."""
 
