@@ -184,10 +184,11 @@ class DiscourseCollector:
             if not isinstance(data, dict) or not isinstance(data.get("posts", []), list):
                 raise BadPayload(f"{self.what}: search.json has no posts list", url=str(response.request.url))
             items = data.get("posts", [])
-            topics = {t.get("id"): t for t in data.get("topics") or [] if isinstance(t, dict)}
+            topics = {i: t for t in data.get("topics") or []
+                      if isinstance(t, dict) and (i := _int(t.get("id"))) is not None}
             pairs = self._ids(items, str(response.request.url), unreadable)
             for item, _ in pairs:
-                topic = topics.get(item.get("topic_id"), {})
+                topic = topics.get(_int(item.get("topic_id"))) or {}
                 item.setdefault("topic_title", topic.get("title", ""))
                 item.setdefault("topic_slug", topic.get("slug", "topic"))
             reads += len(items)
