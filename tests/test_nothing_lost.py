@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from datetime import datetime, timezone
 
 import pytest
@@ -328,3 +329,32 @@ def test_a_poll_the_database_refuses_as_a_whole_fails_in_one_line(store, server,
     for record in caplog.records:
         assert "secret-post-text" not in record.getMessage() and "[SQL" not in record.getMessage()
         assert record.exc_info is None or "secret-post-text" not in logging.Formatter().formatException(record.exc_info)
+
+
+def test_the_sources_page_counts_what_was_set_aside(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from collectors.base import SetAside
+    from desk.db import connect
+    from tests.conftest import MINIMAL_CONFIG, ROOT
+
+    (tmp_path / "hearken.yaml").write_text(MINIMAL_CONFIG)
+    url = f"sqlite:///{tmp_path / 'hearken.db'}"
+    monkeypatch.setenv("HEARKEN_CONFIG", str(tmp_path / "hearken.yaml"))
+    monkeypatch.setenv("HEARKEN_DATABASE_URL", url)
+    store = connect(url)
+    odd = [SetAside(platform="demo", source="demo", reason=f"demo 'd{i}': its time 1557-05-04 is before 2000",
+                    raw="{}", external_id=f"d{i}") for i in (1, 2)]
+    store_poll(store, "demo", "demo", PollResult([raw_mention(1)], {"next": 1}, set_aside=odd))
+    at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=60)
+    at.switch_page("views/sources.py")
+    at.run()
+    assert not at.exception
+    [warning] = at.warning
+    shown = re.sub(r"\\(.)", r"\1", warning.value)  # as a person reads the escaped markdown
+    assert shown.startswith("Set aside: 2 items the platform sent could not be read or stored (last ")
+    assert shown.endswith("UTC: demo 'd2': its time 1557-05-04 is before 2000)")
+    assert set_aside.clear(store, "demo", "Alex Admin") == 2
+    at.run()
+    assert not at.warning
+    store.close()

@@ -14,6 +14,7 @@ from desk.config import key_location
 from desk.health import describe_problem, email_trouble
 from desk.models import now_utc
 from desk.publishers import can_post
+from desk.set_aside import summary as set_aside_summary
 from desk.sources import SourceHealth, source_health
 
 actor = ui.require_actor()
@@ -98,6 +99,7 @@ def state_of(h: SourceHealth) -> tuple[str, str, str]:
 
 st.subheader("Each source, as the runner last saw it")
 rows = source_health(store, cfg, now=now)
+aside = set_aside_summary(store)
 if not rows:
     st.info("No sources are configured. Add some under sources: in the configuration.")
 names = [s.name for s in cfg.sources]
@@ -131,6 +133,8 @@ for h in rows:
             can, why = can_post(cfg, h.name)
             st.caption("Replies: posted publicly through this source" if can
                        else f"Replies: off · {ui.md_escape(why)}")
+        if h.name in aside:
+            st.warning(ui.md_escape(aside[h.name].line()), icon=ICONS["warning"])
         if h.read_cap is not None:
             used = h.budget_used or 0.0
             st.progress(min(used, 1.0), text=f"X reads this month: {h.reads_this_month or 0} of {h.read_cap}")
