@@ -11,8 +11,19 @@ change within a topic, and the reply-to post number then gives the parent's
 external id without another request. `extra` keeps topic id, post number,
 reply-to post number and the post id, which is what posting a reply needs.
 
+Answers to us: a post replying to one of our accounts (`reply_to_user`), to
+one of our posts the collector has seen (`reply_to_post_number`; the cursor
+remembers our last `OURS_MAX` posts), or quoting one of our accounts is
+returned even without a term, with ``extra["reply_to_own"]`` and, for quotes
+that name the post, ``extra["quotes"]`` (their external ids). Discourse
+leaves `reply_to_user` out when the reply quotes the post it answers
+(suppress_reply_when_quoting), which is why quotes are read at all.
+
+A post without a numeric id, a readable time or the fields an id is made of
+is set aside with its JSON and the reason; the rest of the page is kept.
+
 Cursor: ``{"latest": {"last_id": 123, "etag": ..., "last_modified": ...},
-"search": {"<query>": {"last_id": 120, ...}}}``. The first poll ever reads one
+"search": {"<query>": {"last_id": 120, ...}}, "ours": ["<host>/t/5/3", ...]}``. The first poll ever reads one
 page per feed and no further back: Hearken starts from now, it does not
 backfill a forum's history.
 """

@@ -17,6 +17,12 @@ must stop early (`max_pages`, or the read cap), it keeps a backlog so that the
 next poll continues downwards from the oldest post read (`until_id`) to the
 old `since_id` before moving `since_id` up. Nothing in a burst is skipped.
 
+Text: X writes ``&``, ``<`` and ``>`` as ``&amp;`` ``&lt;`` ``&gt;`` (the
+recorded pages in ../shared/fixtures/x show it); they are read back before the
+terms are matched, so "AT&T" matches. A post without a numeric id, a readable
+time or an author is set aside with its JSON and the reason, the rest of the
+page kept; the cursor moves past it.
+
 Cursor: ``{"since_id": "1380242611781386245"}``, or with a backlog
 ``{"since_id": "...", "backlog": {"until_id": "...", "newest": "..."}}``.
 The first poll ever reads one page, the newest: no backfill.
