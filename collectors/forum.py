@@ -296,7 +296,8 @@ class ForumCollector:
         key = post_id or "unreadable-" + hashlib.sha256(raw.encode("utf-8", "replace")).hexdigest()[:16]
         external_id = self._external_id(key, page_url, thread_url)
         why = str(exc) if isinstance(exc, (times.BadTime, ValueError)) else f"{type(exc).__name__}: {exc}"
-        name = f"post {post_id}" if post_id else f"post {index + 1} on the page"
+        name = f"post {post_id if post_id and post_id.isdigit() else clean.shown(post_id)}" if post_id \
+            else f"post {index + 1} on the page"
         return {"id": external_id, "aside": SetAside(
             platform=PLATFORM, source=self.name, reason=f"{self.name}: {name}: {why}", raw=clean.safe_raw(raw),
             external_id=external_id if post_id else None, url=page_url)}
