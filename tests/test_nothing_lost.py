@@ -21,7 +21,7 @@ from sqlalchemy import select, text
 
 from desk import set_aside
 from desk.config import parse_config
-from desk.models import Mention, SetAsideItem, SourceState
+from desk.models import Event, Mention, SetAsideItem, SourceState
 from desk.pipeline import store_poll
 from desk.runner import Runner
 from collectors.base import Mention as Found, PollResult
@@ -331,12 +331,15 @@ def test_a_poll_the_database_refuses_as_a_whole_fails_in_one_line(store, server,
         assert record.exc_info is None or "secret-post-text" not in logging.Formatter().formatException(record.exc_info)
 
 
-def test_the_sources_page_counts_what_was_set_aside(tmp_path, monkeypatch):
+def test_every_page_says_items_were_set_aside_and_the_sources_page_lists_them(tmp_path, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
     from collectors.base import SetAside
     from desk.db import connect
     from tests.conftest import MINIMAL_CONFIG, ROOT
+
+    def read(element) -> str:  # markdown as a person reads it
+        return re.sub(r"\\(.)", r"\1", element.value)
 
     (tmp_path / "hearken.yaml").write_text(MINIMAL_CONFIG)
     url = f"sqlite:///{tmp_path / 'hearken.db'}"
@@ -344,17 +347,24 @@ def test_the_sources_page_counts_what_was_set_aside(tmp_path, monkeypatch):
     monkeypatch.setenv("HEARKEN_DATABASE_URL", url)
     store = connect(url)
     odd = [SetAside(platform="demo", source="demo", reason=f"demo 'd{i}': its time 1557-05-04 is before 2000",
-                    raw="{}", external_id=f"d{i}") for i in (1, 2)]
+                    raw=f'{{"id": "d{i}"}}', external_id=f"d{i}") for i in (1, 2)]
     store_poll(store, "demo", "demo", PollResult([raw_mention(1)], {"next": 1}, set_aside=odd))
-    at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=60)
-    at.switch_page("views/sources.py")
-    at.run()
+    at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=60).run()  # the queue
     assert not at.exception
-    [warning] = at.warning
-    shown = re.sub(r"\\(.)", r"\1", warning.value)  # as a person reads the escaped markdown
-    assert shown.startswith("Set aside: 2 items the platform sent could not be read or stored (last ")
-    assert shown.endswith("UTC: demo 'd2': its time 1557-05-04 is before 2000)")
-    assert set_aside.clear(store, "demo", "Alex Admin") == 2
-    at.run()
-    assert not at.warning
+    assert any("Source demo (demo) set aside 2 items the platform sent that could not be read or stored" in read(w)
+               for w in at.warning)
+    at.switch_page("views/sources.py").run()
+    assert not at.exception
+    [line] = [read(w) for w in at.warning if read(w).startswith("Set aside:")]
+    assert line.startswith("Set aside: 2 items the platform sent could not be read or stored (last ")
+    assert line.endswith("UTC: demo 'd2': its time 1557-05-04 is before 2000)")
+    [table] = at.dataframe
+    assert list(table.value["item"]) == ["d2", "d1"] and list(table.value["as the platform sent it"]) == [
+        '{"id": "d2"}', '{"id": "d1"}']
+    at.button(key="aside-clear-demo").click().run()  # local mode acts as the first admin, Alex Admin
+    assert not at.exception
+    assert not [w for w in at.warning if "set aside" in read(w).lower()]
+    with store.session() as s:
+        assert {(i.cleared_by, i.cleared_at is not None) for i in s.scalars(select(SetAsideItem))} == {("Alex Admin", True)}
+        assert s.scalars(select(Event.action).where(Event.action == "set_aside_cleared")).all() == ["set_aside_cleared"]
     store.close()
