@@ -39,6 +39,7 @@ from desk.sla import due_times
 log = logging.getLogger(__name__)
 
 CAP_NOTE = "monthly read cap reached"  # a collector's note that it stopped at its read budget
+NOTES_SHOWN = 10  # a poll's notes kept on the source's state; the rest are counted
 
 
 class Predictor(Protocol):
@@ -167,8 +168,10 @@ def store_poll(store: Store, source: str, platform: str, result: PollResult, *, 
             state.cursor = result.cursor
             state.last_poll_at = state.last_success_at = now
             state.status = "capped" if any(n.startswith(CAP_NOTE) for n in result.notes) else "ok"
-            notes = ([_set_aside_note(aside)] if aside else []) + list(result.notes)
-            state.status_reason = "; ".join(notes) or None
+            notes = ([_set_aside_note(aside)] if aside else []) + list(dict.fromkeys(result.notes))
+            if len(notes) > NOTES_SHOWN:
+                notes = notes[:NOTES_SHOWN] + [f"and {len(notes) - NOTES_SHOWN} more notes"]
+            state.status_reason = clean.fit("; ".join(notes), 4000) or None
             state.consecutive_failures = 0
             state.failing_since = None
             state.backoff_until = None
