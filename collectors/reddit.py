@@ -59,6 +59,20 @@ SEEN_MAX = 300
 BLOCKING_WAIT = 10.0  # prawcore may sleep this long between two requests; beyond it we give the turn back
 
 
+class LenientJSONRequestor(prawcore.Requestor):
+    """prawcore's requestor, its responses' JSON read as every collector reads it (collectors.clean.loads_json).
+
+    A value nested 100,000 deep in one comment makes Python's json raise RecursionError, which prawcore
+    does not catch: the whole listing would fail on every poll. Read this way it costs that value only.
+    (PRAW documents requestor_class for wrapping the requestor like this.)
+    """
+
+    def request(self, *args: Any, **kwargs: Any):
+        response = super().request(*args, **kwargs)
+        response.json = lambda **_: clean.loads_json(response.content)  # type: ignore[method-assign]
+        return response
+
+
 def make_reddit(settings: Any, env: dict[str, str], *, session: Any = None) -> praw.Reddit:
     """A PRAW client from the source's settings and environment (read-only without user credentials).
     `session`: the requests.Session PRAW sends through (the publisher passes one with a deadline)."""
@@ -68,7 +82,8 @@ def make_reddit(settings: Any, env: dict[str, str], *, session: Any = None) -> p
         missing = [n for n, v in ((settings.client_id_env, client_id), (settings.client_secret_env, secret)) if not v]
         raise NotConfigured(f"{settings.name}: environment variable(s) {', '.join(missing)} (Reddit app credentials) not set")
     kwargs: dict[str, Any] = {"client_id": client_id, "client_secret": secret, "user_agent": settings.user_agent,
-                              "check_for_async": False, "check_for_updates": False}
+                              "check_for_async": False, "check_for_updates": False,
+                              "requestor_class": LenientJSONRequestor}
     username, password = env.get(settings.username_env), env.get(settings.password_env)
     if username and password:
         kwargs.update(username=username, password=password)

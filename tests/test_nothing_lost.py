@@ -202,9 +202,11 @@ def test_reddit_listing_with_hostile_comments(store, server, monkeypatch):
         rthing("t1", 0x14, body="acme?", created=0.0),                              # 1970: set aside
         rthing("t1", 0x13, body="acme, in ms", created=1_763_000_000_000.0),        # milliseconds: kept
         {"kind": "t1", "data": {"body": "acme no id", "created_utc": 1_763_000_000.0}},  # no id: set aside
-        rthing("t1", 0x11, body="acme \x00 support never answers"),
+        rthing("t1", 0x11, body="acme \x00 support never answers", all_awardings="DEEP"),  # nested 100,000 deep
     ]
-    server.route("/r/acme/comments", listing(comments))
+    deep = json.dumps({"kind": "Listing", "data": {"children": comments, "after": None, "before": None}}).encode()
+    server.route("/r/acme/comments", Reply(200, deep.replace(b'"DEEP"', b"[" * 100_000 + b"]" * 100_000),
+                                           {"Content-Type": "application/json; charset=UTF-8"}))
     runner, src = runner_for(store, f"{{type: reddit, name: reddit-brand, subreddits: [acme], base_url: '{server.url}'}}")
     assert runner.poll_source(src) == 5
 
