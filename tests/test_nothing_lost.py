@@ -147,12 +147,13 @@ def test_x_page_with_hostile_posts_and_escaped_brand_names(store, server, monkey
         {k: v for k, v in tweet("1004", "AT&amp;T down").items() if k != "created_at"},  # no time: set aside
         tweet("1003", "AT&amp;T is down", created_at="2099-01-01T00:00:00Z"),            # future: set aside
         tweet("abc", "AT&amp;T"),                                                         # id not a number
-        tweet("1001", "AT&amp;T outage"),
+        tweet("1001", "AT&amp;T outage", geo="DEEP"),                                     # nested 100,000 deep
     ]
     users = [{"id": "7", "username": "cust", "name": "C"}, {"id": "8", "username": "u" * 300, "name": "U"},
              {"id": "9", "username": "ms_fan", "name": "M"}]
-    server.route("/2/tweets/search/recent", Reply(200, {"data": data, "includes": {"users": users},
-                                                        "meta": {"result_count": 6, "newest_id": "1006"}}))
+    page = json.dumps({"data": data, "includes": {"users": users}, "meta": {"result_count": 6, "newest_id": "1006"}})
+    server.route("/2/tweets/search/recent", Reply(200, page.encode().replace(b'"DEEP"', b"[" * 100_000 + b"]" * 100_000),
+                                                  {"Content-Type": "application/json; charset=utf-8"}))
     runner, src = runner_for(store, f"{{type: x, name: x-brand, base_url: '{server.url}'}}", terms=["AT&T", "M&S"])
     assert runner.poll_source(src) == 3
 
