@@ -16,10 +16,11 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import select
 
 from collectors.base import Mention, PollResult
-from desk.db import MIGRATIONS, connect, make_engine
+from desk.db import MIGRATIONS, make_engine
 from desk.models import Case, Event, Mention as MentionRow, Reply
 from desk.pipeline import classify_pending, store_poll
 from desk.runner import Runner
@@ -131,31 +132,30 @@ def test_discourse_reply_ids_recorded_before_0003_are_rewritten_to_mention_ids(d
     engine = make_engine(db_url)
     alembic = Config()
     alembic.set_main_option("script_location", str(MIGRATIONS))
+    before = ScriptDirectory.from_config(alembic).get_revision("0003").down_revision
     with engine.begin() as conn:
         alembic.attributes["connection"] = conn
-        command.upgrade(alembic, "0002")
-    store = connect(db_url, upgrade=False)
-    with store.session() as s:
-        m = MentionRow(platform="discourse", source="community", external_id="forum.example.com/t/5/1", url="",
-                       author="c", body="b", posted_at=T0, detected_at=T0, matched_terms=[], extra={}, classified=True)
-        s.add(m)
-        s.flush()
-        case = Case(mention_id=m.id, platform="discourse", source="community", thread_id="forum.example.com/t/5",
-                    customer_posted_at=T0)
-        s.add(case)
-        s.flush()
+        command.upgrade(alembic, before)
+        # rows as an older Hearken wrote them (core inserts: only the columns named, as they were then)
+        mid = conn.execute(MentionRow.__table__.insert().values(
+            platform="discourse", source="community", external_id="forum.example.com/t/5/1", url="", author="c",
+            title="", body="b", posted_at=T0, detected_at=T0, matched_terms=[], extra={}, classified=True)
+            .returning(MentionRow.id)).scalar_one()
+        cid = conn.execute(Case.__table__.insert().values(
+            mention_id=mid, platform="discourse", source="community", thread_id="forum.example.com/t/5",
+            status="open", customer_posted_at=T0, opened_at=T0, updated_at=T0, version=1)
+            .returning(Case.id)).scalar_one()
         for key, ext, url in (("a", "1234", "https://forum.example.com/t/router-down/5/2"),
                               ("b", "1235", "https://forum.example.com/community/t/router-down/5/7/"),
                               ("c", "999", None)):
-            s.add(Reply(case_id=case.id, idempotency_key=key, platform="discourse", body="x", author="Sam",
-                        status="posted", external_id=ext, url=url))
+            conn.execute(Reply.__table__.insert().values(
+                case_id=cid, idempotency_key=key, kind="public", platform="discourse", body="x", author="Sam",
+                status="posted", external_id=ext, url=url, created_at=T0))
     with engine.begin() as conn:
         alembic.attributes["connection"] = conn
         command.upgrade(alembic, "head")
-    with store.session() as s:
-        assert dict(s.execute(select(Reply.idempotency_key, Reply.external_id)).all()) == {
-            "a": "forum.example.com/t/5/2", "b": "forum.example.com/t/5/7", "c": "999"}
-    store.close()
+        rows = dict(conn.execute(select(Reply.idempotency_key, Reply.external_id)).all())
+    assert rows == {"a": "forum.example.com/t/5/2", "b": "forum.example.com/t/5/7", "c": "999"}
     engine.dispose()
 
 

@@ -9,7 +9,7 @@ form (from the link recorded with them), so an answer to one of them joins its
 case like an answer to a new one.
 
 Revision ID: 0003
-Revises: 0004 (0004 reached main first; databases already at 0004 get this one next)
+Revises: 0005 (0004 and 0005 reached main first; databases already at 0005 get this one next)
 """
 import re
 from urllib.parse import urlsplit
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 import desk.models
 
 revision = '0003'
-down_revision = '0004'
+down_revision = '0005'
 branch_labels = None
 depends_on = None
 
