@@ -116,6 +116,7 @@ class Case(Base):
     __table_args__ = (
         Index("ix_cases_queue", "status", "first_response_due"),
         Index("ix_cases_opened", "opened_at"),
+        Index("ix_cases_thread", "platform", "thread_id"),  # a follow-up finds its case by thread
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -159,6 +160,7 @@ class Reply(Base):
     """
 
     __tablename__ = "replies"
+    __table_args__ = (Index("ix_replies_external_id", "platform", "external_id"),)  # answers find our reply
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)

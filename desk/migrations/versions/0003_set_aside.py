@@ -2,6 +2,8 @@
 
 A hostile or malformed post is kept here with its raw payload and the reason
 while the rest of its page is stored (desk/pipeline.py, desk/set_aside.py).
+Indexes for joining an answer to its case: replies by (platform, external id),
+cases by (platform, thread).
 
 Replies posted on Discourse used to record the numeric post id; mentions carry
 "<host>/t/<topic>/<post number>". Earlier replies are rewritten to the mention
@@ -46,6 +48,11 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('set_aside', schema=None) as batch_op:
         batch_op.create_index('ix_set_aside_source_open', ['source', 'cleared_at', 'last_seen_at'], unique=False)
+    # an answer finds the case by our reply's id, or by its thread
+    with op.batch_alter_table('replies', schema=None) as batch_op:
+        batch_op.create_index('ix_replies_external_id', ['platform', 'external_id'], unique=False)
+    with op.batch_alter_table('cases', schema=None) as batch_op:
+        batch_op.create_index('ix_cases_thread', ['platform', 'thread_id'], unique=False)
     _discourse_reply_ids_as_mention_ids()
 
 
@@ -66,6 +73,10 @@ def _discourse_reply_ids_as_mention_ids() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('cases', schema=None) as batch_op:
+        batch_op.drop_index('ix_cases_thread')
+    with op.batch_alter_table('replies', schema=None) as batch_op:
+        batch_op.drop_index('ix_replies_external_id')
     with op.batch_alter_table('set_aside', schema=None) as batch_op:
         batch_op.drop_index('ix_set_aside_source_open')
     op.drop_table('set_aside')
