@@ -19,13 +19,14 @@ from collectors.base import (
     NotConfigured,
     PollResult,
     RateLimited,
+    SetAside,
     TryLater,
 )
 from collectors.match import TermMatcher
 
 __all__ = [
     "AuthFailed", "BadPayload", "Collector", "CollectorError", "Mention", "NotConfigured",
-    "PollResult", "RateLimited", "TryLater", "TermMatcher", "build", "PLATFORM_OF_TYPE",
+    "PollResult", "RateLimited", "SetAside", "TryLater", "TermMatcher", "build", "PLATFORM_OF_TYPE",
 ]
 
 # source type -> (module, class)

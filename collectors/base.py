@@ -64,23 +64,27 @@ _Poll = TypeVar("_Poll", bound=Callable[..., "PollResult"])
 
 
 def collector_boundary(what: str) -> Callable[[_Poll], _Poll]:
-    """Wrap a `poll` so that nothing but a CollectorError leaves it.
+    """Wrap a `poll` so that nothing but a CollectorError leaves it, and every mention leaves it clean.
 
-    A platform library that trips over a malformed answer (tweepy reading a JSON `null` error body,
-    PRAW building an object from a half-empty listing) raises whatever it raises; the source then
-    shows "BadPayload: <what> sent an answer that could not be read: ..." instead of a traceback.
+    A platform library that trips over a malformed answer (tweepy reading a JSON `null` error body)
+    raises whatever it raises; the source then shows "BadPayload: <what> sent an answer that could
+    not be read: ..." instead of a traceback. What the poll returns goes through
+    `collectors.clean.finish`: each mention normalised (or set aside when it cannot be).
     """
 
     def wrap(poll: _Poll) -> _Poll:
         @functools.wraps(poll)
         def guarded(self, *args: Any, **kwargs: Any) -> PollResult:
+            from collectors import clean
+
             try:
-                return poll(self, *args, **kwargs)
+                result = poll(self, *args, **kwargs)
             except CollectorError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the boundary: every other failure becomes a collector error
                 raise BadPayload(f"{what} sent an answer that could not be read ({type(exc).__name__}: {exc})",
                                  url=getattr(self, "api", None) or getattr(self, "base", None)) from exc
+            return clean.finish(result)
 
         return guarded  # type: ignore[return-value]
 
@@ -131,18 +135,37 @@ class Mention:
         return f"{self.title}\n\n{self.body}".strip() if self.title else self.body
 
 
+@dataclass(frozen=True, slots=True)
+class SetAside:
+    """An item the platform sent that could not be read or stored: kept apart with what it was and why.
+
+    `raw` is what the platform sent for it (JSON or HTML, capped); `reason` is one line naming the
+    item and what was wrong. The runner stores it in the set-aside table while the rest of the page
+    is stored and the cursor moves on.
+    """
+
+    platform: str
+    source: str
+    reason: str
+    raw: str
+    external_id: str | None = None
+    url: str | None = None
+
+
 @dataclass(slots=True)
 class PollResult:
     """What one poll found: the mentions (oldest first), the next cursor, and how many posts were read.
 
     `reads` counts every post the platform sent, matched or not; X bills each one.
     `cursor` is opaque to the runner: JSON-serialisable, handed back on the next poll.
+    `set_aside` holds the items that could not be read (the cursor still moves past them).
     """
 
     mentions: list[Mention]
     cursor: dict[str, Any] | None
     reads: int = 0
     notes: list[str] = field(default_factory=list)
+    set_aside: list[SetAside] = field(default_factory=list)
 
 
 @runtime_checkable

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta, timezone
 from importlib import resources
 from typing import Any, ClassVar
 
-from collectors.base import BadPayload, Mention, PollResult
+from collectors.base import BadPayload, Mention, PollResult, collector_boundary
 from collectors.match import TermMatcher
 
 MAX_PER_POLL = 200
@@ -83,6 +83,7 @@ class DemoCollector:
         posted = start + offset
         return post, post.id + suffix, max(start, posted), posted
 
+    @collector_boundary("The demo replay")
     def poll(self, cursor: dict[str, Any] | None, *, read_budget: int | None = None) -> PollResult:
         now = self.clock()
         if cursor and "epoch" in cursor:

@@ -11,8 +11,19 @@ change within a topic, and the reply-to post number then gives the parent's
 external id without another request. `extra` keeps topic id, post number,
 reply-to post number and the post id, which is what posting a reply needs.
 
+Answers to us: a post replying to one of our accounts (`reply_to_user`), to
+one of our posts the collector has seen (`reply_to_post_number`; the cursor
+remembers our last `OURS_MAX` posts), or quoting one of our accounts is
+returned even without a term, with ``extra["reply_to_own"]`` and, for quotes
+that name the post, ``extra["quotes"]`` (their external ids). Discourse
+leaves `reply_to_user` out when the reply quotes the post it answers
+(suppress_reply_when_quoting), which is why quotes are read at all.
+
+A post without a numeric id, a readable time or the fields an id is made of
+is set aside with its JSON and the reason; the rest of the page is kept.
+
 Cursor: ``{"latest": {"last_id": 123, "etag": ..., "last_modified": ...},
-"search": {"<query>": {"last_id": 120, ...}}}``. The first poll ever reads one
+"search": {"<query>": {"last_id": 120, ...}}, "ours": ["<host>/t/5/3", ...]}``. The first poll ever reads one
 page per feed and no further back: Hearken starts from now, it does not
 backfill a forum's history.
 """
@@ -20,38 +31,77 @@ backfill a forum's history.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from bs4 import BeautifulSoup
 
-from collectors import http
-from collectors.base import BadPayload, Mention, NotConfigured, PollResult, utc, collector_boundary
+from collectors import clean, http, times
+from collectors.base import BadPayload, Mention, NotConfigured, PollResult, SetAside, collector_boundary
 from collectors.match import TermMatcher
 
 PLATFORM = "discourse"
 _REGULAR_POST = 1  # post_type: 1 regular, 2 moderator action, 3 small action, 4 whisper
 
 
-_QUOTE = re.compile(r'\[quote="?([^,"\]]+)[^\]]*\](.*?)\[/quote\]', re.S | re.I)
+_QUOTE = re.compile(r'\[quote="?([^,"\]]+)([^\]]*)\](.*?)\[/quote\]', re.S | re.I)
+_QUOTE_POST = re.compile(r"\bpost:\s*(\d+)")
+_QUOTE_TOPIC = re.compile(r"\btopic:\s*(\d+)")
+OURS_MAX = 500  # our own recent posts remembered in the cursor, to recognise answers to them
+
+
+@dataclass(frozen=True)
+class Quote:
+    """A post quoted in another: whose, and where (topic and post number) when the quote says."""
+
+    username: str
+    topic: int | None
+    post: int | None
 
 
 def _text(cooked: str) -> str:
     return BeautifulSoup(cooked or "", "html.parser").get_text(" ", strip=True)
 
 
-def _own_words(post: dict) -> tuple[str, list[str]]:
-    """What the author wrote without the posts they quote, and whom they quote."""
+def _int(value: object) -> int | None:
+    try:
+        return int(str(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def _own_words(post: dict) -> tuple[str, list[Quote]]:
+    """What the author wrote without the posts they quote, and the quotes.
+
+    raw: ``[quote="name, post:3, topic:5"]...[/quote]``; cooked: ``<aside class="quote" data-username
+    data-post data-topic>``. Either way Discourse leaves out `reply_to_user` when the reply quotes the
+    post it answers (the site setting suppress_reply_when_quoting, on by default).
+    """
     raw = post.get("raw")
-    if raw:
-        quoted = [m.group(1).strip() for m in _QUOTE.finditer(raw)]
-        return _QUOTE.sub(" ", raw).strip(), quoted
-    soup = BeautifulSoup(post.get("cooked") or post.get("blurb") or "", "html.parser")
-    quoted = [str(q.get("data-username")) for q in soup.select("aside.quote[data-username]")]
+    if isinstance(raw, str) and raw:
+        quotes = []
+        for m in _QUOTE.finditer(raw):
+            where = m.group(2)
+            topic, number = _QUOTE_TOPIC.search(where), _QUOTE_POST.search(where)
+            quotes.append(Quote(m.group(1).strip(), int(topic.group(1)) if topic else None,
+                                int(number.group(1)) if number else None))
+        return _QUOTE.sub(" ", raw).strip(), quotes
+    soup = BeautifulSoup(str(post.get("cooked") or post.get("blurb") or ""), "html.parser")
+    quotes = [Quote(str(q.get("data-username")), _int(q.get("data-topic")), _int(q.get("data-post")))
+              for q in soup.select("aside.quote[data-username]")]
     for q in soup.select("aside.quote"):
         q.decompose()
-    return soup.get_text(" ", strip=True), quoted
+    return soup.get_text(" ", strip=True), quotes
+
+
+_SLUG = re.compile(r"[^\w-]+")
+
+
+def _field(post: dict, name: str) -> Any:
+    if post.get(name) is None:
+        raise ValueError(f"no {name!r} field")
+    return post[name]
 
 
 class DiscourseCollector:
@@ -92,9 +142,10 @@ class DiscourseCollector:
             return response, None
         return response, http.parse_json(response, what=self.what)
 
-    def _latest(self, state: dict[str, Any] | None, notes: list[str]) -> tuple[list[dict], dict[str, Any], int]:
+    def _latest(self, state: dict[str, Any] | None, notes: list[str],
+                unreadable: list[SetAside]) -> tuple[list[dict], dict[str, Any], int]:
         """Posts newer than state["last_id"], newest first, and the new state."""
-        last_id = int(state["last_id"]) if state and state.get("last_id") is not None else None
+        last_id = _int(state.get("last_id")) if state else None
         validators = http.Validators.from_cursor(state)
         posts: list[dict] = []
         reads = 0
@@ -111,22 +162,23 @@ class DiscourseCollector:
             if not isinstance(items, list):
                 raise BadPayload(f"{self.what}: /posts.json has no latest_posts list", url=str(response.request.url))
             reads += len(items)
-            ids = [self._post_id(p, response) for p in items]
-            reached = last_id is None or not items or min(ids) <= last_id
-            posts.extend(p for p, i in zip(items, ids, strict=True) if last_id is None or i > last_id)
-            if reached:
+            pairs = self._ids(items, str(response.request.url), unreadable)
+            oldest = min((i for _, i in pairs), default=None)
+            posts.extend(p for p, i in pairs if last_id is None or i > last_id)
+            if last_id is None or oldest is None or oldest <= last_id:
                 break
-            before = min(ids)
+            before = oldest
         else:
             notes.append(f"latest posts: stopped after {self.settings.max_pages} pages before reaching the last post seen; "
                          "older new posts were skipped (raise max_pages or poll more often)")
-        newest = max((self._post_id(p, None) for p in posts), default=None)
+        newest = max((int(p["id"]) for p in posts), default=None)
         if newest is not None and (last_id is None or newest > last_id):
             new_state["last_id"] = newest
         return posts, new_state, reads
 
-    def _search(self, query: str, state: dict[str, Any] | None, notes: list[str]) -> tuple[list[dict], dict[str, Any], int]:
-        last_id = int(state["last_id"]) if state and state.get("last_id") is not None else None
+    def _search(self, query: str, state: dict[str, Any] | None, notes: list[str],
+                unreadable: list[SetAside]) -> tuple[list[dict], dict[str, Any], int]:
+        last_id = _int(state.get("last_id")) if state else None
         validators = http.Validators.from_cursor(state)
         new_state = dict(state or {})
         posts: list[dict] = []
@@ -143,52 +195,66 @@ class DiscourseCollector:
             if not isinstance(data, dict) or not isinstance(data.get("posts", []), list):
                 raise BadPayload(f"{self.what}: search.json has no posts list", url=str(response.request.url))
             items = data.get("posts", [])
-            topics = {t.get("id"): t for t in data.get("topics", []) if isinstance(t, dict)}
-            for item in items:
-                topic = topics.get(item.get("topic_id"), {})
+            topics = {i: t for t in data.get("topics") or []
+                      if isinstance(t, dict) and (i := _int(t.get("id"))) is not None}
+            pairs = self._ids(items, str(response.request.url), unreadable)
+            for item, _ in pairs:
+                topic = topics.get(_int(item.get("topic_id"))) or {}
                 item.setdefault("topic_title", topic.get("title", ""))
                 item.setdefault("topic_slug", topic.get("slug", "topic"))
             reads += len(items)
-            ids = [self._post_id(p, response) for p in items]
-            posts.extend(p for p, i in zip(items, ids, strict=True) if last_id is None or i > last_id)
-            more = (data.get("grouped_search_result") or {}).get("more_posts")
-            if last_id is None or not items or min(ids) <= last_id or not more:
+            oldest = min((i for _, i in pairs), default=None)
+            posts.extend(p for p, i in pairs if last_id is None or i > last_id)
+            grouped = data.get("grouped_search_result")
+            more = grouped.get("more_posts") if isinstance(grouped, dict) else None
+            if last_id is None or oldest is None or oldest <= last_id or not more:
                 break
         else:
             notes.append(f"search {query!r}: stopped after {self.settings.max_pages} pages before reaching the last post seen")
-        newest = max((self._post_id(p, None) for p in posts), default=None)
+        newest = max((int(p["id"]) for p in posts), default=None)
         if newest is not None and (last_id is None or newest > last_id):
             new_state["last_id"] = newest
         return posts, new_state, reads
 
-    def _post_id(self, post: Any, response) -> int:
-        try:
-            return int(post["id"])
-        except (TypeError, KeyError, ValueError):
-            url = str(response.request.url) if response is not None else self.base
-            raise BadPayload(f"{self.what}: a post without a numeric id: {str(post)[:120]}", url=url) from None
+    def _ids(self, items: list[Any], url: str, unreadable: list[SetAside]) -> list[tuple[dict, int]]:
+        """Each post of a page with its numeric id; a post without one is set aside."""
+        out: list[tuple[dict, int]] = []
+        for item in items:
+            pid = _int(item.get("id")) if isinstance(item, dict) else None
+            if pid is None:
+                shown = clean.shown(item.get("id")) if isinstance(item, dict) else f"a {type(item).__name__}"
+                unreadable.append(SetAside(platform=PLATFORM, source=self.name, url=url, raw=clean.raw_payload(item),
+                                           reason=f"{self.what}: a post whose id {shown} is not a number"))
+            else:
+                out.append((item, pid))
+        return out
 
     # -- turning posts into mentions --------------------------------------
 
-    def _mention(self, post: dict, source_url: str) -> Mention | None:
-        try:
-            username = str(post["username"])
-            topic_id = int(post["topic_id"])
-            number = int(post["post_number"])
-            posted_at = utc(datetime.fromisoformat(str(post["created_at"]).replace("Z", "+00:00")))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise BadPayload(f"{self.what}: post {post.get('id')} lacks or garbles {exc}", url=source_url) from exc
+    def _ext(self, topic: int, number: int) -> str:
+        return f"{self.host}/t/{topic}/{number}"
+
+    def _mention(self, post: dict, ours: set[str]) -> Mention | None:
+        username = clean.clean_text(str(_field(post, "username")), multiline=False)
+        topic_id = int(_field(post, "topic_id"))
+        number = int(_field(post, "post_number"))
+        posted_at = times.parse(_field(post, "created_at"))
         if username.casefold() in self.own:
             return None
         if post.get("post_type", _REGULAR_POST) != _REGULAR_POST or post.get("hidden") or post.get("deleted_at"):
             return None
         title = str(post.get("topic_title") or "")
-        body = str(post.get("raw") or "") or _text(post.get("cooked") or post.get("blurb") or "")
-        reply_to = post.get("reply_to_post_number")
-        reply_user = (post.get("reply_to_user") or {}).get("username", "")
-        own_words, quoted = _own_words(post)
-        reply_to_own = (bool(reply_to) and str(reply_user).casefold() in self.own) or \
-            any(q.casefold() in self.own for q in quoted)
+        raw = post.get("raw")
+        body = str(raw) if isinstance(raw, str) and raw else _text(str(post.get("cooked") or post.get("blurb") or ""))
+        reply_to = _int(post.get("reply_to_post_number"))
+        reply_user = post.get("reply_to_user")
+        reply_user = str(reply_user.get("username", "")) if isinstance(reply_user, dict) else ""
+        parent = self._ext(topic_id, reply_to) if reply_to else None
+        own_words, quotes = _own_words(post)
+        quoted_ours = [self._ext(q.topic or topic_id, q.post) for q in quotes
+                       if q.username.casefold() in self.own and q.post is not None]
+        reply_to_own = (bool(reply_to) and reply_user.casefold() in self.own) or parent in ours or \
+            any(q.username.casefold() in self.own for q in quotes)
         terms = self.matcher.match(title, own_words) if number == 1 else self.matcher.match(own_words)
         if not terms and not reply_to_own:
             return None
@@ -199,45 +265,69 @@ class DiscourseCollector:
         }
         if reply_to_own:
             extra["reply_to_own"] = True
-        slug = post.get("topic_slug") or "topic"
+        if quoted_ours:
+            extra["quotes"] = quoted_ours
+        slug = post.get("topic_slug") if isinstance(post.get("topic_slug"), str) else None
         return Mention(
             platform=PLATFORM,
             source=self.name,
-            external_id=f"{self.host}/t/{topic_id}/{number}",
-            url=f"{self.base}/t/{slug}/{topic_id}/{number}",
+            external_id=self._ext(topic_id, number),
+            url=f"{self.base}/t/{_SLUG.sub('-', slug or '') or 'topic'}/{topic_id}/{number}",
             author=username,
             author_id=str(post["user_id"]) if post.get("user_id") is not None else None,
             title=title,
             body=body,
             posted_at=posted_at,
             thread_id=f"{self.host}/t/{topic_id}",
-            parent_id=f"{self.host}/t/{topic_id}/{reply_to}" if reply_to else None,
+            # a quote of our post without the reply button still answers that post
+            parent_id=parent or (quoted_ours[0] if quoted_ours else None),
             matched_terms=terms,
             extra=extra,
         )
+
+    def _ours(self, posts: list[dict], remembered: list[str]) -> list[str]:
+        """Our own posts' ids, remembered and new: an answer to one is an answer to us even without reply_to_user."""
+        ours = list(remembered)
+        for p in posts:
+            if str(p.get("username", "")).casefold() in self.own:
+                topic, number = _int(p.get("topic_id")), _int(p.get("post_number"))
+                if topic is not None and number is not None:
+                    ours.append(self._ext(topic, number))
+        return list(dict.fromkeys(ours))[-OURS_MAX:]
 
     @collector_boundary("Discourse")
     def poll(self, cursor: dict[str, Any] | None, *, read_budget: int | None = None) -> PollResult:
         cursor = cursor or {}
         notes: list[str] = []
-        found: dict[int, tuple[dict, str]] = {}
+        unreadable: list[SetAside] = []
+        found: dict[int, dict] = {}
         new_cursor: dict[str, Any] = {}
         reads = 0
         if "latest" in self.settings.read:
-            posts, new_cursor["latest"], n = self._latest(cursor.get("latest"), notes)
+            posts, new_cursor["latest"], n = self._latest(cursor.get("latest"), notes, unreadable)
             reads += n
-            found.update((int(p["id"]), (p, self.base + "/posts.json")) for p in posts)
+            found.update((int(p["id"]), p) for p in posts)
         if "search" in self.settings.read:
             old = cursor.get("search") or {}
             new_cursor["search"] = {}
             for query in self.search_queries():
-                posts, new_cursor["search"][query], n = self._search(query, old.get(query), notes)
+                posts, new_cursor["search"][query], n = self._search(query, old.get(query), notes, unreadable)
                 reads += n
                 for p in posts:
-                    found.setdefault(int(p["id"]), (p, self.base + "/search.json"))
-        mentions = [m for pid in sorted(found) if (m := self._mention(*found[pid])) is not None]
+                    found.setdefault(int(p["id"]), p)
+        posts = [found[pid] for pid in sorted(found)]
+        remembered = cursor.get("ours") if isinstance(cursor.get("ours"), list) else []
+        new_cursor["ours"] = self._ours(posts, [str(x) for x in remembered])
+        ours = set(new_cursor["ours"])
+        mentions, aside = clean.guarded_items(posts, lambda p: self._mention(p, ours), platform=PLATFORM,
+                                              source=self.name, describe=lambda p: self._describe(p))
         mentions.sort(key=lambda m: m.posted_at)
-        return PollResult(mentions=mentions, cursor=new_cursor, reads=reads, notes=notes)
+        return PollResult(mentions=mentions, cursor=new_cursor, reads=reads, notes=notes,
+                          set_aside=unreadable + aside)
+
+    def _describe(self, post: dict) -> str:
+        topic, number = _int(post.get("topic_id")), _int(post.get("post_number"))
+        return self._ext(topic, number) if topic is not None and number is not None else f"post id {post.get('id')}"
 
     def close(self) -> None:
         self.client.close()

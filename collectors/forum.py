@@ -27,6 +27,13 @@ reached (the newest), so Hearken does not backfill years of a thread.
 External ids are "<host>#<post id>" where the forum numbers posts across the
 site (phpBB, vBulletin, XenForo), or "<thread url>#<n>" where it numbers them
 per thread (Discourse). `thread_id` is the configured page's URL.
+
+One post that cannot be read (no body, no plausible time: collectors/times.py)
+is set aside with its HTML and the reason, and remembered as seen like the
+others; the rest of the page is kept. Only when not one of several posts on a
+page can be read is the page a failure (the layout changed: fix the selectors
+and the posts are read then). A permalink that is not http(s) (`javascript:`)
+is never stored: the page's address stands in for it, with a note.
 """
 
 from __future__ import annotations
@@ -36,42 +43,22 @@ import hashlib
 import re
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any, ClassVar
 from urllib.parse import urljoin, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
 from bs4 import BeautifulSoup, Tag
 
-from collectors import http
-from collectors.base import BadPayload, Mention, NotConfigured, PollResult, collector_boundary
+from collectors import clean, http, times
+from collectors.base import BadPayload, Mention, NotConfigured, PollResult, SetAside, collector_boundary
 from collectors.forum_presets import DEFAULT_NEXT_PAGE, PRESETS
 from collectors.match import TermMatcher
 
 PLATFORM = "forum"
 SEEN_PER_PAGE = 300
 
-TIME_FORMATS = (
-    "%a %b %d, %Y %I:%M %p",   # phpBB: Sun May 26, 2019 4:34 pm
-    "%b %d, %Y at %I:%M %p",   # XenForo: Oct 30, 2014 at 10:48 PM
-    "%b %d, %Y %I:%M %p",
-    "%B %d, %Y, %I:%M %p",
-    "%B %d, %Y %I:%M %p",
-    "%m-%d-%Y, %I:%M %p",      # vBulletin default: 06-15-2016, 03:03 PM
-    "%Y-%m-%d, %H:%M",         # vBulletin ISO-ish: 2016-02-01, 02:21
-    "%Y-%m-%d %H:%M:%S",
-    "%Y-%m-%d %H:%M",
-    "%d-%m-%Y, %H:%M",
-    "%d.%m.%Y, %H:%M",
-    "%d.%m.%Y %H:%M",
-    "%d %b %Y, %H:%M",
-    "%d %b %Y %H:%M",
-    "%a %d %b %Y %H:%M",
-    "%m/%d/%Y %I:%M %p",
-    "%d/%m/%Y %H:%M",
-)
 _TIME_ATTRS = ("data-time", "datetime", "content", "title")
-_RELATIVE_DAY = re.compile(r"\b(today|yesterday)\b", re.I)
 
 
 class Spec:
@@ -119,58 +106,26 @@ class Spec:
         return values[0] if values else None
 
 
-def parse_time(text: str, zone: ZoneInfo, formats: tuple[str, ...] = TIME_FORMATS, *, now: datetime | None = None) -> datetime | None:
-    """A post time written by a forum, as aware UTC; None if it cannot be read.
-
-    Accepts ISO 8601, epoch seconds, or text in one of `formats` anywhere at
-    the end of `text` ("by Jakob » Sun May 26, 2019 4:34 pm"). "Today" and
-    "Yesterday" are taken in the forum's zone. Times without a zone are in `zone`.
-    """
-    text = " ".join(text.split())
-    if not text:
-        return None
-    if re.fullmatch(r"\d{9,11}", text):
-        return datetime.fromtimestamp(int(text), timezone.utc)
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        parsed = None
-    if parsed is None:
-        local_now = (now or datetime.now(timezone.utc)).astimezone(zone)
-
-        def day(m: re.Match[str]) -> str:
-            d = local_now.date() - timedelta(days=1 if m.group(1).lower() == "yesterday" else 0)
-            return d.strftime("%Y-%m-%d")
-
-        text = _RELATIVE_DAY.sub(day, text)
-        words = text.split()
-        for start in range(len(words)):
-            candidate = " ".join(words[start:])
-            for fmt in formats:
-                try:
-                    parsed = datetime.strptime(candidate, fmt)
-                    break
-                except ValueError:
-                    continue
-            if parsed is not None:
-                break
-    if parsed is None:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=zone)
-    return parsed.astimezone(timezone.utc)
-
-
-def _read_time(el: Tag, attr: str | None, zone: ZoneInfo, formats: tuple[str, ...]) -> datetime | None:
-    candidates = [el.get(attr)] if attr else [el.get(a) for a in _TIME_ATTRS]
-    if not attr:
-        candidates.append(el.get_text(" ", strip=True))
+def _read_time(el: Tag, attr: str | None, zone: ZoneInfo, formats: tuple[str, ...]) -> datetime:
+    """The time an element gives: its `attr`, or else its time attributes and then its text, the first that reads."""
+    candidates = [el.get(attr)] if attr else [el.get(a) for a in _TIME_ATTRS] + [el.get_text(" ", strip=True)]
+    problems = []
     for value in candidates:
         if value:
-            parsed = parse_time(str(value), zone, formats)
-            if parsed is not None:
-                return parsed
-    return None
+            try:
+                return times.parse(str(value), zone=zone, formats=formats)
+            except times.BadTime as exc:
+                problems.append(str(exc))
+    if not problems:
+        raise times.BadTime("the time element is empty")
+    raise times.BadTime(problems[-1] if len(problems) == 1 else "; ".join(dict.fromkeys(problems)))
+
+
+def _join(base: str, href: str) -> str | None:
+    try:
+        return urljoin(base, href)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return None
 
 
 class ForumCollector:
@@ -196,7 +151,7 @@ class ForumCollector:
         self.id_scope: str = merged.get("id_scope") or "site"
         self.permalink_template: str | None = merged.get("permalink_template")
         formats = merged.get("time_format") or ()
-        self.formats = tuple(formats) + TIME_FORMATS
+        self.formats = tuple(formats) + times.FORUM_FORMATS
         self.client = http.make_client(settings.user_agent,
                                        headers={"Accept": "text/html,application/xhtml+xml"})
         self.robots = http.Robots(self.client, settings.user_agent, clock=clock) if settings.respect_robots else None
@@ -241,79 +196,121 @@ class ForumCollector:
     # -- parsing ------------------------------------------------------------
 
     def _posts(self, soup: BeautifulSoup, page_url: str, thread_url: str, notes: list[str]) -> list[dict[str, Any]]:
+        """The page's posts; a post that cannot be read is returned as {"id": ..., "aside": SetAside}."""
         base_tag = soup.find("base", href=True)
-        base = urljoin(page_url, base_tag["href"]) if base_tag else page_url
+        base = _join(page_url, base_tag["href"]) if base_tag else page_url
         canonical_tag = soup.find("link", rel="canonical", href=True)
-        canonical = urljoin(base, canonical_tag["href"]) if canonical_tag else page_url
+        canonical = (_join(base, canonical_tag["href"]) if canonical_tag else None) or page_url
         title = self.sel["title"].first(soup) or ""
         elements = [el for el, _ in self.sel["post"].elements(soup)]
         if not elements:
             raise BadPayload(f"{self.name}: no post on the page matched {self.sel['post'].text!r} "
                              "(the forum's layout changed, or the page needs a login)", url=page_url)
         posts = []
-        skipped = []
         for index, el in enumerate(elements):
-            raw_id = None
-            if self.id_attr and el.get(self.id_attr):
-                raw_id = str(el.get(self.id_attr))
-            elif self.sel["id"]:
-                raw_id = self.sel["id"].first(el)
-            post_id = None
-            if raw_id:
-                digits = re.search(r"\d+", raw_id)
-                post_id = digits.group(0) if digits else raw_id
-            body_el = self.sel["body"].elements(el)
-            time_el = self.sel["time"].elements(el) if self.sel["time"] else []
-            posted_at = None
-            for t_el, attr in time_el:
-                posted_at = _read_time(t_el, attr, self.zone, self.formats)
-                if posted_at:
-                    break
-            if not body_el or posted_at is None:
-                what = "body" if not body_el else "time"
-                skipped.append(f"post {post_id or index + 1}: no {what} ({self.sel[what].text!r})")
-                continue
-            body_tag, body_attr = body_el[0]
-            body = str(body_tag.get(body_attr)) if body_attr else body_tag.get_text("\n", strip=True)
-            own_words = body
-            if self.sel["quote"] and not body_attr:
-                trimmed = copy.copy(body_tag)
-                for quote, _ in self.sel["quote"].elements(trimmed):
-                    if quote is not trimmed:
-                        quote.decompose()
-                own_words = trimmed.get_text("\n", strip=True)
-            author = self.sel["author"].first(el) if self.sel["author"] else None
-            link = self.sel["permalink"].first(el) if self.sel["permalink"] else None
-            if link:
-                url = urljoin(base, link)
-            elif self.permalink_template and post_id:
-                url = self.permalink_template.format(page=canonical.rstrip("/"), id=post_id)
-            else:
-                url = f"{page_url.split('#')[0]}#{post_id}" if post_id else page_url
-            if post_id is None:
-                post_id = hashlib.sha256(f"{author}|{posted_at.isoformat()}|{body[:500]}".encode()).hexdigest()[:16]
-            if self.id_scope == "thread":
-                parts = urlsplit(thread_url)
-                external_id = f"{parts.netloc}{parts.path}" + (f"?{parts.query}" if parts.query else "") + f"#{post_id}"
-            else:
-                external_id = f"{urlsplit(page_url).netloc}#{post_id}"
-            quoted = self.sel["quote_author"].values(el) if self.sel["quote_author"] else []
-            posts.append({"id": external_id, "post_id": post_id, "url": url, "author": author or "", "body": body,
-                          "posted_at": posted_at, "title": title, "quoted": quoted,
-                          "own_words": own_words})
-        if not posts:
-            raise BadPayload(f"{self.name}: {len(elements)} posts found but none readable: " + "; ".join(skipped[:3]), url=page_url)
-        if skipped:
-            notes.append(f"{page_url}: skipped {len(skipped)} unreadable posts (" + "; ".join(skipped[:3]) + ")")
+            try:
+                posts.append(self._post(el, index, base, canonical, page_url, thread_url, title, notes))
+            except Exception as exc:  # noqa: BLE001 - one odd post loses only itself
+                posts.append(self._unreadable(el, index, page_url, thread_url, exc))
+        readable = [p for p in posts if "aside" not in p]
+        if not readable and len(posts) > 1:
+            # Not one of several posts readable: the layout changed. Fail the page (nothing is remembered
+            # as seen), so the posts are read once the selectors are fixed.
+            reasons = "; ".join(p["aside"].reason for p in posts[:3])
+            raise BadPayload(f"{self.name}: {len(elements)} posts found but none readable: {reasons}", url=page_url)
         return posts
+
+    def _post_id(self, el: Tag) -> str | None:
+        raw_id = None
+        if self.id_attr and el.get(self.id_attr):
+            raw_id = str(el.get(self.id_attr))
+        elif self.sel["id"]:
+            raw_id = self.sel["id"].first(el)
+        if not raw_id:
+            return None
+        digits = re.search(r"\d+", raw_id)
+        return digits.group(0) if digits else clean.clean_text(raw_id, multiline=False)
+
+    def _external_id(self, post_id: str, page_url: str, thread_url: str) -> str:
+        if self.id_scope == "thread":
+            parts = urlsplit(thread_url)
+            return f"{parts.netloc}{parts.path}" + (f"?{parts.query}" if parts.query else "") + f"#{post_id}"
+        return f"{urlsplit(page_url).netloc}#{post_id}"
+
+    def _post(self, el: Tag, index: int, base: str, canonical: str, page_url: str, thread_url: str, title: str,
+              notes: list[str]) -> dict[str, Any]:
+        post_id = self._post_id(el)
+        body_el = self.sel["body"].elements(el)
+        if not body_el:
+            raise ValueError(f"no body ({self.sel['body'].text!r} found nothing)")
+        posted_at = self._time(el)
+        body_tag, body_attr = body_el[0]
+        body = str(body_tag.get(body_attr)) if body_attr else body_tag.get_text("\n", strip=True)
+        own_words = body
+        if self.sel["quote"] and not body_attr:
+            trimmed = copy.copy(body_tag)
+            for quote, _ in self.sel["quote"].elements(trimmed):
+                if quote is not trimmed:
+                    quote.decompose()
+            own_words = trimmed.get_text("\n", strip=True)
+        author = self.sel["author"].first(el) if self.sel["author"] else None
+        link = self.sel["permalink"].first(el) if self.sel["permalink"] else None
+        fallback = f"{page_url.split('#')[0]}#{post_id}" if post_id else page_url
+        if link:
+            url = clean.safe_link(_join(base, link))
+            if url is None:
+                notes.append(f"{page_url}: post {post_id or index + 1}'s permalink {clean.shown(link)} "
+                             "is not an http(s) link; stored the page's address instead")
+                url = fallback
+        elif self.permalink_template and post_id:
+            url = self.permalink_template.format(page=canonical.rstrip("/"), id=post_id)
+        else:
+            url = fallback
+        if post_id is None:
+            post_id = hashlib.sha256(f"{author}|{posted_at.isoformat()}|{body[:500]}".encode("utf-8", "replace")).hexdigest()[:16]
+        quoted = self.sel["quote_author"].values(el) if self.sel["quote_author"] else []
+        return {"id": self._external_id(post_id, page_url, thread_url), "post_id": post_id, "url": url,
+                "author": author or "", "body": body, "posted_at": posted_at, "title": title, "quoted": quoted,
+                "own_words": own_words}
+
+    def _time(self, el: Tag) -> datetime:
+        """The post's time from the first time element that reads as a plausible one; BadTime says why not."""
+        if not self.sel["time"]:
+            raise times.BadTime("no time selector is configured")
+        problems = []
+        for t_el, attr in self.sel["time"].elements(el):
+            try:
+                return _read_time(t_el, attr, self.zone, self.formats)
+            except times.BadTime as exc:
+                problems.append(str(exc))
+        if not problems:
+            raise times.BadTime(f"no time ({self.sel['time'].text!r} found nothing)")
+        raise times.BadTime("; ".join(problems[:2]))
+
+    def _unreadable(self, el: Tag, index: int, page_url: str, thread_url: str, exc: Exception) -> dict[str, Any]:
+        try:
+            post_id = self._post_id(el)
+        except Exception:  # noqa: BLE001
+            post_id = None
+        raw = str(el)
+        key = post_id or "unreadable-" + hashlib.sha256(raw.encode("utf-8", "replace")).hexdigest()[:16]
+        external_id = self._external_id(key, page_url, thread_url)
+        why = str(exc) if isinstance(exc, (times.BadTime, ValueError)) else f"{type(exc).__name__}: {exc}"
+        name = f"post {post_id if post_id and post_id.isdigit() else clean.shown(post_id)}" if post_id \
+            else f"post {index + 1} on the page"
+        return {"id": external_id, "aside": SetAside(
+            platform=PLATFORM, source=self.name, reason=f"{self.name}: {name}: {why}", raw=clean.safe_raw(raw),
+            external_id=external_id if post_id else None, url=page_url)}
 
     def _next_page(self, soup: BeautifulSoup, page_url: str) -> str | None:
         base_tag = soup.find("base", href=True)
-        base = urljoin(page_url, base_tag["href"]) if base_tag else page_url
+        base = (_join(page_url, base_tag["href"]) if base_tag else None) or page_url
         href = self.sel["next_page"].first(soup)
-        if not href or href.startswith(("#", "javascript:")):
+        if not href or href.startswith("#"):
             return None
-        nxt = urljoin(base, href)
+        nxt = clean.safe_link(_join(base, href))  # never javascript:, data:, file: ...
+        if nxt is None:
+            return None
         parts = urlsplit(nxt)
         nxt = urlunsplit((parts.scheme, parts.netloc, parts.path, parts.query, ""))
         return None if nxt == page_url else nxt
@@ -341,6 +338,7 @@ class ForumCollector:
         old_pages: dict[str, Any] = (cursor or {}).get("pages", {})
         new_pages: dict[str, Any] = {}
         mentions: list[Mention] = []
+        set_aside: list[SetAside] = []
         notes: list[str] = []
         reads = 0
         fetched: dict[str, int] = {}
@@ -395,6 +393,9 @@ class ForumCollector:
                     seen.append(post["id"])
                     if post.get("remember_only"):
                         continue
+                    if "aside" in post:
+                        set_aside.append(post["aside"])
+                        continue
                     mention = self._mention(post, configured)
                     if mention is not None:
                         mentions.append(mention)
@@ -405,7 +406,7 @@ class ForumCollector:
             new_state["seen"] = seen[-SEEN_PER_PAGE:]
             new_pages[configured] = new_state
         mentions.sort(key=lambda m: m.posted_at)
-        return PollResult(mentions=mentions, cursor={"pages": new_pages}, reads=reads, notes=notes)
+        return PollResult(mentions=mentions, cursor={"pages": new_pages}, reads=reads, notes=notes, set_aside=set_aside)
 
     def close(self) -> None:
         self.client.close()

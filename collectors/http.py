@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import codecs
-import json
 import re
 import time
 import urllib.robotparser
@@ -30,6 +29,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from collectors.base import AuthFailed, BadPayload, RateLimited, TryLater
+from collectors.clean import loads_json
 
 DEFAULT_TIMEOUT = 20.0
 USER_AGENT = "hearken/0.1 (+https://github.com/hearken/hearken)"
@@ -115,7 +115,7 @@ def parse_json(response: httpx.Response, *, what: str) -> Any:
     """The response body as JSON, or `BadPayload` saying what was wrong and where."""
     url = str(response.request.url)
     try:
-        return json.loads(response.content)
+        return loads_json(response.content)  # bad UTF-8 and absurd nesting cost one item, not the page
     except ValueError as exc:
         ctype = response.headers.get("content-type", "no content type")
         raise BadPayload(f"{what} sent something that is not JSON ({ctype}): {exc}", url=url) from exc

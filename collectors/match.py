@@ -2,8 +2,10 @@
 
 A term matches where it stands as a whole word (or phrase): "Acme" matches
 "acme's app is down" and "ACME!" but not "acmeville". Exclusions veto a post
-outright ("acme anvil" when you sell software, not anvils). Text is NFKC
-normalised and case-folded first, so "ＡＣＭＥ" and "Straße"/"STRASSE" match.
+outright ("acme anvil" when you sell software, not anvils). Text is cleaned
+as it will be stored (collectors/clean.py: no control characters, so "Ac\x00me"
+is "Acme"), NFKC normalised and case-folded first, so "ＡＣＭＥ" and
+"Straße"/"STRASSE" match.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ import re
 import unicodedata
 from collections.abc import Iterable
 
+from collectors.clean import clean_text
+
 
 def _norm(text: str) -> str:
-    return unicodedata.normalize("NFKC", text).casefold()
+    return unicodedata.normalize("NFKC", clean_text(text)).casefold()  # match what will be stored
 
 
 def _pattern(term: str) -> re.Pattern[str]:

@@ -19,6 +19,13 @@ Answers to us. For comments that name no term, the parents are looked up in
 one `/api/info` request per page; a comment answering one of our accounts is
 returned with ``extra["reply_to_own"] = True``.
 
+Items are read from the listing's JSON one by one (PRAW still signs, paces
+and retries the requests, and asks for ``raw_json=1``, so text comes without
+HTML entities): a child without a usable id, time or link id is set aside
+with its JSON and the reason while the rest of the page is kept, and a comment
+without `permalink` gets Reddit's id-only address
+(``/comments/<post>/_/<comment>/``) instead of costing the poll.
+
 Rate limits: prawcore sleeps to spread requests over Reddit's window; when
 the window is used up it would sleep until the reset, so the collector raises
 `RateLimited` with the reset time instead and lets other sources run.
@@ -30,17 +37,19 @@ ever reads the newest page of each listing only.
 
 from __future__ import annotations
 
+import re
 import time
-from datetime import datetime, timezone
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, ClassVar
 
 import praw
 import prawcore
 from praw.exceptions import PRAWException, RedditAPIException
-from praw.models import Comment, Submission
 
+from collectors import clean, times
 from collectors.base import (
-    AuthFailed, BadPayload, Mention, NotConfigured, PollResult, RateLimited, TryLater, collector_boundary,
+    AuthFailed, BadPayload, Mention, NotConfigured, PollResult, RateLimited, SetAside, TryLater, collector_boundary,
 )
 from collectors.match import TermMatcher
 
@@ -48,6 +57,20 @@ PLATFORM = "reddit"
 SITE = "https://www.reddit.com"
 SEEN_MAX = 300
 BLOCKING_WAIT = 10.0  # prawcore may sleep this long between two requests; beyond it we give the turn back
+
+
+class LenientJSONRequestor(prawcore.Requestor):
+    """prawcore's requestor, its responses' JSON read as every collector reads it (collectors.clean.loads_json).
+
+    A value nested 100,000 deep in one comment makes Python's json raise RecursionError, which prawcore
+    does not catch: the whole listing would fail on every poll. Read this way it costs that value only.
+    (PRAW documents requestor_class for wrapping the requestor like this.)
+    """
+
+    def request(self, *args: Any, **kwargs: Any):
+        response = super().request(*args, **kwargs)
+        response.json = lambda **_: clean.loads_json(response.content)  # type: ignore[method-assign]
+        return response
 
 
 def make_reddit(settings: Any, env: dict[str, str], *, session: Any = None) -> praw.Reddit:
@@ -59,7 +82,8 @@ def make_reddit(settings: Any, env: dict[str, str], *, session: Any = None) -> p
         missing = [n for n, v in ((settings.client_id_env, client_id), (settings.client_secret_env, secret)) if not v]
         raise NotConfigured(f"{settings.name}: environment variable(s) {', '.join(missing)} (Reddit app credentials) not set")
     kwargs: dict[str, Any] = {"client_id": client_id, "client_secret": secret, "user_agent": settings.user_agent,
-                              "check_for_async": False, "check_for_updates": False}
+                              "check_for_async": False, "check_for_updates": False,
+                              "requestor_class": LenientJSONRequestor}
     username, password = env.get(settings.username_env), env.get(settings.password_env)
     if username and password:
         kwargs.update(username=username, password=password)
@@ -75,8 +99,6 @@ def make_reddit(settings: Any, env: dict[str, str], *, session: Any = None) -> p
 
 def ratelimit_wait(message: str) -> float | None:
     """Seconds from a Reddit RATELIMIT message ("Take a break for 9 minutes before trying again.")."""
-    import re
-
     match = re.search(r"(\d+)\s*(millisecond|second|minute|hour)s?", message or "", re.I)
     if not match:
         return None
@@ -119,6 +141,67 @@ def translate(exc: Exception, what: str, url: str) -> Exception:
     return BadPayload(f"Reddit sent an unexpected listing for {what}: {type(exc).__name__}: {exc}", url=url)
 
 
+_FULLNAME = re.compile(r"t[1-6]_[0-9a-z]{1,13}")
+
+
+@dataclass(frozen=True)
+class _Listing:
+    children: list[Any]
+    after: str | None
+
+
+@dataclass(frozen=True)
+class _Post:
+    """A submission (t3) or comment (t1) as read from the listing's JSON."""
+
+    kind: str
+    fullname: str
+    subreddit: str
+    title: str
+    body: str
+    author: str
+    author_id: str | None
+    posted_at: datetime
+    url: str
+    link_id: str | None
+    parent_id: str | None
+    link_url: str | None
+    note: str | None = None
+
+    @property
+    def kind_name(self) -> str:
+        return "submission" if self.kind == "t3" else "comment"
+
+
+def _fullname(child: Any) -> str | None:
+    """A listing child's fullname ("t3_abc"), or None when it has no usable one."""
+    if not isinstance(child, dict) or not isinstance(child.get("data"), dict):
+        return None
+    data = child["data"]
+    name = data.get("name")
+    if not name and data.get("id") and child.get("kind"):
+        name = f"{child['kind']}_{data['id']}"
+    return name if isinstance(name, str) and _FULLNAME.fullmatch(name) else None
+
+
+def _created(child: Any) -> float | None:
+    data = child.get("data") if isinstance(child, dict) else None
+    value = data.get("created_utc") if isinstance(data, dict) else None
+    try:
+        return times.parse(value).timestamp()
+    except times.BadTime:
+        return None
+
+
+def _string(data: dict[str, Any], name: str) -> str:
+    value = data.get(name)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ValueError(f"its {name!r} is a {type(value).__name__}, not text")
+    return value
+
+
 class RedditCollector:
     platform: ClassVar[str] = PLATFORM
 
@@ -143,12 +226,15 @@ class RedditCollector:
                 raise RateLimited(f"Reddit's rate-limit window is used up; it resets in {wait:.0f}s", url=url,
                                   retry_after=wait)
         try:
-            listing = self.reddit.get(path, params=params)
+            # The JSON as sent, not PRAW objects: PRAW builds the whole listing at once (one child without
+            # an id fails all of them) and fetches any field a child lacks with another request.
+            body = self.reddit.request(method="GET", path=path, params=params)
         except Exception as exc:  # noqa: BLE001 - every library error becomes a collector error
             raise translate(exc, path, url) from exc
-        if not hasattr(listing, "children"):
-            raise BadPayload(f"Reddit sent {type(listing).__name__} where a listing was expected for {path}", url=url)
-        return listing
+        listing = body.get("data") if isinstance(body, dict) and body.get("kind") == "Listing" else None
+        if not isinstance(listing, dict) or not isinstance(listing.get("children"), list):
+            raise BadPayload(f"Reddit sent {type(body).__name__} where a listing was expected for {path}", url=url)
+        return _Listing(listing["children"], listing.get("after") if isinstance(listing.get("after"), str) else None)
 
     # -- listings -------------------------------------------------------------
 
@@ -157,39 +243,40 @@ class RedditCollector:
         limit = self.settings.page_limit
         state = dict(state or {})
         if not state.get("newest"):
-            listing = self._get(path, {"limit": limit})
-            items = list(listing.children)
-            new_state = self._newest(items, state)
-            return list(reversed(items)), new_state, len(items)
+            items = self._get(path, {"limit": limit}).children
+            return list(reversed(items)), self._newest(items, state), len(items)
         collected: list[Any] = []
         reads = 0
         before = state["newest"]
         for page in range(self.settings.max_pages):
-            items = list(self._get(path, {"limit": limit, "before": before}).children)
+            items = self._get(path, {"limit": limit, "before": before}).children
             reads += len(items)
             if not items and page == 0:
                 # The cursor's post may be gone (deleted or removed): `before` then finds nothing.
-                latest = list(self._get(path, {"limit": limit}).children)
+                latest = self._get(path, {"limit": limit}).children
                 reads += len(latest)
-                items = [i for i in latest if i.created_utc > float(state.get("newest_utc", 0)) and i.fullname != before]
+                since = float(state.get("newest_utc", 0))
+                items = [i for i in latest if (_created(i) or since + 1) > since and _fullname(i) != before]
                 if items:
                     notes.append(f"{path}: the last post seen is gone; read the newest page back to its time")
                 collected = list(reversed(items)) + collected
                 break
             collected.extend(reversed(items))  # each page newer than the one before
-            if len(items) < limit:
+            names = [n for n in map(_fullname, items) if n]
+            if len(items) < limit or not names:
                 break
-            before = items[0].fullname
+            before = names[0]
         else:
             notes.append(f"{path}: read {self.settings.max_pages} full pages; the rest follows on the next poll")
         return collected, self._newest(list(reversed(collected)), state), reads
 
     @staticmethod
     def _newest(items_newest_first: list[Any], state: dict[str, Any]) -> dict[str, Any]:
-        if not items_newest_first:
+        dated = [(t, n) for i in items_newest_first if (t := _created(i)) is not None and (n := _fullname(i))]
+        if not dated:
             return state
-        top = max(items_newest_first, key=lambda i: i.created_utc)
-        return {"newest": top.fullname, "newest_utc": top.created_utc}
+        newest_utc, newest = max(dated)
+        return {"newest": newest, "newest_utc": newest_utc}
 
     def _search(self, query: str, state: dict[str, Any] | None, notes: list[str]) -> tuple[list[Any], dict[str, Any], int]:
         state = dict(state or {})
@@ -203,11 +290,12 @@ class RedditCollector:
         pages = 1 if newest_utc is None else self.settings.max_pages
         for _page in range(pages):
             listing = self._get("r/all/search/", params)  # the path PRAW uses
-            items = list(listing.children)
-            reads += len(items)
+            reads += len(listing.children)
             reached = False
-            for item in items:
-                if item.fullname in seen_set or (newest_utc is not None and item.created_utc < float(newest_utc)):
+            for item in listing.children:
+                created = _created(item)
+                if _fullname(item) in seen_set or (newest_utc is not None and created is not None
+                                                   and created < float(newest_utc)):
                     reached = True
                     continue
                 found.append(item)
@@ -216,85 +304,101 @@ class RedditCollector:
             params = dict(params, after=listing.after)
         else:
             notes.append(f"search {query!r}: stopped after {self.settings.max_pages} pages before reaching the last post seen")
-        for item in found:
-            seen.append(item.fullname)
-        if found:
-            top = max([float(newest_utc or 0.0)] + [float(i.created_utc) for i in found])
+        seen.extend(n for n in map(_fullname, found) if n)
+        times_found = [t for t in map(_created, found) if t is not None]
+        if times_found:
+            top = max([float(newest_utc or 0.0)] + times_found)
         else:  # nothing on the first poll: start from now, not from the beginning of time
             top = float(newest_utc) if newest_utc is not None else time.time()
         return list(reversed(found)), {"newest_utc": top, "seen": seen[-SEEN_MAX:]}, reads
 
     # -- items to mentions ----------------------------------------------------
 
-    @staticmethod
-    def _field(item: Any, name: str, default: Any = None) -> Any:
-        """A field the listing sent, without PRAW's lazy fetch of the whole object when it is absent."""
-        return vars(item).get(name, default)
-
-    def _author(self, item: Any) -> str:
-        return item.author.name if item.author is not None else "[deleted]"
-
-    def _mention(self, item: Any, *, reply_to_own: bool = False, terms: tuple[str, ...] | None = None) -> Mention:
-        sub = item.subreddit.display_name
-        extra: dict[str, Any] = {"subreddit": sub, "fullname": item.fullname}
-        if isinstance(item, Submission):
-            title, body = item.title, self._field(item, "selftext") or ""
-            thread, parent = item.fullname, None
-            if self._field(item, "is_self") is False:
-                extra["link_url"] = self._field(item, "url")
-            kind = "submission"
+    def _read(self, child: Any) -> _Post | None:
+        """One listing child as a post; None for what is not a post (a "more" stub); raises when it is unreadable."""
+        if not isinstance(child, dict) or not isinstance(child.get("data"), dict):
+            raise ValueError("it is not a Reddit object ({kind, data})")
+        kind, data = child.get("kind"), child["data"]
+        if kind not in ("t1", "t3"):
+            return None
+        fullname = _fullname(child)
+        if fullname is None:
+            raise ValueError("no usable 'name' or 'id' field")
+        posted_at = times.parse(data.get("created_utc"))
+        author = data.get("author")
+        author = "[deleted]" if author is None else str(author)
+        sub = data.get("subreddit") or str(data.get("subreddit_name_prefixed") or "").removeprefix("r/")
+        permalink, link_id = data.get("permalink"), data.get("link_id")
+        if kind == "t1" and not (isinstance(link_id, str) and _FULLNAME.fullmatch(link_id)):
+            raise ValueError(f"comment without a usable 'link_id' ({clean.shown(link_id)})")
+        note = None
+        if isinstance(permalink, str) and permalink.startswith("/"):
+            url = SITE + permalink
+        else:  # Reddit answers /comments/<post>/_/<comment>/ for any comment, whatever the subreddit
+            post36 = link_id[3:] if kind == "t1" else fullname[3:]
+            url = f"{SITE}/comments/{post36}/" + (f"_/{fullname[3:]}/" if kind == "t1" else "")
+            note = f"Reddit {fullname} came without a permalink; its address was built from its ids"
+        if kind == "t3":
+            title, body = _string(data, "title"), _string(data, "selftext")
         else:
-            title = self._field(item, "link_title") or ""
-            body = item.body
-            thread, parent = item.link_id, item.parent_id
-            extra.update(link_id=item.link_id, parent_id=item.parent_id)
-            kind = "comment"
-        extra["kind"] = kind
+            title, body = _string(data, "link_title"), _string(data, "body")
+        return _Post(kind=kind, fullname=fullname, subreddit=str(sub), title=title, body=body, author=author,
+                     author_id=data.get("author_fullname") if isinstance(data.get("author_fullname"), str) else None,
+                     posted_at=posted_at, url=url, link_id=link_id if kind == "t1" else None,
+                     parent_id=str(data.get("parent_id") or link_id) if kind == "t1" else None,
+                     link_url=data.get("url") if kind == "t3" and data.get("is_self") is False else None, note=note)
+
+    def _mention(self, post: _Post, *, reply_to_own: bool = False, terms: tuple[str, ...]) -> Mention:
+        extra: dict[str, Any] = {"subreddit": post.subreddit, "fullname": post.fullname, "kind": post.kind_name}
+        if post.kind == "t1":
+            extra.update(link_id=post.link_id, parent_id=post.parent_id)
+        if post.link_url is not None:
+            extra["link_url"] = post.link_url
         if reply_to_own:
             extra["reply_to_own"] = True
-        author = self._author(item)
-        author_id = self._field(item, "author_fullname")
         return Mention(
-            platform=PLATFORM, source=self.name, external_id=item.fullname, url=SITE + item.permalink,
-            author=author, author_id=author_id, title=title, body=body,
-            posted_at=datetime.fromtimestamp(float(item.created_utc), timezone.utc),
-            thread_id=thread, parent_id=parent,
-            matched_terms=terms if terms is not None else self._terms(item), extra=extra,
+            platform=PLATFORM, source=self.name, external_id=post.fullname, url=post.url,
+            author=post.author, author_id=post.author_id, title=post.title,
+            body=post.body, posted_at=post.posted_at,
+            thread_id=post.fullname if post.kind == "t3" else post.link_id, parent_id=post.parent_id,
+            matched_terms=terms, extra=extra,
         )
 
-    def _terms(self, item: Any) -> tuple[str, ...]:
-        if isinstance(item, Submission):
-            return self.matcher.match(item.title, self._field(item, "selftext") or "")
-        return self.matcher.match(item.body)
+    def _terms(self, post: _Post) -> tuple[str, ...]:
+        return self.matcher.match(post.title, post.body) if post.kind == "t3" else self.matcher.match(post.body)
 
-    def _answers_to_us(self, comments: list[Any]) -> set[str]:
+    def _answers_to_us(self, comments: list[_Post]) -> set[str]:
         """Fullnames of the comments whose parent was written by one of our accounts."""
-        parents = sorted({c.parent_id for c in comments})
+        parents = sorted({c.parent_id for c in comments if c.parent_id and _FULLNAME.fullmatch(c.parent_id)})
         if not parents or not self.own:
             return set()
         authors: dict[str, str] = {}
         for start in range(0, len(parents), 100):
             chunk = parents[start:start + 100]
             for thing in self._get("api/info", {"id": ",".join(chunk)}).children:
-                authors[thing.fullname] = self._author(thing).casefold()
-        return {c.fullname for c in comments if authors.get(c.parent_id) in self.own}
+                data = thing.get("data") if isinstance(thing, dict) else None
+                name = _fullname(thing)
+                if name and isinstance(data, dict):
+                    authors[name] = str(data.get("author") or "").casefold()
+        return {c.fullname for c in comments if authors.get(c.parent_id or "") in self.own}
 
-    def _to_mentions(self, items: list[Any]) -> list[Mention]:
+    def _to_mentions(self, items: list[Any], notes: list[str]) -> tuple[list[Mention], list[SetAside]]:
+        posts, aside = clean.guarded_items(items, self._read, platform=PLATFORM, source=self.name, describe=_fullname)
         out: list[Mention] = []
         unmatched_comments = []
-        for item in items:
-            if not isinstance(item, (Submission, Comment)):
+        for post in posts:
+            if post.author.casefold() in self.own:
                 continue
-            if self._author(item).casefold() in self.own:
-                continue
-            terms = self._terms(item)
+            terms = self._terms(post)
             if terms:
-                out.append(self._mention(item, terms=terms))
-            elif isinstance(item, Comment):
-                unmatched_comments.append(item)
+                out.append(self._mention(post, terms=terms))
+            elif post.kind == "t1":
+                unmatched_comments.append(post)
         answers = self._answers_to_us(unmatched_comments)
         out.extend(self._mention(c, reply_to_own=True, terms=()) for c in unmatched_comments if c.fullname in answers)
-        return out
+        kept = {m.external_id for m in out}
+        notes.extend(p.note for p in posts if p.note and p.fullname in kept)
+        return out, aside
 
     # -- poll -----------------------------------------------------------------
 
@@ -312,19 +416,16 @@ class RedditCollector:
                 path = f"r/{sub}/{kind}"
                 found, listings[path], n = self._forward(path, old.get(path), notes)
                 reads += n
-                items.update((i.fullname, i) for i in found)
+                items.update((_fullname(i) or f"unnamed-{id(i)}", i) for i in found)
         for query in self.settings.search:
             key = f"search:{query}"
             found, listings[key], n = self._search(query, old.get(key), notes)
             reads += n
             for i in found:
-                items.setdefault(i.fullname, i)
-        try:
-            mentions = self._to_mentions(list(items.values()))
-        except (AttributeError, TypeError, ValueError) as exc:
-            raise BadPayload(f"Reddit sent a post we could not read: {exc}", url=self.api) from exc
+                items.setdefault(_fullname(i) or f"unnamed-{id(i)}", i)
+        mentions, aside = self._to_mentions(list(items.values()), notes)
         mentions.sort(key=lambda m: m.posted_at)
-        return PollResult(mentions=mentions, cursor={"listings": listings}, reads=reads, notes=notes)
+        return PollResult(mentions=mentions, cursor={"listings": listings}, reads=reads, notes=notes, set_aside=aside)
 
     def close(self) -> None:
         session = getattr(self.reddit._core, "_requestor", None)

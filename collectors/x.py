@@ -17,6 +17,12 @@ must stop early (`max_pages`, or the read cap), it keeps a backlog so that the
 next poll continues downwards from the oldest post read (`until_id`) to the
 old `since_id` before moving `since_id` up. Nothing in a burst is skipped.
 
+Text: X writes ``&``, ``<`` and ``>`` as ``&amp;`` ``&lt;`` ``&gt;`` (the
+recorded pages in ../shared/fixtures/x show it); they are read back before the
+terms are matched, so "AT&T" matches. A post without a numeric id, a readable
+time or an author is set aside with its JSON and the reason, the rest of the
+page kept; the cursor moves past it.
+
 Cursor: ``{"since_id": "1380242611781386245"}``, or with a backlog
 ``{"since_id": "...", "backlog": {"until_id": "...", "newest": "..."}}``.
 The first poll ever reads one page, the newest: no backfill.
@@ -24,15 +30,15 @@ The first poll ever reads one page, the newest: no backfill.
 
 from __future__ import annotations
 
-import json
-from datetime import datetime
+import re
 from typing import Any, ClassVar
 
 import requests
 import tweepy
 
+from collectors import clean, times
 from collectors.base import (
-    AuthFailed, BadPayload, Mention, NotConfigured, PollResult, RateLimited, TryLater, utc, collector_boundary,
+    AuthFailed, BadPayload, Mention, NotConfigured, PollResult, RateLimited, SetAside, TryLater, collector_boundary,
 )
 from collectors.http import retry_after_seconds
 from collectors.match import TermMatcher
@@ -44,6 +50,8 @@ MAX_QUERY = 4096
 TWEET_FIELDS = ["created_at", "author_id", "conversation_id", "in_reply_to_user_id", "referenced_tweets", "lang", "note_tweet"]
 EXPANSIONS = ["author_id", "in_reply_to_user_id", "referenced_tweets.id"]
 USER_FIELDS = ["username", "name"]
+_TWEET_ID = re.compile(r"\d{1,20}")
+_USERNAME = re.compile(r"\w{1,50}", re.ASCII)
 
 
 class _RebasedSession(requests.Session):
@@ -81,6 +89,12 @@ def make_client(bearer_token: str, base_url: str | None = None, **user_keys: str
     if base_url:
         client.session = _RebasedSession(base_url)
     return client
+
+
+def _required(tweet: dict[str, Any], name: str) -> Any:
+    if tweet.get(name) is None:
+        raise ValueError(f"no {name!r} field (were tweet.fields or expansions dropped from the request?)")
+    return tweet[name]
 
 
 class XCollector:
@@ -134,51 +148,59 @@ class XCollector:
             raise TryLater(f"X could not be reached: {exc}", url=url) from exc
         url = response.url or url
         try:
-            payload = response.json()
-        except (ValueError, json.JSONDecodeError) as exc:
+            payload = clean.loads_json(response.content)
+        except ValueError as exc:
             raise BadPayload(f"X sent something that is not JSON: {exc}", url=url) from exc
         if not isinstance(payload, dict) or not isinstance(payload.get("data", []), list) \
                 or not isinstance(payload.get("meta", {}), dict):
             raise BadPayload("X sent a search page without the expected data/meta objects", url=url)
         return payload, url, response.headers
 
-    def _mentions(self, payload: dict[str, Any], url: str) -> list[Mention]:
-        users = {u.get("id"): u for u in (payload.get("includes") or {}).get("users", []) if isinstance(u, dict)}
+    def _mentions(self, payload: dict[str, Any]) -> tuple[list[Mention], list[SetAside]]:
+        """The page's posts as mentions; a post that cannot be read is set aside, the others are kept."""
+        includes = payload.get("includes") if isinstance(payload.get("includes"), dict) else {}
+        users = {str(u.get("id")): u for u in includes.get("users") or [] if isinstance(u, dict)}
         own_ids = {uid for uid, u in users.items() if str(u.get("username", "")).casefold() in self.own_folded}
-        out = []
-        for tweet in payload.get("data", []):
-            try:
-                tid = str(tweet["id"])
-                text = str((tweet.get("note_tweet") or {}).get("text") or tweet["text"])
-                posted_at = utc(datetime.fromisoformat(str(tweet["created_at"]).replace("Z", "+00:00")))
-                author_id = str(tweet["author_id"])
-            except (KeyError, TypeError, ValueError) as exc:
-                raise BadPayload(f"X sent post {tweet.get('id') if isinstance(tweet, dict) else tweet!r} "
-                                 f"without a readable {exc} (were tweet.fields dropped?)", url=url) from exc
-            refs = {r.get("type"): str(r.get("id")) for r in tweet.get("referenced_tweets") or [] if isinstance(r, dict)}
-            if "retweeted" in refs:
-                continue
-            username = str(users.get(author_id, {}).get("username") or author_id)
-            if username.casefold() in self.own_folded or author_id in own_ids:
-                continue
-            reply_to_user = tweet.get("in_reply_to_user_id")
-            reply_to_own = reply_to_user is not None and str(reply_to_user) in own_ids
-            terms = self.matcher.match(text)
-            if not terms and not reply_to_own:
-                continue
-            extra: dict[str, Any] = {"username": username, "lang": tweet.get("lang"),
-                                     "in_reply_to_user_id": reply_to_user, "name": users.get(author_id, {}).get("name")}
-            if "quoted" in refs:
-                extra["quoted_id"] = refs["quoted"]
-            if reply_to_own:
-                extra["reply_to_own"] = True
-            out.append(Mention(
-                platform=PLATFORM, source=self.name, external_id=tid,
-                url=f"https://x.com/{username}/status/{tid}", author="@" + username, author_id=author_id,
-                body=text, posted_at=posted_at, thread_id=str(tweet.get("conversation_id") or tid),
-                parent_id=refs.get("replied_to"), matched_terms=terms, extra=extra,
-            ))
-        return out
+        return clean.guarded_items(list(payload.get("data") or []), lambda t: self._mention(t, users, own_ids),
+                                   platform=PLATFORM, source=self.name,
+                                   describe=lambda t: t.get("id") if isinstance(t, dict) else None)
+
+    def _mention(self, tweet: Any, users: dict[str, dict], own_ids: set[str]) -> Mention | None:
+        tid = str(tweet["id"])
+        if not _TWEET_ID.fullmatch(tid):
+            raise ValueError(f"its id {clean.shown(tid)} is not a number")
+        note = tweet.get("note_tweet")
+        text = (note.get("text") if isinstance(note, dict) else None) or tweet["text"]
+        if not isinstance(text, str):
+            raise ValueError(f"its text is a {type(text).__name__}, not a string")
+        text = clean.unescape_x(text)
+        posted_at = times.parse(_required(tweet, "created_at"))
+        author_id = str(_required(tweet, "author_id"))
+        refs = {r.get("type"): str(r.get("id")) for r in tweet.get("referenced_tweets") or [] if isinstance(r, dict)}
+        if "retweeted" in refs:
+            return None
+        user = users.get(author_id, {})
+        username = str(user.get("username") or author_id)
+        if username.casefold() in self.own_folded or author_id in own_ids:
+            return None
+        reply_to_user = tweet.get("in_reply_to_user_id")
+        reply_to_own = reply_to_user is not None and str(reply_to_user) in own_ids
+        terms = self.matcher.match(text)
+        if not terms and not reply_to_own:
+            return None
+        extra: dict[str, Any] = {"username": username, "lang": tweet.get("lang"),
+                                 "in_reply_to_user_id": reply_to_user, "name": user.get("name")}
+        if "quoted" in refs:
+            extra["quoted_id"] = refs["quoted"]
+        if reply_to_own:
+            extra["reply_to_own"] = True
+        # X's own address for a post needs no user name; use it when the name is not one X allows.
+        link = f"https://x.com/{username}/status/{tid}" if _USERNAME.fullmatch(username) else f"https://x.com/i/web/status/{tid}"
+        return Mention(
+            platform=PLATFORM, source=self.name, external_id=tid, url=link, author="@" + username,
+            author_id=author_id, body=text, posted_at=posted_at, thread_id=str(tweet.get("conversation_id") or tid),
+            parent_id=refs.get("replied_to"), matched_terms=terms, extra=extra,
+        )
 
     # -- poll -----------------------------------------------------------------
 
@@ -192,6 +214,7 @@ class XCollector:
         first_poll = since is None
         notes: list[str] = []
         mentions: list[Mention] = []
+        set_aside: list[SetAside] = []
         reads = 0
         oldest: str | None = None
         next_token = None
@@ -206,11 +229,10 @@ class XCollector:
             payload, url, headers = self._page(size, since_id=since, until_id=until, next_token=next_token)
             data = payload.get("data", [])
             reads += len(data)
-            mentions.extend(self._mentions(payload, url))
-            try:
-                ids = [int(t["id"]) for t in data]
-            except (KeyError, TypeError, ValueError) as exc:
-                raise BadPayload(f"X sent a post id that is not a number: {exc}", url=url) from exc
+            found, aside = self._mentions(payload)
+            mentions.extend(found)
+            set_aside.extend(aside)
+            ids = [int(t["id"]) for t in data if isinstance(t, dict) and _TWEET_ID.fullmatch(str(t.get("id")))]
             if ids:
                 if newest is None or max(ids) > int(newest):
                     newest = str(max(ids))
@@ -235,7 +257,7 @@ class XCollector:
             if newest is not None:
                 new_cursor["backlog"] = {"until_id": oldest or until, "newest": newest}
         mentions.sort(key=lambda m: (m.posted_at, int(m.external_id)))
-        return PollResult(mentions=mentions, cursor=new_cursor, reads=reads, notes=notes)
+        return PollResult(mentions=mentions, cursor=new_cursor, reads=reads, notes=notes, set_aside=set_aside)
 
     def close(self) -> None:
         self.client.session.close()

@@ -116,6 +116,7 @@ class Case(Base):
     __table_args__ = (
         Index("ix_cases_queue", "status", "first_response_due"),
         Index("ix_cases_opened", "opened_at"),
+        Index("ix_cases_thread", "platform", "thread_id"),  # a follow-up finds its case by thread
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -159,6 +160,7 @@ class Reply(Base):
     """
 
     __tablename__ = "replies"
+    __table_args__ = (Index("ix_replies_external_id", "platform", "external_id"),)  # answers find our reply
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
@@ -240,6 +242,36 @@ class SourceState(Base):
     reads_count: Mapped[int] = mapped_column(Integer, default=0)
     lease_owner: Mapped[str | None] = mapped_column(String(100))
     lease_until: Mapped[datetime | None]
+
+
+class SetAsideItem(Base):
+    """An item a platform sent that could not be read or stored, kept with its raw payload and the reason.
+
+    The rest of its page is stored and the source's cursor moves past it, so one hostile post never
+    stops a source; this table is where a person finds what was left out (the Sources page counts it).
+    `item_key` (a hash of the external id, or of the payload when there is none) makes a re-read
+    item update its row instead of adding another.
+    """
+
+    __tablename__ = "set_aside"
+    __table_args__ = (
+        UniqueConstraint("source", "item_key", name="uq_set_aside_source_item"),
+        Index("ix_set_aside_source_open", "source", "cleared_at", "last_seen_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(100))
+    platform: Mapped[str] = mapped_column(String(20))
+    item_key: Mapped[str] = mapped_column(String(64))
+    external_id: Mapped[str | None] = mapped_column(Text)
+    url: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    raw: Mapped[str] = mapped_column(Text)  # as the platform sent it, capped (collectors.clean.RAW_LIMIT)
+    first_seen_at: Mapped[datetime] = mapped_column(default=now_utc)
+    last_seen_at: Mapped[datetime] = mapped_column(default=now_utc)
+    times_seen: Mapped[int] = mapped_column(Integer, default=1)
+    cleared_at: Mapped[datetime | None]
+    cleared_by: Mapped[str | None] = mapped_column(String(200))
 
 
 class Label(Base):

@@ -3,12 +3,15 @@
 `store_poll` writes the new mentions and the source's next cursor in one
 transaction: a crash before it commits loses nothing (the next poll fetches
 the same posts again) and the unique key (platform, external_id) absorbs the
-re-poll, so nothing is stored twice.
+re-poll, so nothing is stored twice. A row the database still refuses (the
+collectors' normaliser should have made that impossible) is set aside with
+the reason, in a savepoint of its own, so it never costs the rest of the poll.
 
 `classify_pending` scores unclassified mentions in batches and, in one
 transaction per batch, stores the scores, opens a case for each complaint
 (with its SLA due times) and writes the alert outbox rows those cases cause.
-A customer's follow-up in a thread that already has a case joins that case.
+A customer's follow-up in a thread that already has a case joins that case, and
+so does an answer to one of our replies or accounts (`_existing_case`).
 """
 
 from __future__ import annotations
@@ -22,10 +25,12 @@ from typing import Protocol
 from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from collectors.base import Mention, PollResult
-from desk import alerts, audit
+from collectors import clean
+from collectors.base import Mention, PollResult, SetAside
+from desk import alerts, audit, set_aside
 from desk.config import HearkenConfig
 from desk.db import Store
 from desk.models import Case, Classification, Mention as MentionRow, Reply, SourceState, now_utc
@@ -34,6 +39,7 @@ from desk.sla import due_times
 log = logging.getLogger(__name__)
 
 CAP_NOTE = "monthly read cap reached"  # a collector's note that it stopped at its read budget
+NOTES_SHOWN = 10  # a poll's notes kept on the source's state; the rest are counted
 
 
 class Predictor(Protocol):
@@ -74,46 +80,111 @@ class LeaseLost(Exception):
     """Another process took over the source while this poll ran; its result is thrown away, not stored."""
 
 
+class StoreFailed(Exception):
+    """The database refused a whole poll (not one row of it); the reason is one line, never the SQL."""
+
+
+def db_reason(exc: BaseException) -> str:
+    """One line saying why the database refused something: the driver's message, without SQL or parameters."""
+    orig = getattr(exc, "orig", None) or exc
+    lines = str(orig).strip().splitlines()
+    message = lines[0] if lines else ""
+    return clean.reason_line(f"{type(orig).__name__}: {message}" if message else type(orig).__name__)
+
+
+_REFUSED = (SQLAlchemyError, ValueError, TypeError)  # a driver or a bind processor refusing a value
+
+
+def _insert_mentions(s: Session, mentions: Sequence[Mention], now: datetime, refused: list[SetAside]) -> int:
+    """Insert the mentions (new ones only); a row the database refuses is set aside, the others stored.
+
+    Rows go in batches, each in a savepoint; when a batch is refused its rows are tried one by one,
+    each in its own savepoint, so one refusal costs that row only.
+    """
+    def insert(rows: list[dict]) -> int:
+        stmt = _insert(s)(MentionRow).values(rows).on_conflict_do_nothing(
+            index_elements=["platform", "external_id"]).returning(MentionRow.id)
+        with s.begin_nested():
+            return len(s.execute(stmt).all())
+
+    new = 0
+    for i in range(0, len(mentions), 200):  # keep each statement well inside SQLite's variable limit
+        batch = list(mentions[i:i + 200])
+        rows = [mention_values(m, now) for m in batch]
+        try:
+            new += insert(rows)
+            continue
+        except _REFUSED:
+            pass
+        for m, row in zip(batch, rows, strict=True):
+            try:
+                new += insert([row])
+            except _REFUSED as exc:
+                refused.append(clean.clean_set_aside(clean.set_aside_mention(
+                    m, f"{m.platform} {clean.shown(m.external_id)}: the database refused it ({db_reason(exc)})")))
+    return new
+
+
+def _set_aside_note(items: Sequence[SetAside]) -> str:
+    shown = "; ".join(i.reason for i in items[:3])
+    more = f"; and {len(items) - 3} more" if len(items) > 3 else ""
+    noun = "item" if len(items) == 1 else "items"
+    return f"set aside {len(items)} {noun} that could not be read or stored (kept on the Sources page): {shown}{more}"
+
+
 def store_poll(store: Store, source: str, platform: str, result: PollResult, *, now: datetime | None = None,
                owner: str | None = None) -> int:
-    """Persist one poll: new mentions + cursor + source health, atomically. Returns how many were new.
+    """Persist one poll: new mentions + set-aside items + cursor + source health, atomically.
 
-    With `owner`, the poll is stored only while that process still holds the source's lease
-    (checked under a row lock), so a poll that outlived its lease never overwrites the cursor
-    of the process that took over.
+    Returns how many mentions were new. With `owner`, the poll is stored only while that process
+    still holds the source's lease (checked under a row lock), so a poll that outlived its lease
+    never overwrites the cursor of the process that took over. A mention the database refuses is
+    set aside with the reason, and the rest of the poll is stored; a failure of the whole
+    transaction raises `StoreFailed` with a one-line reason.
     """
     now = now or now_utc()
-    with store.session() as s:
-        if owner is not None:
-            holder = s.execute(select(SourceState.lease_owner).where(SourceState.name == source)
-                               .with_for_update()).scalar_one_or_none()
-            if holder is not None and holder != owner:
-                raise LeaseLost(f"source {source} is now polled by {holder}")
-        new = 0
-        rows = [mention_values(m, now) for m in result.mentions]
-        for i in range(0, len(rows), 200):  # keep each statement well inside SQLite's variable limit
-            stmt = _insert(s)(MentionRow).values(rows[i:i + 200]).on_conflict_do_nothing(
-                index_elements=["platform", "external_id"]).returning(MentionRow.id)
-            new += len(s.execute(stmt).all())
-        state = state_for(s, source, platform)
-        recovered = state.status in ("failing", "auth_failed")
-        month = month_key(now)
-        if state.reads_month != month:
-            state.reads_month, state.reads_count = month, 0
-        state.reads_count += result.reads
-        state.cursor = result.cursor
-        state.last_poll_at = state.last_success_at = now
-        state.status = "capped" if any(n.startswith(CAP_NOTE) for n in result.notes) else "ok"
-        state.status_reason = "; ".join(result.notes) or None
-        state.consecutive_failures = 0
-        state.failing_since = None
-        state.backoff_until = None
-        if new:
-            state.mentions_total += new
-            state.last_mention_at = now
-        if recovered:
-            log.info("source %s recovered", source)
-            audit.record(s, None, "system", "source_recovered", source=source)
+    try:
+        with store.session() as s:
+            if owner is not None:
+                holder = s.execute(select(SourceState.lease_owner).where(SourceState.name == source)
+                                   .with_for_update()).scalar_one_or_none()
+                if holder is not None and holder != owner:
+                    raise LeaseLost(f"source {source} is now polled by {holder}")
+            state = state_for(s, source, platform)
+            # Write first: this takes SQLite's write lock, and opens the transaction the savepoints below
+            # nest in (pysqlite begins one only at the first write; a savepoint opened outside one would
+            # commit on release).
+            s.execute(update(SourceState).where(SourceState.name == source).values(last_poll_at=now))
+            refused: list[SetAside] = []
+            new = _insert_mentions(s, result.mentions, now, refused)
+            aside = list(result.set_aside) + refused
+            set_aside.record(s, aside, now=now)
+            s.refresh(state)
+            recovered = state.status in ("failing", "auth_failed")
+            month = month_key(now)
+            if state.reads_month != month:
+                state.reads_month, state.reads_count = month, 0
+            state.reads_count += result.reads
+            state.cursor = result.cursor
+            state.last_poll_at = state.last_success_at = now
+            state.status = "capped" if any(n.startswith(CAP_NOTE) for n in result.notes) else "ok"
+            notes = ([_set_aside_note(aside)] if aside else []) + list(dict.fromkeys(result.notes))
+            if len(notes) > NOTES_SHOWN:
+                notes = notes[:NOTES_SHOWN] + [f"and {len(notes) - NOTES_SHOWN} more notes"]
+            state.status_reason = clean.fit("; ".join(notes), 4000) or None
+            state.consecutive_failures = 0
+            state.failing_since = None
+            state.backoff_until = None
+            if new:
+                state.mentions_total += new
+                state.last_mention_at = now
+            if aside:
+                log.warning("source %s: set aside %d item(s): %s", source, len(aside), aside[0].reason)
+            if recovered:
+                log.info("source %s recovered", source)
+                audit.record(s, None, "system", "source_recovered", source=source)
+    except _REFUSED as exc:
+        raise StoreFailed(f"could not store the poll of {source}: {db_reason(exc)}") from None
     return new
 
 
@@ -124,24 +195,53 @@ class Outcome:
     followups: int = 0
 
 
-def _existing_case(s: Session, m: MentionRow) -> Case | None:
-    """The case this mention continues: the same customer in the same thread, or an answer to one of our replies.
+def answered_ids(m: MentionRow) -> list[str]:
+    """External ids of the posts this mention answers: its parent, and (Discourse) the posts of ours it quotes."""
+    quotes = (m.extra or {}).get("quotes") or []
+    return [i for i in dict.fromkeys([m.parent_id, *quotes]) if isinstance(i, str) and i]
 
-    Another customer posting in the same thread is a customer of their own and gets a case of their own.
+
+def _existing_case(s: Session, m: MentionRow) -> tuple[Case | None, str]:
+    """The case this mention continues, and how it was found ("" when none).
+
+    - "same customer": the same author in the same thread continues their own case. Another customer
+      posting in the thread is a customer of their own and gets a case of their own.
+    - "answer to our reply": it answers (or quotes) a reply Hearken posted; the reply's external id has
+      the same form as the mention ids of that platform (Reddit t1_..., an X post id, Discourse
+      host/t/topic/n), so the join is by id, on every platform.
+    - "answer to our account": the collector flagged it `reply_to_own` (it answers or quotes one of
+      our accounts) but not a reply Hearken posted (one made on the platform itself, or a forum,
+      where Hearken cannot post): it joins the case of our newest reply in the same thread.
+
+    When none of these matches, the mention is new: a complaint opens a case of its own (even an
+    answer to our account, for example to a post our team made outside Hearken), anything else is
+    kept as a mention without a case.
     """
-    if not m.thread_id:
-        return None
-    same_customer = (select(Case).join(MentionRow, Case.mention_id == MentionRow.id)
+    if m.thread_id:
+        same_customer = (select(Case).join(MentionRow, Case.mention_id == MentionRow.id)
+                         .where(Case.platform == m.platform, Case.thread_id == m.thread_id,
+                                MentionRow.author == m.author)
+                         .order_by(Case.id).limit(1))
+        case = s.scalars(same_customer).first()
+        if case is not None:
+            return case, "same customer"
+    answered = answered_ids(m)
+    if answered:
+        answer_to_reply = (select(Case).join(Reply, Reply.case_id == Case.id)
+                           .where(Reply.platform == m.platform, Reply.external_id.in_(answered))
+                           .order_by(Reply.id.desc()).limit(1))
+        case = s.scalars(answer_to_reply).first()
+        if case is not None:
+            return case, "answer to our reply"
+    if (m.extra or {}).get("reply_to_own") and m.thread_id:
+        in_thread = (select(Case).join(Reply, Reply.case_id == Case.id)
                      .where(Case.platform == m.platform, Case.thread_id == m.thread_id,
-                            MentionRow.author == m.author)
-                     .order_by(Case.id).limit(1))
-    case = s.scalars(same_customer).first()
-    if case is None and m.parent_id:
-        answer_to_us = (select(Case).join(Reply, Reply.case_id == Case.id)
-                        .where(Case.platform == m.platform, Reply.external_id == m.parent_id)
-                        .order_by(Case.id).limit(1))
-        case = s.scalars(answer_to_us).first()
-    return case
+                            Reply.status == "posted")
+                     .order_by(Reply.id.desc()).limit(1))
+        case = s.scalars(in_thread).first()
+        if case is not None:
+            return case, "answer to our account"
+    return None, ""
 
 
 def _lock_threads(s: Session, batch: list[MentionRow]) -> None:
@@ -167,7 +267,8 @@ def open_case(s: Session, cfg: HearkenConfig, m: MentionRow, c: Classification) 
     s.flush()
     m.case_id = case.id
     audit.record(s, case.id, "system", "opened", score=round(c.score, 4), severity=c.severity,
-                 model=c.model_version, sla_first_response_due=first_due.isoformat())
+                 model=c.model_version, sla_first_response_due=first_due.isoformat(),
+                 answer_to_our_account=True if (m.extra or {}).get("reply_to_own") else None)
     alerts.on_case_opened(s, cfg, case, m)
     return case
 
@@ -199,13 +300,13 @@ def classify_pending(store: Store, cfg: HearkenConfig, model: Predictor, *, batc
                                    embedding=pack_vector(vectors[k]) if p.is_complaint else None)
                 s.add(c)
                 out.classified += 1
-                existing = _existing_case(s, m)
+                existing, how = _existing_case(s, m)
                 if existing is not None:
                     m.case_id = existing.id
                     out.followups += 1
                     reopen = existing.status == "replied" or (existing.status == "resolved" and c.is_complaint)
                     audit.record(s, existing.id, "system", "customer_followup", mention_id=m.id, author=m.author,
-                                 reopened=reopen)
+                                 reopened=reopen, joined=how)
                     if reopen:
                         existing.status = "open"
                         existing.resolved_at = None

@@ -10,7 +10,8 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
+
+from collectors.clean import safe_link
 
 _CONTROL_OR_SPACE = re.compile(r"[\x00-\x20\x7f-\x9f]")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
@@ -18,19 +19,17 @@ _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def web_url(value: object) -> str | None:
-    """`value` when it is an absolute http or https URL with a host, else None (never make it a link)."""
+    """`value` when it is an absolute http or https URL with a host, else None (never make it a link).
+
+    The collectors store only such links (collectors.clean.safe_link, the same test); this holds for
+    whatever the database holds, and refuses any control character or space outright.
+    """
     if not isinstance(value, str):
         return None
     url = value.strip()
     if not url or _CONTROL_OR_SPACE.search(url):  # browsers drop tabs and newlines: "java\tscript:" runs
         return None
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return None
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        return None
-    return url
+    return safe_link(url)
 
 
 def csv_cell(value: str) -> str:

@@ -149,8 +149,6 @@ def test_a_429_is_rate_limited_with_the_servers_wait(server):
 @pytest.mark.parametrize("reply, problem", [
     (Reply(200, "<html>Maintenance</html>", {"Content-Type": "text/html"}), "not JSON"),
     (Reply(200, {"topic_list": []}), "no latest_posts"),
-    (Reply(200, {"latest_posts": [{"id": 7, "username": "x", "topic_id": 1, "post_number": 1, "raw": "acme",
-                                   "created_at": "yesterday"}]}), "post 7"),
 ])
 def test_a_malformed_payload_names_what_and_where(server, reply, problem):
     server.route("/posts.json", reply)
@@ -194,3 +192,46 @@ def test_a_post_found_by_latest_and_by_search_is_one_mention(server):
     result = make(server, read=["latest", "search"]).poll(None)
     assert [m.extra["post_id"] for m in result.mentions] == [2, 3]
     assert result.cursor["search"]["acme"]["last_id"] == 3 and result.cursor["latest"]["last_id"] == 3
+
+
+# -- answers to us: Discourse leaves out reply_to_user when the reply quotes the post it answers ---------
+# (site setting suppress_reply_when_quoting, on by default); these posts follow that documented shape.
+
+def test_a_reply_quoting_our_post_without_reply_to_user_answers_that_post(server):
+    ours = post(3, number=3, user="acme_support", raw="Sorry, we are on it")
+    answer = post(4, number=4, raw='[quote="acme_support, post:3, topic:5"]\nSorry, we are on it\n[/quote]\nstill broken',
+                  reply_to_post_number=3)
+    server.route("/posts.json", Reply(200, {"latest_posts": [answer, ours]}))
+    host = server.url.removeprefix("http://")
+    [m] = make(server).poll(None).mentions
+    assert m.external_id == f"{host}/t/5/4" and m.extra["reply_to_own"] is True and m.matched_terms == ()
+    assert m.parent_id == f"{host}/t/5/3" and m.extra["quotes"] == [f"{host}/t/5/3"]
+
+
+def test_a_quote_of_us_in_cooked_html_only_is_an_answer_to_the_quoted_post(server):
+    cooked = ('<aside class="quote no-group" data-username="acme_support" data-post="3" data-topic="5">'
+              '<blockquote><p>We are on it</p></blockquote></aside><p>still broken</p>')
+    answer = {**post(4, number=4, cooked=cooked), "raw": None}
+    server.route("/posts.json", Reply(200, {"latest_posts": [answer]}))
+    host = server.url.removeprefix("http://")
+    [m] = make(server).poll(None).mentions
+    assert m.extra["reply_to_own"] is True and m.parent_id == f"{host}/t/5/3"
+    assert m.body == "We are on it still broken"
+
+
+def test_an_answer_to_our_earlier_post_is_recognised_without_reply_to_user_or_quote(server):
+    posts = [post(3, number=3, user="acme_support", raw="Sorry, we are on it")]
+    server.route("/posts.json", paged_posts(posts))
+    collector = make(server)
+    first = collector.poll(None)
+    host = server.url.removeprefix("http://")
+    assert first.mentions == [] and first.cursor["ours"] == [f"{host}/t/5/3"]
+    posts.append(post(4, number=4, raw="thanks, still broken though", reply_to_post_number=3))
+    [m] = collector.poll(first.cursor).mentions
+    assert m.extra["reply_to_own"] is True and m.parent_id == f"{host}/t/5/3"
+
+
+def test_a_hostile_topic_slug_never_reaches_the_link(server):
+    server.route("/posts.json", Reply(200, {"latest_posts": [post(1, topic_slug='x"><script>/../../')]}))
+    [m] = make(server).poll(None).mentions
+    assert m.url == f"{server.url}/t/x-script-/5/1"

@@ -14,7 +14,7 @@ import pytest
 from pydantic import ValidationError
 
 from collectors import BadPayload, RateLimited, TermMatcher, build
-from collectors.forum import parse_time
+from collectors import times
 from collectors.settings import ForumSource
 from tests.collector_helpers import LocalServer, Reply, fixture
 
@@ -205,13 +205,18 @@ def test_custom_preset_needs_selectors():
         ForumSource(type="forum", name="b", pages=["https://f.example/t"], preset="phpbb", timezone="Mars/Olympus")
 
 
+def parse_time(text, zone, now=None):
+    return times.parse(text, zone=zone, formats=times.FORUM_FORMATS, now=now)
+
+
 def test_time_text_in_the_forums_zone():
     berlin = ZoneInfo("Europe/Berlin")
     assert parse_time("by Jakob » Sun May 26, 2019 4:34 pm", berlin) == datetime(2019, 5, 26, 14, 34, tzinfo=UTC)
     assert parse_time("1290336718", berlin) == datetime(2010, 11, 21, 10, 51, 58, tzinfo=UTC)
     now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
     assert parse_time("Yesterday, 02:21", berlin, now=now) == datetime(2026, 11, 22, 1, 21, tzinfo=UTC)
-    assert parse_time("a while ago", berlin) is None
+    with pytest.raises(times.BadTime, match="'a while ago' is not a time we can read"):
+        parse_time("a while ago", berlin)
 
 
 # -- the presets on small pages we wrote in each forum's markup (run where ../shared is absent too) ---------

@@ -98,15 +98,17 @@ def test_our_own_posts_are_skipped_and_answers_to_us_kept(noflat):
     assert answer.thread_id == "1380205843564482561"
 
 
-def test_a_recorded_page_without_the_fields_we_need_is_a_clear_error():
+def test_a_recorded_page_without_the_fields_we_need_sets_each_post_aside_with_the_reason():
     # tweepy's own recording asked for no tweet.fields: posts have id and text only, no created_at or author.
     cassette = fixture("x", "test_client_search_recent_tweets.yaml")
     with vcr.VCR(record_mode="none", decode_compressed_response=True,
                  match_on=["method", "scheme", "host", "port", "path"]).use_cassette(str(cassette)):
-        with pytest.raises(BadPayload) as info:
-            make(terms=["Tweepy"]).poll(None)
-    assert "created_at" in info.value.reason
-    assert info.value.url.startswith("https://api.twitter.com/2/tweets/search/recent?")
+        result = make(terms=["Tweepy"]).poll(None)
+    assert result.mentions == [] and len(result.set_aside) == result.reads == 10
+    first = result.set_aside[0]
+    assert first.reason.startswith(f"x '{first.external_id}': no 'created_at' field (were tweet.fields")
+    assert '"text":' in first.raw and first.external_id.isdigit()
+    assert result.cursor == {"since_id": max(a.external_id for a in result.set_aside)}  # read past, not again
 
 
 def test_query_from_terms_exclusions_and_own_accounts():

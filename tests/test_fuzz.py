@@ -1,5 +1,6 @@
 """Fuzzing the collectors' parsers with hypothesis: whatever a platform sends, a poll either returns
-valid `Mention`s with a JSON-serialisable cursor or raises a `CollectorError` that says what was wrong.
+storable `Mention`s (and set-aside items with their reasons) with a JSON-serialisable cursor, or raises
+a `CollectorError` that says what was wrong.
 No other exception may escape the collector boundary (the runner would record it as a bug, not as a
 platform problem a person can act on).
 
@@ -15,7 +16,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
+from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
@@ -23,7 +26,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from collectors import build
+from collectors import build, clean, times
 from collectors.base import CollectorError, Mention, PollResult
 from collectors.match import TermMatcher
 from collectors.settings import DiscourseSource, ForumSource, RedditSource, XSource
@@ -85,8 +88,16 @@ def server():
     httpd.server_close()
 
 
+STORABLE = re.compile("[^\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]*")
+
+
 def poll_survives(collector, cursor=None) -> PollResult | None:
-    """The property: a PollResult of valid mentions and a JSON-able cursor, or a CollectorError."""
+    """The property: a PollResult of storable mentions and a JSON-able cursor, or a CollectorError.
+
+    Storable: what the boundary's normaliser promises (collectors/clean.py), so the database can never
+    refuse a mention a collector returned. Every item that did not become a mention was either skipped
+    on purpose (not ours to store) or set aside with a one-line reason and its raw payload.
+    """
     try:
         result = collector.poll(cursor)
     except CollectorError as exc:
@@ -94,17 +105,31 @@ def poll_survives(collector, cursor=None) -> PollResult | None:
         return None
     assert isinstance(result, PollResult)
     json.dumps(result.cursor)
+    now = datetime.now(timezone.utc)
     for m in result.mentions:
         assert isinstance(m, Mention) and m.external_id and m.posted_at.tzinfo is not None
         assert isinstance(m.body, str) and isinstance(m.author, str) and isinstance(m.url, str)
-        json.dumps(m.extra)
+        assert STORABLE.fullmatch(m.body) and STORABLE.fullmatch(m.title) and STORABLE.fullmatch(m.author)
+        assert len(m.author) <= clean.AUTHOR_LIMIT and len(m.external_id) <= clean.ID_LIMIT
+        assert m.url == "" or m.url.lower().startswith(("http://", "https://"))
+        assert times.EARLIEST <= m.posted_at <= now + times.FUTURE_SLACK
+        json.dumps(m.extra, allow_nan=False)
+    for item in result.set_aside:
+        assert item.reason.strip() and "\n" not in item.reason and len(item.reason) <= clean.REASON_LIMIT
+        item.raw.encode("utf-8")  # a lone surrogate would raise here, as the database driver would
+        item.reason.encode("utf-8")
+        assert "\x00" not in item.raw and len(item.raw) <= clean.RAW_LIMIT + 60
     return result
 
 
 # --- payload strategies --------------------------------------------------------------------------
 
+# hypothesis never draws surrogates or rarely NUL on its own: mix in what hostile posts carry
+hostile_text = st.lists(st.one_of(st.characters(), st.sampled_from(
+    ["\x00", "\ud800", "\udfff", "\r\n", "\x1b", "\x85", "&amp;", "javascript:alert(1)", "acme", "Acme"])),
+    max_size=12).map("".join)
 scalars = (st.none() | st.booleans() | st.integers(min_value=-2**70, max_value=2**70)
-           | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=30))
+           | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=30) | hostile_text)
 json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
                            | st.dictionaries(st.text(max_size=10), inner, max_size=4), max_leaves=10)
 

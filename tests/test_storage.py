@@ -13,7 +13,7 @@ from sqlalchemy import func, inspect, select, text
 from collectors.base import Mention, PollResult
 from desk.db import connect
 from desk.models import Base, Case, Mention as MentionRow, Outbox, SourceState
-from desk.pipeline import classify_pending, store_poll
+from desk.pipeline import StoreFailed, classify_pending, store_poll
 
 T0 = datetime(2026, 11, 20, 9, 30, tzinfo=timezone.utc)
 
@@ -90,10 +90,11 @@ def test_the_read_count_starts_again_each_month(store):
 
 def test_a_failed_transaction_keeps_neither_mentions_nor_cursor(store):
     store_poll(store, "demo", "demo", PollResult([mention(1)], {"next": 1}), now=T0)
-    bad = PollResult([mention(2), mention(3)], {"next": 3})
-    object.__setattr__(bad.mentions[1], "posted_at", None)  # NOT NULL violated inside the transaction
-    with pytest.raises(Exception):
+    bad = PollResult([mention(2), mention(3)], {"next": 3, "oops": object()})  # the cursor cannot be stored
+    with pytest.raises(StoreFailed) as info:
         store_poll(store, "demo", "demo", bad, now=T0)
+    assert str(info.value).startswith("could not store the poll of demo: ")
+    assert "INSERT" not in str(info.value) and "Northwind" not in str(info.value) and "\n" not in str(info.value)
     with store.session() as s:
         assert s.scalar(select(func.count()).select_from(MentionRow)) == 1
         assert s.get(SourceState, "demo").cursor == {"next": 1}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import components as ui
-from desk import mailer
+from desk import mailer, set_aside
 from desk.config import key_location
 from desk.health import describe_problem, email_trouble
 from desk.models import now_utc
@@ -98,6 +98,7 @@ def state_of(h: SourceHealth) -> tuple[str, str, str]:
 
 st.subheader("Each source, as the runner last saw it")
 rows = source_health(store, cfg, now=now)
+aside = set_aside.summary(store)
 if not rows:
     st.info("No sources are configured. Add some under sources: in the configuration.")
 names = [s.name for s in cfg.sources]
@@ -131,6 +132,17 @@ for h in rows:
             can, why = can_post(cfg, h.name)
             st.caption("Replies: posted publicly through this source" if can
                        else f"Replies: off · {ui.md_escape(why)}")
+        if h.name in aside:
+            st.warning(ui.md_escape(aside[h.name].line()), icon=ICONS["warning"])
+            with st.expander("What was set aside, and why"):
+                st.dataframe([{"item": i.external_id or "(no id)", "reason": i.reason, "seen": ui.fmt_time(i.last_seen_at),
+                               "times": i.times_seen, "as the platform sent it": i.raw[:500]}
+                              for i in set_aside.items(store, h.name, limit=50)],
+                             hide_index=True, width="stretch", key=f"aside-{h.name}")
+                if actor.at_least("manager") and st.button("Mark these as looked at", key=f"aside-clear-{h.name}"):
+                    n = set_aside.clear(store, h.name, actor.name)
+                    ui.flash("sources", "success", f"{n} set-aside item(s) of {h.name} marked as looked at.")
+                    st.rerun()
         if h.read_cap is not None:
             used = h.budget_used or 0.0
             st.progress(min(used, 1.0), text=f"X reads this month: {h.reads_this_month or 0} of {h.read_cap}")
