@@ -243,7 +243,7 @@ class SourceState(Base):
 
 
 class Label(Base):
-    """A staff correction of the classifier: feeds `hearken train --with-labels`."""
+    """A staff correction of the classifier: `hearken export-labels` writes them for `hearken train --extra-labels`."""
 
     __tablename__ = "labels"
 
