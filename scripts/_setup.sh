@@ -35,11 +35,13 @@ install_torch() {
   picked="$("${pip[@]}" install -q --dry-run --no-deps --ignore-installed --report - "$want" 2>/dev/null |
     .venv/bin/python -c 'import json, sys; r = json.load(sys.stdin)["install"]; print(r[0]["metadata"]["version"] if r else "")' ||
     true)"
-  if [[ "$picked" != *+cpu ]] && [ "$(uname -sm)" = "Linux x86_64" ]; then
+  if [[ "$picked" == *+cpu ]]; then
+    want="torch==$picked"  # exactly: replaces a CUDA build an older install left in .venv
+  elif [ "$(uname -sm)" = "Linux x86_64" ]; then
     local url="${HEARKEN_TORCH_INDEX:-https://download.pytorch.org/whl/cpu}"
     if .venv/bin/python -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1].rstrip("/") + "/torch/", timeout=10)' \
         "$url" 2>/dev/null; then
-      echo "hearken: $want: the CPU build from $url (about 200 MB)" >&2
+      echo "hearken: $want: the CPU build from $url (about 190 MB)" >&2
       index=(--extra-index-url "$url")
     else
       echo "hearken: WARNING: no CPU build of $want here (no local wheel, $url unreachable):" \
