@@ -186,7 +186,7 @@ class ClassifierSettings(_Model):
 def served_url(host: str, port: int) -> str:
     """The address of a dashboard served on host:port (a wildcard host is reached by this machine's name)."""
     if host in ("", "0.0.0.0", "::"):
-        host = socket.getfqdn()
+        host = socket.gethostname()  # no DNS lookup: loading a config must not wait on a resolver
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
