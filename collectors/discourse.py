@@ -116,13 +116,12 @@ class DiscourseCollector:
         self.host = urlsplit(self.base).netloc
         self.what = f"Discourse {self.host}"
         headers: dict[str, str] = {"Accept": "application/json"}
+        # public forums are read anonymously: a key only adds private categories (and lets Hearken post)
         for field, header in (("api_key_env", "Api-Key"), ("api_username_env", "Api-Username")):
             var = getattr(settings, field, None)
-            if var:
-                value = env.get(var)
-                if not value:
-                    raise NotConfigured(f"{self.name}: environment variable {var} ({header}) is not set")
-                headers[header] = value
+            if var and env.get(var):
+                headers[header] = env[var]
+        self.anonymous = "Api-Key" not in headers
         if "search" in settings.read and not self.search_queries():
             raise NotConfigured(f"{self.name}: reads search but has no search_query and no terms to search for")
         self.client = http.make_client(http.USER_AGENT, headers=headers)

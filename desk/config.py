@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 from dataclasses import dataclass
 from datetime import time
 from pathlib import Path
@@ -17,12 +18,13 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from collectors.settings import DemoSource, DiscourseSource, ForumSource, RedditSource, XSource
 
 PLATFORMS = ("demo", "reddit", "x", "discourse", "forum")
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "example.yaml"
+SERVED_URL_ENV = "HEARKEN_DASHBOARD_URL"
 
 
 class _Model(BaseModel):
@@ -181,10 +183,18 @@ class ClassifierSettings(_Model):
     batch_size: int = Field(64, ge=1)
 
 
+def served_url(host: str, port: int) -> str:
+    """The address of a dashboard served on host:port (a wildcard host is reached by this machine's name)."""
+    if host in ("", "0.0.0.0", "::"):
+        host = socket.gethostname()  # no DNS lookup: loading a config must not wait on a resolver
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 class Dashboard(_Model):
     host: str = "127.0.0.1"
-    port: int = Field(8501, ge=1, le=65535)
-    public_url: str = Field("http://127.0.0.1:8501", description="Address used in email links to cases.")
+    port: int = Field(8501, ge=0, le=65535, description="0 = any free port.")
+    public_url: str | None = Field(None, description="Address people reach the dashboard at, for links in emails; "
+                                   "empty = the host and port it is served on.")
     auth: Literal["local", "oidc"] = Field("local", description="local: one user, no sign-in (own machine only); oidc: st.login.")
     local_user: str | None = Field(None, description="Team member name used in local mode; default the first admin.")
     refresh_seconds: int = Field(30, ge=5)
@@ -192,6 +202,19 @@ class Dashboard(_Model):
     insecure_local_on_network: bool = Field(
         False, description="Let a local-mode dashboard (no sign-in) listen on a non-loopback address. Anyone who "
                            "reaches it acts as the local user and can post public replies as the brand.")
+
+    _url_follows_server: bool = PrivateAttr(False)
+
+    def model_post_init(self, context: Any) -> None:
+        if self.public_url is None:
+            self._url_follows_server = True
+            self.public_url = served_url(self.host, self.port)
+
+    def served_at(self, url: str) -> None:
+        """Where the dashboard is actually served (`hearken up` may be given another port): an unset
+        public_url follows it."""
+        if self._url_follows_server:
+            self.public_url = url
 
 
 class Runner(_Model):
@@ -244,6 +267,11 @@ class HearkenConfig(_Model):
     replies: Replies = Field(default_factory=Replies)
 
     path: Path | None = Field(None, exclude=True, description="The file this was loaded from (set by load_config).")
+    _lines: dict[tuple[str, ...], int] = PrivateAttr(default_factory=dict)
+
+    def line_of(self, *key: str | int) -> int | None:
+        """The line of a key in the file this was parsed from (its parent's where it is not written)."""
+        return _line_for(self._lines, key)
 
     @model_validator(mode="after")
     def _unique_names(self) -> "HearkenConfig":
@@ -374,6 +402,7 @@ def parse_config(text: str, file: str = "<config>") -> HearkenConfig:
     lines = _line_map(node) if node is not None else {}
     try:
         cfg = HearkenConfig.model_validate(data)
+        cfg._lines = lines
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
@@ -452,4 +481,6 @@ def load_config(path: str | os.PathLike | None = None) -> HearkenConfig:
         raise ConfigError([Problem(str(path), None, "", f"cannot read the file: {exc}")]) from None
     cfg = parse_config(text, str(path))
     cfg.path = path.resolve()
+    if os.environ.get(SERVED_URL_ENV):  # set by `hearken up` / `hearken dashboard` for the dashboard they start
+        cfg.dashboard.served_at(os.environ[SERVED_URL_ENV])
     return cfg

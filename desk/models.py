@@ -275,7 +275,7 @@ class SetAsideItem(Base):
 
 
 class Label(Base):
-    """A staff correction of the classifier: feeds `hearken train --with-labels`."""
+    """A staff correction of the classifier: `hearken export-labels` writes them for `hearken train --extra-labels`."""
 
     __tablename__ = "labels"
 

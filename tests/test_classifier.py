@@ -106,13 +106,18 @@ def test_a_texts_score_does_not_depend_on_what_it_is_batched_with(model):
         "@user " + "the van came, went, came back, left again and my parcel is still in the depot. " * 12,
     ]
     alone = np.array([model.predict([t])[0].score for t in texts])
+    # The tolerance is what fp32 rounding can do when ONNX Runtime picks another kernel for another batch
+    # shape, on any CPU; the batch-dependent quantisation moved scores by 1e-2 and more.
+    verdicts = [s >= model.threshold for s in alone]
     for _ in range(3):
         order = rng.permutation(len(texts))
         batched = model.predict([texts[i] for i in order])
-        assert np.allclose([p.score for p in batched], alone[order], atol=1e-5, rtol=0)
+        assert np.allclose([p.score for p in batched], alone[order], atol=1e-4, rtol=0)
+        assert [p.is_complaint for p in batched] == [verdicts[i] for i in order]
     crowd = [f"Loving the new season of the show, episode {i} was great" for i in range(40)]
     in_crowd = model.predict(crowd + texts)[len(crowd):]
-    assert np.allclose([p.score for p in in_crowd], alone, atol=1e-5, rtol=0)
+    assert np.allclose([p.score for p in in_crowd], alone, atol=1e-4, rtol=0)
+    assert [p.is_complaint for p in in_crowd] == verdicts
 
 
 def test_complaint_at_the_end_of_a_long_forum_post_is_found(model):
@@ -159,7 +164,7 @@ def test_embed_is_normalised_and_puts_similar_texts_closer(model):
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
     sims = vectors @ vectors.T
     assert sims[0, 1] > sims[0, 2] and sims[0, 1] > sims[1, 2]
-    assert np.allclose(model.embed(texts), vectors)
+    assert np.allclose(model.embed(texts), vectors, rtol=0, atol=1e-5)
 
 
 @pytest.fixture
@@ -312,13 +317,24 @@ def test_refitted_severity_head_uses_all_four_levels_and_reads_the_graphs_own_ve
     assert used == {1, 2, 3, 4}
     assert after > max(before, 0.4)
     refitted = net.severity.weight.detach().clone()
+    with torch.no_grad():
+        logits = net.severity(vectors)
     # a caller holding the vectors already (the CV folds, with non-complaints among the rows) gets the same
     # head without a second encoder pass: the vectors are matched to the complaints row for row
     others = [r for r in load_benchmark(DATA) if not r.label][:60]
     mixed = [row for pair in zip(others, complaints) for row in pair] + complaints[len(others):]
     mixed_vectors = predict_torch(net, tokenizer, [r.text for r in mixed])[2]
     refit_severity_head(net, tokenizer, mixed, progress=None, vectors=mixed_vectors)
-    assert torch.allclose(net.severity.weight, refitted, atol=1e-4)
+    with torch.no_grad():
+        logits_again = net.severity(vectors)
+    # The same head as a user sees it: the level picked for each complaint, and logits and weights equal up to
+    # float rounding. Vectors encoded in batches of another make-up differ in their last bits, and the
+    # standardisation folded into the weights magnifies that (up to 1e-5 relative, seen on AVX-512); rows
+    # matched to the wrong complaints would change levels and weights by whole units.
+    agree = (logits_again.argmax(1) == logits.argmax(1)).float().mean().item()
+    assert agree >= 0.99, f"only {agree:.1%} of the complaints get the same level"
+    assert torch.allclose(logits_again, logits, rtol=0, atol=1e-3 * logits.abs().max().item())
+    assert torch.allclose(net.severity.weight, refitted, rtol=0, atol=1e-3 * refitted.abs().max().item())
 
     untouched = net.severity.weight.detach().clone()
     assert refit_severity_head(net, tokenizer, complaints[:20], progress=None) is None  # too few: head kept

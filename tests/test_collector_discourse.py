@@ -158,9 +158,17 @@ def test_a_malformed_payload_names_what_and_where(server, reply, problem):
     assert info.value.url.startswith(server.url + "/posts.json")
 
 
+def test_an_unset_api_key_variable_reads_the_public_forum_anonymously(server):
+    # example.yaml names DISCOURSE_API_KEY as optional for public forums: the source must not be skipped
+    server.route("/posts.json", Reply(200, {"latest_posts": [post(1, raw="acme is down again")]}))
+    collector = make(server, api_key_env="DISCOURSE_KEY", api_username_env="DISCOURSE_USER", env={})
+    assert collector.anonymous
+    [m] = collector.poll(None).mentions
+    assert m.text.endswith("acme is down again")
+    assert "api-key" not in server.requests[0].headers and "api-username" not in server.requests[0].headers
+
+
 def test_api_key_comes_from_the_environment_and_a_refusal_needs_a_person(server):
-    with pytest.raises(NotConfigured, match="DISCOURSE_KEY"):
-        make(server, api_key_env="DISCOURSE_KEY", api_username_env="DISCOURSE_USER")
     server.route("/posts.json", Reply(403, {"errors": ["You are not permitted to view the requested resource."]}))
     collector = make(server, api_key_env="DISCOURSE_KEY", api_username_env="DISCOURSE_USER",
                      env={"DISCOURSE_KEY": "k123", "DISCOURSE_USER": "acme_support"})

@@ -7,6 +7,7 @@ import re
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -34,10 +35,13 @@ def test_readme_names_two_commands_and_ci_runs_the_test_one():
 
 
 def test_the_readme_run_command_brings_up_a_dashboard_with_demo_cases(tmp_path):
-    run_cmd = readme_commands()[0]
+    command = shlex.split(readme_commands()[0])
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", 8501)) == 0:  # another dashboard holds the default port: any free one
+            command += ["--port", "0"]
     db = tmp_path / "hearken.db"
     env = dict(os.environ, HEARKEN_DATABASE_URL=f"sqlite:///{db}", HOME=str(tmp_path))
-    proc = subprocess.Popen(shlex.split(run_cmd), cwd=ROOT, env=env, stdout=subprocess.PIPE,
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
     lines: list[str] = []
     url_found = threading.Event()

@@ -1,0 +1,104 @@
+"""`hearken check-config` on the traps the YAML alone passes: sign-in secrets for `auth: oidc`, a source
+marked optional that would be skipped, credentials missing from the environment. Each names file, line, key."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from desk.config import DEFAULT_CONFIG
+from tests.conftest import MINIMAL_CONFIG, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRETS = """\
+[auth]
+redirect_uri = "http://127.0.0.1:{port}/oauth2callback"
+cookie_secret = "not-for-production"
+client_id = "hearken"
+client_secret = "hearken-secret"
+server_metadata_url = "http://127.0.0.1:9/.well-known/openid-configuration"
+"""
+
+
+def hearken(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run from tmp_path with HOME there too, so only the secrets.toml files a test writes exist."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DISCOURSE_", "REDDIT_", "X_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "desk.cli", *args], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        env={**clean, "HOME": str(tmp_path), "PYTHONPATH": str(ROOT), **(env or {})})
+
+
+def oidc_config(tmp_path: Path, port: int = 8501) -> Path:
+    cfg = tmp_path / "hearken.yaml"
+    cfg.write_text(MINIMAL_CONFIG + f"dashboard:\n  port: {port}\n  auth: oidc\n")
+    return cfg
+
+
+def test_oidc_without_sign_in_secrets_is_a_problem_with_file_line_and_key(tmp_path):
+    cfg = oidc_config(tmp_path)
+    run = hearken(tmp_path, "check-config", "--config", str(cfg))
+    assert run.returncode == 1, run.stdout
+    line = MINIMAL_CONFIG.count("\n") + 3
+    assert f"{cfg}:{line}: dashboard.auth: oidc sign-in needs an [auth] section" in run.stdout
+    assert str(tmp_path / ".streamlit" / "secrets.toml") in run.stdout  # where it looked
+
+    # `hearken dashboard` refuses to start with the same words instead of failing in the browser
+    dash = hearken(tmp_path, "dashboard", "--config", str(cfg), "--port", "0")
+    assert dash.returncode == 2
+    assert "dashboard.auth: oidc sign-in needs an [auth] section" in dash.stderr
+
+
+def test_incomplete_or_misdirected_sign_in_secrets_are_named(tmp_path):
+    port = free_port()
+    cfg = oidc_config(tmp_path, port)
+    secrets = tmp_path / ".streamlit" / "secrets.toml"
+    secrets.parent.mkdir()
+    secrets.write_text(SECRETS.format(port=port).replace('cookie_secret = "not-for-production"\n', ""))
+    run = hearken(tmp_path, "check-config", "--config", str(cfg))
+    assert run.returncode == 1
+    assert f"the [auth] section in {secrets} lacks cookie_secret" in run.stdout
+
+    secrets.write_text(SECRETS.format(port=port))
+    run = hearken(tmp_path, "check-config", "--config", str(cfg))
+    assert run.returncode == 0, run.stdout
+    assert f"{cfg}: OK" in run.stdout
+
+    # served on another port than the redirect URI names: sign-in would come back to the wrong place
+    other = hearken(tmp_path, "dashboard", "--config", str(cfg), "--port", str(free_port()))
+    assert other.returncode == 2
+    assert f"redirect_uri 'http://127.0.0.1:{port}/oauth2callback' in {secrets} is not on the dashboard's address" \
+        in other.stderr
+
+
+def test_the_example_config_passes_and_its_optional_discourse_key_is_optional(tmp_path):
+    shipped = hearken(tmp_path, "check-config", "--config", str(DEFAULT_CONFIG))
+    assert shipped.returncode == 0, shipped.stdout
+    assert "source demo (demo): ready, every 15s; can post replies" in shipped.stdout
+
+    text = DEFAULT_CONFIG.read_text()
+    community = text.index("name: community")
+    enabled = text.index("enabled: false", community)
+    cfg = tmp_path / "with-forum.yaml"
+    cfg.write_text(text[:enabled] + "enabled: true " + text[enabled + len("enabled: false"):])
+    run = hearken(tmp_path, "check-config", "--config", str(cfg))
+    assert run.returncode == 0, run.stdout
+    line = text[:community].count("\n")  # the "- type: discourse" line above the name
+    assert (f"{cfg}:{line}: source community (discourse): ready, every 300s; reads anonymously "
+            "(DISCOURSE_API_KEY is not set); cannot post replies") in run.stdout
+
+    posting = hearken(tmp_path, "check-config", "--config", str(cfg),
+                      env={"DISCOURSE_API_KEY": "k", "DISCOURSE_API_USERNAME": "northwind_team"})
+    assert "source community (discourse): ready, every 300s; can post replies" in posting.stdout
+
+
+def test_an_enabled_source_that_would_be_skipped_is_a_problem(tmp_path):
+    demo = "  - {type: demo, name: demo, interval_seconds: 1}\n"
+    cfg = tmp_path / "hearken.yaml"
+    cfg.write_text(MINIMAL_CONFIG.replace(demo, demo + "  - {type: reddit, name: r, subreddits: [northwind]}\n"))
+    run = hearken(tmp_path, "check-config", "--config", str(cfg))
+    assert run.returncode == 1
+    line = MINIMAL_CONFIG[:MINIMAL_CONFIG.index(demo)].count("\n") + 2
+    assert f"{cfg}:{line}: sources.1: source r (reddit) is enabled but will be skipped: " in run.stdout
+    assert "REDDIT_CLIENT_ID" in run.stdout
