@@ -152,8 +152,8 @@ class ForumCollector:
         self.permalink_template: str | None = merged.get("permalink_template")
         formats = merged.get("time_format") or ()
         self.formats = tuple(formats) + times.FORUM_FORMATS
-        self.client = http.make_client(settings.user_agent,
-                                       headers={"Accept": "text/html,application/xhtml+xml"})
+        self.client = http.make_client(settings.user_agent, headers={"Accept": "text/html,application/xhtml+xml"},
+                                       limits=http.Limits.of(settings))
         self.robots = http.Robots(self.client, settings.user_agent, clock=clock) if settings.respect_robots else None
         self.sleep = sleep
         self.clock = clock
