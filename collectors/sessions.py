@@ -45,10 +45,12 @@ _local = threading.local()  # .watch: the _Watch of the request this thread is s
 
 
 class _Watch:
-    """Shuts the sockets of one request's connections when its deadline passes."""
+    """Shuts the sockets of one request's connections when its deadline passes: the connection's while
+    the headers are awaited, then the response's (urllib3 `HTTPResponse.shutdown`, made for this)."""
 
     def __init__(self, at: float) -> None:
         self.conns: list[Any] = []
+        self.responses: list[Any] = []
         self.fired = False
         self.timer = threading.Timer(max(0.0, at - time.monotonic()), self.fire)
         self.timer.daemon = True
@@ -67,10 +69,24 @@ class _Watch:
         if self.fired:
             _cut(conn)
 
+    def add_response(self, response: Any) -> None:
+        self.responses.append(response)
+        if self.fired:
+            _shut(response)
+
     def fire(self) -> None:
         self.fired = True
         for conn in list(self.conns):
             _cut(conn)
+        for response in list(self.responses):
+            _shut(response)
+
+
+def _shut(response: Any) -> None:
+    try:
+        response.shutdown()
+    except Exception:  # noqa: BLE001 - released, closed, or a recorded response (vcrpy) with no socket
+        pass
 
 
 def _cut(conn: Any) -> None:
@@ -83,20 +99,24 @@ def _cut(conn: Any) -> None:
         pass
 
 
+def _watched(conn: Any, send: Any) -> Any:
+    watch = getattr(_local, "watch", None)
+    if watch is not None:
+        watch.add(conn)
+    response = send()
+    if watch is not None:
+        watch.add_response(response)
+    return response
+
+
 class _WatchedHTTPPool(HTTPConnectionPool):
     def _make_request(self, conn, *args, **kwargs):  # type: ignore[override]
-        watch = getattr(_local, "watch", None)
-        if watch is not None:
-            watch.add(conn)
-        return super()._make_request(conn, *args, **kwargs)
+        return _watched(conn, lambda: super(_WatchedHTTPPool, self)._make_request(conn, *args, **kwargs))
 
 
 class _WatchedHTTPSPool(HTTPSConnectionPool):
     def _make_request(self, conn, *args, **kwargs):  # type: ignore[override]
-        watch = getattr(_local, "watch", None)
-        if watch is not None:
-            watch.add(conn)
-        return super()._make_request(conn, *args, **kwargs)
+        return _watched(conn, lambda: super(_WatchedHTTPSPool, self)._make_request(conn, *args, **kwargs))
 
 
 def _cut_timeout(timeout: Any, left: float) -> tuple[float, float]:
@@ -139,6 +159,8 @@ class _BoundedAdapter(HTTPAdapter):
                     if len(body) > self.limits.max_bytes:
                         raise LimitExceeded(http.too_large_reason(what, self.limits), request=request,
                                             response=response)
+                if watch.fired:  # the cut socket ended the body early: what was read is not the answer
+                    raise LimitExceeded(http.deadline_reason(what, self.limits, polls), request=request)
             except LimitExceeded:
                 response.close()
                 raise
