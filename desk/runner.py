@@ -55,11 +55,17 @@ SUPERVISE_EVERY = 0.25  # seconds between two looks at the polls in flight
 
 
 def _failpoint(name: str) -> None:
-    """Test hook: with HEARKEN_FAILPOINT=name:FILE, touch FILE and hang here (so a test can kill -9 us)."""
+    """Test hook: with HEARKEN_FAILPOINT=name:FILE[:SECONDS], touch FILE and hang here for SECONDS (default
+    an hour), so a test can kill -9 us there, or see what happens when we go on too late."""
     spec = os.environ.get("HEARKEN_FAILPOINT", "")
     if spec.startswith(name + ":"):
-        Path(spec.split(":", 1)[1]).touch()
-        time.sleep(3600)
+        path, _, seconds = spec.split(":", 1)[1].rpartition(":")
+        try:
+            wait = float(seconds)
+        except ValueError:
+            path, wait = spec.split(":", 1)[1], 3600.0
+        Path(path).touch()
+        time.sleep(wait)
 
 
 @dataclass(eq=False)
