@@ -283,6 +283,14 @@ def unclassified(store) -> int:
         return s.scalar(select(func.count()).select_from(Mention).where(Mention.classified.is_(False)))
 
 
+def sigterm(proc: subprocess.Popen) -> tuple[int, float]:
+    """Send SIGTERM; (exit code, seconds until the process exited)."""
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    code = proc.wait(timeout=30)
+    return code, time.monotonic() - sent
+
+
 def stop(proc: subprocess.Popen) -> int:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -597,10 +605,7 @@ def test_ten_hostile_platforms_never_stop_the_healthy_ones_nor_grow_the_runner(t
                 assert stored_ids(store, name) == []
             assert other.requests == [], "no redirect was followed to another origin"
             assert proc.poll() is None, "the runner is still running"
-            sent = time.monotonic()
-            proc.send_signal(signal.SIGTERM)
-            code = proc.wait(timeout=30)
-            took = time.monotonic() - sent
+            code, took = sigterm(proc)
         finally:
             platform.stop_publishing()
             if proc.poll() is None:
@@ -652,10 +657,7 @@ def test_a_stalled_smtp_server_holds_up_no_poll_and_a_bad_alert_row_holds_up_no_
             wait_for(lambda: last_id(store, "good") == platform.newest_id("good"), 20,
                      "every post to be stored while the SMTP server stalls")
             assert tarpit.connections >= 1
-            sent = time.monotonic()
-            proc.send_signal(signal.SIGTERM)
-            code = proc.wait(timeout=30)
-            took = time.monotonic() - sent
+            code, took = sigterm(proc)
         finally:
             platform.stop_publishing()
             if proc.poll() is None:

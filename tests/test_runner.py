@@ -22,6 +22,7 @@ from desk.db import connect
 from desk.models import Case, Event, Mention, SourceState
 from desk.runner import Runner
 from tests.hostile import Drip, HostileServer, Json, Stall, discourse_post
+from tests.test_reliability import write_config as write_reliability_config
 
 ROOT = Path(__file__).resolve().parent.parent
 # the demo posts already in the past when a replay starts, less the excluded one and our own account's
@@ -224,21 +225,9 @@ def test_a_runner_killed_between_fetch_and_commit_loses_nothing_and_duplicates_n
 # --- deadlines: no platform holds the runner ------------------------------------------------------
 
 
-def hostile_config(tmp_path: Path, sources: list[str], *, runner: str = "", db: str | None = None) -> Path:
-    path = tmp_path / "hostile.yaml"
-    src = "\n".join(f"  - {s}" for s in sources)
-    path.write_text(f"""\
-brand: {{terms: ["Northwind"]}}
-accounts: {{demo: [NorthwindHelp]}}
-sources:
-{src}
-team:
-  - {{name: Morgan Manager, email: morgan@example.com, role: manager}}
-database: {{url: "{db or 'sqlite:///' + str(tmp_path / 'hearken.db')}"}}
-alerts: {{enabled: false}}
-runner: {{lease_seconds: 2, max_backoff_seconds: 2{runner}}}
-""")
-    return path
+def write_hostile_config(tmp_path: Path, sources: list[str], *, runner: str = "") -> Path:
+    return write_reliability_config(tmp_path, f"sqlite:///{tmp_path / 'hearken.db'}", sources, lease=2.0,
+                                    runner=runner, name="hostile.yaml")
 
 
 def test_a_poll_past_its_deadline_is_abandoned_and_what_it_returns_late_is_never_stored(tmp_path, model, monkeypatch,
@@ -247,8 +236,8 @@ def test_a_poll_past_its_deadline_is_abandoned_and_what_it_returns_late_is_never
     source is failing with the reason at once, and when the poll goes on it stores nothing."""
     with HostileServer() as srv:
         srv.serve("/posts.json", Json({"latest_posts": [discourse_post(7, "Northwind cut my line")]}))
-        path = hostile_config(tmp_path, [f"{{type: discourse, name: community, base_url: '{srv.url}', "
-                                         "poll_deadline_seconds: 1}"])
+        path = write_hostile_config(tmp_path, [f"{{type: discourse, name: community, base_url: '{srv.url}', "
+                                               "poll_deadline_seconds: 1}"])
         cfg = load_config(path)
         store = connect(cfg.database_url())
         marker = tmp_path / "fetched"
@@ -284,7 +273,7 @@ def test_eight_hanging_platforms_stop_neither_the_other_sources_nor_sigterm(tmp_
             srv.serve(f"/f{i}/posts.json", Stall() if i % 2 else Drip(every=1))
             sources.append(f"{{type: discourse, name: slow{i}, base_url: '{srv.url}/f{i}', interval_seconds: 1, "
                            "poll_deadline_seconds: 600, request_deadline_seconds: 600}")
-        path = hostile_config(tmp_path, sources, runner=", shutdown_seconds: 3")
+        path = write_hostile_config(tmp_path, sources, runner="shutdown_seconds: 3")
         store = connect(load_config(path).database_url())
         proc = _hearken("run", "--config", str(path))
         try:
@@ -295,7 +284,7 @@ def test_eight_hanging_platforms_stop_neither_the_other_sources_nor_sigterm(tmp_
                       what="the demo source to poll again while eight polls hang")
             sent = time.monotonic()
             proc.send_signal(signal.SIGTERM)
-            out, _ = proc.communicate(timeout=30)
+            out, _ = proc.communicate(timeout=30)  # (its output is read, so not sigterm() of test_reliability)
             took = time.monotonic() - sent
         finally:
             if proc.poll() is None:
