@@ -124,7 +124,7 @@ class DiscourseCollector:
         self.anonymous = "Api-Key" not in headers
         if "search" in settings.read and not self.search_queries():
             raise NotConfigured(f"{self.name}: reads search but has no search_query and no terms to search for")
-        self.client = http.make_client(http.USER_AGENT, headers=headers)
+        self.client = http.make_client(http.USER_AGENT, headers=headers, limits=http.Limits.of(settings))
 
     def search_queries(self) -> list[str]:
         if self.settings.search_query:

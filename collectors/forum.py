@@ -7,6 +7,9 @@ collector follows the "next page" link up to `max_pages` pages, so a thread
 that grew by several pages since the last poll is read to its end; the cursor
 remembers the last page reached and starts there next time.
 
+Every request stays on the configured page's site: a redirect elsewhere fails the poll with the
+reason, and a next-page link to another site ends the chain with a note (collectors/http.py).
+
 Politeness: robots.txt is obeyed (disallowed pages are skipped with a note,
 its Crawl-delay is waited between requests to the same host), every request
 is conditional (ETag / If-Modified-Since), and a 429 or 503 with Retry-After
@@ -152,8 +155,8 @@ class ForumCollector:
         self.permalink_template: str | None = merged.get("permalink_template")
         formats = merged.get("time_format") or ()
         self.formats = tuple(formats) + times.FORUM_FORMATS
-        self.client = http.make_client(settings.user_agent,
-                                       headers={"Accept": "text/html,application/xhtml+xml"})
+        self.client = http.make_client(settings.user_agent, headers={"Accept": "text/html,application/xhtml+xml"},
+                                       limits=http.Limits.of(settings))
         self.robots = http.Robots(self.client, settings.user_agent, clock=clock) if settings.respect_robots else None
         self.sleep = sleep
         self.clock = clock
@@ -348,6 +351,8 @@ class ForumCollector:
             seen = list(state.get("seen", []))
             seen_set = set(seen)
             url = state.get("resume") or configured
+            if http.off_origin(configured, url):  # a cursor written before links were kept on their site
+                url = configured
             validators = http.Validators.from_cursor(state)
             new_state = dict(state)
             pending: list[list[dict[str, Any]]] = []
@@ -376,6 +381,9 @@ class ForumCollector:
                 new_state.pop("last_modified", None)
                 new_state.update(v.to_cursor())
                 nxt = self._next_page(soup, final)
+                if nxt is not None and (why := http.off_origin(configured, nxt)):
+                    notes.append(f"{final}: the next-page link to {nxt} was not followed: {why}")
+                    nxt = None
                 if nxt is None:
                     break
                 url = nxt

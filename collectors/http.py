@@ -1,5 +1,13 @@
 """HTTP plumbing shared by the httpx collectors (Discourse, HTML forums).
 
+- `make_client` and `get` / `fetch`: every request is bounded. `Limits` gives it a wall-clock deadline
+  (redirects included; it holds against a server that sends one byte every few seconds, where a
+  per-read timeout never fires) and a cap on the bytes read (the body is streamed and reading stops
+  at the cap, so an endless answer costs at most that much memory). Inside `poll_deadline(...)`
+  (the runner sets it around each poll) no request outlives the poll either. Redirects are followed
+  only on the origin asked for (an http -> https upgrade of the same host included): a redirect to
+  another site, to a private or loopback address, or to a scheme other than http(s) is refused
+  with the reason, so credentials and content never come from anywhere but the configured platform.
 - `check_response` turns a status code into the collector errors of base.py:
   429 and 503-with-Retry-After become `RateLimited` with the wait the server
   asked for; 401/403 become `AuthFailed`; other failures `TryLater`. Every
@@ -11,36 +19,283 @@
   allows everything, a 5xx or unreachable one allows nothing for now).
 - `decode_html` picks a page's charset the way browsers do (header, BOM,
   <meta>), reading a declared latin-1 as windows-1252.
+
+collectors/sessions.py gives the requests-based clients (PRAW, Tweepy) the same limits.
 """
 
 from __future__ import annotations
 
 import codecs
+import ipaddress
 import re
+import threading
 import time
 import urllib.robotparser
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpcore
 import httpx
 
 from collectors.base import AuthFailed, BadPayload, RateLimited, TryLater
 from collectors.clean import loads_json
 
-DEFAULT_TIMEOUT = 20.0
+DEFAULT_TIMEOUT = 20.0  # seconds one read may wait; the request's deadline bounds the whole
 USER_AGENT = "hearken/0.1 (+https://github.com/hearken/hearken)"
 MAX_CRAWL_DELAY = 30.0  # a robots.txt Crawl-delay above this gets one page per poll instead of a long sleep
+MAX_REDIRECTS = 5
 
 
-def make_client(user_agent: str, *, timeout: float = DEFAULT_TIMEOUT, headers: Mapping[str, str] | None = None) -> httpx.Client:
-    """An httpx client with our user agent, a timeout and redirects followed."""
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one request may cost: `deadline` seconds of wall clock (all redirects included) and
+    `max_bytes` of body, after decompression. `read_timeout` still ends a silent connection early."""
+
+    deadline: float = 30.0
+    max_bytes: int = 10_000_000
+    read_timeout: float = DEFAULT_TIMEOUT
+
+    @classmethod
+    def of(cls, settings: Any) -> Limits:
+        """The limits a source's settings ask for (`request_deadline_seconds`, `max_response_bytes`)."""
+        deadline = getattr(settings, "request_deadline_seconds", None) or cls.deadline
+        max_bytes = getattr(settings, "max_response_bytes", None) or cls.max_bytes
+        return cls(deadline=float(deadline), max_bytes=int(max_bytes), read_timeout=min(DEFAULT_TIMEOUT, float(deadline)))
+
+
+class LimitExceeded(Exception):
+    """A request ran past its deadline or its byte cap (raised inside the transports, then translated)."""
+
+
+_local = threading.local()  # per thread: .poll (the poll's deadline), .request (this request's), both monotonic
+
+
+@contextmanager
+def poll_deadline(seconds: float | None) -> Iterator[None]:
+    """Requests made by this thread inside the block end by `seconds` from now, whatever their own deadline."""
+    previous = getattr(_local, "poll", None)
+    _local.poll = None if seconds is None else time.monotonic() + seconds
+    try:
+        yield
+    finally:
+        _local.poll = previous
+
+
+def request_deadline(limits: Limits) -> tuple[float, bool]:
+    """(monotonic time this request must end by, whether it is the poll's deadline rather than its own)."""
+    own = time.monotonic() + limits.deadline
+    poll = getattr(_local, "poll", None)
+    return (poll, True) if poll is not None and poll < own else (own, False)
+
+
+def deadline_reason(what: str, limits: Limits, polls: bool) -> str:
+    if polls:
+        return f"{what} was still answering when the poll ran out of time (poll_deadline_seconds)"
+    return (f"{what} took longer than {limits.deadline:g}s for one request (request_deadline_seconds): "
+            "it answers too slowly or never finishes")
+
+
+def too_large_reason(what: str, limits: Limits) -> str:
+    return (f"{what} sent more than {limits.max_bytes:,} bytes in one answer (max_response_bytes); "
+            "stopped reading it")
+
+
+def _left(timeout: float | None) -> float | None:
+    """`timeout` cut to what is left of this thread's request deadline; past it, raise."""
+    at = getattr(_local, "request", None)
+    if at is None:
+        return timeout
+    left = at - time.monotonic()
+    if left <= 0:
+        raise LimitExceeded("deadline")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every read and write waits at most until the current request's deadline."""
+
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        try:
+            return self._inner.read(max_bytes, _left(timeout))
+        except LimitExceeded:
+            raise httpcore.ReadTimeout("deadline") from None
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        try:
+            self._inner.write(buffer, _left(timeout))
+        except LimitExceeded:
+            raise httpcore.WriteTimeout("deadline") from None
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(self, ssl_context, server_hostname=None, timeout=None) -> httpcore.NetworkStream:
+        try:
+            return _DeadlineStream(self._inner.start_tls(ssl_context, server_hostname, _left(timeout)))
+        except LimitExceeded:
+            raise httpcore.ConnectTimeout("deadline") from None
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    def __init__(self) -> None:
+        self._sync = httpcore.SyncBackend()
+
+    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        try:
+            return _DeadlineStream(self._sync.connect_tcp(host, port, _left(timeout), local_address, socket_options))
+        except LimitExceeded:
+            raise httpcore.ConnectTimeout("deadline") from None
+
+    def connect_unix_socket(self, path, timeout=None, socket_options=None):
+        return _DeadlineStream(self._sync.connect_unix_socket(path, _left(timeout), socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._sync.sleep(seconds)
+
+
+class _DeadlineTransport(httpx.HTTPTransport):
+    """httpx's transport over connections that honour the request deadline (httpx exposes no network
+    backend option, so its pool is rebuilt with ours)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._pool = httpcore.ConnectionPool(ssl_context=httpx.create_ssl_context(), max_connections=10,
+                                             keepalive_expiry=5.0, network_backend=_DeadlineBackend())
+
+
+class Client(httpx.Client):
+    """An httpx client that knows its `Limits`; redirects are followed by `fetch`, under its rules."""
+
+    def __init__(self, *, limits: Limits, **kwargs: Any) -> None:
+        super().__init__(transport=_DeadlineTransport(), follow_redirects=False, **kwargs)
+        self.request_limits = limits
+
+
+def make_client(user_agent: str, *, timeout: float = DEFAULT_TIMEOUT, headers: Mapping[str, str] | None = None,
+                limits: Limits | None = None) -> Client:
+    """An httpx client with our user agent and bounded requests (see `fetch`)."""
+    limits = limits or Limits(read_timeout=timeout)
     all_headers = {"User-Agent": user_agent}
     all_headers.update(headers or {})
-    return httpx.Client(timeout=timeout, headers=all_headers, follow_redirects=True)
+    read = min(timeout, limits.read_timeout)
+    return Client(limits=limits, timeout=httpx.Timeout(read, connect=min(10.0, read)), headers=all_headers)
+
+
+# --- where a request may go ------------------------------------------------------------------------
+
+
+def _is_private(host: str) -> bool:
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return not ip.is_global
+
+
+def origin_of(url: str | httpx.URL) -> str:
+    u = httpx.URL(str(url))
+    return f"{u.scheme}://{u.netloc.decode('ascii')}"
+
+
+def off_origin(origin: str | httpx.URL, target: str | httpx.URL) -> str | None:
+    """Why a request that began at `origin` must not go to `target`; None when it may.
+
+    Allowed: the same scheme, host and port, or the same host upgraded from http to https (default
+    ports). Refused: any other scheme, a private or loopback address (unless `origin` is one
+    itself, then as another origin), any other host or port.
+    """
+    o, t = httpx.URL(str(origin)), httpx.URL(str(target))
+    if t.scheme not in ("http", "https"):
+        return f"a {t.scheme or 'schemeless'}: address is never followed"
+    if (t.scheme, t.host, t.port) == (o.scheme, o.host, o.port):
+        return None
+    if t.host == o.host and o.scheme == "http" and t.scheme == "https" and o.port is None and t.port is None:
+        return None
+    if _is_private(t.host) and not _is_private(o.host):
+        return f"{t.host} is a private or loopback address"
+    return f"it is another site (requests stay on {origin_of(o)}; if the platform moved, change its address in the config)"
+
+
+# --- one bounded request ------------------------------------------------------------------------
+
+
+def fetch(client: Client, url: str, *, what: str, headers: Mapping[str, str] | None = None,
+          params: Mapping[str, Any] | None = None) -> httpx.Response:
+    """GET `url` within the client's limits, following redirects on its origin only; any status returned.
+
+    Raises `TryLater` naming the URL when the server cannot be reached, runs past the deadline or
+    redirects where we do not go, and `BadPayload` when the answer is larger than the cap.
+    """
+    limits = getattr(client, "request_limits", None) or Limits()
+    at, polls = request_deadline(limits)
+    request = client.build_request("GET", url, headers=dict(headers or {}), params=params)
+    first = request.url
+    previous = getattr(_local, "request", None)
+    _local.request = at
+    try:
+        for _hop in range(MAX_REDIRECTS + 1):
+            try:
+                response = client.send(request, stream=True)
+            except httpx.TimeoutException as exc:
+                if time.monotonic() >= at - 0.05:
+                    raise TryLater(deadline_reason(what, limits, polls), url=str(request.url)) from exc
+                raise TryLater(f"{what} did not answer in time ({type(exc).__name__})", url=str(request.url)) from exc
+            except httpx.HTTPError as exc:
+                raise TryLater(f"{what} could not be reached: {exc}", url=str(request.url)) from exc
+            try:
+                location = response.headers.get("location") if response.is_redirect else None
+                if location:
+                    target = request.url.join(location)
+                    why = off_origin(first, target)
+                    if why:
+                        raise TryLater(f"{what} redirected to {location}, which was not followed: {why}",
+                                       url=str(request.url))
+                    request = client.build_request("GET", target, headers=dict(headers or {}))
+                    continue
+                body = _read_capped(response, limits, what, at, polls)
+            finally:
+                response.close()
+            return httpx.Response(response.status_code, content=body, request=request,
+                                  headers=[(k, v) for k, v in response.headers.raw
+                                           if k.lower() not in (b"content-encoding", b"content-length",
+                                                                b"transfer-encoding")])
+        raise TryLater(f"{what} redirected more than {MAX_REDIRECTS} times", url=str(first))
+    finally:
+        _local.request = previous
+
+
+def _read_capped(response: httpx.Response, limits: Limits, what: str, at: float, polls: bool) -> bytes:
+    url = str(response.request.url)
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limits.max_bytes:
+        raise BadPayload(too_large_reason(what, limits) + f" (it announced {int(declared):,})", url=url)
+    body = bytearray()
+    try:
+        for chunk in response.iter_bytes():
+            body += chunk
+            if len(body) > limits.max_bytes:
+                raise BadPayload(too_large_reason(what, limits), url=url)
+    except httpx.TimeoutException as exc:
+        if time.monotonic() >= at - 0.05:
+            raise TryLater(deadline_reason(what, limits, polls), url=url) from exc
+        raise TryLater(f"{what} stopped sending mid-answer ({type(exc).__name__})", url=url) from exc
+    except httpx.HTTPError as exc:
+        raise TryLater(f"{what} broke off its answer: {exc}", url=url) from exc
+    return bytes(body)
 
 
 def retry_after_seconds(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
@@ -98,15 +353,10 @@ def check_response(response: httpx.Response, *, what: str) -> None:
     raise TryLater(f"{what} answered HTTP {status} {phrase}".rstrip(), url=url, retry_after=wait)
 
 
-def get(client: httpx.Client, url: str, *, what: str, headers: Mapping[str, str] | None = None,
+def get(client: Client, url: str, *, what: str, headers: Mapping[str, str] | None = None,
         params: Mapping[str, Any] | None = None) -> httpx.Response:
-    """GET `url`; network failures become `TryLater` naming the URL, HTTP failures as `check_response`."""
-    try:
-        response = client.get(url, headers=dict(headers or {}), params=params)
-    except httpx.TimeoutException as exc:
-        raise TryLater(f"{what} did not answer in time ({type(exc).__name__})", url=url) from exc
-    except httpx.HTTPError as exc:
-        raise TryLater(f"{what} could not be reached: {exc}", url=url) from exc
+    """`fetch`, then HTTP failures as `check_response`."""
+    response = fetch(client, url, what=what, headers=headers, params=params)
     check_response(response, what=what)
     return response
 
@@ -154,7 +404,7 @@ class Robots:
 
     TTL = 24 * 3600.0
 
-    def __init__(self, client: httpx.Client, user_agent: str, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, client: Client, user_agent: str, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.client = client
         self.agent = user_agent
         self.clock = clock
@@ -168,9 +418,9 @@ class Robots:
             return cached[1], cached[2]
         url = origin + "/robots.txt"
         try:
-            response = self.client.get(url)
-        except httpx.HTTPError as exc:
-            raise TryLater(f"robots.txt could not be read ({exc}); not crawling until it can", url=url) from exc
+            response = fetch(self.client, url, what="robots.txt")
+        except TryLater as exc:
+            raise TryLater(f"{exc.reason}; not crawling until it can be read", url=url) from exc
         if response.status_code == 429:
             wait = retry_after_seconds(response.headers)
             raise RateLimited(f"robots.txt rate-limited us (HTTP 429){_wait_text(wait)}", url=url, retry_after=wait)

@@ -51,7 +51,9 @@ from collectors import clean, times
 from collectors.base import (
     AuthFailed, BadPayload, Mention, NotConfigured, PollResult, RateLimited, SetAside, TryLater, collector_boundary,
 )
+from collectors.http import Limits
 from collectors.match import TermMatcher
+from collectors.sessions import BoundedSession, LimitExceeded, RedirectRefused
 
 PLATFORM = "reddit"
 SITE = "https://www.reddit.com"
@@ -83,7 +85,9 @@ def make_reddit(settings: Any, env: dict[str, str], *, session: Any = None) -> p
         raise NotConfigured(f"{settings.name}: environment variable(s) {', '.join(missing)} (Reddit app credentials) not set")
     kwargs: dict[str, Any] = {"client_id": client_id, "client_secret": secret, "user_agent": settings.user_agent,
                               "check_for_async": False, "check_for_updates": False,
-                              "requestor_class": LenientJSONRequestor}
+                              "requestor_class": LenientJSONRequestor,
+                              # every request bounded: deadline, byte cap, no redirect off Reddit
+                              "requestor_kwargs": {"session": BoundedSession(Limits.of(settings))}}
     username, password = env.get(settings.username_env), env.get(settings.password_env)
     if username and password:
         kwargs.update(username=username, password=password)
@@ -134,6 +138,9 @@ def translate(exc: Exception, what: str, url: str) -> Exception:
         if status == 429:
             return RateLimited(f"Reddit rate-limited us (HTTP 429) reading {what}", url=rurl)
         return TryLater(f"Reddit answered HTTP {status} reading {what}", url=rurl)
+    if isinstance(exc, prawcore.exceptions.RequestException) and \
+            isinstance(exc.original_exception, (LimitExceeded, RedirectRefused)):
+        return TryLater(f"Reddit, reading {what}: {exc.original_exception}", url=url)
     if isinstance(exc, prawcore.exceptions.RequestException):
         return TryLater(f"Reddit could not be reached reading {what}: {exc.original_exception}", url=url)
     if isinstance(exc, (PRAWException, prawcore.exceptions.PrawcoreException)):

@@ -25,6 +25,9 @@ class SourceBase(BaseModel):
     interval_seconds: float = Field(300, gt=0, description="How often to poll, before jitter.")
     read_only: bool = Field(False, description="Collect, but never post replies through this source.")
     terms: list[str] = Field(default_factory=list, description="Extra terms for this source only, added to brand.terms.")
+    poll_deadline_seconds: float = Field(120, gt=0, description="A poll still running after this long is abandoned and recorded as a failure.")
+    request_deadline_seconds: float = Field(30, gt=0, description="Wall-clock limit of one request to the platform, redirects included.")
+    max_response_bytes: int = Field(10_000_000, ge=1024, description="Stop reading an answer larger than this many bytes (after decompression).")
 
     @field_validator("name")
     @classmethod

@@ -40,7 +40,8 @@ from collectors import clean, times
 from collectors.base import (
     AuthFailed, BadPayload, Mention, NotConfigured, PollResult, RateLimited, SetAside, TryLater, collector_boundary,
 )
-from collectors.http import retry_after_seconds
+from collectors.http import Limits, retry_after_seconds
+from collectors.sessions import BoundedSession, LimitExceeded, RedirectRefused
 from collectors.match import TermMatcher
 
 PLATFORM = "x"
@@ -54,11 +55,11 @@ _TWEET_ID = re.compile(r"\d{1,20}")
 _USERNAME = re.compile(r"\w{1,50}", re.ASCII)
 
 
-class _RebasedSession(requests.Session):
+class _RebasedSession(BoundedSession):
     """Sends tweepy's requests for api.twitter.com to another address (a test server)."""
 
-    def __init__(self, base_url: str) -> None:
-        super().__init__()
+    def __init__(self, base_url: str, limits: Limits | None = None) -> None:
+        super().__init__(limits)
         self.base_url = base_url.rstrip("/")
 
     def request(self, method, url, *args, **kwargs):  # type: ignore[override]
@@ -83,11 +84,12 @@ def build_query(terms: list[str], exclusions: list[str], own: list[str], extra: 
     return " ".join(parts)
 
 
-def make_client(bearer_token: str, base_url: str | None = None, **user_keys: str) -> tweepy.Client:
-    """A tweepy v2 client that raises on rate limits (never sleeps) and returns raw responses."""
+def make_client(bearer_token: str, base_url: str | None = None, *, limits: Limits | None = None,
+                **user_keys: str) -> tweepy.Client:
+    """A tweepy v2 client that raises on rate limits (never sleeps), returns raw responses, and whose
+    requests are bounded (collectors/sessions.py: deadline, byte cap, no redirect off X)."""
     client = tweepy.Client(bearer_token=bearer_token, wait_on_rate_limit=False, return_type=requests.Response, **user_keys)
-    if base_url:
-        client.session = _RebasedSession(base_url)
+    client.session = _RebasedSession(base_url, limits) if base_url else BoundedSession(limits)
     return client
 
 
@@ -114,7 +116,7 @@ class XCollector:
         self.query = build_query(matcher.terms, matcher.exclusions, self.own, settings.query)
         if len(self.query) > MAX_QUERY:
             raise NotConfigured(f"{self.name}: the X query is {len(self.query)} characters, more than X accepts ({MAX_QUERY})")
-        self.client = make_client(token, settings.base_url)
+        self.client = make_client(token, settings.base_url, limits=Limits.of(settings))
 
     # -- one page -------------------------------------------------------------
 
@@ -144,6 +146,8 @@ class XCollector:
             raise TryLater(f"X had a server error (HTTP {exc.response.status_code})", url=exc.response.url) from exc
         except tweepy.HTTPException as exc:
             raise TryLater(f"X answered HTTP {exc.response.status_code}", url=exc.response.url) from exc
+        except (LimitExceeded, RedirectRefused) as exc:
+            raise TryLater(f"X: {exc}", url=url) from exc
         except requests.RequestException as exc:
             raise TryLater(f"X could not be reached: {exc}", url=url) from exc
         url = response.url or url

@@ -18,7 +18,9 @@ rules (config `alerts.rules`):
 No alert is written for a resolved or dismissed case. `throttle_minutes` caps
 alerts of one kind to one per recipient in that window; an alert with no
 recipient left is kept as status "throttled" (never sent). The outbox worker
-(desk/mailer.py) sends; `periodic_tasks` is what the runner schedules.
+(desk/mailer.py) sends; `periodic_tasks` is what the runner schedules. Subjects and
+recipients are stripped of control characters here, where the headers are made, so nothing a
+customer writes can add a header line.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from sqlalchemy.orm import Session
 from desk import audit
 from desk.config import HearkenConfig
 from desk.db import Store
+from desk.mailer import header_text
 from desk.models import Case, Mention, Outbox, SourceState, now_utc
 from desk.untrusted import web_url
 
@@ -67,9 +70,10 @@ def queue(session: Session, *, kind: str, dedupe_key: str, recipients: list[str]
     With `throttle_minutes`, recipients who were sent an alert of this `kind` within that
     window are left off; if nobody is left the row is stored as "throttled" and never sent.
     """
-    recipients = sorted({r.strip() for r in recipients if r and "@" in r})
+    recipients = sorted({header_text(r) for r in recipients if r and "@" in r})
     if not recipients:
         return None
+    subject = header_text(subject)  # a username such as "evil\r\nBcc: x@y" must not become a header of its own
     if session.scalar(select(Outbox.id).where(Outbox.dedupe_key == dedupe_key)) is not None:
         return None
     now = now or now_utc()
@@ -375,9 +379,14 @@ def send_weekly_report(session: Session, cfg: HearkenConfig, now: datetime, *, f
                  body_text=report.to_text(rep), body_html=report.to_html(rep))
 
 
-def periodic_tasks(cfg: HearkenConfig, store: Store) -> list[tuple[str, float, Callable[[datetime], object]]]:
-    """(name, interval seconds, fn(now)) the runner calls on a schedule; each scan is one transaction."""
-    from desk import mailer
+def periodic_tasks(cfg: HearkenConfig, store: Store, *,
+                   mailer: bool = True) -> list[tuple[str, float, Callable[[datetime], object]]]:
+    """(name, interval seconds, fn(now)) to call on a schedule; each scan is one transaction.
+
+    With `mailer` the outbox is sent as one of them ("mailer.send"), for a caller that runs everything
+    in one loop; the runner passes False and sends from a thread of its own (`mailer.MailerThread`).
+    """
+    from desk import mailer as outbox
 
     def in_session(scan: Callable[[Session, HearkenConfig, datetime], object]) -> Callable[[datetime], object]:
         def run(now: datetime) -> object:
@@ -385,13 +394,15 @@ def periodic_tasks(cfg: HearkenConfig, store: Store) -> list[tuple[str, float, C
                 return scan(s, cfg, now)
         return run
 
-    return [
+    tasks: list[tuple[str, float, Callable[[datetime], object]]] = [
         ("alerts.sla", 60, in_session(scan_sla)),
         ("alerts.sources", 60, in_session(scan_sources)),
         ("alerts.digest", 300, in_session(daily_digest)),
         ("report.weekly", 300, in_session(send_weekly_report)),
-        ("mailer.send", 15, lambda now: mailer.send_pending(store, cfg, now=now)),
     ]
+    if mailer:
+        tasks.append(("mailer.send", outbox.SEND_INTERVAL_SECONDS, lambda now: outbox.send_pending(store, cfg, now=now)))
+    return tasks
 
 
 

@@ -105,9 +105,20 @@ def cmd_run(args) -> int:
         from desk.pipeline import counts
 
         print(counts(store))
-        return 0
+        return _exit(runner, 0)
     runner.run_forever()
-    return 0
+    return _exit(runner, 0)
+
+
+def _exit(runner, code: int) -> int:
+    """Return `code`, or exit with it at once when abandoned polls are still stuck in a platform call:
+    waiting for them would break the stop's time bound, and they may not outlive the process anyway."""
+    if runner.lingering():
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 def dashboard_command(cfg: HearkenConfig, host: str, port: int, verbose: bool = False) -> list[str]:
@@ -201,7 +212,7 @@ def cmd_up(args) -> int:
     finally:
         asked_to_stop.set()
         dash.stop()
-    return 1 if failed else 0
+    return _exit(runner, 1 if failed else 0)
 
 
 def cmd_classify(args) -> int:

@@ -127,7 +127,9 @@ class Smtp(_Model):
     username_env: str | None = Field(None, description="Environment variable with the SMTP login.")
     password_env: str | None = Field(None, description="Environment variable with the SMTP password.")
     sender: str = "Hearken <hearken@localhost>"
-    timeout_seconds: float = Field(10, gt=0)
+    timeout_seconds: float = Field(10, gt=0, description="How long one SMTP read or write may wait.")
+    session_deadline_seconds: float = Field(
+        60, gt=0, description="Wall-clock limit of one SMTP session (connect, greeting, login, every message).")
 
 
 class AlertRules(_Model):
@@ -221,6 +223,8 @@ class Runner(_Model):
     jitter: float = Field(0.1, ge=0, le=0.5, description="Random share of the interval added or taken off each poll.")
     max_backoff_seconds: float = Field(3600, gt=0)
     lease_seconds: float = Field(120, gt=0, description="How long a process holds a source between polls (scale-out).")
+    shutdown_seconds: float = Field(
+        10, gt=0, le=300, description="SIGTERM/Ctrl+C stops the runner within this long: polls still running are abandoned.")
 
 
 class Replies(_Model):

@@ -11,6 +11,13 @@ the same row; a claim whose worker died runs out after its lease and the
 row is tried again. Marking a row sent is conditional on still holding the
 claim, so it is marked sent once.
 
+The worker runs in a thread of its own (`MailerThread`, started by the runner), so an SMTP server
+that stalls never holds up polling or classification, and every SMTP session has a wall-clock
+deadline (`alerts.smtp.session_deadline_seconds`): a server that drips its greeting forever is cut
+off when it passes, and the batch is retried with backoff like a server that is down. A row whose
+email cannot be built or sent (a header that would inject lines, an encoding error) is failed with
+the reason at once and never holds up the rows behind it.
+
 The one gap no outbox closes: a worker that dies after the server accepted
 a message but before it marked the row sent will send it again after the
 lease. Each message carries a Message-ID derived from its row, so mail
@@ -28,6 +35,7 @@ import re
 import smtplib
 import socket
 import ssl
+import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -47,10 +55,42 @@ MAX_ATTEMPTS = 20
 BACKOFF_BASE_SECONDS = 60.0
 BACKOFF_CAP_SECONDS = 3600.0
 LEASE_SECONDS = 300.0
+SEND_INTERVAL_SECONDS = 15.0
 
 
 class SmtpSetupError(Exception):
     """The SMTP settings cannot work as they are (e.g. a login variable that is not set)."""
+
+
+class SessionDeadline(OSError):
+    """The SMTP session ran past `alerts.smtp.session_deadline_seconds`; the server is treated as unusable for now."""
+
+
+class _SessionWatch:
+    """Shuts an SMTP connection's socket once the session's deadline passes, whatever smtplib is waiting for."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.conn: smtplib.SMTP | None = None
+        self.fired = False
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+
+    def _fire(self) -> None:
+        self.fired = True
+        sock = getattr(self.conn, "sock", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def __enter__(self) -> _SessionWatch:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._timer.cancel()
 
 
 @dataclass
@@ -113,9 +153,23 @@ def build_message(row: Outbox, smtp: Smtp) -> EmailMessage:
     return msg
 
 
-def connect(smtp: Smtp, *, env: Mapping[str, str] | None = None,
-            tls_context: ssl.SSLContext | None = None) -> smtplib.SMTP:
-    """Open, secure and log in to the SMTP server as configured."""
+class _WatchedSMTP(smtplib.SMTP):
+    """smtplib.SMTP that its watch can cut from the start, while the server's greeting is still awaited."""
+
+    def __init__(self, watch: _SessionWatch, *args: Any, **kwargs: Any) -> None:
+        watch.conn = self
+        super().__init__(*args, **kwargs)
+
+
+class _WatchedSMTPSSL(smtplib.SMTP_SSL):
+    def __init__(self, watch: _SessionWatch, *args: Any, **kwargs: Any) -> None:
+        watch.conn = self
+        super().__init__(*args, **kwargs)
+
+
+def connect(smtp: Smtp, *, env: Mapping[str, str] | None = None, tls_context: ssl.SSLContext | None = None,
+            watch: _SessionWatch | None = None) -> smtplib.SMTP:
+    """Open, secure and log in to the SMTP server as configured (under `watch`'s deadline when given)."""
     env = os.environ if env is None else env
     login = None
     if smtp.username_env:
@@ -126,10 +180,11 @@ def connect(smtp: Smtp, *, env: Mapping[str, str] | None = None,
             raise SmtpSetupError(f"alerts.smtp.password_env names ${smtp.password_env}, which is not set")
         login = (user, password)
     context = tls_context or ssl.create_default_context()
+    watch = watch or _SessionWatch(smtp.session_deadline_seconds)
     if smtp.security == "ssl":
-        conn: smtplib.SMTP = smtplib.SMTP_SSL(smtp.host, smtp.port, timeout=smtp.timeout_seconds, context=context)
+        conn: smtplib.SMTP = _WatchedSMTPSSL(watch, smtp.host, smtp.port, timeout=smtp.timeout_seconds, context=context)
     else:
-        conn = smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout_seconds)
+        conn = _WatchedSMTP(watch, smtp.host, smtp.port, timeout=smtp.timeout_seconds)
     try:
         conn.ehlo()
         if smtp.security == "starttls":
@@ -198,41 +253,67 @@ def send_pending(store: Store, cfg: HearkenConfig, *, now: datetime | None = Non
     for row_id, why in stale.items():
         _finish(store, token, row_id, {"status": "cancelled", "last_error": why})
     rows = [r for r in rows if r.id not in stale]
+    smtp = cfg.alerts.smtp
     conn: smtplib.SMTP | None = None
     down: Exception | None = None  # the server could not be reached or used: the rest of the batch waits too
-    try:
-        for row in rows:
-            try:
-                if down is not None:
-                    raise down
-                if conn is None:
-                    try:
-                        conn = connect(cfg.alerts.smtp, env=env, tls_context=tls_context)
-                    except (smtplib.SMTPException, OSError, SmtpSetupError) as exc:
+    with _SessionWatch(smtp.session_deadline_seconds) as watch:
+        try:
+            for row in rows:
+                try:
+                    message = build_message(row, smtp)
+                except Exception as exc:  # noqa: BLE001 - a row that cannot become an email fails alone
+                    if _finish(store, token, row.id, {"status": "failed", "attempts": row.attempts + 1,
+                                                      "last_error": f"the email could not be built: {_describe(exc)}"}):
+                        result.failed.append(row.id)
+                    continue
+                try:
+                    if down is not None:
+                        raise down
+                    if conn is None:
+                        try:
+                            conn = connect(smtp, env=env, tls_context=tls_context, watch=watch)
+                        except (smtplib.SMTPException, OSError, SmtpSetupError) as exc:
+                            down = _past_deadline(exc, watch, smtp)
+                            log.warning("cannot send alert emails via %s:%s: %s (%d waiting; retrying with backoff)",
+                                        smtp.host, smtp.port, _describe(down), len(rows))
+                            raise down from exc
+                    refused = conn.send_message(message, from_addr=_address(smtp.sender), to_addrs=row.recipients)
+                except (smtplib.SMTPException, OSError, SmtpSetupError) as exc:
+                    exc = _past_deadline(exc, watch, smtp)
+                    if watch.fired:
                         down = exc
-                        log.warning("cannot send alert emails via %s:%s: %s (%d waiting; retrying with backoff)",
-                                    cfg.alerts.smtp.host, cfg.alerts.smtp.port, _describe(exc), len(rows))
-                        raise
-                refused = conn.send_message(build_message(row, cfg.alerts.smtp),
-                                            from_addr=_address(cfg.alerts.smtp.sender), to_addrs=row.recipients)
-            except (smtplib.SMTPException, OSError, SmtpSetupError) as exc:
-                outcome = _failure(row, exc, now)
-                if _finish(store, token, row.id, outcome):
-                    (result.failed if outcome["status"] == "failed" else result.retrying).append(row.id)
-                if not isinstance(exc, (smtplib.SMTPRecipientsRefused, smtplib.SMTPDataError,
-                                        smtplib.SMTPSenderRefused)):
+                    outcome = _failure(row, exc, now)
+                    if _finish(store, token, row.id, outcome):
+                        (result.failed if outcome["status"] == "failed" else result.retrying).append(row.id)
+                    if not isinstance(exc, (smtplib.SMTPRecipientsRefused, smtplib.SMTPDataError,
+                                            smtplib.SMTPSenderRefused)):
+                        _close(conn)
+                        conn = None
+                    continue
+                except Exception as exc:  # noqa: BLE001 - e.g. an address the server cannot take; this row only
+                    if _finish(store, token, row.id, {"status": "failed", "attempts": row.attempts + 1,
+                                                      "last_error": f"the email could not be sent: {_describe(exc)}"}):
+                        result.failed.append(row.id)
                     _close(conn)
                     conn = None
-                continue
-            note = None
-            if refused:
-                note = "some recipients refused: " + ", ".join(sorted(refused))
-            if _finish(store, token, row.id, {"status": "sent", "sent_at": now, "attempts": row.attempts + 1,
-                                              "last_error": note}):
-                result.sent.append(row.id)
-    finally:
-        _close(conn)
+                    continue
+                note = None
+                if refused:
+                    note = "some recipients refused: " + ", ".join(sorted(refused))
+                if _finish(store, token, row.id, {"status": "sent", "sent_at": now, "attempts": row.attempts + 1,
+                                                  "last_error": note}):
+                    result.sent.append(row.id)
+        finally:
+            _close(conn)
     return result
+
+
+def _past_deadline(exc: Exception, watch: _SessionWatch, smtp: Smtp) -> Exception:
+    """The error to record: the deadline when the watch cut the session, else `exc` itself."""
+    if not watch.fired or isinstance(exc, SessionDeadline):
+        return exc
+    return SessionDeadline(f"the SMTP session with {smtp.host}:{smtp.port} passed its {watch.seconds:g}s deadline "
+                           "(alerts.smtp.session_deadline_seconds): the server answers too slowly or never finishes")
 
 
 CASE_ALERTS = ("severe_complaint", "sla_warning", "sla_breach")
@@ -266,6 +347,58 @@ def _close(conn: smtplib.SMTP | None) -> None:
         conn.quit()
     except (smtplib.SMTPException, OSError):
         conn.close()
+
+
+class MailerThread:
+    """Sends the outbox every `interval` seconds in a daemon thread of its own (see the module docstring)."""
+
+    def __init__(self, store: Store, cfg: HearkenConfig, *, interval: float = SEND_INTERVAL_SECONDS,
+                 clock=now_utc, worker: str | None = None) -> None:
+        self.store = store
+        self.cfg = cfg
+        self.interval = interval
+        self.clock = clock
+        self.worker = worker
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._failing = False
+
+    def send_now(self) -> SendResult:
+        """One pass over the due rows, in the caller's thread."""
+        return send_pending(self.store, self.cfg, now=self.clock(), worker=self.worker)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.send_now()
+                if self._failing:
+                    log.info("the outbox worker works again")
+                self._failing = False
+            except Exception:
+                if not self._failing:
+                    log.exception("the outbox worker failed; it tries again every %gs", self.interval)
+                self._failing = True
+            self._stop.wait(self.interval)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="mailer", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float) -> bool:
+        """Ask the thread to stop and wait up to `timeout` seconds; False if an SMTP session still holds it."""
+        self._stop.set()
+        if self._thread is None:
+            return True
+        self._thread.join(max(0.0, timeout))
+        return not self._thread.is_alive()
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def header_text(value: str) -> str:
+    """`value` fit for an email header: one line, every control character (CR, LF, NUL, ESC...) a space."""
+    return " ".join(_CONTROL.sub(" ", value).split())
 
 
 def retry_failed(store: Store, ids: list[int] | None = None, *, now: datetime | None = None) -> int:

@@ -1,14 +1,24 @@
 """The runner: polls every enabled source on its interval, stores, classifies, opens cases.
 
-Each source is polled in its own worker thread, so a slow or rate-limited
-platform never holds up the others. A failure is recorded on the source's
-state (reason, when, how many in a row, when to try again) and logged once
-when the source goes down and once when it recovers, never once per poll.
-A source is polled by one process at a time: the runner holds a lease on it
-in the database (several runners can share one PostgreSQL).
+Each poll runs in a daemon thread of its own, so a slow or rate-limited platform never holds up
+the others and no number of slow platforms can use up a pool. A failure is recorded on the
+source's state (reason, when, how many in a row, when to try again) and logged once when the
+source goes down and once when it recovers, never once per poll. A source is polled by one
+process at a time: the runner holds a lease on it in the database (several runners can share
+one PostgreSQL).
 
-SIGTERM and SIGINT stop the loop between polls; polls in flight finish and
-commit (or not) as a whole.
+Nothing a platform does can hold the runner:
+
+- every request has a wall-clock deadline and a byte cap (collectors/http.py, collectors/sessions.py);
+- every poll has a deadline of its own (`poll_deadline_seconds` per source). A supervisor thread
+  abandons a poll past it: the source is recorded failing with the reason, the poll's lease is no
+  longer renewed, and whatever the poll returns late is never stored (a gate each poll passes
+  before it writes anything). A source whose abandoned poll is still stuck is not polled again
+  until that thread ends;
+- the outbox is sent by a thread of its own (desk/mailer.py), each SMTP session under a deadline;
+- SIGTERM and SIGINT stop the runner within `runner.shutdown_seconds` (default 10): polls in
+  flight get the first half of it to finish and commit; the rest are abandoned (never stored),
+  the leases are given back and the process exits.
 """
 
 from __future__ import annotations
@@ -22,7 +32,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,9 +40,10 @@ from typing import Any
 from sqlalchemy import or_, update
 
 import collectors
+from collectors import http
 from collectors.base import AuthFailed, CollectorError, NotConfigured, TryLater
 from collectors.match import TermMatcher
-from desk import alerts, audit
+from desk import alerts, audit, mailer
 from desk.config import HearkenConfig
 from desk.db import Store
 from desk.models import SourceState, now_utc
@@ -40,13 +51,58 @@ from desk.pipeline import LeaseLost, classify_pending, month_key, state_for, sto
 
 log = logging.getLogger(__name__)
 
+SUPERVISE_EVERY = 0.25  # seconds between two looks at the polls in flight
+
 
 def _failpoint(name: str) -> None:
-    """Test hook: with HEARKEN_FAILPOINT=name:FILE, touch FILE and hang here (so a test can kill -9 us)."""
+    """Test hook: with HEARKEN_FAILPOINT=name:FILE[:SECONDS], touch FILE and hang here for SECONDS (default
+    an hour), so a test can kill -9 us there, or see what happens when we go on too late."""
     spec = os.environ.get("HEARKEN_FAILPOINT", "")
     if spec.startswith(name + ":"):
-        Path(spec.split(":", 1)[1]).touch()
-        time.sleep(3600)
+        path, _, seconds = spec.split(":", 1)[1].rpartition(":")
+        try:
+            wait = float(seconds)
+        except ValueError:
+            path, wait = spec.split(":", 1)[1], 3600.0
+        Path(path).touch()
+        time.sleep(wait)
+
+
+@dataclass(eq=False)
+class Poll:
+    """One poll of one source, in flight in its own thread, until it is done or abandoned."""
+
+    src: Any
+    deadline: float  # seconds
+    started: float = field(default_factory=time.monotonic)
+    thread: threading.Thread | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+    abandoned: bool = False
+    _settled: bool = False  # its thread has begun writing its outcome: too late to abandon it
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def active(self) -> bool:
+        return not self.done.is_set() and not self.abandoned
+
+    def left(self) -> float:
+        return self.started + self.deadline - time.monotonic()
+
+    def abandon(self) -> bool:
+        """Give the poll up; False when it already finished (or began storing, which is let finish)."""
+        with self._lock:
+            if self._settled or self.abandoned or self.done.is_set():
+                return False
+            self.abandoned = True
+            return True
+
+    def settle(self) -> bool:
+        """Called by the poll's thread before it stores or records anything; False once abandoned."""
+        with self._lock:
+            if self.abandoned:
+                return False
+            self._settled = True
+            return True
 
 
 class Runner:
@@ -59,15 +115,16 @@ class Runner:
         self._model_loader = model_loader
         self._model = None
         self._collectors: dict[str, Any] = {}
-        self._inflight: dict[str, Future] = {}
+        self._inflight: dict[str, Poll] = {}
         self._stop = threading.Event()
+        self._stop_at: float | None = None
         self.sources = [s for s in cfg.sources if s.enabled]
-        self._pool = ThreadPoolExecutor(max_workers=max(1, min(8, len(self.sources))), thread_name_prefix="poll")
-        self._tasks = alerts.periodic_tasks(cfg, store)
+        self._tasks = alerts.periodic_tasks(cfg, store, mailer=False)
         self._task_next: dict[str, datetime] = {}
         self._lease_owner: str | None = None  # set while run_forever() polls under leases
-        self._heartbeat: threading.Thread | None = None
-        self._polls_done = threading.Event()
+        self._supervisor: threading.Thread | None = None
+        self._supervisor_stop = threading.Event()
+        self.mailer = mailer.MailerThread(store, cfg, clock=clock, worker=self.owner)
         self._register_sources()
 
     # --- sources ------------------------------------------------------------
@@ -109,8 +166,11 @@ class Runner:
             return bool(res.rowcount)
 
     def _renew_leases(self) -> None:
-        """Keep the leases of sources whose poll is still in flight (a slow forum, a long backlog)."""
-        busy = [name for name, fut in list(self._inflight.items()) if not fut.done()]
+        """Keep the leases of sources whose poll is still in flight (a slow forum, a long backlog).
+
+        An abandoned poll's lease is not renewed: it runs out, and another runner may take the source.
+        """
+        busy = [p.src.name for p in list(self._inflight.values()) if p.active]
         if not busy:
             return
         until = self.clock() + timedelta(seconds=self.cfg.runner.lease_seconds)
@@ -120,32 +180,80 @@ class Runner:
                              SourceState.lease_until < until)
                       .values(lease_until=until).execution_options(synchronize_session=False))
 
-    def _heartbeat_loop(self) -> None:
-        every = max(0.2, self.cfg.runner.lease_seconds / 3)
-        while not self._polls_done.wait(every):  # runs on after stop() while polls in flight finish
+    def _abandon_overdue(self) -> None:
+        for p in list(self._inflight.values()):
+            if p.active and p.left() <= 0 and p.abandon():
+                platform = collectors.PLATFORM_OF_TYPE[p.src.type]
+                self._record_failure(p.src, platform, TryLater(
+                    f"the poll took longer than its {p.deadline:g}s deadline (poll_deadline_seconds) and was "
+                    "abandoned; nothing it fetched is stored"))
+
+    def _supervise(self, stop: threading.Event) -> None:
+        """Abandon polls past their deadline; renew the leases of the others every third of a lease."""
+        renew_every = max(0.2, self.cfg.runner.lease_seconds / 3)
+        next_renewal = time.monotonic() + renew_every
+        while not stop.wait(SUPERVISE_EVERY):  # runs on after stop() while polls in flight finish
             try:
-                self._renew_leases()
+                self._abandon_overdue()
             except Exception:
-                log.warning("could not renew source leases", exc_info=True)
+                log.warning("could not record an abandoned poll", exc_info=True)
+            if time.monotonic() >= next_renewal:
+                next_renewal = time.monotonic() + renew_every
+                try:
+                    self._renew_leases()
+                except Exception:
+                    log.warning("could not renew source leases", exc_info=True)
+
+    def _start_supervisor(self) -> None:
+        self._supervisor_stop = threading.Event()
+        self._supervisor = threading.Thread(target=self._supervise, args=(self._supervisor_stop,),
+                                            name="poll-supervisor", daemon=True)
+        self._supervisor.start()
+
+    def _stop_supervisor(self) -> None:
+        self._supervisor_stop.set()
+        if self._supervisor is not None:
+            self._supervisor.join(timeout=2)
 
     def _next_poll(self, src, now: datetime) -> datetime:
         j = self.cfg.runner.jitter
         return now + timedelta(seconds=src.interval_seconds * (1 + random.uniform(-j, j)))
 
-    def poll_source(self, src) -> int:
-        """Poll one source once and store what it found. Failures are recorded, never raised."""
+    def _start_poll(self, src) -> Poll:
+        poll = Poll(src, float(src.poll_deadline_seconds))
+
+        def run() -> None:
+            try:
+                self.poll_source(src, poll)
+            finally:
+                poll.done.set()
+
+        poll.thread = threading.Thread(target=run, name=f"poll-{src.name}", daemon=True)
+        self._inflight[src.name] = poll
+        poll.thread.start()
+        return poll
+
+    def poll_source(self, src, poll: Poll | None = None) -> int:
+        """Poll one source once and store what it found. Failures are recorded, never raised.
+
+        With `poll` (the runner's own threads) nothing is stored or recorded once it was abandoned.
+        """
         platform = collectors.PLATFORM_OF_TYPE[src.type]
-        now = self.clock()
+        late = f"source {src.name}: the poll abandoned at its deadline has ended; what it returned is dropped"
         try:
-            collector = self._collector(src)
-            budget = None
-            if src.type == "x":
-                with self.store.session() as s:
-                    st = state_for(s, src.name, platform)
-                    used = st.reads_count if st.reads_month == month_key(now) else 0
-                budget = max(0, src.monthly_read_cap - used)
-            result = collector.poll(self._cursor(src.name, platform), read_budget=budget)
+            with http.poll_deadline(poll.left() if poll is not None else float(src.poll_deadline_seconds)):
+                collector = self._collector(src)
+                budget = None
+                if src.type == "x":
+                    with self.store.session() as s:
+                        st = state_for(s, src.name, platform)
+                        used = st.reads_count if st.reads_month == month_key(self.clock()) else 0
+                    budget = max(0, src.monthly_read_cap - used)
+                result = collector.poll(self._cursor(src.name, platform), read_budget=budget)
             _failpoint("before-commit")
+            if poll is not None and not poll.settle():
+                log.info(late)
+                return 0
             new = store_poll(self.store, src.name, platform, result, now=self.clock(), owner=self._lease_owner)
             with self.store.session() as s:
                 s.execute(update(SourceState).where(SourceState.name == src.name)
@@ -153,19 +261,24 @@ class Runner:
             return new
         except LeaseLost as exc:
             log.warning("%s; this poll's result was dropped", exc)
-        except NotConfigured as exc:
+            return 0
+        except Exception as exc:  # noqa: BLE001 - recorded below, whatever it is
+            failure = exc
+        if poll is not None and not poll.settle():
+            log.info(late)
+            return 0
+        if isinstance(failure, NotConfigured):
             self._collectors.pop(src.name, None)
-            self._record_failure(src, platform, exc, status="disabled")
-        except AuthFailed as exc:
+            self._record_failure(src, platform, failure, status="disabled")
+        elif isinstance(failure, AuthFailed):
             self._collectors.pop(src.name, None)
-            self._record_failure(src, platform, exc, status="auth_failed")
-        except TryLater as exc:
-            self._record_failure(src, platform, exc, retry_after=exc.retry_after)
-        except CollectorError as exc:
-            self._record_failure(src, platform, exc)
-        except Exception as exc:  # a collector bug must not take the runner down
-            log.debug("unexpected error polling %s", src.name, exc_info=True)
-            self._record_failure(src, platform, exc)
+            self._record_failure(src, platform, failure, status="auth_failed")
+        elif isinstance(failure, TryLater):
+            self._record_failure(src, platform, failure, retry_after=failure.retry_after)
+        else:
+            if not isinstance(failure, CollectorError):  # a collector bug must not take the runner down
+                log.debug("unexpected error polling %s", src.name, exc_info=failure)
+            self._record_failure(src, platform, failure)
         return 0
 
     def _cursor(self, name: str, platform: str) -> dict | None:
@@ -213,22 +326,31 @@ class Runner:
         return self._model
 
     def tick(self) -> None:
-        """One pass: start due polls, collect finished ones, classify, run periodic tasks."""
+        """One pass: start due polls, classify, run periodic tasks."""
         now = self.clock()
         for src in self.sources:
-            fut = self._inflight.get(src.name)
-            if fut is not None and not fut.done():
-                continue
-            self._inflight.pop(src.name, None)
+            poll = self._inflight.get(src.name)
+            if poll is not None:
+                if poll.active or poll.thread.is_alive():  # an abandoned poll still stuck: not a second one
+                    continue
+                del self._inflight[src.name]
             if self._stop.is_set():
                 break
             if self._claim(src, now):
-                self._inflight[src.name] = self._pool.submit(self.poll_source, src)
-        try:
-            self.classify(limit=4 * self.cfg.classifier.batch_size)  # the rest next tick: polls keep their pace
-        except Exception:
-            log.exception("classification failed; it is retried on the next pass")
+                self._start_poll(src)
+        batch = self.cfg.classifier.batch_size
+        for _ in range(4):  # the rest next tick: polls keep their pace, and a stop is noticed between batches
+            if self._stop.is_set():
+                break
+            try:
+                if self.classify(limit=batch).classified < batch:
+                    break
+            except Exception:
+                log.exception("classification failed; it is retried on the next pass")
+                break
         for name, interval, fn in self._tasks:
+            if self._stop.is_set():
+                break
             if self._task_next.get(name, now) <= now:
                 try:
                     fn(now)
@@ -243,7 +365,8 @@ class Runner:
         """Poll every enabled source once now (schedules and backoff aside), then classify everything.
 
         For `hearken run --once` (a cron job, an operator trying a config) and tests. It still respects
-        leases: a source another runner holds is skipped, not polled a second time.
+        leases: a source another runner holds is skipped, not polled a second time. A poll past its
+        deadline is abandoned as in the service loop.
         """
         now = self.clock()
         mine = [src for src in self.sources if self._claim(src, now, due_only=False)]
@@ -251,19 +374,21 @@ class Runner:
             if src not in mine:
                 log.info("source %s is being polled by another runner; skipped", src.name)
         self._lease_owner = self.owner
+        self._start_supervisor()
         try:
-            futures = {src.name: self._pool.submit(self.poll_source, src) for src in mine}
-            self._inflight.update(futures)
-            for f in futures.values():
-                f.result()
+            for poll in [self._start_poll(src) for src in mine]:
+                while not poll.done.wait(SUPERVISE_EVERY) and not poll.abandoned:
+                    pass
             self.classify()
         finally:
+            self._stop_supervisor()
             self._inflight.clear()
             self._release_leases()
 
     def stop(self, *_: Any) -> None:
         if not self._stop.is_set():
-            log.info("stopping: finishing polls in flight")
+            self._stop_at = time.monotonic()
+            log.info("stopping (within %gs): finishing polls in flight", self.cfg.runner.shutdown_seconds)
         self._stop.set()
 
     def run_forever(self, *, install_signals: bool = True, idle_sleep: float = 1.0) -> None:
@@ -273,23 +398,47 @@ class Runner:
         log.info("runner %s started with %d source(s)", self.owner, len(self.sources))
         self.model  # load before polling: loading holds the GIL, which would starve the lease heartbeat
         self._lease_owner = self.owner
-        self._heartbeat = threading.Thread(target=self._heartbeat_loop, name="lease-heartbeat", daemon=True)
-        self._heartbeat.start()
+        self._start_supervisor()
+        self.mailer.start()
         try:
             while not self._stop.is_set():
                 self.tick()
                 self._stop.wait(idle_sleep)
         finally:
-            self._pool.shutdown(wait=True)
-            self._polls_done.set()
-            self._heartbeat.join(timeout=5)
+            self._shut_down()
+
+    def _shut_down(self) -> None:
+        """Within runner.shutdown_seconds of the stop: polls get half of it, the mailer most of the rest."""
+        begun = self._stop_at if self._stop_at is not None else time.monotonic()
+        bound = self.cfg.runner.shutdown_seconds
+        for poll in list(self._inflight.values()):
+            if poll.active:
+                poll.done.wait(max(0.0, begun + bound / 2 - time.monotonic()))
+        stuck = [p for p in self._inflight.values() if p.active and p.abandon()]
+        if stuck:
+            log.warning("stopping: abandoned %d poll(s) still running (%s); nothing they fetch is stored",
+                        len(stuck), ", ".join(p.src.name for p in stuck))
+        if not self.mailer.stop(begun + bound * 0.8 - time.monotonic()):
+            log.warning("stopping: an SMTP session was still running; its emails are sent again after their claim runs out")
+        self._stop_supervisor()
+        try:
             self._release_leases()
-            for c in self._collectors.values():
-                try:
-                    c.close()
-                except Exception:
-                    pass
-            log.info("runner stopped")
+        except Exception:
+            log.warning("could not give the source leases back; they run out after runner.lease_seconds",
+                        exc_info=True)
+        busy = {name for name, p in self._inflight.items() if p.thread is not None and p.thread.is_alive()}
+        for name, c in self._collectors.items():
+            if name in busy:
+                continue
+            try:
+                c.close()
+            except Exception:
+                pass
+        log.info("runner stopped")
+
+    def lingering(self) -> int:
+        """How many abandoned poll threads are still alive (the process should exit without waiting for them)."""
+        return sum(1 for p in self._inflight.values() if p.thread is not None and p.thread.is_alive())
 
     def _release_leases(self) -> None:
         with self.store.session() as s:

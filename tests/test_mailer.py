@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 
 import pytest
 from sqlalchemy import select
@@ -12,6 +13,7 @@ from desk import alerts, mailer
 from desk.models import Outbox
 from tests.test_alerts_support import (SmtpServer, certs, free_port, make_cfg, new_case,  # noqa: F401
                                        password_authenticator, smtp_server, update_case)
+from tests.hostile import SmtpTarpit
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2026, 11, 17, 10, 0, tzinfo=UTC)
@@ -197,3 +199,62 @@ def test_no_alert_for_a_case_resolved_before_sending(store, smtp_server):
     with store.session() as s:
         row = s.scalar(select(Outbox).where(Outbox.case_id == case_id))
     assert row.status == "cancelled" and "resolved" in row.last_error
+
+
+# --- an SMTP server that stalls, rows that cannot be sent ----------------------------------------
+
+
+def _raw_row(store, subject: str, key: str = "raw:0") -> int:
+    """An outbox row written as it is, without alerts.queue's header cleaning (as rows written before it was)."""
+    with store.session() as s:
+        row = Outbox(kind="test", dedupe_key=key, recipients=["sam@example.com"], subject=subject, body_text="body",
+                     status="pending", attempts=0, created_at=T0, next_attempt_at=T0)
+        s.add(row)
+        s.flush()
+        return row.id
+
+
+def test_an_smtp_server_that_never_finishes_its_greeting_is_cut_off_at_the_session_deadline(store):
+    with SmtpTarpit(every=0.3) as tarpit:
+        cfg = make_cfg(tarpit.port, **{"alerts.smtp.session_deadline_seconds": 1.5})
+        ids = _queue(store, 3)
+        started = time.monotonic()
+        res = mailer.send_pending(store, cfg, now=T0)
+        took = time.monotonic() - started
+    assert took < 3, f"the session took {took:.1f}s; 220- lines every 0.3s never trip a 5s read timeout"
+    assert sorted(res.retrying) == ids and not res.sent, "all wait for the next try, with backoff"
+    err = mailer.outbox_health(store)["last_error"]
+    assert "passed its 1.5s deadline" in err["error"] and "session_deadline_seconds" in err["error"], err
+    assert tarpit.connections == 1
+    assert _status(store, ids[0]).next_attempt_at == T0 + dt.timedelta(seconds=60)
+
+
+def test_a_row_that_cannot_be_built_fails_alone_and_the_rest_are_delivered(store, smtp_server):
+    cfg = make_cfg(smtp_server.port)
+    bad = _raw_row(store, "Complaint from evil\r\nBcc: x@y.example")  # first in the batch
+    good = _queue(store, 5)
+    res = mailer.send_pending(store, cfg, now=T0)
+    assert res.failed == [bad] and sorted(res.sent) == good
+    assert sorted(m.message["Subject"] for m in smtp_server.messages) == [f"Alert {i}" for i in range(5)]
+    row = _status(store, bad)
+    assert row.status == "failed" and row.attempts == 1
+    assert "could not be built" in row.last_error and "linefeed or carriage return" in row.last_error, row.last_error
+    health = mailer.outbox_health(store)
+    assert health["failed"] == 1 and health["last_error"]["id"] == bad and "could not be built" in health["last_error"]["error"]
+    assert not mailer.send_pending(store, cfg, now=T0 + dt.timedelta(days=1)).sent, "and it is not tried again"
+
+
+def test_a_customer_name_with_cr_lf_cannot_add_a_header(store, smtp_server):
+    cfg = make_cfg(smtp_server.port)
+    case_id = new_case(store, cfg, posted_at=T0, severity=4, author="evil\r\nBcc: x@y.example")
+    res = mailer.send_pending(store, cfg, now=dt.datetime.now(UTC))
+    assert len(res.sent) == 1
+    [got] = smtp_server.messages
+    assert "x@y.example" not in got.rcpt_tos and got.message["Bcc"] is None
+    assert "from evil Bcc: x@y.example: " in got.message["Subject"] and f"case #{case_id}" in got.message["Subject"]
+    with store.session() as s:
+        assert "\r" not in s.scalar(select(Outbox.subject).where(Outbox.case_id == case_id))
+
+
+def test_header_text_keeps_one_line():
+    assert mailer.header_text("a\r\nb\x00c\x1b[31m\u2028d\te") == "a b c [31m d e"

@@ -34,6 +34,7 @@ from desk.config import load_config
 from desk.db import connect
 from desk.models import Case, Classification, Mention, Outbox, SourceState
 from desk.runner import Runner
+from tests.hostile import Drip, Flood, HostileServer, Redirect, SmtpTarpit, Stall
 from tests.test_alerts_support import SmtpServer, free_port, make_cfg
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -223,7 +224,8 @@ def platform():
 
 
 def write_config(tmp_path: Path, db_url: str, sources: list[str], *, lease: float = 1.0, extra: str = "",
-                 name: str = "hearken.yaml") -> Path:
+                 name: str = "hearken.yaml", runner: str = "", alerts: str = "{enabled: false}") -> Path:
+    """A config for these tests; `runner` adds keys to runner: ("shutdown_seconds: 3"), `alerts` replaces alerts:."""
     path = tmp_path / name
     src = "\n".join(f"  - {s}" for s in sources)
     path.write_text(f"""\
@@ -234,8 +236,8 @@ sources:
 team:
   - {{name: Morgan Manager, email: morgan@example.com, role: manager}}
 database: {{url: "{db_url}"}}
-alerts: {{enabled: false}}
-runner: {{lease_seconds: {lease}, max_backoff_seconds: 2, jitter: 0.1}}
+alerts: {alerts}
+runner: {{lease_seconds: {lease}, max_backoff_seconds: 2, jitter: 0.1{", " + runner if runner else ""}}}
 {extra}""")
     return path
 
@@ -279,6 +281,14 @@ def stored_ids(store, source: str) -> list[str]:
 def unclassified(store) -> int:
     with store.session() as s:
         return s.scalar(select(func.count()).select_from(Mention).where(Mention.classified.is_(False)))
+
+
+def sigterm(proc: subprocess.Popen) -> tuple[int, float]:
+    """Send SIGTERM; (exit code, seconds until the process exited)."""
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    code = proc.wait(timeout=30)
+    return code, time.monotonic() - sent
 
 
 def stop(proc: subprocess.Popen) -> int:
@@ -522,3 +532,195 @@ def test_smtp_down_for_a_while_then_up_delivers_every_alert_exactly_once(store):
     with store.session() as s:
         statuses = s.execute(select(Outbox.status, func.count()).group_by(Outbox.status)).all()
     assert dict(statuses) == {"sent": 27}
+
+
+# --- a hostile internet: no source stops the rest ------------------------------------------------
+
+# source name -> (behaviour on tests/hostile.py, words its failure reason must hold)
+HOSTILE = {
+    "drip1": (lambda other: Drip(every=1.0), "took longer than 2s for one request"),
+    "drip2": (lambda other: Drip(every=1.0), "took longer than 2s for one request"),
+    "drip_headers": (lambda other: Drip(every=1.0, in_headers=True), "took longer than 2s for one request"),
+    "stall1": (lambda other: Stall(), "took longer than 2s for one request"),
+    "stall2": (lambda other: Stall(after_headers=True), "took longer than 2s for one request"),
+    "flood1": (lambda other: Flood(), "more than 4,000,000 bytes in one answer"),
+    "flood2": (lambda other: Flood(chunk=1024 * 1024), "more than 4,000,000 bytes in one answer"),
+    "elsewhere": (lambda other: Redirect(f"{other}/posts.json"), "which was not followed: it is another site"),
+    "private": (lambda other: Redirect("http://10.255.255.1/posts.json"), "which was not followed"),
+    "file": (lambda other: Redirect("file:///etc/passwd"), "a file: address is never followed"),
+}
+LIMITS = "request_deadline_seconds: 2, poll_deadline_seconds: 4, max_response_bytes: 4000000"
+
+
+def rss_kib(pid: int) -> int:
+    """The process's resident memory now (VmRSS), KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+def hostile_sources(srv: HostileServer, other: HostileServer) -> list[str]:
+    out = []
+    for name, (make, _) in HOSTILE.items():
+        srv.serve(f"/{name}/posts.json", make(other.url))
+        out.append(f"{{type: discourse, name: {name}, base_url: '{srv.url}/{name}', interval_seconds: 0.5, {LIMITS}}}")
+    return out
+
+
+def test_ten_hostile_platforms_never_stop_the_healthy_ones_nor_grow_the_runner(tmp_path, platform):
+    """A real `hearken run` polls two healthy forums that keep publishing and ten hostile ones (dripping,
+    stalling, flooding, redirecting away). The healthy forums' posts are all stored as they come; each
+    hostile source shows as failing with a reason naming what its platform did; the runner's memory stays
+    flat however often the floods are read (before the caps it grew to 1.5 GB in 5 s); SIGTERM stops it
+    within runner.shutdown_seconds."""
+    db_url = f"sqlite:///{tmp_path / 'hearken.db'}"
+    good = ["good1", "good2"]
+    for n in good:
+        platform.add_forum(n)
+    with HostileServer() as srv, HostileServer() as other:
+        path = write_config(tmp_path, db_url, [discourse_source(platform, n) for n in good]
+                            + hostile_sources(srv, other), runner="shutdown_seconds: 5")
+        log = tmp_path / "runner.log"
+        store = connect(db_url)
+        proc = hearken("run", "--config", str(path), log=log)
+        try:
+            wait_for(lambda: all(last_id(store, n) for n in good), 60, "the healthy forums' first polls")
+            platform.start_publishing(good, per_second=4)
+            wait_for(lambda: all("bytes" in (state(store, f).status_reason or "") for f in ("flood1", "flood2")), 30,
+                     "the floods to be read once")
+            baseline = rss_kib(proc.pid)
+            samples, end = [], time.monotonic() + 12
+            while time.monotonic() < end:  # the floods are read again every couple of seconds meanwhile
+                samples.append(rss_kib(proc.pid))
+                time.sleep(0.25)
+            floods = len(srv.seen("/flood1/posts.json")) + len(srv.seen("/flood2/posts.json"))
+            platform.stop_publishing()
+            wait_for(lambda: all(last_id(store, n) == platform.newest_id(n) for n in good), 30,
+                     "the healthy forums to have every post stored")
+            for name, (_, words) in HOSTILE.items():
+                st = state(store, name)
+                assert st.status == "failing" and words in (st.status_reason or ""), (name, st.status, st.status_reason)
+                assert f"{srv.url}/{name}/posts.json" in st.status_reason, "the reason names the address"
+                assert stored_ids(store, name) == []
+            assert other.requests == [], "no redirect was followed to another origin"
+            assert proc.poll() is None, "the runner is still running"
+            code, took = sigterm(proc)
+        finally:
+            platform.stop_publishing()
+            if proc.poll() is None:
+                proc.kill()
+        assert code == 0, log.read_text()[-3000:]
+        grew = (max(samples) - baseline) / 1024
+        assert floods >= 6, f"the floods were read {floods} times"
+        assert grew < 100, f"the runner grew by {grew:.0f} MiB over {floods} floods (from {baseline / 1024:.0f} MiB)"
+        assert took < 5 + 1.0, f"SIGTERM took {took:.1f}s with runner.shutdown_seconds: 5"
+        for n in good:
+            ids = stored_ids(store, n)
+            assert len(ids) == len(set(ids)) and set(ids) == platform.published(n), n
+            assert len(ids) > 30
+        with store.session() as s:
+            assert all(st.lease_owner is None for st in s.scalars(select(SourceState)))
+        store.close()
+
+
+def test_a_stalled_smtp_server_holds_up_no_poll_and_a_bad_alert_row_holds_up_no_other(tmp_path, platform):
+    """An SMTP server that sends `220-` every half second and never finishes its greeting: a real
+    `hearken run` keeps polling and storing, each SMTP session is cut at its deadline and the Sources
+    page's outbox health says so, and SIGTERM stops it in time. With a working server afterwards, every
+    alert arrives exactly once while the row whose subject would inject a header is failed with the
+    reason instead of blocking the queue (0 of 6 delivered in 20 minutes before)."""
+    db_url = f"sqlite:///{tmp_path / 'hearken.db'}"
+    platform.add_forum("good")
+    store = connect(db_url)
+    with store.session() as s:
+        s.add(Outbox(kind="severe_complaint", dedupe_key="raw:evil", recipients=["morgan@example.com"],
+                     subject="Complaint from evil\r\nBcc: x@y.example", body_text="quoted post", status="pending",
+                     attempts=0, created_at=dt.datetime.now(UTC), next_attempt_at=dt.datetime.now(UTC)))
+        for i in range(6):
+            alerts.queue(s, kind="test", dedupe_key=f"good:{i}", recipients=["morgan@example.com"],
+                         subject=f"Alert {i}", body_text=f"alert {i}")
+    log = tmp_path / "runner.log"
+    with SmtpTarpit(every=0.5) as tarpit:
+        smtp = (f"{{enabled: true, smtp: {{host: 127.0.0.1, port: {tarpit.port}, timeout_seconds: 5, "
+                "session_deadline_seconds: 2}}")
+        path = write_config(tmp_path, db_url, [discourse_source(platform, "good")], alerts=smtp,
+                            runner="shutdown_seconds: 4")
+        proc = hearken("run", "--config", str(path), log=log)
+        try:
+            wait_for(lambda: last_id(store, "good"), 60, "the first poll")
+            platform.start_publishing(["good"], per_second=4)
+            wait_for(lambda: "deadline" in str((mailer.outbox_health(store)["last_error"] or {}).get("error")), 30,
+                     "an SMTP session to be cut at its deadline")
+            time.sleep(3)
+            platform.stop_publishing()
+            wait_for(lambda: last_id(store, "good") == platform.newest_id("good"), 20,
+                     "every post to be stored while the SMTP server stalls")
+            assert tarpit.connections >= 1
+            code, took = sigterm(proc)
+        finally:
+            platform.stop_publishing()
+            if proc.poll() is None:
+                proc.kill()
+    assert code == 0 and took < 4 + 1.0, (took, log.read_text()[-3000:])
+    assert set(stored_ids(store, "good")) == platform.published("good")
+    health = mailer.outbox_health(store)
+    assert health["sent"] == 0 and health["failed"] == 1 and health["pending"] == 6, health
+    assert "passed its 2s deadline" in health["last_error"]["error"] or \
+        "could not be built" in health["last_error"]["error"], health["last_error"]
+
+    with store.session() as s:  # five minutes later: backoffs and any claim cut short by the stop have run out
+        later = dt.datetime.now(UTC) - dt.timedelta(seconds=1)
+        s.execute(Outbox.__table__.update().where(Outbox.status.in_(["pending", "sending"]))
+                  .values(next_attempt_at=later, claimed_until=later))
+    server = SmtpServer().start()
+    try:
+        path = write_config(tmp_path, db_url, [discourse_source(platform, "good")],
+                            alerts=f"{{enabled: true, smtp: {{host: 127.0.0.1, port: {server.port}}}}}")
+        proc = hearken("run", "--config", str(path), log=log)
+        try:
+            wait_for(lambda: len(server.messages) >= 6, 60, "the six alerts to arrive")
+            time.sleep(1)
+        finally:
+            assert stop(proc) == 0, log.read_text()[-3000:]
+    finally:
+        server.stop()
+    subjects = sorted(m.message["Subject"] for m in server.messages)
+    assert subjects == [f"Alert {i}" for i in range(6)], "each good alert once, the bad one never"
+    assert all("x@y.example" not in m.rcpt_tos for m in server.messages)
+    with store.session() as s:
+        bad = s.scalar(select(Outbox).where(Outbox.dedupe_key == "raw:evil"))
+    assert bad.status == "failed" and "could not be built" in bad.last_error, bad.last_error
+    health = mailer.outbox_health(store)
+    assert health["sent"] == 6 and health["failed"] == 1 and health["last_error"]["id"] == bad.id
+    store.close()
+
+
+def test_a_runner_stuck_in_an_abandoned_poll_lets_another_runner_take_the_source(tmp_path, db_url, platform):
+    """Runner A fetches a forum and then hangs (the failpoint holds it 40 s) past the poll's 2 s deadline.
+    The poll is abandoned and its lease no longer renewed, so runner B takes the source over once the lease
+    runs out and stores every post; A's late result is dropped, so nothing is stored twice."""
+    platform.add_forum("stuck", initial=5)
+    source = f"{{type: discourse, name: stuck, base_url: '{platform.url('stuck')}', interval_seconds: 0.5, " \
+             "poll_deadline_seconds: 2}"
+    path = write_config(tmp_path, db_url, [source], lease=1.0)
+    log = tmp_path / "runners.log"
+    store = connect(db_url)
+    marker = tmp_path / "a-fetched"
+    a = hearken("run", "--config", str(path), log=log, env={"HEARKEN_FAILPOINT": f"before-commit:{marker}:40"})
+    b = None
+    try:
+        wait_for(marker.exists, 60, "runner A to fetch")
+        wait_for(lambda: "abandoned" in (state(store, "stuck").status_reason or ""), 10, "A's poll to be abandoned")
+        b = hearken("run", "--config", str(path), log=log)
+        wait_for(lambda: (state(store, "stuck").lease_owner or "").split(":")[1:2] == [str(b.pid)], 60,
+                 "runner B to take the source over")
+        wait_for(lambda: set(stored_ids(store, "stuck")) == platform.published("stuck"), 30, "B to store every post")
+        assert state(store, "stuck").status == "ok"
+    finally:
+        for p in (a, b):
+            if p is not None:
+                assert stop(p) == 0, log.read_text()[-3000:]
+    ids = stored_ids(store, "stuck")
+    assert len(ids) == len(set(ids)) == 5
+    store.close()

@@ -21,6 +21,8 @@ from desk.config import load_config
 from desk.db import connect
 from desk.models import Case, Event, Mention, SourceState
 from desk.runner import Runner
+from tests.hostile import Drip, HostileServer, Json, Stall, discourse_post
+from tests.test_reliability import write_config as write_reliability_config
 
 ROOT = Path(__file__).resolve().parent.parent
 # the demo posts already in the past when a replay starts, less the excluded one and our own account's
@@ -218,3 +220,84 @@ def test_a_runner_killed_between_fetch_and_commit_loses_nothing_and_duplicates_n
         ids2 = list(s.scalars(select(Mention.external_id)))
         assert set(ids) <= set(ids2) and len(ids2) == len(set(ids2))
     store.close()
+
+
+# --- deadlines: no platform holds the runner ------------------------------------------------------
+
+
+def write_hostile_config(tmp_path: Path, sources: list[str], *, runner: str = "") -> Path:
+    return write_reliability_config(tmp_path, f"sqlite:///{tmp_path / 'hearken.db'}", sources, lease=2.0,
+                                    runner=runner, name="hostile.yaml")
+
+
+def test_a_poll_past_its_deadline_is_abandoned_and_what_it_returns_late_is_never_stored(tmp_path, model, monkeypatch,
+                                                                                      caplog):
+    """The poll fetches in time but then hangs (the failpoint holds it 2.5 s) past its 1 s deadline: the
+    source is failing with the reason at once, and when the poll goes on it stores nothing."""
+    with HostileServer() as srv:
+        srv.serve("/posts.json", Json({"latest_posts": [discourse_post(7, "Northwind cut my line")]}))
+        path = write_hostile_config(tmp_path, [f"{{type: discourse, name: community, base_url: '{srv.url}', "
+                                               "poll_deadline_seconds: 1}"])
+        cfg = load_config(path)
+        store = connect(cfg.database_url())
+        marker = tmp_path / "fetched"
+        monkeypatch.setenv("HEARKEN_FAILPOINT", f"before-commit:{marker}:2.5")
+        caplog.set_level(logging.INFO, logger="desk")
+        runner = Runner(cfg, store, model_loader=lambda: model)
+        started = time.monotonic()
+        runner.run_once()
+        assert time.monotonic() - started < 2.4, "run_once gave the poll up at its deadline, not when it ended"
+        assert marker.exists(), "the poll had fetched the page"
+        with store.session() as s:
+            st = s.get(SourceState, "community")
+            assert st.status == "failing" and st.consecutive_failures == 1
+            assert "longer than its 1s deadline (poll_deadline_seconds) and was abandoned" in st.status_reason
+        [late] = [t for t in threading.enumerate() if t.name == "poll-community"]
+        late.join(timeout=10)
+        assert not late.is_alive()
+        with store.session() as s:
+            assert s.scalar(select(func.count()).select_from(Mention)) == 0, "the late result was not stored"
+            st = s.get(SourceState, "community")
+            assert st.cursor is None and st.status == "failing" and st.consecutive_failures == 1
+        assert any("what it returned is dropped" in r.getMessage() for r in caplog.records)
+        store.close()
+
+
+def test_eight_hanging_platforms_stop_neither_the_other_sources_nor_sigterm(tmp_path):
+    """Eight sources whose platform accepts the request and never answers (deadlines far away), beside
+    the demo source: the demo keeps polling while all eight hang, and SIGTERM stops the runner within
+    runner.shutdown_seconds, abandoning the eight and giving every lease back."""
+    with HostileServer() as srv:
+        sources = ["{type: demo, name: demo, interval_seconds: 0.5}"]
+        for i in range(8):
+            srv.serve(f"/f{i}/posts.json", Stall() if i % 2 else Drip(every=1))
+            sources.append(f"{{type: discourse, name: slow{i}, base_url: '{srv.url}/f{i}', interval_seconds: 1, "
+                           "poll_deadline_seconds: 600, request_deadline_seconds: 600}")
+        path = write_hostile_config(tmp_path, sources, runner="shutdown_seconds: 3")
+        store = connect(load_config(path).database_url())
+        proc = _hearken("run", "--config", str(path))
+        try:
+            _wait_for(lambda: len({r.path for r in srv.requests}) == 8, what="all eight slow platforms to be asked")
+            with store.session() as s:
+                before = s.get(SourceState, "demo").last_success_at
+            _wait_for(lambda: state_of(store, "demo").last_success_at > before, timeout=15,
+                      what="the demo source to poll again while eight polls hang")
+            sent = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            out, _ = proc.communicate(timeout=30)  # (its output is read, so not sigterm() of test_reliability)
+            took = time.monotonic() - sent
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert proc.returncode == 0, out
+        assert took < 3 + 1.0, f"SIGTERM took {took:.1f}s with runner.shutdown_seconds: 3\n{out}"
+        assert "abandoned 8 poll(s) still running" in out, out
+        with store.session() as s:
+            assert all(st.lease_owner is None for st in s.scalars(select(SourceState))), "every lease given back"
+            assert s.get(SourceState, "demo").status == "ok"
+        store.close()
+
+
+def state_of(store, name: str) -> SourceState:
+    with store.session() as s:
+        return s.get(SourceState, name)
