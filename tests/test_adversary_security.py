@@ -91,8 +91,11 @@ def test_an_address_that_only_casefolds_to_a_members_does_not_sign_in_as_them(tm
 def test_check_config_refuses_a_cookie_secret_anyone_can_guess(tmp_path, secret):
     """The README's secrets.toml example, copied as it stands. Streamlit's sign-in cookie is only signed (itsdangerous
     with cookie_secret): whoever knows the secret writes a cookie whose claims say email_verified, any team email
-    and a fresh iat, and sign_in binds them as that member. check-config must refuse a secret from the docs,
-    or one too short to resist guessing (Streamlit's own docs ask for a random string)."""
+    and a fresh iat, and sign_in binds them as that member. Tried in Chromium against a real dashboard with
+    cookie_secret = "a long random string": a cookie made with Streamlit's own create_signed_value, claims
+    {iss, sub: attacker, email: alex@example.com, email_verified: true, iat: now, origin, provider}, showed
+    "Signed in as Alex Admin (admin)" and bound Alex to the attacker's subject (locking the real Alex out).
+    check-config must refuse a secret from the docs, or one too short to resist guessing."""
     port = free_port()
     cfg = tmp_path / "hearken.yaml"
     cfg.write_text(MINIMAL_CONFIG + f"dashboard:\n  port: {port}\n  auth: oidc\n")
