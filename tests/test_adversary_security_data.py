@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
@@ -160,3 +161,31 @@ def test_export_labels_writes_no_cell_a_spreadsheet_would_run(tmp_path, monkeypa
     for row in rows:
         for cell in row:
             assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), cell
+
+
+@pytest.mark.xfail(strict=True, reason="adversary: check-config says nothing when a password or API key would go "
+                                       "unencrypted to another machine (SMTP security: none with a login, http:// Discourse)")
+@pytest.mark.parametrize("extra, key", [
+    pytest.param("alerts:\n  smtp: {host: smtp.example.com, port: 25, security: none, username_env: SMTP_USER, "
+                 "password_env: SMTP_PASSWORD}\n", "smtp", id="smtp-login-in-clear"),
+    pytest.param("  - {type: discourse, name: community, base_url: 'http://community.example.com', "
+                 "api_key_env: DISCOURSE_KEY, api_username_env: DISCOURSE_USER}\n", "discourse", id="http-api-key"),
+])
+def test_check_config_names_a_secret_that_would_travel_unencrypted(tmp_path, extra, key):
+    """smtplib logs in over a plain connection whenever the server offers AUTH, and httpx sends Api-Key to an
+    http:// base_url: the password or key crosses the network readable by anyone on the path. Loopback
+    (a relay on this machine, a test forum) is fine; another host is a mistake to name, with file and line."""
+    text = MINIMAL_CONFIG
+    if key == "discourse":
+        text = text.replace("  - {type: demo, name: demo, interval_seconds: 1}\n",
+                            "  - {type: demo, name: demo, interval_seconds: 1}\n" + extra)
+    else:
+        text += extra
+    path = tmp_path / "hearken.yaml"
+    path.write_text(text)
+    env = {"SMTP_USER": "hearken", "SMTP_PASSWORD": "smtp-pw-1234", "DISCOURSE_KEY": "key-5678",
+           "DISCOURSE_USER": "northwind_team"}
+    run = hearken("check-config", "--config", str(path), env=env)
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if key in t and ("security" in t or "base_url" in t))
+    said = [t for t in run.stdout.splitlines() if t.strip().startswith(f"{path}:{line}:")]
+    assert any(re.search(r"(?i)TLS|https|encrypt|plain text|in clear", t) for t in said), run.stdout
