@@ -20,7 +20,7 @@
 - `decode_html` picks a page's charset the way browsers do (header, BOM,
   <meta>), reading a declared latin-1 as windows-1252.
 
-collectors/sessions.py gives the requests-based clients (PRAW, Tweepy) the same limits.
+collectors/net/sessions.py gives the requests-based clients (PRAW, Tweepy) the same limits.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from urllib.parse import urlsplit
 import httpcore
 import httpx
 
-from collectors.base import AuthFailed, BadPayload, RateLimited, TryLater
+from collectors.errors import AuthFailed, BadPayload, RateLimited, TryLater
 from collectors.clean import loads_json
 
 DEFAULT_TIMEOUT = 20.0  # seconds one read may wait; the request's deadline bounds the whole

@@ -2,13 +2,13 @@
 
 A forum source lists the thread (or listing) pages to read and names a preset
 (phpBB, vBulletin 3/4, XenForo 1/2, Discourse's crawler view; see
-forum_presets.py) or its own selectors. From each configured page the
+presets.py) or its own selectors. From each configured page the
 collector follows the "next page" link up to `max_pages` pages, so a thread
 that grew by several pages since the last poll is read to its end; the cursor
 remembers the last page reached and starts there next time.
 
 Every request stays on the configured page's site: a redirect elsewhere fails the poll with the
-reason, and a next-page link to another site ends the chain with a note (collectors/http.py).
+reason, and a next-page link to another site ends the chain with a note (collectors/net/http.py).
 
 Politeness: robots.txt is obeyed (disallowed pages are skipped with a note,
 its Crawl-delay is waited between requests to the same host), every request
@@ -53,9 +53,10 @@ from zoneinfo import ZoneInfo
 
 from bs4 import BeautifulSoup, Tag
 
-from collectors import clean, http, times
+from collectors import clean, times
+from collectors.net import http
 from collectors.base import BadPayload, Mention, NotConfigured, PollResult, SetAside, collector_boundary
-from collectors.forum_presets import DEFAULT_NEXT_PAGE, PRESETS
+from collectors.forum.presets import DEFAULT_NEXT_PAGE, PRESETS
 from collectors.match import TermMatcher
 
 PLATFORM = "forum"

@@ -1,6 +1,6 @@
 """Selector presets for common forum software, read by collectors/forum.py.
 
-Each preset is what `ForumSelectors` (collectors/settings.py) would say in a
+Each preset is what `ForumSelectors` (collectors/forum/settings.py) would say in a
 config. Syntax, shared with configs:
 
 - a CSS selector, looked up inside one post element (title and next_page: in

@@ -1,4 +1,4 @@
-"""A requests.Session with the limits of collectors/http.py, for the clients built on requests (PRAW, Tweepy).
+"""A requests.Session with the limits of collectors/net/http.py, for the clients built on requests (PRAW, Tweepy).
 
 `BoundedSession(limits)` gives every request the same guarantees as the httpx collectors:
 
@@ -28,7 +28,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from collectors import http
+from collectors.net import http
 
 CONNECT_TIMEOUT = 10.0
 
@@ -176,7 +176,7 @@ class _BoundedAdapter(HTTPAdapter):
 
 
 class BoundedSession(requests.Session):
-    """A requests session whose requests are bounded as collectors/http.py's (see the module docstring)."""
+    """A requests session whose requests are bounded as collectors/net/http.py's (see the module docstring)."""
 
     def __init__(self, limits: http.Limits | None = None) -> None:
         super().__init__()
