@@ -40,8 +40,10 @@ class ForumSelectors(BaseModel):
     next_page: str | None = Field(None, description="The link to the next page of the thread, looked up in the whole page.")
     quote_author: str | None = Field(None, description="Author names of quoted posts, to notice answers to our own accounts.")
     quote: str | None = Field(None, description="Quoted posts inside the body: left out when matching terms, so quoting a mention is not a new one.")
+    parent: str | None = Field(None, description="Where the post names the post it answers or quotes (a reply-to marker, a quote's link, usually @attribute): the post id is taken from it and becomes the mention's parent.")
 
-    @field_validator("post", "body", "author", "time", "permalink", "id", "title", "next_page", "quote_author", "quote")
+    @field_validator("post", "body", "author", "time", "permalink", "id", "title", "next_page", "quote_author", "quote",
+                     "parent")
     @classmethod
     def _valid_css(cls, v: str | None) -> str | None:
         if v is None:
