@@ -1,4 +1,11 @@
-"""Wall-clock deadlines for platform calls: a per-read timeout never bounds a whole call, this does.
+"""Wall-clock deadlines for every platform request, reading and posting: a per-read timeout never bounds a whole call, this does.
+
+Two kinds, one mechanism in the transports built here:
+
+- a **request's** (and a **poll's**) deadline, per thread: `poll_deadline(seconds)` around a poll,
+  `request_ends(at)` around one request (collectors/net/http.py's `fetch`); every connect, read and write
+  waits at most what is left of it;
+- a **call's** deadline (`run`, used for posting a reply and finding it again), described below.
 
 httpx and requests time out each read, not a call: a platform that drips one
 byte a second, or a client library that retries or sleeps on a rate-limit
@@ -27,7 +34,8 @@ import socket
 import threading
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -43,6 +51,65 @@ MARGIN = 0.5  # seconds a worker gets, after its sockets are shut, to hand back 
 MAX_BYTES = 8 * 1024 * 1024  # the most one call may read; a platform's answers to us are a few kB
 
 _current: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar("hearken_deadline", default=None)
+_local = threading.local()  # per thread: .poll (the poll's deadline), .request (this request's), both monotonic
+
+
+class RequestDeadlinePassed(Exception):
+    """The current request's (or poll's) deadline passed; the transport turns it into a timeout."""
+
+
+@contextmanager
+def poll_deadline(seconds: float | None) -> Iterator[None]:
+    """Requests made by this thread inside the block end by `seconds` from now, whatever their own deadline."""
+    previous = getattr(_local, "poll", None)
+    _local.poll = None if seconds is None else time.monotonic() + seconds
+    try:
+        yield
+    finally:
+        _local.poll = previous
+
+
+def request_deadline(limits: Any) -> tuple[float, bool]:
+    """(monotonic time a request with these limits must end by, whether it is the poll's deadline rather
+    than its own `limits.deadline`)."""
+    own = time.monotonic() + limits.deadline
+    poll = getattr(_local, "poll", None)
+    return (poll, True) if poll is not None and poll < own else (own, False)
+
+
+@contextmanager
+def request_ends(at: float) -> Iterator[None]:
+    """The requests this thread makes inside the block end by the monotonic time `at`."""
+    previous = getattr(_local, "request", None)
+    _local.request = at
+    try:
+        yield
+    finally:
+        _local.request = previous
+
+
+def request_left(timeout: float | None) -> float | None:
+    """`timeout` cut to what is left of this thread's request deadline; past it, raise RequestDeadlinePassed."""
+    at = getattr(_local, "request", None)
+    if at is None:
+        return timeout
+    left = at - time.monotonic()
+    if left <= 0:
+        raise RequestDeadlinePassed("deadline")
+    return left if timeout is None else min(timeout, left)
+
+
+def _limit(timeout: float | None, timeout_error: type[Exception], what: str) -> tuple[Deadline | None, float | None]:
+    """The current call's Deadline and `timeout` cut to the call's and the request's time left, or raise."""
+    d = _current.get()
+    if d is not None:
+        timeout = d.bound(timeout)
+        if timeout is None:
+            raise timeout_error(f"{what} within the {d.seconds:g} s deadline")
+    try:
+        return d, request_left(timeout)
+    except RequestDeadlinePassed:
+        raise timeout_error("deadline") from None
 
 
 class DeadlinePassed(Exception):
@@ -163,11 +230,8 @@ class _Stream(httpcore.NetworkStream):
         return d
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        d = self._deadline()
-        if d is not None:
-            timeout = d.bound(timeout)
-            if timeout is None:
-                raise httpcore.ReadTimeout(f"no answer within the {d.seconds:g} s deadline")
+        self._deadline()
+        d, timeout = _limit(timeout, httpcore.ReadTimeout, "no answer")
         data = self._inner.read(max_bytes, timeout)
         if d is not None:
             try:
@@ -183,9 +247,7 @@ class _Stream(httpcore.NetworkStream):
                 d.sending()
             except ConnectionAbortedError as exc:
                 raise httpcore.WriteError(str(exc)) from exc
-            timeout = d.bound(timeout)
-            if timeout is None:
-                raise httpcore.WriteTimeout(f"the {d.seconds:g} s deadline passed while sending")
+        _, timeout = _limit(timeout, httpcore.WriteTimeout, "not sent")
         self._inner.write(buffer, timeout)
 
     def close(self) -> None:
@@ -193,11 +255,8 @@ class _Stream(httpcore.NetworkStream):
 
     def start_tls(self, ssl_context, server_hostname: str | None = None,
                   timeout: float | None = None) -> httpcore.NetworkStream:
-        d = self._deadline()
-        if d is not None:
-            timeout = d.bound(timeout)
-            if timeout is None:
-                raise httpcore.ConnectTimeout(f"no TLS connection within the {d.seconds:g} s deadline")
+        self._deadline()
+        _, timeout = _limit(timeout, httpcore.ConnectTimeout, "no TLS connection")
         return _Stream(self._inner.start_tls(ssl_context, server_hostname, timeout))
 
     def get_extra_info(self, info: str) -> Any:
@@ -210,17 +269,14 @@ class _Backend(httpcore.NetworkBackend):
 
     def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
                     socket_options=None) -> httpcore.NetworkStream:
-        d = _current.get()
-        if d is not None:
-            timeout = d.bound(timeout)
-            if timeout is None:
-                raise httpcore.ConnectTimeout(f"no connection within the {d.seconds:g} s deadline")
+        _, timeout = _limit(timeout, httpcore.ConnectTimeout, "no connection")
         stream = _Stream(self._inner.connect_tcp(host, port, timeout, local_address, socket_options))
         stream._deadline()
         return stream
 
     def connect_unix_socket(self, path: str, timeout: float | None = None,
                             socket_options=None) -> httpcore.NetworkStream:  # pragma: no cover - no proxy on a socket
+        _, timeout = _limit(timeout, httpcore.ConnectTimeout, "no connection")
         return _Stream(self._inner.connect_unix_socket(path, timeout, socket_options))
 
     def sleep(self, seconds: float) -> None:
@@ -235,9 +291,9 @@ def httpx_client(base_url: str, **kwargs: Any) -> httpx.Client:
     return httpx.Client(transport=httpx_transport(proxy), trust_env=False, **kwargs)
 
 
-def httpx_transport(proxy: str | None = None) -> httpx.HTTPTransport:
-    """An httpx transport whose connections answer to the deadline of the call using them."""
-    transport = httpx.HTTPTransport(proxy=proxy)
+def httpx_transport(proxy: str | None = None, *, limits: httpx.Limits | None = None) -> httpx.HTTPTransport:
+    """An httpx transport whose connections answer to the deadlines of the request and the call using them."""
+    transport = httpx.HTTPTransport(proxy=proxy, **({"limits": limits} if limits is not None else {}))
     transport._pool._network_backend = _Backend()  # httpx takes no backend argument; httpcore's pools all keep it here
     return transport
 
