@@ -30,6 +30,14 @@ def _reply_limit(extra: Mapping[str, Any]) -> int:
     return DEFAULT_REPLY_LIMIT
 
 
+def fixed_reply_limit(characters: int) -> Callable[[Mapping[str, Any]], int]:
+    """A `reply_limit` hook for a platform whose every reply may be up to `characters` long."""
+    def reply_limit(extra: Mapping[str, Any]) -> int:
+        return characters
+
+    return reply_limit
+
+
 def _no_cap(settings: Any) -> int | None:
     return None
 

@@ -3,23 +3,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
-from collectors.platform import Platform
+from collectors.platform import Platform, fixed_reply_limit
 from collectors.reddit.settings import RedditSource
 
 REPLY_LIMIT = 10000  # characters in one comment
 
 
-def reply_limit(extra: Mapping[str, Any]) -> int:
-    return REPLY_LIMIT
-
-
 PLATFORM = Platform(
     name="reddit", label="Reddit", settings=RedditSource,
     collector="collectors.reddit.collect:RedditCollector", publisher="collectors.reddit.publish:build",
-    reply_limit=reply_limit,
+    reply_limit=fixed_reply_limit(REPLY_LIMIT),
 )
 
 

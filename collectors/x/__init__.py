@@ -6,17 +6,12 @@ this month's reads and passes what is left as the poll's read budget.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from collectors.platform import Platform
+from collectors.platform import Platform, fixed_reply_limit
 from collectors.x.settings import XSource
 
 REPLY_LIMIT = 280  # characters in one post
-
-
-def reply_limit(extra: Mapping[str, Any]) -> int:
-    return REPLY_LIMIT
 
 
 def read_cap(settings: Any) -> int | None:
@@ -26,7 +21,7 @@ def read_cap(settings: Any) -> int | None:
 PLATFORM = Platform(
     name="x", label="X", settings=XSource,
     collector="collectors.x.collect:XCollector", publisher="collectors.x.publish:build",
-    reply_limit=reply_limit, read_cap=read_cap,
+    reply_limit=fixed_reply_limit(REPLY_LIMIT), read_cap=read_cap,
 )
 
 
