@@ -126,11 +126,16 @@ class TooLarge(requests.exceptions.RequestException):
 
 
 class Deadline:
-    """One call's wall-clock limit and the sockets it is using."""
+    """One call's (or one request's) wall-clock limit, its byte cap, and the sockets it is using.
 
-    def __init__(self, seconds: float, max_bytes: int = MAX_BYTES) -> None:
+    A request's Deadline inside a call's has the call's as `parent`: a socket it watches is the
+    parent's to shut too, its bytes count against both caps, and it ends by the earlier of the two.
+    """
+
+    def __init__(self, seconds: float, max_bytes: int = MAX_BYTES, *, parent: Deadline | None = None) -> None:
         self.seconds = seconds
         self.max_bytes = max_bytes
+        self.parent = parent
         self.received = 0
         self.at = time.monotonic() + seconds
         self.expired = False
@@ -139,12 +144,13 @@ class Deadline:
         self._lock = threading.Lock()
 
     def remaining(self) -> float:
-        return max(0.0, self.at - time.monotonic())
+        left = max(0.0, self.at - time.monotonic())
+        return left if self.parent is None else min(left, self.parent.remaining())
 
     def bound(self, timeout: float | None) -> float | None:
         """`timeout` cut to the time left; None where no time is left."""
         left = self.remaining()
-        if self.expired or left <= 0:
+        if self.expired or left <= 0 or (self.parent is not None and self.parent.expired):
             return None
         return left if timeout is None else min(timeout, left)
 
@@ -156,15 +162,21 @@ class Deadline:
                 _shut(sock)
             elif all(s is not sock for s in self._socks):
                 self._socks.append(sock)
+        if self.parent is not None:
+            self.parent.watch(sock)
 
     def took(self, n: int) -> None:
-        """`n` more bytes arrived; past `max_bytes` the call is cut."""
+        """`n` more bytes arrived; past `max_bytes` (this one's or the parent's) the call is cut."""
         self.received += n
         if self.received > self.max_bytes:
             raise TooLarge(f"the answer is longer than {self.max_bytes} bytes; cut off")
+        if self.parent is not None:
+            self.parent.took(n)
 
     def sending(self) -> None:
         """A request is about to go out; refused once the deadline has passed."""
+        if self.parent is not None:
+            self.parent.sending()
         with self._lock:
             if self.expired:
                 raise ConnectionAbortedError(f"the {self.seconds:g} s deadline has passed; not sent")
@@ -176,6 +188,21 @@ class Deadline:
             socks, self._socks = self._socks, []
         for sock in socks:
             _shut(sock)
+
+
+@contextmanager
+def watching(d: Deadline) -> Iterator[Deadline]:
+    """Inside the block, connections this thread uses answer to `d`, and a watchdog expires `d` (shutting
+    its sockets) when its time is up: a request that drips its answer a byte at a time ends then."""
+    timer = threading.Timer(d.remaining(), d.expire)
+    timer.daemon = True
+    token = _current.set(d)
+    timer.start()
+    try:
+        yield d
+    finally:
+        timer.cancel()
+        _current.reset(token)
 
 
 def _shut(sock: socket.socket) -> None:
