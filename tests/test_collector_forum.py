@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from collectors import BadPayload, RateLimited, TermMatcher, build
 from collectors import times
-from collectors.settings import ForumSource
+from collectors.forum.settings import ForumSource
 from tests.collector_helpers import LocalServer, Reply, fixture
 
 UTC = timezone.utc
