@@ -26,6 +26,12 @@ def server():
         yield s
 
 
+def ours(server, name: str) -> bytes:
+    """One of our pages, its site's address (https://community.northwind.example, ...) being the server's."""
+    page = (OURS / name).read_bytes()
+    return re.sub(rb"https://(community|talk)\.northwind\.example", server.url.encode(), page)
+
+
 def poll(server, body: bytes, preset: str, terms=("Northwind",), own=("NorthwindHelp",), **kw):
     server.route("/thread", Reply(200, body, {"Content-Type": "text/html; charset=utf-8"}))
     settings = ForumSource(type="forum", name="board", pages=[server.url + "/thread"], preset=preset, max_pages=1,
@@ -36,14 +42,15 @@ def poll(server, body: bytes, preset: str, terms=("Northwind",), own=("Northwind
 
 
 def test_vbulletin5_reads_posts_authors_epoch_times_quotes_and_answers_to_us(server):
-    result, by_id, host = poll(server, (OURS / "vbulletin5_thread.html").read_bytes(), "vbulletin5")
+    result, by_id, host = poll(server, ours(server, "vbulletin5_thread.html"), "vbulletin5")
     assert result.reads == 4 and sorted(by_id) == ["2771", "2774", "2781"]  # 2779 is ours: skipped
     first = by_id["2771"]
     assert first.author == "maria_t"
     assert first.title == "Hub drops every evening since the update"
     # data-node-publishdate, not <time datetime="2024-06-10T08:05:05">, the server's local time without a zone
     assert first.posted_at == datetime(2024, 6, 10, 12, 5, 5, tzinfo=UTC)
-    assert first.url.endswith("/2771-hub-drops-every-evening-since-the-update#post2771")
+    thread = "/forum/broadband/help-and-faults/2771-hub-drops-every-evening-since-the-update"
+    assert first.url == server.url + thread + "#post2771"
     assert first.body == (
         "Since the Northwind firmware update on Friday, my hub drops the connection every evening between 7 and "
         "9pm. The lights go red, then it reboots itself.\n\n"
@@ -60,13 +67,13 @@ def test_vbulletin5_reads_posts_authors_epoch_times_quotes_and_answers_to_us(ser
 
 
 def test_vbulletin5_without_the_epoch_reads_the_naive_time_in_the_forums_zone(server):
-    page = re.sub(rb' data-node-publishdate="\d+"', b"", (OURS / "vbulletin5_thread.html").read_bytes())
+    page = re.sub(rb' data-node-publishdate="\d+"', b"", ours(server, "vbulletin5_thread.html"))
     _, by_id, _ = poll(server, page, "vbulletin5", timezone="America/New_York")
     assert by_id["2771"].posted_at == datetime(2024, 6, 10, 12, 5, 5, tzinfo=UTC)  # 08:05:05 EDT
 
 
 def test_nodebb_reads_posts_paragraphs_reply_markers_and_quotes_of_us(server):
-    result, by_id, host = poll(server, (OURS / "nodebb_topic.html").read_bytes(), "nodebb")
+    result, by_id, host = poll(server, ours(server, "nodebb_topic.html"), "nodebb")
     assert result.reads == 4 and sorted(by_id) == ["1950", "1953", "1961"]  # 1958 is ours
     first = by_id["1950"]
     assert (first.author, first.title) == ("maria_t", "Hub drops every evening")
@@ -83,7 +90,7 @@ def test_nodebb_reads_posts_paragraphs_reply_markers_and_quotes_of_us(server):
 
 
 def test_nodebb_quoting_a_mention_is_not_a_new_mention(server):
-    page = (OURS / "nodebb_topic.html").read_bytes().replace(b"Thanks! Does the rollback", b"Thanks! Does it")
+    page = ours(server, "nodebb_topic.html").replace(b"Thanks! Does the rollback", b"Thanks! Does it")
     _, by_id, _ = poll(server, page, "nodebb", terms=["rolling it back"], own=())
     assert sorted(by_id) == ["1958"]  # 1961 quotes those words but does not say them
 
