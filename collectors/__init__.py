@@ -1,56 +1,83 @@
-"""Collectors: one module per platform, each turning a platform's posts into `Mention`s.
+"""Collectors: one package per platform, and the registry that finds them.
 
-`build()` makes the collector for one source's settings. A platform module is
-imported only when a source of its type is configured, so a missing optional
-library affects only that source.
+Each platform is a package `collectors/<name>/` whose `__init__.py` exports
+`PLATFORM`, a `collectors.platform.Platform` (settings model, collector,
+publisher, hooks); collectors/README.md shows how to add one. This module is
+the one registry: it finds every such package and derives from them what the
+rest of Hearken needs (the platforms, the union of source settings the config
+validates, the collector and publisher of a source). It names no platform.
+
+A platform's collector and publisher modules are imported only when a source
+of its type is built, so a missing optional library affects only that source.
 """
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any, Union
 
-from collectors.base import (
-    AuthFailed,
-    BadPayload,
-    Collector,
-    CollectorError,
-    Mention,
-    NotConfigured,
-    PollResult,
-    RateLimited,
-    SetAside,
-    TryLater,
+from pydantic import Field
+
+from collectors.base import Collector, Mention, PollResult, SetAside
+from collectors.errors import (
+    AuthFailed, BadPayload, CollectorError, NotConfigured, PlatformError, PublishError, RateLimited,
+    ReadOnlySource, Rejected, TryLater, Unknown,
 )
 from collectors.match import TermMatcher
+from collectors.net import http  # noqa: F401 - `collectors.http` for the desk until it imports collectors.net
+from collectors.platform import Platform
+from collectors.posting import Posted, Publisher, Target
 
 __all__ = [
-    "AuthFailed", "BadPayload", "Collector", "CollectorError", "Mention", "NotConfigured",
-    "PollResult", "RateLimited", "SetAside", "TryLater", "TermMatcher", "build", "PLATFORM_OF_TYPE",
+    "AuthFailed", "BadPayload", "Collector", "CollectorError", "Mention", "NotConfigured", "PlatformError",
+    "PollResult", "PublishError", "RateLimited", "ReadOnlySource", "Rejected", "SetAside", "TryLater", "Unknown",
+    "TermMatcher", "Platform", "Posted", "Publisher", "Target", "PLATFORMS", "NAMES", "SourceSettings",
+    "platform", "build", "publisher",
 ]
 
-# source type -> (module, class)
-_REGISTRY: dict[str, tuple[str, str]] = {
-    "demo": ("collectors.demo", "DemoCollector"),
-    "reddit": ("collectors.reddit", "RedditCollector"),
-    "x": ("collectors.x", "XCollector"),
-    "discourse": ("collectors.discourse", "DiscourseCollector"),
-    "forum": ("collectors.forum", "ForumCollector"),
-}
-
-PLATFORM_OF_TYPE = {"demo": "demo", "reddit": "reddit", "x": "x", "discourse": "discourse", "forum": "forum"}
+_NOT_PLATFORMS = {"net"}  # shared plumbing, not a platform
 
 
-def build(settings, *, matcher: TermMatcher, own_accounts: Sequence[str] = (), env: Mapping[str, str] | None = None) -> Collector:
-    """Return the collector for one source. Raises `NotConfigured` when its settings or credentials are missing."""
+def _discover() -> dict[str, Platform]:
+    found: dict[str, Platform] = {}
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+        if not info.ispkg or info.name in _NOT_PLATFORMS:
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        plat = getattr(module, "PLATFORM", None)
+        if not isinstance(plat, Platform):
+            raise TypeError(f"collectors/{info.name}/__init__.py must define PLATFORM = Platform(...)")
+        if plat.name in found:
+            raise TypeError(f"two platform packages are named {plat.name!r}")
+        found[plat.name] = plat
+    return found
+
+
+PLATFORMS: dict[str, Platform] = _discover()
+NAMES: tuple[str, ...] = tuple(PLATFORMS)
+SourceSettings = Annotated[Union[tuple(p.settings for p in PLATFORMS.values())],  # type: ignore[valid-type]
+                           Field(discriminator="type")]
+PLATFORM_OF_TYPE = {name: name for name in PLATFORMS}  # a source's type is its platform's name
+
+
+def platform(name: str) -> Platform:
+    """The platform of a source type (or of a mention's `platform`). Raises NotConfigured for one that is unknown."""
     try:
-        module_name, class_name = _REGISTRY[settings.type]
+        return PLATFORMS[name]
     except KeyError:
-        raise NotConfigured(f"unknown source type {settings.type!r}") from None
-    try:
-        cls = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError) as exc:
-        raise NotConfigured(f"the {settings.type} collector is not available: {exc}") from exc
-    import os
+        raise NotConfigured(f"unknown source type {name!r} (known: {', '.join(NAMES)})") from None
 
-    return cls(settings, matcher=matcher, own_accounts=list(own_accounts), env=dict(os.environ if env is None else env))
+
+def build(settings: Any, *, matcher: TermMatcher, own_accounts: Sequence[str] = (),
+          env: Mapping[str, str] | None = None) -> Collector:
+    """The collector for one source. Raises `NotConfigured` when its settings or credentials are missing."""
+    return platform(settings.type).collect(settings, matcher=matcher, own_accounts=own_accounts, env=env)
+
+
+def publisher(settings: Any, *, accounts: Sequence[str] = (), env: Mapping[str, str] | None = None,
+              data_dir: Path | None = None) -> Publisher:
+    """The publisher for one source. Raises `ReadOnlySource` or `NotConfigured` (with the reason)."""
+    return platform(settings.type).publish(settings, accounts=accounts, env=env, data_dir=data_dir)

@@ -5,14 +5,7 @@ new mentions that match the configured terms and the next cursor
 (`PollResult`). It knows nothing of the database, the classifier or the
 dashboard; the runner in desk/ stores what it returns.
 
-Errors, from the broadest to the narrowest (catch the level you need)::
-
-    CollectorError            anything that went wrong in a poll
-     +-- NotConfigured        settings or credentials missing: the source is disabled, with the reason
-     +-- AuthFailed           the platform refused our credentials: a person must act
-     +-- TryLater             a passing failure: poll again later (after `retry_after` seconds if given)
-          +-- RateLimited     the platform said 429 / rate limit
-          +-- BadPayload      the platform answered something we could not read (names the URL)
+The errors a collector raises are collectors/errors.py's (re-exported here).
 """
 
 from __future__ import annotations
@@ -23,41 +16,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
-
-class CollectorError(Exception):
-    """A poll failed. `reason` is one line a person can act on."""
-
-    def __init__(self, reason: str, *, url: str | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.url = url
-
-    def __str__(self) -> str:
-        return f"{self.reason} ({self.url})" if self.url else self.reason
-
-
-class NotConfigured(CollectorError):
-    """The source lacks settings or credentials; it is skipped, not retried."""
-
-
-class AuthFailed(CollectorError):
-    """The platform refused the credentials; retrying will not help until a person acts."""
-
-
-class TryLater(CollectorError):
-    """A passing failure (network, 5xx). Poll again later, after `retry_after` seconds if set."""
-
-    def __init__(self, reason: str, *, url: str | None = None, retry_after: float | None = None) -> None:
-        super().__init__(reason, url=url)
-        self.retry_after = retry_after
-
-
-class RateLimited(TryLater):
-    """The platform asked us to slow down (HTTP 429, Reddit RATELIMIT, X rate-limit headers)."""
-
-
-class BadPayload(TryLater):
-    """The platform answered with something we could not parse; nothing was stored from it."""
+from collectors.errors import (  # noqa: F401 - the contract names them
+    AuthFailed, BadPayload, CollectorError, NotConfigured, RateLimited, TryLater,
+)
 
 
 _Poll = TypeVar("_Poll", bound=Callable[..., "PollResult"])

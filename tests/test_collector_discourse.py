@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from collectors import AuthFailed, BadPayload, NotConfigured, RateLimited, TermMatcher, build
-from collectors.settings import DiscourseSource
+from collectors.discourse.settings import DiscourseSource
 from tests.collector_helpers import LocalServer, Reply, fixture
 
 

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from collectors import BadPayload, RateLimited, TermMatcher, build
 from collectors import times
-from collectors.settings import ForumSource
+from collectors.forum.settings import ForumSource
 from tests.collector_helpers import LocalServer, Reply, fixture
 
 UTC = timezone.utc
@@ -42,7 +42,7 @@ RECORDED = [
     ("phpBB.html", "phpbb", "lecture", 25, "Jakob", datetime(2019, 5, 26, 16, 34, tzinfo=UTC),
      "{server}/viewtopic.php?p=2729870#p2729870", "2729870", "Biological Will"),
     ("vBulletin3.html", "vbulletin3", "loose interpretation", 20, "BBOvenGuy", datetime(2016, 2, 1, 2, 29, tzinfo=UTC),
-     "{server}/showthread.php?p=5768676#post5768676", "5768676", "( L + CR ) Hibike! Euphonium [anime]"),
+     "{server}/showthread.php?p=5768676#post5768676", "5768676", "(L+CR) Hibike! Euphonium [anime]"),  # as shown: "(<acronym>L</acronym><span>+</span>..." has no spaces
     ("vBulletin4.html", "vbulletin4", "seas", 10, "Mjölnir", datetime(2016, 6, 15, 17, 21, tzinfo=UTC),
      "http://forums.militarytimes.com/showthread.php/9687-Legendary-military-columnist-author-Bob-Dorr-dies-at-76"
      "?p=365267&viewfull=1#post365267", "365267", "Legendary military columnist, author Bob Dorr dies at 76"),

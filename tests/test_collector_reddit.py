@@ -10,8 +10,8 @@ import pytest
 import vcr
 
 from collectors import AuthFailed, BadPayload, NotConfigured, RateLimited, TermMatcher, build
-from collectors.reddit import ratelimit_wait
-from collectors.settings import RedditSource
+from collectors.reddit.collect import ratelimit_wait
+from collectors.reddit.settings import RedditSource
 from tests.collector_helpers import LocalServer, Reply, fixture
 
 ENV = {"REDDIT_CLIENT_ID": "id", "REDDIT_CLIENT_SECRET": "secret"}

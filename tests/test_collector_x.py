@@ -10,8 +10,8 @@ import pytest
 import vcr
 
 from collectors import AuthFailed, BadPayload, NotConfigured, RateLimited, TermMatcher, build
-from collectors.settings import XSource
-from collectors.x import build_query
+from collectors.x.settings import XSource
+from collectors.x.collect import build_query
 from tests.collector_helpers import LocalServer, Reply, fixture
 
 ENV = {"X_BEARER_TOKEN": "test-bearer"}

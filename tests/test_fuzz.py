@@ -29,7 +29,10 @@ from hypothesis import strategies as st
 from collectors import build, clean, times
 from collectors.base import CollectorError, Mention, PollResult
 from collectors.match import TermMatcher
-from collectors.settings import DiscourseSource, ForumSource, RedditSource, XSource
+from collectors.discourse.settings import DiscourseSource
+from collectors.forum.settings import ForumSource
+from collectors.reddit.settings import RedditSource
+from collectors.x.settings import XSource
 from tests.conftest import FIXTURES
 
 FUZZ = settings(max_examples=int(os.environ.get("HEARKEN_FUZZ_EXAMPLES", "50")), deadline=None, derandomize=True,

@@ -324,7 +324,7 @@ def test_an_endless_answer_is_cut_by_the_byte_cap_long_before_the_deadline(tmp_p
 def test_discourse_reply_id_is_the_collectors_mention_id_so_answers_join_their_case(tmp_path, sqlite_store):
     """Posted.external_id must be what the collector gives as the parent of a customer's answer to us."""
     from collectors import TermMatcher, build
-    from collectors.settings import DiscourseSource
+    from collectors.discourse.settings import DiscourseSource
     from tests.hostile_publish import stage
 
     st = stage("discourse", sqlite_store, tmp_path)

@@ -14,7 +14,10 @@ import time
 import pytest
 
 from collectors import CollectorError, TermMatcher, build, http
-from collectors.settings import DiscourseSource, ForumSource, RedditSource, XSource
+from collectors.discourse.settings import DiscourseSource
+from collectors.forum.settings import ForumSource
+from collectors.reddit.settings import RedditSource
+from collectors.x.settings import XSource
 from tests.hostile import Body, Drip, Flood, HostileServer, Json, Redirect, Stall, discourse_post
 
 DEADLINE = 1.0  # seconds per request in these tests; the drip sends a byte every 0.3 s, so no read ever times out

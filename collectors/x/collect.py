@@ -40,8 +40,8 @@ from collectors import clean, times
 from collectors.base import (
     AuthFailed, BadPayload, Mention, NotConfigured, PollResult, RateLimited, SetAside, TryLater, collector_boundary,
 )
-from collectors.http import Limits, retry_after_seconds
-from collectors.sessions import BoundedSession, LimitExceeded, RedirectRefused
+from collectors.net.http import Limits, retry_after_seconds
+from collectors.net.sessions import BoundedSession, LimitExceeded, RedirectRefused
 from collectors.match import TermMatcher
 
 PLATFORM = "x"
@@ -87,7 +87,7 @@ def build_query(terms: list[str], exclusions: list[str], own: list[str], extra: 
 def make_client(bearer_token: str, base_url: str | None = None, *, limits: Limits | None = None,
                 **user_keys: str) -> tweepy.Client:
     """A tweepy v2 client that raises on rate limits (never sleeps), returns raw responses, and whose
-    requests are bounded (collectors/sessions.py: deadline, byte cap, no redirect off X)."""
+    requests are bounded (collectors/net/sessions.py: deadline, byte cap, no redirect off X)."""
     client = tweepy.Client(bearer_token=bearer_token, wait_on_rate_limit=False, return_type=requests.Response, **user_keys)
     client.session = _RebasedSession(base_url, limits) if base_url else BoundedSession(limits)
     return client

@@ -2,13 +2,13 @@
 
 A forum source lists the thread (or listing) pages to read and names a preset
 (phpBB, vBulletin 3/4, XenForo 1/2, Discourse's crawler view; see
-forum_presets.py) or its own selectors. From each configured page the
+presets.py) or its own selectors. From each configured page the
 collector follows the "next page" link up to `max_pages` pages, so a thread
 that grew by several pages since the last poll is read to its end; the cursor
 remembers the last page reached and starts there next time.
 
 Every request stays on the configured page's site: a redirect elsewhere fails the poll with the
-reason, and a next-page link to another site ends the chain with a note (collectors/http.py).
+reason, and a next-page link to another site ends the chain with a note (collectors/net/http.py).
 
 Politeness: robots.txt is obeyed (disallowed pages are skipped with a note,
 its Crawl-delay is waited between requests to the same host), every request
@@ -53,9 +53,11 @@ from zoneinfo import ZoneInfo
 
 from bs4 import BeautifulSoup, Tag
 
-from collectors import clean, http, times
+from collectors import clean, times
+from collectors.net import http
 from collectors.base import BadPayload, Mention, NotConfigured, PollResult, SetAside, collector_boundary
-from collectors.forum_presets import DEFAULT_NEXT_PAGE, PRESETS
+from collectors.forum.presets import DEFAULT_NEXT_PAGE, PRESETS
+from collectors.forum.text import html_text, line_text
 from collectors.match import TermMatcher
 
 PLATFORM = "forum"
@@ -96,7 +98,7 @@ class Spec:
     def values(self, scope: Tag) -> list[str]:
         out = []
         for el, attr in self.elements(scope):
-            value = el.get(attr) if attr else el.get_text(" ", strip=True)
+            value = el.get(attr) if attr else line_text(el)
             if isinstance(value, list):
                 value = " ".join(value)
             value = " ".join(str(value).split())
@@ -124,6 +126,27 @@ def _read_time(el: Tag, attr: str | None, zone: ZoneInfo, formats: tuple[str, ..
     raise times.BadTime(problems[-1] if len(problems) == 1 else "; ".join(dict.fromkeys(problems)))
 
 
+_POST_REFS = tuple(re.compile(p) for p in (
+    r"[?&](?:p|pid|postid|post_id|id)=(\d+)",  # showthread.php?p=123, goto/post?id=123
+    r"#post-?(\d+)\b", r"#p(\d+)\b",           # #post123, #post-123 (XenForo), #p123 (phpBB)
+    r"/post/(\d+)", r"/node/(\d+)",            # NodeBB /post/123, vBulletin 5 /node/123
+    r"\bpost:\s*(\d+)",                        # XenForo 2 data-source="post: 123"
+))
+
+
+def post_ref(value: str) -> str | None:
+    """The post id a parent reference names: the value itself when it is a number, else the id in a link
+    to the post (`?p=123#post123`, `/post/123`, `post: 123`, ...). None when it names no post."""
+    value = value.strip()
+    if value.isdigit():
+        return value
+    for pattern in _POST_REFS:
+        match = pattern.search(value)
+        if match:
+            return match.group(1)
+    return None
+
+
 def _join(base: str, href: str) -> str | None:
     try:
         return urljoin(base, href)
@@ -148,7 +171,7 @@ class ForumCollector:
         if not merged.get("post") or not merged.get("body"):
             raise NotConfigured(f"{self.name}: selectors need 'post' and 'body' (preset {settings.preset})")
         self.sel = {k: Spec(merged.get(k)) for k in ("post", "body", "author", "time", "permalink", "id", "title",
-                                                "quote_author", "quote")}
+                                                "quote_author", "quote", "parent")}
         self.sel["next_page"] = Spec(merged.get("next_page") or DEFAULT_NEXT_PAGE)
         self.id_attr: str | None = merged.get("id_attr")
         self.id_scope: str = merged.get("id_scope") or "site"
@@ -248,14 +271,14 @@ class ForumCollector:
             raise ValueError(f"no body ({self.sel['body'].text!r} found nothing)")
         posted_at = self._time(el)
         body_tag, body_attr = body_el[0]
-        body = str(body_tag.get(body_attr)) if body_attr else body_tag.get_text("\n", strip=True)
+        body = str(body_tag.get(body_attr)) if body_attr else html_text(body_tag)
         own_words = body
         if self.sel["quote"] and not body_attr:
             trimmed = copy.copy(body_tag)
             for quote, _ in self.sel["quote"].elements(trimmed):
                 if quote is not trimmed:
                     quote.decompose()
-            own_words = trimmed.get_text("\n", strip=True)
+            own_words = html_text(trimmed)
         author = self.sel["author"].first(el) if self.sel["author"] else None
         link = self.sel["permalink"].first(el) if self.sel["permalink"] else None
         fallback = f"{page_url.split('#')[0]}#{post_id}" if post_id else page_url
@@ -272,9 +295,21 @@ class ForumCollector:
         if post_id is None:
             post_id = hashlib.sha256(f"{author}|{posted_at.isoformat()}|{body[:500]}".encode("utf-8", "replace")).hexdigest()[:16]
         quoted = self.sel["quote_author"].values(el) if self.sel["quote_author"] else []
+        parent = self._parent(el, post_id)
         return {"id": self._external_id(post_id, page_url, thread_url), "post_id": post_id, "url": url,
                 "author": author or "", "body": body, "posted_at": posted_at, "title": title, "quoted": quoted,
-                "own_words": own_words}
+                "own_words": own_words,
+                "parent": self._external_id(parent, page_url, thread_url) if parent else None}
+
+    def _parent(self, el: Tag, post_id: str) -> str | None:
+        """The id of the post this one answers or quotes, where the page says (the first such reference)."""
+        if not self.sel["parent"]:
+            return None
+        for value in self.sel["parent"].values(el):
+            ref = post_ref(value)
+            if ref and ref != post_id:
+                return ref
+        return None
 
     def _time(self, el: Tag) -> datetime:
         """The post's time from the first time element that reads as a plausible one; BadTime says why not."""
@@ -331,7 +366,7 @@ class ForumCollector:
         return Mention(
             platform=PLATFORM, source=self.name, external_id=post["id"], url=post["url"], author=post["author"],
             body=post["body"], posted_at=post["posted_at"], title=post["title"], thread_id=thread_url,
-            matched_terms=terms, extra=extra,
+            parent_id=post["parent"], matched_terms=terms, extra=extra,
         )
 
     # -- polling ------------------------------------------------------------

@@ -1,7 +1,7 @@
 """The demo source: a bundled replay of posts about a fictional broadband company, re-timed to now.
 
 A fresh install has no credentials, so Hearken shows this instead of an empty
-queue. The posts (collectors/data/demo_posts.jsonl, written for Hearken) mix
+queue. The posts (collectors/demo/data/demo_posts.jsonl, written for Hearken) mix
 complaints, questions, praise and news in forum, Reddit and X style. Posts
 with a positive `minutes_ago` are in the past when the replay starts; the
 others appear over the following hour (faster with `speed`), and then the
@@ -41,7 +41,7 @@ class _Post:
 def load_posts(text: str | None = None) -> list[_Post]:
     """Parse the bundled replay (or `text` in the same JSON-lines shape)."""
     if text is None:
-        text = resources.files("collectors").joinpath("data/demo_posts.jsonl").read_text(encoding="utf-8")
+        text = resources.files("collectors.demo").joinpath("data/demo_posts.jsonl").read_text(encoding="utf-8")
     posts = []
     for lineno, line in enumerate(text.splitlines(), 1):
         if not line.strip():

@@ -37,7 +37,8 @@ from urllib.parse import urlsplit
 
 from bs4 import BeautifulSoup
 
-from collectors import clean, http, times
+from collectors import clean, times
+from collectors.net import http
 from collectors.base import BadPayload, Mention, NotConfigured, PollResult, SetAside, collector_boundary
 from collectors.match import TermMatcher
 

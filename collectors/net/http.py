@@ -4,7 +4,9 @@
   (redirects included; it holds against a server that sends one byte every few seconds, where a
   per-read timeout never fires) and a cap on the bytes read (the body is streamed and reading stops
   at the cap, so an endless answer costs at most that much memory). Inside `poll_deadline(...)`
-  (the runner sets it around each poll) no request outlives the poll either. Redirects are followed
+  (the runner sets it around each poll) no request outlives the poll either; both deadlines, and a
+  platform call's, are kept by one mechanism, collectors/net/deadline.py, whose transport the
+  client uses (posting uses the same). Redirects are followed
   only on the origin asked for (an http -> https upgrade of the same host included): a redirect to
   another site, to a private or loopback address, or to a scheme other than http(s) is refused
   with the reason, so credentials and content never come from anywhere but the configured platform.
@@ -20,7 +22,7 @@
 - `decode_html` picks a page's charset the way browsers do (header, BOM,
   <meta>), reading a declared latin-1 as windows-1252.
 
-collectors/sessions.py gives the requests-based clients (PRAW, Tweepy) the same limits.
+collectors/net/sessions.py gives the requests-based clients (PRAW, Tweepy) the same limits.
 """
 
 from __future__ import annotations
@@ -28,22 +30,21 @@ from __future__ import annotations
 import codecs
 import ipaddress
 import re
-import threading
 import time
 import urllib.robotparser
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpcore
 import httpx
 
-from collectors.base import AuthFailed, BadPayload, RateLimited, TryLater
 from collectors.clean import loads_json
+from collectors.errors import AuthFailed, BadPayload, RateLimited, TryLater
+from collectors.net import deadline
+from collectors.net.deadline import poll_deadline, request_deadline  # noqa: F401 - the readers' names for them
 
 DEFAULT_TIMEOUT = 20.0  # seconds one read may wait; the request's deadline bounds the whole
 USER_AGENT = "hearken/0.1 (+https://github.com/hearken/hearken)"
@@ -68,29 +69,7 @@ class Limits:
         return cls(deadline=float(deadline), max_bytes=int(max_bytes), read_timeout=min(DEFAULT_TIMEOUT, float(deadline)))
 
 
-class LimitExceeded(Exception):
-    """A request ran past its deadline or its byte cap (raised inside the transports, then translated)."""
-
-
-_local = threading.local()  # per thread: .poll (the poll's deadline), .request (this request's), both monotonic
-
-
-@contextmanager
-def poll_deadline(seconds: float | None) -> Iterator[None]:
-    """Requests made by this thread inside the block end by `seconds` from now, whatever their own deadline."""
-    previous = getattr(_local, "poll", None)
-    _local.poll = None if seconds is None else time.monotonic() + seconds
-    try:
-        yield
-    finally:
-        _local.poll = previous
-
-
-def request_deadline(limits: Limits) -> tuple[float, bool]:
-    """(monotonic time this request must end by, whether it is the poll's deadline rather than its own)."""
-    own = time.monotonic() + limits.deadline
-    poll = getattr(_local, "poll", None)
-    return (poll, True) if poll is not None and poll < own else (own, False)
+LimitExceeded = deadline.RequestDeadlinePassed  # the request's deadline passed inside the transport
 
 
 def deadline_reason(what: str, limits: Limits, polls: bool) -> str:
@@ -105,80 +84,13 @@ def too_large_reason(what: str, limits: Limits) -> str:
             "stopped reading it")
 
 
-def _left(timeout: float | None) -> float | None:
-    """`timeout` cut to what is left of this thread's request deadline; past it, raise."""
-    at = getattr(_local, "request", None)
-    if at is None:
-        return timeout
-    left = at - time.monotonic()
-    if left <= 0:
-        raise LimitExceeded("deadline")
-    return left if timeout is None else min(timeout, left)
-
-
-class _DeadlineStream(httpcore.NetworkStream):
-    """A connection whose every read and write waits at most until the current request's deadline."""
-
-    def __init__(self, inner: httpcore.NetworkStream) -> None:
-        self._inner = inner
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        try:
-            return self._inner.read(max_bytes, _left(timeout))
-        except LimitExceeded:
-            raise httpcore.ReadTimeout("deadline") from None
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        try:
-            self._inner.write(buffer, _left(timeout))
-        except LimitExceeded:
-            raise httpcore.WriteTimeout("deadline") from None
-
-    def close(self) -> None:
-        self._inner.close()
-
-    def start_tls(self, ssl_context, server_hostname=None, timeout=None) -> httpcore.NetworkStream:
-        try:
-            return _DeadlineStream(self._inner.start_tls(ssl_context, server_hostname, _left(timeout)))
-        except LimitExceeded:
-            raise httpcore.ConnectTimeout("deadline") from None
-
-    def get_extra_info(self, info: str) -> Any:
-        return self._inner.get_extra_info(info)
-
-
-class _DeadlineBackend(httpcore.NetworkBackend):
-    def __init__(self) -> None:
-        self._sync = httpcore.SyncBackend()
-
-    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
-        try:
-            return _DeadlineStream(self._sync.connect_tcp(host, port, _left(timeout), local_address, socket_options))
-        except LimitExceeded:
-            raise httpcore.ConnectTimeout("deadline") from None
-
-    def connect_unix_socket(self, path, timeout=None, socket_options=None):
-        return _DeadlineStream(self._sync.connect_unix_socket(path, _left(timeout), socket_options))
-
-    def sleep(self, seconds: float) -> None:
-        self._sync.sleep(seconds)
-
-
-class _DeadlineTransport(httpx.HTTPTransport):
-    """httpx's transport over connections that honour the request deadline (httpx exposes no network
-    backend option, so its pool is rebuilt with ours)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._pool = httpcore.ConnectionPool(ssl_context=httpx.create_ssl_context(), max_connections=10,
-                                             keepalive_expiry=5.0, network_backend=_DeadlineBackend())
-
-
 class Client(httpx.Client):
-    """An httpx client that knows its `Limits`; redirects are followed by `fetch`, under its rules."""
+    """An httpx client that knows its `Limits`; redirects are followed by `fetch`, under its rules. Its
+    connections answer to the request's deadline, the poll's, and a platform call's (collectors/net/deadline.py)."""
 
     def __init__(self, *, limits: Limits, **kwargs: Any) -> None:
-        super().__init__(transport=_DeadlineTransport(), follow_redirects=False, **kwargs)
+        super().__init__(transport=deadline.httpx_transport(limits=httpx.Limits(max_connections=10, keepalive_expiry=5.0)),
+                         follow_redirects=False, **kwargs)
         self.request_limits = limits
 
 
@@ -244,9 +156,7 @@ def fetch(client: Client, url: str, *, what: str, headers: Mapping[str, str] | N
     at, polls = request_deadline(limits)
     request = client.build_request("GET", url, headers=dict(headers or {}), params=params)
     first = request.url
-    previous = getattr(_local, "request", None)
-    _local.request = at
-    try:
+    with deadline.request_ends(at):
         for _hop in range(MAX_REDIRECTS + 1):
             try:
                 response = client.send(request, stream=True)
@@ -274,8 +184,6 @@ def fetch(client: Client, url: str, *, what: str, headers: Mapping[str, str] | N
                                            if k.lower() not in (b"content-encoding", b"content-length",
                                                                 b"transfer-encoding")])
         raise TryLater(f"{what} redirected more than {MAX_REDIRECTS} times", url=str(first))
-    finally:
-        _local.request = previous
 
 
 def _read_capped(response: httpx.Response, limits: Limits, what: str, at: float, polls: bool) -> bytes:

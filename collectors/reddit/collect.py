@@ -51,9 +51,9 @@ from collectors import clean, times
 from collectors.base import (
     AuthFailed, BadPayload, Mention, NotConfigured, PollResult, RateLimited, SetAside, TryLater, collector_boundary,
 )
-from collectors.http import Limits
+from collectors.net.http import Limits
 from collectors.match import TermMatcher
-from collectors.sessions import BoundedSession, LimitExceeded, RedirectRefused
+from collectors.net.sessions import BoundedSession, LimitExceeded, RedirectRefused
 
 PLATFORM = "reddit"
 SITE = "https://www.reddit.com"
