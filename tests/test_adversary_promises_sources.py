@@ -1,0 +1,109 @@
+"""Adversary: ways a hostile or broken platform still breaks "nothing lost", "no source stops or slows the
+others" and "every failure is loud", found against real `hearken run` processes.
+
+Each test is one finding, marked xfail(strict) with the reason until it is fixed: it fails today for that
+reason, and turns red (XPASS) once the fix lands, so the marker comes off. Every platform here is a real
+HTTP server on 127.0.0.1 (tests/hostile.py); what is asserted is what a person would see: the source's
+state on the Sources page, the mentions in the queue, the runner's memory, the requests the platform got.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from tests.adversary import Db, discourse, gzip_bomb, hearken, proc_kib, stop, wait_for, write_config
+from tests.hostile import Body, HostileServer, Json, discourse_post
+
+UTC = timezone.utc
+
+
+@pytest.fixture
+def srv():
+    with HostileServer() as s:
+        yield s
+
+
+def _latest(posts):
+    """/posts.json of these posts, newest first, as Discourse pages it (`before` a post id)."""
+    def page(ex):
+        before = int(ex.request.arg("before") or 0) or None
+        shown = [p for p in sorted(posts, key=lambda p: -p["id"]) if before is None or p["id"] < before]
+        return {"latest_posts": shown[:20]}
+    return Json(page)
+
+
+@pytest.mark.xfail(strict=True, reason="adversary: a Retry-After too far ahead (1e12 s) crashes the poll's "
+                                       "bookkeeping: the source stays 'new' with no error and is re-polled every second")
+def test_a_retry_after_beyond_the_calendar_is_recorded_and_honoured(tmp_path, srv):
+    """A platform (or a proxy in front of it) answers 429 with `Retry-After: 1e12`. Today the runner's
+    `now + timedelta(seconds=1e12)` overflows inside the poll thread: nothing is recorded (the Sources
+    page shows the source as new, no error, no banner) and, with no backoff written, the runner asks
+    again on every tick, hammering a platform that asked it to stop."""
+    srv.serve("/posts.json", Json({"errors": ["slow down"], "error_type": "rate_limit"}, status=429,
+                                  headers={"Retry-After": "1e12"}))
+    db_url = f"sqlite:///{tmp_path / 'hearken.db'}"
+    proc = hearken("run", "--config", str(write_config(tmp_path, [discourse("limited", srv.url)])),
+                   log=tmp_path / "runner.log")
+    db = Db(db_url)
+    try:
+        wait_for(lambda: len(srv.seen("/posts.json")) >= 1, 60, "the first poll")
+        time.sleep(8)
+        asked = len(srv.seen("/posts.json"))
+        st = db.source("limited")
+    finally:
+        stop(proc)
+        db.close()
+    assert st["status"] == "failing" and "rate-limited" in (st["status_reason"] or ""), \
+        f"the Sources page shows {st['status']!r} / {st['status_reason']!r} for a platform answering 429"
+    assert asked <= 2, f"the platform asked us to wait and was asked again {asked} times in 8 s"
+
+
+@pytest.mark.xfail(strict=True, reason="adversary: Retry-After is obeyed whatever its size: a platform saying "
+                                       "'a year' silences its source for a year, past runner.max_backoff_seconds")
+def test_a_retry_after_of_a_year_holds_the_source_no_longer_than_the_longest_backoff(tmp_path, srv):
+    """`Retry-After: 31536000` (a broken CDN, a misread header): the source is put on hold for a year and
+    everything posted meanwhile is lost past max_pages when it resumes. A cap (runner.max_backoff_seconds,
+    with a note that the platform asked for longer) keeps a person in charge of how long a source sleeps."""
+    srv.serve("/posts.json", Json({"errors": ["slow down"]}, status=429, headers={"Retry-After": "31536000"}))
+    db_url = f"sqlite:///{tmp_path / 'hearken.db'}"
+    path = write_config(tmp_path, [discourse("limited", srv.url)], runner="max_backoff_seconds: 600")
+    proc = hearken("run", "--config", str(path), log=tmp_path / "runner.log")
+    db = Db(db_url)
+    try:
+        st = wait_for(lambda: (s := db.source("limited")) and s["status"] == "failing" and s, 60, "the 429 recorded")
+    finally:
+        stop(proc)
+        db.close()
+    until = datetime.fromisoformat(str(st["backoff_until"])).replace(tzinfo=UTC)
+    held = until - datetime.now(UTC)
+    assert held <= timedelta(seconds=600 * 1.2), f"the source is on hold for {held} (runner.max_backoff_seconds: 600)"
+
+
+@pytest.mark.xfail(strict=True, reason="adversary: a body gzipped twice (Content-Encoding: gzip, gzip) is inflated "
+                                       "whole before max_response_bytes is checked: 3 kB on the wire, 1 GiB in the runner")
+def test_a_gzip_bomb_costs_the_runner_no_more_than_its_byte_cap(tmp_path, srv):
+    """A Discourse answer of a few kB, `Content-Encoding: gzip, gzip`, that inflates to 512 MiB. httpx inflates
+    each network read in one call per layer, so a 64 kB read of the outer layer becomes the whole bomb in
+    memory before collectors/http.py's byte cap is looked at: the runner's peak memory jumps by about twice
+    the bomb (the bytearray copy). A 4 GiB bomb is under 10 kB and kills the runner (every source with it).
+    The poll does fail with "sent more than 4,000,000 bytes", so the cap looks as if it held."""
+    srv.serve("/posts.json", _latest([discourse_post(1, "Northwind is fine")]))
+    db_url = f"sqlite:///{tmp_path / 'hearken.db'}"
+    sources = [discourse("good", srv.url), discourse("bomb", srv.url + "/bomb", more="max_response_bytes: 4000000")]
+    proc = hearken("run", "--config", str(write_config(tmp_path, sources)), log=tmp_path / "runner.log")
+    db = Db(db_url)
+    try:
+        wait_for(lambda: (db.source("good") or {}).get("status") == "ok", 60, "the healthy source's first poll")
+        before = proc_kib(proc.pid, "VmHWM")
+        srv.serve("/bomb/posts.json", Body(gzip_bomb(512), content_type="application/json",
+                                           headers={"Content-Encoding": "gzip, gzip"}))
+        wait_for(lambda: "bytes" in ((db.source("bomb") or {}).get("status_reason") or ""), 60, "the bomb to be read")
+        peak = proc_kib(proc.pid, "VmHWM")
+    finally:
+        stop(proc)
+        db.close()
+    grew = (peak - before) / 1024
+    assert grew < 100, f"the runner's peak memory grew by {grew:.0f} MiB reading one 4 MB-capped answer"
