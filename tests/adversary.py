@@ -14,16 +14,18 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -104,22 +106,47 @@ class Db:
     """The database a config points at, read with plain SQL (what the dashboard's pages show)."""
 
     def __init__(self, url: str) -> None:
+        if url.startswith("postgresql://"):
+            url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+        self.url = url
         self.engine = create_engine(url)
 
     def rows(self, sql: str, **params: Any) -> list[dict[str, Any]]:
-        with self.engine.connect() as c:
-            return [dict(r._mapping) for r in c.execute(text(sql), params)]
+        """The rows a query returns; none while the runner has not created the schema yet."""
+        try:
+            with self.engine.connect() as c:
+                return [dict(r._mapping) for r in c.execute(text(sql), params)]
+        except (OperationalError, ProgrammingError) as exc:
+            if "no such table" in str(exc) or "does not exist" in str(exc):
+                return []
+            raise
 
     def source(self, name: str) -> dict[str, Any] | None:
-        """The source's row; None until the runner has created the schema and registered it."""
-        try:
-            rows = self.rows("SELECT * FROM source_state WHERE name = :n", n=name)
-        except OperationalError:  # no such table yet: the runner is still starting
-            return None
+        """The source's row; None until the runner has registered it."""
+        rows = self.rows("SELECT * FROM source_state WHERE name = :n", n=name)
         return rows[0] if rows else None
 
     def external_ids(self, source: str) -> list[str]:
         return [r["external_id"] for r in self.rows("SELECT external_id FROM mentions WHERE source = :s", s=source)]
+
+    @contextmanager
+    def locked(self, table: str = "source_state") -> Iterator[None]:
+        """Hold the table's write lock from another connection, as a backup, a shell or a stuck process would."""
+        if self.engine.dialect.name == "sqlite":
+            conn = sqlite3.connect(self.engine.url.database, isolation_level=None)
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute(f"UPDATE {table} SET name = name")
+                yield
+            finally:
+                conn.close()  # rolls back
+            return
+        with self.engine.connect() as c:
+            c.execute(text(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"))
+            try:
+                yield
+            finally:
+                c.rollback()
 
     def close(self) -> None:
         self.engine.dispose()
