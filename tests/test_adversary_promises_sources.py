@@ -200,3 +200,74 @@ def test_a_database_locked_for_a_while_does_not_kill_the_runner(tmp_path, srv):
     assert alive, "the runner exited after the database was locked for 35 s: " + \
         (tmp_path / "runner.log").read_text()[-400:]
     assert after >= 3, f"the runner polled {after} times in the 20 s after the lock was released"
+
+
+# --- a thread whose every post is as long as a post may be -----------------------------------------
+
+
+LONG = " ".join(["Northwind broke the router again and billing will not refund the engineer visit"] * 1200)
+
+
+def _long_posts(n: int, first_id: int = 100) -> list[dict]:
+    """Posts of ~100,000 characters each (the longest a mention keeps): the classifier reads 12 windows of each."""
+    now = datetime.now(UTC)
+    posts = []
+    for i in range(n):
+        p = discourse_post(first_id + i, LONG, topic=500 + i, created_at=now)
+        p["cooked"] = "<p>long</p>"
+        posts.append(p)
+    return posts
+
+
+def _start_with_long_posts(tmp_path, srv, extra_sources=(), runner=""):
+    """A runner whose 'long' source, after its first poll, finds 64 posts of 100,000 characters."""
+    posts = [discourse_post(1, "Northwind hello")]
+    srv.serve("/long/posts.json", _latest(posts))
+    db_url = f"sqlite:///{tmp_path / 'hearken.db'}"
+    sources = [discourse("long", srv.url + "/long", more="max_response_bytes: 30000000"), *extra_sources]
+    proc = hearken("run", "--config", str(write_config(tmp_path, sources, runner=runner)), log=tmp_path / "runner.log")
+    db = Db(db_url)
+    wait_for(lambda: (db.source("long") or {}).get("status") == "ok", 60, "the long source's first poll")
+    posts.extend(_long_posts(64))
+    wait_for(lambda: len(db.external_ids("long")) == 65, 120, "the long posts to be stored")
+    return proc, db
+
+
+@pytest.mark.xfail(strict=True, reason="adversary: classification runs in the runner's main loop a batch at a time "
+                                       "and a batch of 64 maximum-length posts takes tens of seconds: SIGTERM waits "
+                                       "for it, far past runner.shutdown_seconds")
+def test_sigterm_stops_the_runner_in_time_while_it_classifies_long_posts(tmp_path, srv):
+    """A forum serves 64 posts of 100,000 characters (a spam wave, a pasted log file, a thread whose every post
+    is hostile). Each is read in 12 windows, so one batch (classifier.batch_size 64) takes tens of seconds on
+    a small machine, and up to four batches run per pass. SIGTERM sets the stop flag, but nothing looks at it
+    until the batch is done: the runner exits long after runner.shutdown_seconds (3 here)."""
+    proc, db = _start_with_long_posts(tmp_path, srv, runner="shutdown_seconds: 3")
+    try:
+        time.sleep(1)  # the batch is being scored
+        took = seconds_to_exit_after_sigterm(proc, 3 + 7)
+    finally:
+        stop(proc)
+        db.close()
+    assert took is not None and took < 3 + 1.5, f"the runner was still running {3 + 7}s after SIGTERM " \
+                                                "(runner.shutdown_seconds: 3) while scoring long posts"
+
+
+@pytest.mark.xfail(strict=True, reason="adversary: while the main loop scores one source's flood of long posts no "
+                                       "other source's poll is started: a healthy forum polled every second goes "
+                                       "unpolled for the whole batch")
+def test_one_sources_long_posts_do_not_hold_up_the_other_sources_polls(tmp_path, srv):
+    """The same 64 long posts on one source; a healthy forum beside it, polled every second. Polls are started
+    only from the main loop's tick, between classification batches, so for as long as a batch takes the
+    healthy forum is not asked at all, and a complaint posted there waits with it."""
+    srv.serve("/good/posts.json", _latest([discourse_post(9000, "Northwind is fine")]))
+    proc, db = _start_with_long_posts(tmp_path, srv, extra_sources=[discourse("good", srv.url + "/good", interval=1)])
+    try:
+        time.sleep(1)  # the batch is being scored
+        before = len(srv.seen("/good/posts.json"))
+        time.sleep(15)
+        polled = len(srv.seen("/good/posts.json")) - before
+    finally:
+        stop(proc)
+        db.close()
+    assert polled >= 7, f"a source polled every second was polled {polled} times in 15 s while another " \
+                        "source's posts were scored"
