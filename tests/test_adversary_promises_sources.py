@@ -10,6 +10,7 @@ state on the Sources page, the mentions in the queue, the runner's memory, the r
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -271,3 +272,43 @@ def test_one_sources_long_posts_do_not_hold_up_the_other_sources_polls(tmp_path,
         db.close()
     assert polled >= 7, f"a source polled every second was polled {polled} times in 15 s while another " \
                         "source's posts were scored"
+
+
+# --- the runner's clock steps back ----------------------------------------------------------------
+
+FAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1")
+
+
+@pytest.mark.skipif(not FAKETIME.exists(), reason="needs libfaketime (apt-get install libfaketime) to step the "
+                                                  "runner's wall clock")
+@pytest.mark.xfail(strict=True, reason="adversary: sources are scheduled on the wall clock: when it steps back (NTP "
+                                       "correcting a clock that ran a day fast) no source is polled for a day, and "
+                                       "every source still reads OK")
+def test_a_runner_whose_clock_steps_back_keeps_polling(tmp_path, srv):
+    """A machine that booted with its clock a day fast (no RTC, a VM restored from a snapshot) runs the
+    runner; then NTP steps the clock back to the right time. next_poll_at (and the backoff and lease times)
+    were written on the fast clock, so every source waits until the wrong time comes round again: a day
+    without a single poll. The dashboard sees last_poll_at in the future and raises no "not polled" banner.
+    libfaketime plays the machine's clock (monotonic time left alone, as NTP leaves it)."""
+    clock = tmp_path / "clock"
+    clock.write_text("+1d\n")
+    env = {"LD_PRELOAD": str(FAKETIME), "FAKETIME_TIMESTAMP_FILE": str(clock), "FAKETIME_NO_CACHE": "1",
+           "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+    srv.serve("/posts.json", _latest([discourse_post(1, "Northwind is fine")]))
+    db_url = f"sqlite:///{tmp_path / 'hearken.db'}"
+    proc = hearken("run", "--config", str(write_config(tmp_path, [discourse("good", srv.url, interval=1)])),
+                   env=env, log=tmp_path / "runner.log")
+    db = Db(db_url)
+    try:
+        wait_for(lambda: (db.source("good") or {}).get("status") == "ok", 60, "the first poll")
+        clock.write_text("+0\n")  # NTP steps the clock back a day
+        time.sleep(1.5)
+        before = len(srv.seen("/posts.json"))
+        time.sleep(10)
+        polled = len(srv.seen("/posts.json")) - before
+        st = db.source("good")
+    finally:
+        stop(proc)
+        db.close()
+    assert polled >= 5, f"a source polled every second was polled {polled} times in the 10 s after the clock " \
+                        f"stepped back; its next poll is due {st['next_poll_at']}, status {st['status']!r}"
