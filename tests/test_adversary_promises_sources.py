@@ -312,3 +312,35 @@ def test_a_runner_whose_clock_steps_back_keeps_polling(tmp_path, srv):
         db.close()
     assert polled >= 5, f"a source polled every second was polled {polled} times in the 10 s after the clock " \
                         f"stepped back; its next poll is due {st['next_poll_at']}, status {st['status']!r}"
+
+
+# --- a platform whose clock runs fast --------------------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="adversary: a platform clock 12 h fast (inside the one-day allowance) dates "
+                                       "complaints 12 h ahead, and SLA clocks start there: the case is 'due in 13h' "
+                                       "and no SLA alert fires until long after the real deadline")
+def test_a_platform_clock_running_fast_does_not_push_the_sla_deadline_out(tmp_path, srv):
+    """Times more than a day ahead are refused, but anything up to that is stored as the customer's posting
+    time, and the SLA clocks count from it. A forum whose clock is 12 h fast (a wrong time zone setting on
+    the server is enough) makes an hour's first-response target due 13 h from now: the queue orders the
+    case last among the urgent ones and the warning and breach emails come 12 h late. A post cannot have
+    been written after Hearken read it: the customer's time should be no later than when it was detected."""
+    fast = datetime.now(UTC) + timedelta(hours=12)
+    srv.serve("/posts.json", _latest([discourse_post(
+        1, "Northwind cut off my broadband for a week, charged me twice and hung up on me. Disgraceful, I want "
+           "my money back today or I am going to the regulator.", created_at=fast)]))
+    db_url = f"sqlite:///{tmp_path / 'hearken.db'}"
+    proc = hearken("run", "--config", str(write_config(tmp_path, [discourse("community", srv.url)])),
+                   log=tmp_path / "runner.log")
+    db = Db(db_url)
+    try:
+        [case] = wait_for(lambda: db.rows("SELECT * FROM cases"), 120, "the complaint's case")
+    finally:
+        stop(proc)
+        db.close()
+    opened = datetime.fromisoformat(str(case["opened_at"])).replace(tzinfo=UTC)
+    due = datetime.fromisoformat(str(case["first_response_due"])).replace(tzinfo=UTC)
+    assert due - opened <= timedelta(minutes=480), \
+        f"a complaint seen at {opened:%H:%M} UTC is due a first reply at {due:%Y-%m-%d %H:%M} UTC " \
+        f"(severity {case['severity']}; the longest first-response target is 8 h)"
