@@ -50,3 +50,61 @@ def test_a_gzip_bomb_answering_a_reply_costs_the_dashboard_no_more_than_the_cap(
     grew = out["peak_mib"] - baseline["peak_mib"]
     assert grew < 100, f"posting one reply took the dashboard's process from {baseline['peak_mib']} to " \
                        f"{out['peak_mib']} MiB ({len(bomb):,} bytes on the wire); outcome {out['status']}"
+
+
+@pytest.fixture
+def x(tmp_path, sqlite_store):
+    st = stage("x", sqlite_store, tmp_path)
+    yield st
+    st.platform.stop()
+
+
+def _wrap_create(st, path: str, after_store):
+    """Make the stand-in's create call store the post as usual, then answer `after_store(request)` instead."""
+    for i, (meth, pat, fn) in enumerate(st.platform.routes):
+        if meth == "POST" and pat.match(path):
+            real = fn
+
+            def create(req, m, real=real):
+                real(req, m)
+                return after_store(req)
+
+            st.platform.routes[i] = (meth, pat, create)
+            return
+    raise AssertionError(f"no create route for {path}")
+
+
+@pytest.mark.xfail(strict=True, reason="adversary: X's client follows a 307 on POST /2/tweets and sends the reply "
+                                       "again: a platform (or proxy) that stored it before redirecting holds two")
+def test_a_redirect_after_the_reply_was_stored_does_not_post_it_again(x):
+    """requests follows 307/308 keeping the method and the body, on the same origin (Hearken's session allows
+    same-origin redirects), so one click on Post publicly makes two create calls when the platform stores the
+    post and then answers `307 Temporary Redirect` to itself (a load balancer draining a node, a proxy
+    retrying through another path). Each create stores a reply: the customer gets two."""
+    st = x
+    redirected = []
+
+    def redirect_once(req):
+        if not redirected:
+            redirected.append(req)
+            return Answer(307, {"title": "moved"}, {"Location": "/2/tweets"})
+        return Answer(201, {"data": {"id": st.platform.tweets[-1]["id"], "text": TEXT}})
+
+    _wrap_create(st, "/2/tweets", redirect_once)
+    out = post_as_dashboard(st.cfg.path, str(st.store.engine.url), st.case_id, TEXT, st.env)
+    assert st.held(TEXT) == 1, f"one click put {st.held(TEXT)} replies on X (outcome {out['status']})"
+
+
+@pytest.mark.xfail(strict=True, reason="adversary: Discourse's publisher reads every non-5xx failure (a 3xx, 408, "
+                                       "409...) as 'refused, nothing posted': a reply the forum stored is offered "
+                                       "to be posted again, and the retry posts a second")
+def test_an_odd_status_after_the_reply_was_stored_is_not_taken_as_safe_to_post_again(discourse):
+    """The forum stores our reply and answers `307` (a proxy in front of it, a half-done move to another path).
+    Anything that is not 2xx or 5xx becomes `Rejected`, i.e. `failed`: "Nothing went out; you can try again".
+    The person tries again and the customer gets two identical replies. Only the platform's documented
+    refusals (403, 404, 422 with errors, 429) say nothing was posted; anything else is `unknown`, to be checked."""
+    st = discourse
+    _wrap_create(st, "/posts.json", lambda req: Answer(307, b"", {"Location": "/posts.json"}))
+    first = post_as_dashboard(st.cfg.path, str(st.store.engine.url), st.case_id, TEXT, st.env)
+    assert st.held(TEXT) == 1
+    assert first["status"] != "failed", f"a reply the forum holds is shown as: {first['error']}"
