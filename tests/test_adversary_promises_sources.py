@@ -344,3 +344,34 @@ def test_a_platform_clock_running_fast_does_not_push_the_sla_deadline_out(tmp_pa
     assert due - opened <= timedelta(minutes=480), \
         f"a complaint seen at {opened:%H:%M} UTC is due a first reply at {due:%Y-%m-%d %H:%M} UTC " \
         f"(severity {case['severity']}; the longest first-response target is 8 h)"
+
+
+# --- an error message the database refuses ------------------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="adversary: a platform's error text is stored as the source's reason "
+                                       "uncleaned: a NUL in it makes PostgreSQL refuse the failure record, so the "
+                                       "source stays 'new' with no error and is polled again every second")
+def test_an_error_message_with_a_nul_byte_is_still_recorded_on_postgresql(tmp_path, srv, pg_url):
+    """X answers the search with 400 and an error message holding NUL bytes (X's `errors[].message`, which the
+    collector quotes in its reason). Mentions are cleaned at the collector boundary, reasons are not:
+    `_record_failure` writes the text as it came, PostgreSQL refuses NUL in a text column, and the
+    exception ends the poll's thread with nothing recorded. The Sources page shows the source as new, with
+    no error and no banner, and the 3600 s wait X's 400 earns is never written, so it is asked again at once."""
+    srv.serve("/2/tweets/search/recent", Json({"errors": [{"message": "Invalid\u0000 query"}],
+                                               "title": "Invalid Request", "detail": "bad request"}, status=400))
+    path = write_config(tmp_path, [f"{{type: x, name: x, base_url: '{srv.url}', interval_seconds: 0.5}}"],
+                        db_url=pg_url)
+    proc = hearken("run", "--config", str(path), env={"X_BEARER_TOKEN": "test-bearer"}, log=tmp_path / "runner.log")
+    db = Db(pg_url)
+    try:
+        wait_for(lambda: len(srv.seen("/2/tweets/search/recent")) >= 1, 60, "the first poll")
+        time.sleep(6)
+        asked = len(srv.seen("/2/tweets/search/recent"))
+        st = db.source("x")
+    finally:
+        stop(proc)
+        db.close()
+    assert st["status"] == "failing" and "rejected the search" in (st["status_reason"] or ""), \
+        f"the Sources page shows {st['status']!r} / {st['status_reason']!r} for a source whose searches X refuses"
+    assert asked <= 2, f"X was asked {asked} times in 6 s after refusing the search"
