@@ -183,12 +183,15 @@ POSTER = r"""
 import json, resource, sys
 from desk.config import load_config
 from desk.db import connect
-from desk.replies import new_key, post_reply
+from desk.replies import check_reply, new_key, post_reply
 from desk.users import actor_for_name
 cfg = load_config(sys.argv[1]); store = connect(sys.argv[2])
 try:
-    out = post_reply(store, cfg, int(sys.argv[3]), actor_for_name(cfg, "Sam Agent"), sys.argv[4], key=new_key())
-    result = {"status": out.status, "error": out.error}
+    if sys.argv[4] == "--check":
+        out = check_reply(store, cfg, int(sys.argv[3]), actor_for_name(cfg, "Sam Agent"))
+    else:
+        out = post_reply(store, cfg, int(sys.argv[3]), actor_for_name(cfg, "Sam Agent"), sys.argv[4], key=new_key())
+    result = {"status": out.status, "error": out.error, "reply_id": out.reply_id}
 except Exception as exc:
     result = {"status": "raised", "error": f"{type(exc).__name__}: {exc}"}
 result["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
@@ -204,6 +207,12 @@ def post_as_dashboard(cfg_path: Path, db_url: str, case_id: int, text_: str, env
     lines = out.stdout.strip().splitlines()
     assert lines, out.stderr[-3000:]
     return json.loads(lines[-1])
+
+
+def check_as_dashboard(cfg_path: Path, db_url: str, reply_id: int, env: dict[str, str],
+                       timeout: float = 60) -> dict[str, Any]:
+    """'Check the platform' for a reply, from a separate process as the case page does; its outcome."""
+    return post_as_dashboard(cfg_path, db_url, reply_id, "--check", env, timeout)
 
 
 def outbox_health(db_url: str) -> dict[str, Any]:

@@ -9,9 +9,11 @@ of the process that posted. Each test is one finding, xfail(strict) until it is 
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
-from tests.adversary import gzip_bomb, post_as_dashboard
+from tests.adversary import check_as_dashboard, gzip_bomb, post_as_dashboard
 from tests.hostile_publish import Answer, stage
 
 TEXT = "Hi kevin, sorry about the drops. Engineers are on it; update here by 6pm. Ref #HK1"
@@ -108,3 +110,32 @@ def test_an_odd_status_after_the_reply_was_stored_is_not_taken_as_safe_to_post_a
     first = post_as_dashboard(st.cfg.path, str(st.store.engine.url), st.case_id, TEXT, st.env)
     assert st.held(TEXT) == 1
     assert first["status"] != "failed", f"a reply the forum holds is shown as: {first['error']}"
+
+
+@pytest.fixture
+def discourse_now(tmp_path, sqlite_store):
+    """The hostile Discourse with a grace period of 0: a check that finds nothing concludes at once."""
+    st = stage("discourse", sqlite_store, tmp_path, check_grace_seconds=0)
+    yield st
+    st.platform.stop()
+
+
+@pytest.mark.xfail(strict=True, reason="adversary: the Discourse check stops at the first chunk holding a post older "
+                                       "than the attempt, but a topic's stream is in post-number order, not time: "
+                                       "posts moved in from an older topic end the look before it reaches our reply")
+def test_posts_moved_into_the_topic_do_not_hide_our_reply_from_the_check(discourse_now):
+    """Our reply is stored but its answer lost (unknown). Then the topic grows: 25 new posts, and a moderator
+    merges an old topic into it (Discourse's "move posts" appends them at the end with their original
+    created_at, days ago). The check reads the stream newest post number first, meets the moved posts in
+    its first chunk, takes "older than the attempt" for "everything further back is older too", and stops:
+    `not_found`, "Post anyway" offered, while our reply is post 2 of the topic."""
+    st = discourse_now
+    st.platform.bad.drop_after_store = True
+    out = post_as_dashboard(st.cfg.path, str(st.store.engine.url), st.case_id, TEXT, st.env)
+    assert out["status"] == "unknown" and st.held(TEXT) == 1
+    st.platform.add_posts(25, username="someone", text="me too (#{i})")
+    st.platform.add_posts(3, username="old_timer", text="from the merged topic (#{i})",
+                          at=st.platform.now() - timedelta(days=3))
+    checked = check_as_dashboard(st.cfg.path, str(st.store.engine.url), out["reply_id"], st.env)
+    assert checked["status"] == "posted", f"our reply is on the forum; the check says {checked['status']}: " \
+                                          f"{checked['error']}"
