@@ -375,3 +375,44 @@ def test_an_error_message_with_a_nul_byte_is_still_recorded_on_postgresql(tmp_pa
     assert st["status"] == "failing" and "rejected the search" in (st["status_reason"] or ""), \
         f"the Sources page shows {st['status']!r} / {st['status_reason']!r} for a source whose searches X refuses"
     assert asked <= 2, f"X was asked {asked} times in 6 s after refusing the search"
+
+
+# --- a forum page of tens of thousands of posts ------------------------------------------------------
+
+
+def _phpbb_page(n: int) -> str:
+    posts = "".join(
+        f'<div class="post" id="p{i}"><p class="author"><strong>user{i}</strong> '
+        f'<time datetime="2026-01-05T10:00:00+00:00">5 Jan</time></p><div class="content">router {i}</div></div>'
+        for i in range(n))
+    return f"<html><head><title>t</title></head><body><h2 class='topic-title'><a>Routers</a></h2>{posts}</body></html>"
+
+
+@pytest.mark.xfail(strict=True, reason="adversary: a forum page inside max_response_bytes is parsed whole into a "
+                                       "BeautifulSoup tree ~40 times its size: a 5 MB page of 30,000 posts costs the "
+                                       "runner 200 MB, and a few such forums at once exhaust it")
+def test_a_forum_page_of_thirty_thousand_posts_costs_the_runner_no_more_than_its_byte_cap(tmp_path, srv):
+    """The byte cap (README: "an endless answer costs at most that much memory") is on the bytes read. A phpBB
+    page of 30,000 tiny posts is 5 MB, inside the 10 MB default, and html.parser turns it into a tree of
+    Python objects about forty times that; every forum source polls in a thread of its own, so a handful of
+    hostile ones at once multiply it. Posts that name no term here: this is the parse alone."""
+    srv.serve("/t/1", Body(_phpbb_page(30_000)))
+    srv.serve("/posts.json", _latest([discourse_post(1, "Northwind is fine")]))
+    db_url = f"sqlite:///{tmp_path / 'hearken.db'}"
+    sources = [discourse("good", srv.url),
+               f"{{type: forum, name: big, pages: ['{srv.url}/t/1'], preset: phpbb, respect_robots: false, "
+               "interval_seconds: 3600, poll_deadline_seconds: 300}"]
+    proc = hearken("run", "--config", str(write_config(tmp_path, sources)), log=tmp_path / "runner.log")
+    db = Db(db_url)
+    try:
+        wait_for(lambda: (db.source("good") or {}).get("status") == "ok", 60, "the healthy source's first poll")
+        before = proc_kib(proc.pid, "VmHWM")
+        wait_for(lambda: (db.source("big") or {}).get("status") in ("ok", "failing"), 180, "the big page to be read")
+        peak = proc_kib(proc.pid, "VmHWM")
+        st = db.source("big")
+    finally:
+        stop(proc)
+        db.close()
+    grew = (peak - before) / 1024
+    assert grew < 100, f"reading one 5 MB forum page grew the runner's peak memory by {grew:.0f} MiB " \
+                       f"(source {st['status']}: {st['status_reason']})"
