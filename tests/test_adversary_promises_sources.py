@@ -416,3 +416,64 @@ def test_a_forum_page_of_thirty_thousand_posts_costs_the_runner_no_more_than_its
     grew = (peak - before) / 1024
     assert grew < 100, f"reading one 5 MB forum page grew the runner's peak memory by {grew:.0f} MiB " \
                        f"(source {st['status']}: {st['status_reason']})"
+
+
+@pytest.fixture
+def own_pg_database():
+    """A PostgreSQL database of this test's own (so it can be made to refuse connections); skips without a server."""
+    import os
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    base = os.environ.get("HEARKEN_TEST_PG_URL", "")
+    if not base:
+        pytest.skip("PostgreSQL not configured: set HEARKEN_TEST_PG_URL")
+    name = f"hk_adv_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(Db(base).url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f"CREATE DATABASE {name}"))
+
+    def outage(down: bool) -> None:
+        with admin.connect() as c:
+            c.execute(text(f"ALTER DATABASE {name} ALLOW_CONNECTIONS {'false' if down else 'true'}"))
+            if down:
+                c.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name})
+
+    yield base.rsplit("/", 1)[0] + "/" + name, outage
+    with admin.connect() as c:
+        c.execute(text(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+        c.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name})
+        c.execute(text(f"DROP DATABASE {name}"))
+    admin.dispose()
+
+
+@pytest.mark.xfail(strict=True, reason="adversary: a database error escapes the runner's loop: a PostgreSQL restart "
+                                       "of ten seconds kills every runner, and no source is polled again until a "
+                                       "person restarts them")
+def test_a_postgresql_restart_does_not_kill_the_runner(tmp_path, srv, own_pg_database):
+    """The team's PostgreSQL restarts (maintenance, a failover, a crash): for ten seconds it refuses connections
+    and the runners' open ones are cut. `tick()` has no guard around its claims, so OperationalError ends
+    run_forever and the process exits: with several runners on one database, all of them at once. The
+    sources stay OK on the Sources page until the "not polled" banner notices, long after."""
+    pg_url, outage = own_pg_database
+    srv.serve("/posts.json", _latest([discourse_post(1, "Northwind is fine")]))
+    path = write_config(tmp_path, [discourse("good", srv.url)], db_url=pg_url)
+    proc = hearken("run", "--config", str(path), log=tmp_path / "runner.log")
+    db = Db(pg_url)
+    try:
+        wait_for(lambda: (db.source("good") or {}).get("status") == "ok", 60, "the first poll")
+        db.close()
+        outage(True)
+        time.sleep(10)
+        outage(False)
+        polls = len(srv.seen("/posts.json"))
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and proc.poll() is None and len(srv.seen("/posts.json")) < polls + 3:
+            time.sleep(0.2)
+        alive, after = proc.poll() is None, len(srv.seen("/posts.json")) - polls
+    finally:
+        stop(proc)
+        db.close()
+    assert alive, "the runner exited during a 10 s PostgreSQL outage: " + (tmp_path / "runner.log").read_text()[-300:]
+    assert after >= 3, f"the runner polled {after} times in the 20 s after PostgreSQL came back"
