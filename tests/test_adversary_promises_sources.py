@@ -52,7 +52,7 @@ def test_a_retry_after_beyond_the_calendar_is_recorded_and_honoured(tmp_path, sr
     db = Db(db_url)
     try:
         wait_for(lambda: len(srv.seen("/posts.json")) >= 1, 60, "the first poll")
-        time.sleep(8)
+        time.sleep(5)
         asked = len(srv.seen("/posts.json"))
         st = db.source("limited")
     finally:
@@ -60,7 +60,7 @@ def test_a_retry_after_beyond_the_calendar_is_recorded_and_honoured(tmp_path, sr
         db.close()
     assert st["status"] == "failing" and "rate-limited" in (st["status_reason"] or ""), \
         f"the Sources page shows {st['status']!r} / {st['status_reason']!r} for a platform answering 429"
-    assert asked <= 2, f"the platform asked us to wait and was asked again {asked} times in 8 s"
+    assert asked <= 2, f"the platform asked us to wait and was asked again {asked} times in 5 s"
 
 
 @pytest.mark.xfail(strict=True, reason="adversary: Retry-After is obeyed whatever its size: a platform saying "
@@ -265,12 +265,12 @@ def test_one_sources_long_posts_do_not_hold_up_the_other_sources_polls(tmp_path,
     try:
         time.sleep(1)  # the batch is being scored
         before = len(srv.seen("/good/posts.json"))
-        time.sleep(15)
+        time.sleep(10)
         polled = len(srv.seen("/good/posts.json")) - before
     finally:
         stop(proc)
         db.close()
-    assert polled >= 7, f"a source polled every second was polled {polled} times in 15 s while another " \
+    assert polled >= 5, f"a source polled every second was polled {polled} times in 10 s while another " \
                         "source's posts were scored"
 
 
