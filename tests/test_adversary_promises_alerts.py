@@ -71,12 +71,14 @@ def _runner(tmp_path, forum, inbox):
 
 
 @pytest.mark.xfail(strict=True, reason="adversary: a 4xx (greylisting, mailbox busy) for one recipient of three "
-                                       "marks the alert sent: that person never gets it and the outbox shows no error")
-def test_a_recipient_refused_for_now_still_gets_the_alert_or_the_outbox_says_so(tmp_path, forum, inbox):
+                                       "is never retried: the row is marked sent and that person never gets the alert")
+def test_a_recipient_refused_for_now_is_tried_again(tmp_path, forum, inbox):
     """An escalation to three managers; the server answers `450 4.2.0 Mailbox busy` to one RCPT TO (greylisting
-    does exactly this on a first contact). smtplib's send_message returns the refused one and the mailer marks
-    the row `sent`, noting "some recipients refused" in a field outbox_health never shows for sent rows. So
-    Bob never gets the alert, nothing retries it for him, and the Sources page and banner say all is well."""
+    does exactly this on a first contact, and asks to be tried again in a few minutes). smtplib's send_message
+    returns the refused one and the mailer marks the whole row `sent`: nothing is queued again for Bob, who
+    never gets the alert. (tests/test_adversary_security_failures.py shows the same row is displayed as
+    delivered when a recipient is refused for good; here the refusal is temporary and the alert is lost
+    outright, because a 4xx is a "try later" and nothing ever tries.)"""
     inbox.refuse_rcpt["bob@example.com"] = "450 4.2.0 Mailbox busy, try again later"
     db_url, path = _runner(tmp_path, forum, inbox)
     proc = hearken("run", "--config", str(path), log=tmp_path / "runner.log")
@@ -90,8 +92,8 @@ def test_a_recipient_refused_for_now_still_gets_the_alert_or_the_outbox_says_so(
         stop(proc)
     health = outbox_health(db_url)
     assert inbox.to("morgan@example.com") and not inbox.to("bob@example.com")  # what happened on the wire
-    told = health["pending"] or health["retrying"] or "bob@example.com" in str(health["last_error"] or "")
-    assert told, f"Bob never got the alert, and the outbox shows {health}"
+    assert health["pending"] >= 1 and health["retrying"] >= 1, \
+        f"nothing is queued to try Bob again after a temporary refusal; the outbox shows {health}"
 
 
 @pytest.mark.xfail(strict=True, reason="adversary: a server that stores a message and drops the line before its 250 "
