@@ -27,56 +27,19 @@ from typing import Any
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
+from tests.test_reliability import hearken, stop  # noqa: F401 - the same real processes, re-exported
+from tests.test_reliability import write_config as reliability_config
+
 ROOT = Path(__file__).resolve().parent.parent
 
-TEAM = """\
-team:
-  - {name: Alex Admin, email: alex@example.com, role: admin}
-  - {name: Morgan Manager, email: morgan@example.com, role: manager}
-  - {name: Sam Agent, email: sam@example.com, role: agent}
-"""
-
-
-def write_config(tmp_path: Path, sources: list[str], *, db_url: str | None = None, alerts: str = "{enabled: false}",
-                 runner: str = "", extra: str = "", name: str = "hearken.yaml") -> Path:
-    """A config with these source entries (YAML flow mappings); `runner` adds keys to runner:."""
-    db_url = db_url or f"sqlite:///{tmp_path / 'hearken.db'}"
-    path = tmp_path / name
-    src = "\n".join(f"  - {s}" for s in sources)
-    path.write_text(f"""\
-brand: {{terms: ["Northwind"]}}
-accounts: {{discourse: [northwind_team]}}
-sources:
-{src}
-{TEAM}database: {{url: "{db_url}"}}
-alerts: {alerts}
-runner: {{lease_seconds: 2, max_backoff_seconds: 5, jitter: 0.1{", " + runner if runner else ""}}}
-{extra}""")
-    return path
+def write_config(tmp_path: Path, sources: list[str], *, db_url: str | None = None, **kw: str) -> Path:
+    """tests/test_reliability.py's config (one manager, leases of 1 s, backoff at most 2 s) for these source
+    entries, on SQLite in tmp_path unless `db_url` is given; `runner=` and `alerts=` as there."""
+    return reliability_config(tmp_path, db_url or f"sqlite:///{tmp_path / 'hearken.db'}", sources, **kw)
 
 
 def discourse(name: str, base_url: str, *, interval: float = 0.5, more: str = "") -> str:
     return f"{{type: discourse, name: {name}, base_url: '{base_url}', interval_seconds: {interval}{', ' + more if more else ''}}}"
-
-
-def hearken(*args: str, env: dict[str, str] | None = None, log: Path | None = None) -> subprocess.Popen:
-    """A real `hearken` process (python -m desk.cli) started from the checkout."""
-    e = dict(os.environ)
-    e.update(env or {})
-    out = open(log, "ab") if log else subprocess.DEVNULL
-    return subprocess.Popen([sys.executable, "-m", "desk.cli", *args], cwd=ROOT, env=e,
-                            stdout=out, stderr=subprocess.STDOUT)
-
-
-def stop(proc: subprocess.Popen) -> None:
-    """End a process this test started: SIGTERM, then SIGKILL after 20 s."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def seconds_to_exit_after_sigterm(proc: subprocess.Popen, limit: float) -> float | None:
