@@ -96,6 +96,7 @@ def test_a_recipient_refused_for_now_is_tried_again(tmp_path, forum, inbox):
         f"nothing is queued to try Bob again after a temporary refusal; the outbox shows {health}"
 
 
+@pytest.mark.slow
 @pytest.mark.xfail(strict=True, reason="adversary: a server that stores a message and drops the line before its 250 "
                                        "gets the same alert again on the next try: the inbox holds it twice")
 def test_a_message_the_server_stored_before_hanging_up_is_not_sent_again(tmp_path, forum, inbox):
@@ -138,6 +139,7 @@ def _latest(posts):
     return Json(page)
 
 
+@pytest.mark.slow
 @pytest.mark.xfail(strict=True, reason="adversary: the outbox is sent first come, first served, 50 every 15 s: a "
                                        "wave of severe posts on one source puts every other source's alerts behind it")
 def test_a_wave_of_alerts_from_one_source_does_not_hold_up_another_sources_alert(tmp_path, inbox):
