@@ -82,14 +82,16 @@ def test_a_recipient_refused_for_now_is_tried_again(tmp_path, forum, inbox):
     inbox.refuse_rcpt["bob@example.com"] = "450 4.2.0 Mailbox busy, try again later"
     db_url, path = _runner(tmp_path, forum, inbox)
     proc = hearken("run", "--config", str(path), log=tmp_path / "runner.log")
+    db = Db(db_url)
     try:
-        wait_for(lambda: Db(db_url).source("forum"), 60, "the runner to start")
+        wait_for(lambda: db.source("forum"), 60, "the runner to start")
         queue_alert(db_url, key="esc:1", recipients=["alex@example.com", "bob@example.com", "morgan@example.com"],
                     subject="[Hearken] Escalated to you: case #7")
         wait_for(lambda: inbox.to("alex@example.com"), 60, "the alert to reach the other two")
         time.sleep(1)
     finally:
         stop(proc)
+        db.close()
     health = outbox_health(db_url)
     assert inbox.to("morgan@example.com") and not inbox.to("bob@example.com")  # what happened on the wire
     assert health["pending"] >= 1 and health["retrying"] >= 1, \

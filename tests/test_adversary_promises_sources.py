@@ -236,9 +236,14 @@ def _start_with_long_posts(tmp_path, srv, extra_sources=(), runner=""):
     sources = [discourse("long", srv.url + "/long", more="max_response_bytes: 30000000"), *extra_sources]
     proc = hearken("run", "--config", str(write_config(tmp_path, sources, runner=runner)), log=tmp_path / "runner.log")
     db = Db(db_url)
-    wait_for(lambda: (db.source("long") or {}).get("status") == "ok", 60, "the long source's first poll")
-    posts.extend(_long_posts(64))
-    wait_for(lambda: len(db.external_ids("long")) == 65, 120, "the long posts to be stored")
+    try:
+        wait_for(lambda: (db.source("long") or {}).get("status") == "ok", 60, "the long source's first poll")
+        posts.extend(_long_posts(64))
+        wait_for(lambda: len(db.external_ids("long")) == 65, 120, "the long posts to be stored")
+    except BaseException:
+        stop(proc)
+        db.close()
+        raise
     return proc, db
 
 
