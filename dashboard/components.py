@@ -61,8 +61,10 @@ def config() -> HearkenConfig:
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
-def _logged_once(message: str) -> bool:
-    log.error("%s", message)
+def _logged_once(*lines: str) -> bool:
+    """Log these lines (one record each: a record is one line) the first time they are seen, not per click."""
+    for line in lines:
+        log.error("%s", line)
     return True
 
 
@@ -70,8 +72,8 @@ def _closed_by_config(exc: ConfigError, path: str | None, mtime: float) -> None:
     """Nobody can be let in on a configuration that does not load (the team is unknown): say so, and where.
     The browser is shown each mistake's place, not its text, which can quote the team's addresses to a
     stranger; the dashboard's own output and `hearken check-config` give them whole."""
-    _logged_once(f"the configuration {path} changed and has {len(exc.problems)} problem(s); the dashboard is "
-                 "closed until they are fixed:\n" + "\n".join(f"  {p}" for p in exc.problems))
+    _logged_once(f"the configuration {path} has {len(exc.problems)} problem(s); the dashboard is closed until "
+                 "they are fixed:", *(str(p) for p in exc.problems))
     st.title("Hearken")
     st.error(f"**The dashboard is closed: its configuration has {len(exc.problems)} problem(s).** Nobody can "
              "sign in or work the queue until the file is fixed; this page opens again at the next click after "
