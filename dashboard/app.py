@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import streamlit as st
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `streamlit run` does not add the project root
 
@@ -17,17 +18,25 @@ from dashboard import components  # noqa: E402
 
 st.set_page_config(page_title="Hearken", page_icon="👂", layout="wide")
 
-actor = components.require_actor()
-components.sidebar(actor)
 
-pages = [
-    st.Page(components.PAGES["queue"], title="Queue", icon=":material/inbox:", url_path="queue", default=True),
-    st.Page(components.PAGES["case"], title="Case", icon=":material/forum:", url_path="case"),
-    st.Page(components.PAGES["metrics"], title="Metrics", icon=":material/monitoring:", url_path="metrics"),
-    st.Page(components.PAGES["sources"], title="Sources", icon=":material/rss_feed:", url_path="sources"),
-]
-if actor.at_least("manager"):  # agents are not shown a page only to be refused on it
-    pages.append(st.Page(components.PAGES["team"], title="Team", icon=":material/group:", url_path="team"))
-page = st.navigation(pages)
-components.health_banner(actor, on_sources_page=page.url_path == "sources")
-page.run()
+def main() -> None:
+    actor = components.require_actor()
+    components.sidebar(actor)
+    pages = [
+        st.Page(components.PAGES["queue"], title="Queue", icon=":material/inbox:", url_path="queue", default=True),
+        st.Page(components.PAGES["case"], title="Case", icon=":material/forum:", url_path="case"),
+        st.Page(components.PAGES["metrics"], title="Metrics", icon=":material/monitoring:", url_path="metrics"),
+        st.Page(components.PAGES["sources"], title="Sources", icon=":material/rss_feed:", url_path="sources"),
+        # agents are not shown a page only to be refused on it; a link to it says whom it is for
+        st.Page(components.PAGES["team"], title="Team", icon=":material/group:", url_path="team",
+                visibility="visible" if actor.at_least("manager") else "hidden"),
+    ]
+    page = st.navigation(pages)
+    components.health_banner(actor, on_sources_page=page.url_path == "sources")
+    page.run()
+
+
+try:
+    main()
+except (OperationalError, InterfaceError) as exc:  # the database stopped answering while the page was drawn
+    components.database_down(exc)

@@ -8,19 +8,23 @@ Links are drawn only for http(s) addresses (`desk.untrusted.web_url`).
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import streamlit as st
+from sqlalchemy.exc import SQLAlchemyError
 
 from desk import logs
-from desk.config import HearkenConfig, is_loopback, key_location, load_config, local_mode_exposure
+from desk.config import ConfigError, HearkenConfig, is_loopback, key_location, load_config, local_mode_exposure
 from desk.db import Store, connect
 from desk.health import email_trouble, source_trouble
 from desk.sla import human_duration
 from desk.users import Actor, SignInRefused, local_actor, sign_in, sign_out, sync_team, touch
+
+log = logging.getLogger("hearken")
 
 PAGES = {"queue": "views/queue.py", "case": "views/case.py", "metrics": "views/metrics.py",
          "sources": "views/sources.py", "team": "views/team.py"}
@@ -46,8 +50,39 @@ def _config_version() -> tuple[str | None, float]:
 
 
 def config() -> HearkenConfig:
-    """The configuration, read again whenever its file changes (a member removed is out at their next click)."""
-    return _config(*_config_version())
+    """The configuration, read again whenever its file changes (a member removed is out at their next click).
+    A file edited into a mistake closes the dashboard, saying where the mistakes are, until it is fixed."""
+    path, mtime = _config_version()
+    try:
+        return _config(path, mtime)
+    except ConfigError as exc:
+        _closed_by_config(exc, path, mtime)
+        raise AssertionError("unreachable") from None
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _logged_once(*lines: str) -> bool:
+    """Log these lines (one record each: a record is one line) the first time they are seen, not per click."""
+    for line in lines:
+        log.error("%s", line)
+    return True
+
+
+def _closed_by_config(exc: ConfigError, path: str | None, mtime: float) -> None:
+    """Nobody can be let in on a configuration that does not load (the team is unknown): say so, and where.
+    The browser is shown each mistake's place, not its text, which can quote the team's addresses to a
+    stranger; the dashboard's own output and `hearken check-config` give them whole."""
+    _logged_once(f"the configuration {path} has {len(exc.problems)} problem(s); the dashboard is closed until "
+                 "they are fixed:", *(str(p) for p in exc.problems))
+    st.title("Hearken")
+    st.error(f"**The dashboard is closed: its configuration has {len(exc.problems)} problem(s).** Nobody can "
+             "sign in or work the queue until the file is fixed; this page opens again at the next click after "
+             "that.", icon=":material/settings_alert:")
+    st.text("\n".join(f"{p.file}:{p.line}: {p.key or '(the file)'}" if p.line else f"{p.file}: {p.key or '(the file)'}"
+                       for p in exc.problems))
+    command = f"hearken check-config --config {path or 'config/example.yaml'}".replace("`", "'")
+    st.caption(f"`{command}` says what is wrong with each, as does this dashboard's own output.")
+    st.stop()
 
 
 @st.cache_resource(show_spinner=False)
@@ -63,9 +98,33 @@ def _synced(url: str, path: str | None, mtime: float) -> int:
 def store() -> Store:
     cfg = config()
     url = os.environ.get("HEARKEN_DATABASE_URL") or cfg.database_url()
-    s = _store(url)
-    _synced(url, *_config_version())  # once per version of the team: removed members' sessions end
+    try:
+        s = _store(url)
+        _synced(url, *_config_version())  # once per version of the team: removed members' sessions end
+    except (SQLAlchemyError, ValueError, ImportError, OSError) as exc:
+        database_down(exc)
     return s
+
+
+def database_down(exc: BaseException) -> None:
+    """The database cannot be opened or stopped answering: one clear message instead of a traceback. Where
+    its URL comes from is said to everyone; why it failed (host, user) only in local mode, and in the
+    dashboard's own output."""
+    from desk.preflight import database_origin, database_problem
+
+    cfg = config()
+    line = database_problem(cfg, exc)
+    _logged_once(line)
+    origin, _ = database_origin(cfg)
+    st.title("Hearken")
+    st.error(f"**The dashboard cannot reach its database** (its address comes from {md_escape(origin)}), so "
+             "nobody can sign in or work the queue until it answers. Reload the page to try again.",
+             icon=":material/database:")
+    if cfg.dashboard.auth == "local":
+        st.text(line)
+    else:
+        st.caption("The reason is in this dashboard's own output; `hearken check-config` checks the database too.")
+    st.stop()
 
 
 def _local_refusal(cfg: HearkenConfig) -> str | None:

@@ -128,7 +128,7 @@ def _unsettled_reply(store: Store, cfg: HearkenConfig, actor: Actor, u: replies.
         if st.button("Check the platform", key=f"check-{rid}"):
             try:
                 out = replies.check_reply(store, cfg, rid, actor)
-            except (CaseError, PublishError) as exc:
+            except (CaseError, NotAllowed, PublishError) as exc:
                 ui.flash(flash_key, "error", str(exc))
             else:
                 ui.flash(flash_key, {"posted": "success", "not_found": "error"}.get(out.status, "warning"), out.message)

@@ -65,13 +65,24 @@ def _guard_exposure(cfg: HearkenConfig, host: str) -> None:
 
 
 def open_store(cfg: HearkenConfig):
-    from desk.db import connect
+    """The database, migrated; one clear line and exit 2 when it cannot be opened (a typo in the URL, a
+    server that is down, a driver that is not installed), with the traceback only under --verbose."""
+    from sqlalchemy.exc import SQLAlchemyError
 
-    return connect(cfg.database_url())
+    from desk.db import connect
+    from desk.preflight import database_problem
+
+    try:
+        return connect(cfg.database_url())
+    except (ValueError, SQLAlchemyError, ImportError, OSError) as exc:
+        log.debug("opening the database failed", exc_info=True)
+        print(f"hearken: {database_problem(cfg, exc)}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def cmd_check_config(args) -> int:
-    from desk.preflight import auth_problems, source_lines
+    from desk.preflight import (alert_reach_problems, auth_problems, database_problems, model_problems,
+                                source_lines)
 
     path = args.config or os.environ.get("HEARKEN_CONFIG") or DEFAULT_CONFIG
     try:
@@ -82,7 +93,8 @@ def cmd_check_config(args) -> int:
             print(f"  {p}")
         return 1
     lines, problems = source_lines(cfg)
-    problems = auth_problems(cfg) + problems
+    problems = (auth_problems(cfg) + problems + alert_reach_problems(cfg) + model_problems(cfg)
+                + database_problems(cfg))
     print(f"{path}: {len(problems)} problem(s)" if problems else f"{path}: OK")
     for p in problems:
         print(f"  {p}")
@@ -162,18 +174,33 @@ def _serve_dashboard(args, cfg: HearkenConfig):
 
 
 def cmd_dashboard(args) -> int:
+    """Serve the dashboard until asked to stop (0), or until Streamlit ends by itself: that is a failure
+    (1, or Streamlit's own code), so a supervisor's restart-on-failure sees it."""
+    import threading
+
     from desk.serve import on_stop_signals
 
     cfg = _load(args)
     open_store(cfg).close()  # migrate before the app starts
     dash, url = _serve_dashboard(args, cfg)
-    on_stop_signals(lambda signum: dash.terminate())
+    asked_to_stop = threading.Event()
+
+    def stop(signum: int) -> None:
+        asked_to_stop.set()
+        dash.terminate()
+
+    on_stop_signals(stop)
     print(f"Hearken dashboard: {url}", flush=True)
     try:
         code = dash.wait()
+        # Ctrl+C reaches Streamlit too, and it may end before our own handler has run
+        by_itself = not asked_to_stop.wait(2.0)
     finally:
         dash.stop()
-    return 0 if dash.stopping else code
+    if by_itself:
+        log.error("the dashboard stopped by itself (exit code %s; its output is above)", code)
+        return code if code > 0 else 1
+    return 0
 
 
 def cmd_up(args) -> int:

@@ -207,6 +207,19 @@ class Dashboard(_Model):
 
     _url_follows_server: bool = PrivateAttr(False)
 
+    @field_validator("public_url")
+    @classmethod
+    def _web_address(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(v.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("expected the dashboard's web address, http:// or https:// with a host name, such "
+                             "as https://hearken.example.com (alert emails link to cases there)")
+        return v.strip()
+
     def model_post_init(self, context: Any) -> None:
         if self.public_url is None:
             self._url_follows_server = True
@@ -284,10 +297,6 @@ class HearkenConfig(_Model):
             if s.name in seen:
                 raise ValueError(f"two sources are named {s.name!r}; names must be unique")
             seen.add(s.name)
-        names = [m.name for m in self.team]
-        dupes = {n for n in names if names.count(n) > 1}
-        if dupes:
-            raise ValueError(f"team member names must be unique: {sorted(dupes)}")
         return self
 
     def database_url(self, env: dict[str, str] | None = None) -> str:
@@ -456,7 +465,61 @@ def _local_mode_on_loopback(cfg: HearkenConfig) -> list[tuple[tuple[str, ...], s
     return [(("dashboard", "host"), why)] if why else []
 
 
-WHOLE_CONFIG_RULES = [_local_mode_on_loopback]
+def email_key(email: str) -> str:
+    """What two addresses must share to be one person's: the address with its ASCII letters in lower case and
+    nothing else changed. Not casefold() or lower(), which make "ß" "ss" and the Kelvin sign "k": a provider
+    may verify alex@straße.example (another domain) or a Unicode mailbox name, and neither is the member's."""
+    return str(email).strip().translate(_ASCII_LOWER)
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def _distinct_members(cfg: HearkenConfig) -> list[tuple[tuple[str, ...], str]]:
+    """Names are looked up in any letter case (Assign, alert recipients) and addresses matched in any ASCII
+    case (sign-in, the users table): two entries that differ in nothing else would be mixed up."""
+    out: list[tuple[tuple[str, ...], str]] = []
+    names: dict[str, tuple[int, str]] = {}
+    emails: dict[str, tuple[int, str]] = {}
+    for i, m in enumerate(cfg.team):
+        first = names.setdefault(m.name.casefold(), (i, m.name))
+        if first[0] != i:
+            out.append((("team", str(i), "name"), f"{m.name!r} is the name of team.{first[0]} ({first[1]}) "
+                        "too; names are looked up in any letter case, so each member needs a name of their own"))
+        first = emails.setdefault(email_key(m.email), (i, m.name))
+        if first[0] != i:
+            out.append((("team", str(i), "email"), f"{m.email!r} is the address of team.{first[0]} ({first[1]}) "
+                        "too; addresses are matched in any letter case, so each member needs one of their own"))
+    return out
+
+
+def _recipients_name_someone(cfg: HearkenConfig) -> list[tuple[tuple[str, ...], str]]:
+    """An alert recipient is a team member's name or an address; anything else reaches nobody, silently."""
+    names = {m.name.casefold() for m in cfg.team}
+    out: list[tuple[tuple[str, ...], str]] = []
+    lists = [(("alerts", "rules", key), getattr(cfg.alerts.rules, key))
+             for key in ("severe_recipients", "escalation_managers", "source_recipients", "digest_recipients")]
+    lists.append((("report", "recipients"), cfg.report.recipients))
+    for key, entries in lists:
+        for i, entry in enumerate(entries):
+            if "@" not in entry and entry.strip().casefold() not in names:
+                known = ", ".join(m.name for m in cfg.team) or "none"
+                out.append(((*key, str(i)), f"{entry!r} is neither a member of team: nor an email address, so "
+                            f"these emails would go to nobody (team members: {known})"))
+    return out
+
+
+def _local_user_is_on_the_team(cfg: HearkenConfig) -> list[tuple[tuple[str, ...], str]]:
+    user = cfg.dashboard.local_user
+    if user is None or any(m.name.casefold() == user.casefold() for m in cfg.team):
+        return []
+    known = ", ".join(m.name for m in cfg.team) or "none"
+    return [(("dashboard", "local_user"), f"{user!r} is not a member of team: (members: {known}); the dashboard "
+             "acts as this person in local mode")]
+
+
+WHOLE_CONFIG_RULES = [_local_mode_on_loopback, _distinct_members, _recipients_name_someone,
+                      _local_user_is_on_the_team]
 
 
 def key_location(cfg: HearkenConfig, *path: str | int) -> str:

@@ -30,6 +30,23 @@ def secrets_files() -> list[Path]:
     return list(dict.fromkeys(files))
 
 
+MIN_SECRET_LENGTH = 32
+# the README's placeholder and the words people type when asked for one (each short, but named for what it is)
+KNOWN_SECRETS = {"a long random string", "changeme", "change me", "secret", "password"}
+
+
+def guessable_secret(secret: str) -> str | None:
+    """Why a cookie secret is one others can guess (an example from the docs, short, or a few characters
+    repeated), or None."""
+    if secret.strip().casefold() in KNOWN_SECRETS:
+        return "is a placeholder (the README's example or a common word)"
+    if len(secret) < MIN_SECRET_LENGTH:
+        return f"has {len(secret)} characters"
+    if len(set(secret)) < 10:
+        return f"is made of only {len(set(secret))} different characters"
+    return None
+
+
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
@@ -63,6 +80,12 @@ def auth_problems(cfg: HearkenConfig, files: list[Path] | None = None) -> list[P
     if missing:
         return [problem(f"the [auth] section in {where} lacks {', '.join(missing)}")]
     out = []
+    weak = guessable_secret(str(auth["cookie_secret"]))
+    if weak:
+        out.append(problem(
+            f"cookie_secret in {where} {weak}: whoever knows or guesses it can sign Streamlit's sign-in cookie "
+            "for any team member. Use a random one of 32 characters or more: "
+            "python -c \"import secrets; print(secrets.token_urlsafe(32))\""))
     redirect = str(auth["redirect_uri"])
     if urlsplit(redirect).path.rstrip("/") != "/oauth2callback":
         out.append(problem(f"redirect_uri {redirect!r} in {where} must end in /oauth2callback"))
@@ -106,3 +129,128 @@ def source_lines(cfg: HearkenConfig, env: Mapping[str, str] | None = None) -> tu
         posts, why = can_post(cfg, src.name, env)
         lines.append(line + ("; can post replies" if posts else f"; cannot post replies: {why}"))
     return lines, problems
+
+
+# --- what fails only when Hearken runs: the model, the database, alert rules with nobody behind them ----------
+
+
+def _problem(cfg: HearkenConfig, key: tuple[str, ...], message: str) -> Problem:
+    return Problem(str(cfg.path or "<config>"), cfg.line_of(*key), ".".join(key), message)
+
+
+def model_problems(cfg: HearkenConfig) -> list[Problem]:
+    """classifier.model_path must hold a model the runner can load (it is loaded as `hearken run` does:
+    relative to the directory Hearken is started from)."""
+    path = cfg.classifier.model_path
+    if not path:
+        return []
+    import classifier
+    from classifier.runtime import ModelError
+
+    where = Path(path).resolve()
+    if not where.is_dir():
+        return [_problem(cfg, ("classifier", "model_path"),
+                         f"no model folder at {where}; leave model_path empty for the model shipped with Hearken, "
+                         "or point it at the folder `hearken train --out` wrote")]
+    try:
+        classifier.load(where)
+    except (ModelError, OSError, ValueError, RuntimeError) as exc:
+        return [_problem(cfg, ("classifier", "model_path"), f"the model in {where} cannot be loaded: {exc}")]
+    return []
+
+
+def database_origin(cfg: HearkenConfig, env: Mapping[str, str] | None = None) -> tuple[str, tuple[str, ...]]:
+    """Where the database URL comes from, as a person would look for it, and the config key to point at."""
+    env = os.environ if env is None else env
+    if env.get("HEARKEN_DATABASE_URL"):
+        return "the environment variable HEARKEN_DATABASE_URL", ("database",)
+    if cfg.database.url_env and env.get(cfg.database.url_env):
+        return f"the environment variable {cfg.database.url_env} (database.url_env)", ("database", "url_env")
+    return "database.url", ("database", "url")
+
+
+def shown_url(url: str) -> str:
+    """A database URL fit to print: its password replaced (after user: and in ?password=, ?sslpassword=),
+    even where the URL does not parse."""
+    import re
+
+    from sqlalchemy.engine import make_url
+
+    try:
+        url = make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - unparseable: hide what sits between user: and @
+        url = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+    return re.sub(r"(?i)(password=)[^&]*", r"\1***", url)
+
+
+def database_problem(cfg: HearkenConfig, exc: BaseException, env: Mapping[str, str] | None = None) -> str:
+    """One line saying which database could not be opened, where its URL came from and why."""
+    origin, _ = database_origin(cfg, env)
+    url = cfg.database_url(dict(os.environ if env is None else env))
+    reason = getattr(exc, "orig", None) or exc
+    text = " ".join(str(reason).split()) or type(reason).__name__
+    if isinstance(exc, ImportError):
+        text = f"its driver is not installed ({text})"
+        if url.startswith("postgresql"):
+            text += "; install it with .venv/bin/pip install -c constraints.txt -e '.[postgres]'"
+    elif isinstance(exc, ValueError) and text.startswith("invalid literal for int()"):  # SQLAlchemy on host:port
+        text = f"its port is not a number ({text.rsplit(':', 1)[-1].strip()})"
+    return f"cannot open the database {shown_url(url)} (from {origin}): {text}"
+
+
+def database_problems(cfg: HearkenConfig, env: Mapping[str, str] | None = None) -> list[Problem]:
+    """The database URL parses and, for a server, answers within a few seconds. A SQLite file that is not
+    there yet is fine (Hearken creates it) as long as its folder can be made."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    env = dict(os.environ if env is None else env)
+    _, key = database_origin(cfg, env)
+    url = cfg.database_url(env)
+    try:
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite":
+            folder = Path(parsed.database or ".").resolve().parent
+            while not folder.exists():
+                folder = folder.parent
+            if parsed.database not in (None, "", ":memory:") and not os.access(folder, os.W_OK):
+                raise OSError(f"{folder} cannot be written to")
+            return []
+        from desk.db import make_engine
+
+        if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
+            parsed = parsed.update_query_dict({"connect_timeout": "5"})
+        engine = make_engine(parsed.render_as_string(hide_password=False))
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        finally:
+            engine.dispose()
+    except (ValueError, SQLAlchemyError, ImportError, OSError) as exc:
+        return [_problem(cfg, key, database_problem(cfg, exc, env))]
+    return []
+
+
+def alert_reach_problems(cfg: HearkenConfig) -> list[Problem]:
+    """Rules whose 'empty = the managers' (or the admins) falls back on a role nobody on the team has: their
+    alerts would be written for nobody, and so never sent or shown."""
+    if not cfg.alerts.enabled:
+        return []
+    rules = cfg.alerts.rules
+    out = []
+    if not cfg.members("manager"):
+        unreached = [what for what, on, named in (
+            ("severe complaints (severe_recipients)", rules.severe_complaint, rules.severe_recipients),
+            ("SLA breaches (escalation_managers)", rules.sla_breach_to_managers, rules.escalation_managers),
+            ("the daily digest (digest_recipients)", rules.daily_digest, rules.digest_recipients),
+            ("SLA warnings on unassigned cases", rules.sla_warning_minutes > 0, []),
+        ) if on and not named]
+        if unreached:
+            out.append(_problem(cfg, ("team",), (
+                "no member of team: has role: manager, so these alerts would go to nobody: " + ", ".join(unreached)
+                + "; give someone role: manager, or name the recipients under alerts.rules")))
+    if not cfg.members("admin") and cfg.sources and not rules.source_recipients:
+        out.append(_problem(cfg, ("team",), "no member of team: has role: admin, so alerts about failing or silent "
+                                            "sources would go to nobody; set alerts.rules.source_recipients"))
+    return out

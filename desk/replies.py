@@ -287,6 +287,7 @@ def check_reply(store: Store, cfg: HearkenConfig, reply_id: int, actor: Actor, *
         now = now_utc()
         with store.session() as s:
             case = lock_case(s, case_id)
+            authorize(actor, case, "reply")  # it settles a reply and writes the case's history
             reply = s.get(Reply, reply_id, populate_existing=True)
             assert reply is not None
             if not _unsettled(reply, now, rules):

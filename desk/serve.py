@@ -4,7 +4,8 @@ A port given in the config or with --port is used or refused, never swapped
 for another: bookmarks, the OIDC redirect URI and the links in alert emails
 all name it. Port 0 asks for any free port. The check binds the way the
 server will (SO_REUSEADDR), so a port that a stopped dashboard left in
-TIME_WAIT a moment ago counts as free, as it is for the server. The
+TIME_WAIT a moment ago counts as free, as it is for the server, and an IPv6
+address is tried dual-stack, as Streamlit binds it ("::" is IPv4's 0.0.0.0 too). The
 Streamlit child is stopped with its parent: on SIGTERM, SIGINT or SIGHUP,
 and on Linux even when the parent is killed outright.
 """
@@ -69,8 +70,8 @@ def claim_port(host: str, port: int) -> int:
         with socket.socket(family, kind, proto) as sock:
             if os.name != "nt":  # as Tornado (Streamlit's server) binds: TIME_WAIT leftovers do not block
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if family == socket.AF_INET6:  # as Streamlit binds an IPv6 address: "::" takes IPv4 too
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
             try:
                 sock.bind((address[0], port, *address[2:]))
             except OSError as exc:

@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from desk.config import HearkenConfig, Member as TeamMember
+from desk.config import HearkenConfig, Member as TeamMember, email_key
 from desk.db import Store
 from desk.models import DashboardSession, User, now_utc
 
@@ -72,21 +72,26 @@ def _actor(m: TeamMember, session_id: str | None = None) -> Actor:
     return Actor(m.name, m.email, m.role, session_id)
 
 
+def _user_for_email(s: Session, email: str) -> User | None:
+    key = email_key(email)
+    return next((u for u in s.scalars(select(User)) if email_key(u.email) == key), None)
+
+
 def sync_team(store: Store, cfg: HearkenConfig) -> int:
     """Mirror cfg.team into the users table; returns how many members are active.
 
     A member removed from the config is deactivated and every session of theirs ends at once.
     """
-    wanted = {m.email.casefold(): m for m in cfg.team}
+    wanted = {email_key(m.email): m for m in cfg.team}
     now = now_utc()
     with store.session() as s:
-        existing = {u.email.casefold(): u for u in s.scalars(select(User))}
+        existing = {email_key(u.email): u for u in s.scalars(select(User))}
         for key, member in wanted.items():
             user = existing.get(key)
             if user is None:
                 s.add(User(email=member.email, name=member.name, role=member.role, active=True))
             else:
-                user.name, user.role, user.active = member.name, member.role, True
+                user.email, user.name, user.role, user.active = member.email, member.name, member.role, True
         for key, user in existing.items():
             if key not in wanted and user.active:
                 user.active = False
@@ -97,7 +102,8 @@ def sync_team(store: Store, cfg: HearkenConfig) -> int:
 def member_for_email(cfg: HearkenConfig, email: str | None) -> TeamMember | None:
     if not email:
         return None
-    return next((m for m in cfg.team if m.email.casefold() == str(email).casefold()), None)
+    key = email_key(email)
+    return next((m for m in cfg.team if email_key(m.email) == key), None)
 
 
 def actor_for_name(cfg: HearkenConfig, name: str) -> Actor | None:
@@ -236,7 +242,7 @@ def _bind(s: Session, cfg: HearkenConfig, claims: Mapping[str, Any], issuer: str
     member = member_for_email(cfg, email)
     if member is None:
         return _not_on_team(claims)
-    user = s.scalar(select(User).where(func.lower(User.email) == member.email.casefold()))
+    user = _user_for_email(s, member.email)
     if user is None:
         user = User(email=member.email, name=member.name, role=member.role, active=True)
         s.add(user)
@@ -273,7 +279,7 @@ def sign_out(store: Store, actor: Actor, *, reason: str = "signed out") -> int:
 
     now = now_utc()
     with store.session() as s:
-        user = s.scalar(select(User).where(func.lower(User.email) == actor.email.casefold()))
+        user = _user_for_email(s, actor.email)
         if user is None:
             return 0
         ended = _end_sessions(s, user.id, reason, now)
@@ -288,7 +294,7 @@ def forget_identity(store: Store, cfg: HearkenConfig, actor: Actor, email: str) 
     actor.require("admin", "forgetting someone's sign-in")
     now = now_utc()
     with store.session() as s:
-        user = s.scalar(select(User).where(func.lower(User.email) == email.casefold()))
+        user = _user_for_email(s, email)
         if user is None:
             raise ValueError(f"{email} has never signed in")
         previous = (user.oidc_issuer, user.oidc_subject)
@@ -316,7 +322,7 @@ def team_overview(store: Store, cfg: HearkenConfig) -> list[Member]:
 
     now = now_utc()
     with store.session() as s:
-        users = {u.email.casefold(): u for u in s.scalars(select(User))}
+        users = {email_key(u.email): u for u in s.scalars(select(User))}
         live = dict(s.execute(select(DashboardSession.user_id, func.count())
                               .where(DashboardSession.ended_at.is_(None), DashboardSession.expires_at > now)
                               .group_by(DashboardSession.user_id)).all())
@@ -326,7 +332,7 @@ def team_overview(store: Store, cfg: HearkenConfig) -> list[Member]:
                              .group_by(Case.escalated_to)).all())
     out = []
     for m in cfg.team:
-        u = users.get(m.email.casefold())
+        u = users.get(email_key(m.email))
         out.append(Member(m.name, m.email, m.role, load.get(m.name, 0), esc.get(m.name, 0),
                           u.last_seen_at if u else None, u.oidc_issuer if u else None,
                           live.get(u.id, 0) if u else 0))

@@ -72,8 +72,6 @@ LOOKALIKES = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="adversary: a verified address that only casefolds to a member's "
-                                       "(straße/strasse, Kelvin sign) signs in as that member and binds them")
 @pytest.mark.parametrize("member, attacker", LOOKALIKES)
 def test_an_address_that_only_casefolds_to_a_members_does_not_sign_in_as_them(tmp_path, monkeypatch, member,
                                                                               attacker):
@@ -85,8 +83,6 @@ def test_an_address_that_only_casefolds_to_a_members_does_not_sign_in_as_them(tm
     assert any("not as a member of this team" in e.value for e in at.error)
 
 
-@pytest.mark.xfail(strict=True, reason="adversary: check-config accepts the README's placeholder cookie_secret "
-                                       "(anyone can then sign a Streamlit auth cookie for any member)")
 @pytest.mark.parametrize("secret", ["a long random string", "x", "changeme"])
 def test_check_config_refuses_a_cookie_secret_anyone_can_guess(tmp_path, secret):
     """The README's secrets.toml example, copied as it stands. Streamlit's sign-in cookie is only signed (itsdangerous
@@ -114,8 +110,6 @@ def test_check_config_refuses_a_cookie_secret_anyone_can_guess(tmp_path, secret)
 # --- what the dashboard shows on a bad link ------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="adversary: /case?id=<30 digits> crashes the Case page with a traceback "
-                                       "(OverflowError from SQLite) instead of 'There is no case'")
 def test_a_case_link_with_an_id_too_large_for_the_database_says_there_is_no_such_case(tmp_path, monkeypatch):
     at = dashboard(tmp_path, monkeypatch, MINIMAL_CONFIG, page="views/case.py", query={"id": "9" * 30})
     assert not at.exception, at.exception[0].value
@@ -125,8 +119,6 @@ def test_a_case_link_with_an_id_too_large_for_the_database_says_there_is_no_such
 # --- the team as configured -----------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="adversary: check-config passes two team members whose names differ only "
-                                       "in case, or who share an address in another case; they are then mixed up")
 @pytest.mark.parametrize("second, value", [
     pytest.param("  - {name: sam agent, email: sam.other@example.com, role: agent}\n", "sam agent", id="same-name"),
     pytest.param("  - {name: Eve Agent, email: ALEX@example.com, role: agent}\n", "ALEX@example.com",
@@ -158,8 +150,6 @@ def discourse_stage(tmp_path, sqlite_store):
     st.platform.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="adversary: desk.replies.check_reply (Check the platform) has no role "
-                                       "check: an agent settles a reply on a case another agent holds")
 def test_an_agent_cannot_check_the_platform_for_a_reply_on_a_case_another_agent_holds(discourse_stage):
     """post_reply and post_anyway call cases.authorize; check_reply, which the composer's "Check the platform"
     calls and which rewrites the reply's status and the case's history, does not."""

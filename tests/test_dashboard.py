@@ -426,8 +426,9 @@ def test_team_page_for_managers_only(env):
     assert int(table[table["name"] == "Morgan Manager"]["escalated to them"].iloc[0]) == 1
     assert "to Morgan Manager" in at.markdown[0].value
     cfg, store = env(MINIMAL_CONFIG + "dashboard: {auth: local, local_user: Sam Agent}\n")
-    at = app("views/team.py")
-    assert at.title[0].value == "Queue" and not at.dataframe  # not in an agent's navigation: the Queue opens
+    at = app("views/team.py")  # a link to it: not in an agent's navigation, and it says whom it is for
+    assert not at.exception and not at.dataframe
+    assert at.title[0].value == "Team" and shown(at.info) == ["The team overview is for managers and admins."]
 
 
 def test_opening_the_dashboard_is_audited(env):
@@ -553,3 +554,50 @@ def test_local_mode_refuses_to_serve_beyond_loopback_without_the_switch(env):
         assert shown(at.error)[0].startswith("NO SIGN-IN ON A NETWORK")
     finally:
         st_config.set_option("server.address", None)
+
+
+def test_a_config_edited_into_a_mistake_closes_the_dashboard_saying_where(env, tmp_path):
+    """Someone adds a member with a typo while the dashboard runs: every page says the dashboard is closed and
+    names each mistake's file, line and key (not its text, which can quote the team to a stranger)."""
+    cfg, store = env()
+    seed_case(store, cfg, external_id="q", body="Northwind lost my order")
+    assert app().title[0].value == "Queue"
+    path = tmp_path / "hearken.yaml"
+    path.write_text(MINIMAL_CONFIG + "  - {name: Jo Agent, email: jo@example.com, role: agnet}\n")
+    os.utime(path, (time.time() + 5, time.time() + 5))  # a new mtime even within the file system's resolution
+    for page in (None, "views/case.py", "views/sources.py"):
+        at = app(page, user=oidc_user("sam@example.com"))
+        assert not at.exception, at.exception
+        assert shown(at.error)[0].startswith("The dashboard is closed: its configuration has 1 problem(s).")
+        assert texts(at) == [f"{path}:{MINIMAL_CONFIG.count(chr(10)) + 1}: team.3.role"]
+        assert "Northwind lost my order" not in " ".join(texts(at)) and "agnet" not in " ".join(texts(at))
+        assert [t.value for t in at.title] == ["Hearken"]
+
+
+@pytest.mark.parametrize("auth", ["local", "oidc"])
+def test_a_database_that_does_not_answer_is_one_clear_message(env, monkeypatch, auth):
+    env(MINIMAL_CONFIG + f"dashboard: {{auth: {auth}}}\n")
+    monkeypatch.setenv("HEARKEN_DATABASE_URL", "postgresql://hearken:pw@127.0.0.1:1/hearken")
+    at = app(user=oidc_user("sam@example.com") if auth == "oidc" else None)
+    assert not at.exception, at.exception
+    [error] = shown(at.error)
+    assert error.startswith("The dashboard cannot reach its database (its address comes from the environment "
+                            "variable HEARKEN_DATABASE_URL)")
+    said = " ".join(texts(at))
+    if auth == "local":  # the person at the screen is on the server: the reason, password hidden
+        assert "Connection refused" in said and "127.0.0.1" in said and ":pw@" not in said
+    else:  # before anyone is signed in: where to look, not the database's address
+        assert said == "" and "127.0.0.1" not in error
+
+
+def test_the_outbox_says_sending_until_an_email_has_gone(env):
+    cfg, store = env()
+    at = app("views/sources.py")
+    assert shown(at.info)[0] == "NOTHING SENT YET: no alert has needed an email so far."
+    with store.session() as s:
+        s.add(Outbox(kind="escalation", dedupe_key="a", recipients=["morgan@example.com"], subject="escalated #1",
+                     body_text="x", status="pending", attempts=0, next_attempt_at=now_utc()))
+    at = app("views/sources.py")
+    assert not at.exception
+    assert shown(at.info)[0].startswith("SENDING: 1 email(s) waiting for the runner's next pass")
+    assert "none has been sent yet" in shown(at.info)[0] and not at.success

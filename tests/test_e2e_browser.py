@@ -122,7 +122,8 @@ def test_sign_in_claim_reply_resolve_in_chromium(tmp_path, browser, oidc):
             audit.record(s, hostile, "system", "customer_followup", author="[x](https://evil.example) www.evil.example")
         page.goto(f"{url}/case?id={hostile}")
         expect(page.get_by_text("<script>window.hacked=1</script>", exact=False).first).to_be_visible(timeout=20000)
-        expect(page.locator(".st-key-history")).to_contain_text("customer followup")
+        # the page's first visit in this process imports the composer's modules before drawing the history
+        expect(page.locator(".st-key-history")).to_contain_text("customer followup", timeout=20000)
         settle(page)
         assert page.locator('a[href*="evil.example"]').count() == 0
         assert page.evaluate("window.hacked") is None
@@ -319,6 +320,9 @@ def test_who_gets_in_unverified_email_copied_cookie_and_removal_in_chromium(tmp_
         expect(nav.get_by_role("link", name="Team")).to_have_count(0)  # agents are not shown the Team page
         settle(page)
         shot(page, "11-agent-signed-in")
+        page.goto(f"{url}/team")  # a link to it says whom it is for, rather than opening the Queue unasked
+        expect(page.get_by_text("The team overview is for managers and admins.")).to_be_visible(timeout=30000)
+        expect(page.get_by_role("heading", name="Queue")).to_have_count(0)
         copied = ctx.cookies()
         assert any(c["name"].startswith("_streamlit_user") for c in copied)
         page.get_by_role("button", name="Sign out").click()
@@ -470,6 +474,17 @@ dashboard: {{auth: local, local_user: Alex Admin}}
             settle(page)
             shot(page, "17-case-email-delivered")
             page.locator(".st-key-history").screenshot(path=str(ARTIFACTS / "17b-case-history-email-delivered.png"))
+
+            # someone edits the config into a mistake while the dashboard runs: closed, saying where, no traceback
+            cfg_path.write_text(cfg_path.read_text().replace("role: manager}", "role: manger}"))
+            page.reload()
+            expect(page.get_by_text("The dashboard is closed: its configuration has 1 problem(s).")).to_be_visible(
+                timeout=30000)
+            expect(page.get_by_text(f"{cfg_path}:{line_of(cfg_path, 'manger')}: team.1.role")).to_be_visible()
+            expect(page.get_by_test_id("stException")).to_have_count(0)
+            expect(page.get_by_text("Northwind has cut my line")).to_have_count(0)
+            settle(page)
+            shot(page, "18-config-broken-dashboard-closed")
             ctx.close()
         finally:
             if smtp is not None:
@@ -477,6 +492,10 @@ dashboard: {{auth: local, local_user: Alex Admin}}
             proc.terminate()
             proc.wait(timeout=10)
             store.close()
+def line_of(path, needle: str) -> int:
+    return next(i for i, text in enumerate(path.read_text().splitlines(), 1) if needle in text)
+
+
 def test_lost_reply_not_found_then_posted_anyway_with_a_reason_in_chromium(tmp_path, browser):
     """The forum swallows the post: the case page says so, checks, says when it can be concluded, then
     'not found', and only a reason typed by a person sends it again. The forum ends with one reply."""

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SECRETS = """\
 [auth]
 redirect_uri = "http://127.0.0.1:{port}/oauth2callback"
-cookie_secret = "not-for-production"
+cookie_secret = "k3Qv9-TzP1wXs7bLr0eYh5mNc2uAf8dGj4oWi6Rq"
 client_id = "hearken"
 client_secret = "hearken-secret"
 server_metadata_url = "http://127.0.0.1:9/.well-known/openid-configuration"
@@ -55,7 +55,7 @@ def test_incomplete_or_misdirected_sign_in_secrets_are_named(tmp_path):
     cfg = oidc_config(tmp_path, port)
     secrets = tmp_path / ".streamlit" / "secrets.toml"
     secrets.parent.mkdir()
-    secrets.write_text(SECRETS.format(port=port).replace('cookie_secret = "not-for-production"\n', ""))
+    secrets.write_text(SECRETS.format(port=port).replace('cookie_secret = "k3Qv9-TzP1wXs7bLr0eYh5mNc2uAf8dGj4oWi6Rq"\n', ""))
     run = hearken(tmp_path, "check-config", "--config", str(cfg))
     assert run.returncode == 1
     assert f"the [auth] section in {secrets} lacks cookie_secret" in run.stdout

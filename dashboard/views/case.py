@@ -19,12 +19,23 @@ cfg = ui.config()
 store = ui.store()
 
 
+MAX_ID = 2**63 - 1  # the largest id a database column holds; a longer number names no case
+
+
 def _pick_case() -> int | None:
-    raw = st.query_params.get("id")
-    try:
-        return int(raw) if raw else None
-    except ValueError:
+    """The case the link names; None when it names none. A link that names no case says so and stops."""
+    raw = (st.query_params.get("id") or "").strip()
+    if not raw:
         return None
+    try:
+        case_id = int(raw)
+    except ValueError:
+        case_id = 0
+    if not 1 <= case_id <= MAX_ID:
+        st.title("Case")
+        st.error(f"There is no case {ui.md_escape(raw[:40])}: a case link ends in ?id= and the case's number.")
+        st.stop()
+    return case_id
 
 
 case_id = _pick_case()

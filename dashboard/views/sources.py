@@ -38,10 +38,15 @@ with st.container(border=True, key="outbox"):
         box.info("**OFF**: alerts.enabled is false; no alert emails are written.", icon=":material/mail:")
     elif trouble:
         box.error(f"**NOT DELIVERING**: {ui.md_escape(trouble.headline)}", icon=":material/error:")
-    else:
-        box.success("**DELIVERING**: nothing is waiting to be retried"
-                    + (f"; last email sent {ui.fmt_time(ob['last_sent_at'])}." if ob["last_sent_at"] else "."),
+    elif ob["pending"]:  # not delivered yet, and nothing has failed: say no more than that
+        box.info(f"**SENDING**: {ob['pending']} email(s) waiting for the runner's next pass (every 15 seconds); "
+                 "none has failed" + (f"; last email sent {ui.fmt_time(ob['last_sent_at'])}." if ob["last_sent_at"]
+                                      else ", none has been sent yet."), icon=":material/schedule_send:")
+    elif ob["last_sent_at"]:
+        box.success(f"**DELIVERING**: nothing is waiting; last email sent {ui.fmt_time(ob['last_sent_at'])}.",
                     icon=":material/check_circle:")
+    else:
+        box.info("**NOTHING SENT YET**: no alert has needed an email so far.", icon=":material/mail:")
     a, b, c, d = st.columns(4)
     a.metric("Waiting to send", ob["pending"])
     b.metric("Retrying", ob["retrying"])

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from desk.config import HearkenConfig
 from desk.publishers import deadline
@@ -28,7 +29,10 @@ from desk.publishers.base import Posted, Rejected, Target, length_limit, same_te
 def platform_file(cfg: HearkenConfig, env: Mapping[str, str]) -> Path:
     if env.get("HEARKEN_DEMO_PLATFORM_FILE"):
         return Path(env["HEARKEN_DEMO_PLATFORM_FILE"])
-    url = make_url(cfg.database_url(dict(env)))
+    try:
+        url = make_url(cfg.database_url(dict(env)))
+    except (ArgumentError, ValueError):  # a URL that does not parse: check-config names it, nothing runs on it
+        return Path("var") / "demo_platform.jsonl"
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
         return Path(url.database).resolve().parent / "demo_platform.jsonl"
     return Path("var") / "demo_platform.jsonl"
