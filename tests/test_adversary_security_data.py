@@ -65,8 +65,6 @@ def post(pid: int, href: str, body: str) -> str:
 # --- links ---------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="adversary: a forum permalink to another site (absolute, or relative under "
-                                       "<base href>) is stored and drawn as 'Open on the platform'")
 def test_a_forum_permalink_to_another_site_is_not_offered_as_the_post_on_the_platform(tmp_path, monkeypatch):
     """The README's own selector (permalink: a.post-link@href) reads a link from inside the post, which the
     page (or a post on it) controls. An http(s) link to evil.example passes the "only http(s)" rule, and

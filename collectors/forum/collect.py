@@ -35,8 +35,10 @@ One post that cannot be read (no body, no plausible time: collectors/times.py)
 is set aside with its HTML and the reason, and remembered as seen like the
 others; the rest of the page is kept. Only when not one of several posts on a
 page can be read is the page a failure (the layout changed: fix the selectors
-and the posts are read then). A permalink that is not http(s) (`javascript:`)
-is never stored: the page's address stands in for it, with a note.
+and the posts are read then). A permalink that is not http(s) (`javascript:`),
+or that leads off the site the page was read from (an absolute link elsewhere,
+a `<base href>` or canonical link to another host), is never stored: the
+page's address stands in for it, with a note.
 """
 
 from __future__ import annotations
@@ -147,6 +149,22 @@ def post_ref(value: str) -> str | None:
     return None
 
 
+def same_site(url: str, page_url: str) -> bool:
+    """Whether `url` is on the site `page_url` was read from: the same host name, "www." aside.
+
+    A post's permalink is shown to staff as the post on the platform; one that leads to another site
+    (written by whoever controls the page, or a post on it) would send them elsewhere.
+    """
+    def host(u: str) -> str:
+        name = (urlsplit(u).hostname or "").lower()
+        return name.removeprefix("www.")
+
+    try:
+        return host(url) == host(page_url) != ""
+    except ValueError:
+        return False
+
+
 def _join(base: str, href: str) -> str | None:
     try:
         return urljoin(base, href)
@@ -233,11 +251,15 @@ class ForumCollector:
             raise BadPayload(f"{self.name}: no post on the page matched {self.sel['post'].text!r} "
                              "(the forum's layout changed, or the page needs a login)", url=page_url)
         posts = []
+        offsite: list[str] = []
         for index, el in enumerate(elements):
             try:
-                posts.append(self._post(el, index, base, canonical, page_url, thread_url, title, notes))
+                posts.append(self._post(el, index, base, canonical, page_url, thread_url, title, notes, offsite))
             except Exception as exc:  # noqa: BLE001 - one odd post loses only itself
                 posts.append(self._unreadable(el, index, page_url, thread_url, exc))
+        if offsite:
+            notes.append(f"{page_url}: {len(offsite)} permalink(s) lead off {urlsplit(page_url).hostname} "
+                         f"(the first: {clean.shown(offsite[0], 200)}); stored the page's address instead")
         readable = [p for p in posts if "aside" not in p]
         if not readable and len(posts) > 1:
             # Not one of several posts readable: the layout changed. Fail the page (nothing is remembered
@@ -264,7 +286,7 @@ class ForumCollector:
         return f"{urlsplit(page_url).netloc}#{post_id}"
 
     def _post(self, el: Tag, index: int, base: str, canonical: str, page_url: str, thread_url: str, title: str,
-              notes: list[str]) -> dict[str, Any]:
+              notes: list[str], offsite: list[str]) -> dict[str, Any]:
         post_id = self._post_id(el)
         body_el = self.sel["body"].elements(el)
         if not body_el:
@@ -291,6 +313,9 @@ class ForumCollector:
         elif self.permalink_template and post_id:
             url = self.permalink_template.format(page=canonical.rstrip("/"), id=post_id)
         else:
+            url = fallback
+        if not same_site(url, page_url):  # a <base href>, a canonical link or a post's own link elsewhere
+            offsite.append(url)
             url = fallback
         if post_id is None:
             post_id = hashlib.sha256(f"{author}|{posted_at.isoformat()}|{body[:500]}".encode("utf-8", "replace")).hexdigest()[:16]
