@@ -19,6 +19,7 @@ import os
 import sys
 from pathlib import Path
 
+from collectors.redact import hide_passwords
 from desk import logs
 from desk.config import (DEFAULT_CONFIG, SERVED_URL_ENV, ConfigError, HearkenConfig, is_loopback, load_config,
                          local_mode_exposure, served_url)
@@ -86,7 +87,7 @@ def cmd_check_config(args) -> int:
     print(f"{path}: {len(problems)} problem(s)" if problems else f"{path}: OK")
     for p in problems:
         print(f"  {p}")
-    print(f"  database: {cfg.database_url().split('@')[-1]}")
+    print(f"  database: {hide_passwords(cfg.database_url())}")
     print(f"  dashboard: http://{cfg.dashboard.host}:{cfg.dashboard.port or 'any free port'}, sign-in "
           f"{cfg.dashboard.auth}, links in emails to {cfg.dashboard.public_url}")
     for line in lines:
@@ -206,7 +207,7 @@ def cmd_up(args) -> int:
     threading.Thread(target=watch, name="dashboard-watch", daemon=True).start()
     print(f"Hearken is running. Dashboard: {url}  (Ctrl+C stops it)", flush=True)
     print(f"  config: {cfg.path}", flush=True)
-    print(f"  database: {cfg.database_url().split('@')[-1]}", flush=True)
+    print(f"  database: {hide_passwords(cfg.database_url())}", flush=True)
     try:
         runner.run_forever(install_signals=False)
     finally:

@@ -98,8 +98,6 @@ def test_a_forum_permalink_to_another_site_is_not_offered_as_the_post_on_the_pla
 # --- secrets -------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="adversary: a password in a configured URL (https://user:pw@forum/) is "
-                                       "printed in the log at INFO and on the Sources page when the source fails")
 def test_a_password_in_a_configured_address_reaches_no_log_and_no_page(tmp_path, monkeypatch):
     """Private boards behind HTTP basic auth are commonly written user:password@host. The README says secrets
     belong in *_env variables, but a careless operator writes them here, and Hearken then repeats the
@@ -118,8 +116,6 @@ def test_a_password_in_a_configured_address_reaches_no_log_and_no_page(tmp_path,
     assert not [s for s in shown if "hunter2-forum-pw" in s]
 
 
-@pytest.mark.xfail(strict=True, reason="adversary: check-config (and hearken up) print a database password "
-                                       "given as a URL query parameter (?password=...)")
 def test_check_config_prints_no_database_password_given_in_the_query(tmp_path):
     """libpq and SQLAlchemy take the password as `?password=` too; the output strips only user:pw@."""
     path = tmp_path / "hearken.yaml"

@@ -33,7 +33,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 
 from bs4 import BeautifulSoup
 
@@ -41,6 +40,7 @@ from collectors import clean, times
 from collectors.net import http
 from collectors.base import BadPayload, Mention, NotConfigured, PollResult, SetAside, collector_boundary
 from collectors.match import TermMatcher
+from collectors.redact import site
 
 PLATFORM = "discourse"
 _REGULAR_POST = 1  # post_type: 1 regular, 2 moderator action, 3 small action, 4 whisper
@@ -114,7 +114,7 @@ class DiscourseCollector:
         self.matcher = matcher
         self.own = {a.lstrip("@").casefold() for a in own_accounts}
         self.base = str(settings.base_url).rstrip("/")
-        self.host = urlsplit(self.base).netloc
+        self.host = site(self.base)
         self.what = f"Discourse {self.host}"
         headers: dict[str, str] = {"Accept": "application/json"}
         # public forums are read anonymously: a key only adds private categories (and lets Hearken post)

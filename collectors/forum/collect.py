@@ -61,6 +61,7 @@ from collectors.base import BadPayload, Mention, NotConfigured, PollResult, SetA
 from collectors.forum.presets import DEFAULT_NEXT_PAGE, PRESETS
 from collectors.forum.text import html_text, line_text
 from collectors.match import TermMatcher
+from collectors.redact import site, without_credentials
 
 PLATFORM = "forum"
 SEEN_PER_PAGE = 300
@@ -216,7 +217,7 @@ class ForumCollector:
         delay = self.robots.crawl_delay(url)
         if delay <= 0:
             return True
-        host = urlsplit(url).netloc
+        host = site(url)
         last = self._last_request.get(host)
         remaining = 0.0 if last is None else delay - (self.clock() - last)
         if delay > http.MAX_CRAWL_DELAY:
@@ -230,7 +231,7 @@ class ForumCollector:
         return True
 
     def _fetch(self, url: str, validators: http.Validators | None):
-        host = urlsplit(url).netloc
+        host = site(url)
         try:
             response = http.get(self.client, url, what=f"forum {host}", headers=validators.headers() if validators else None)
         finally:
@@ -282,8 +283,8 @@ class ForumCollector:
     def _external_id(self, post_id: str, page_url: str, thread_url: str) -> str:
         if self.id_scope == "thread":
             parts = urlsplit(thread_url)
-            return f"{parts.netloc}{parts.path}" + (f"?{parts.query}" if parts.query else "") + f"#{post_id}"
-        return f"{urlsplit(page_url).netloc}#{post_id}"
+            return f"{site(thread_url)}{parts.path}" + (f"?{parts.query}" if parts.query else "") + f"#{post_id}"
+        return f"{site(page_url)}#{post_id}"
 
     def _post(self, el: Tag, index: int, base: str, canonical: str, page_url: str, thread_url: str, title: str,
               notes: list[str], offsite: list[str]) -> dict[str, Any]:
@@ -385,6 +386,7 @@ class ForumCollector:
         terms = self.matcher.match(post["own_words"])  # what the author wrote, not what they quoted
         if not terms and not reply_to_own:
             return None
+        thread_url = without_credentials(thread_url)  # a private board's login stays in the config
         extra: dict[str, Any] = {"page": thread_url, "post_id": post["post_id"], "preset": self.settings.preset}
         if reply_to_own:
             extra["reply_to_own"] = True
@@ -426,7 +428,7 @@ class ForumCollector:
                     unfetched_next = url if page_no else None
                     break
                 response = self._fetch(url, validators if page_no == 0 else None)
-                fetched[urlsplit(url).netloc] = fetched.get(urlsplit(url).netloc, 0) + 1
+                fetched[site(url)] = fetched.get(site(url), 0) + 1
                 if response.status_code == 304:
                     break
                 soup = BeautifulSoup(http.decode_html(response.content, response.headers, forced=self.settings.encoding),
