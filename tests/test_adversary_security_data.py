@@ -129,8 +129,6 @@ def test_check_config_prints_no_database_password_given_in_the_query(tmp_path):
 # --- spreadsheet cells ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="adversary: `hearken export-labels` writes a post text beginning with = "
-                                       "raw into its CSV (formula injection when a lead reviews the labels)")
 def test_export_labels_writes_no_cell_a_spreadsheet_would_run(tmp_path, monkeypatch):
     """The weekly report's CSV neutralises = + - @ tab CR (OWASP); the labels CSV, the other CSV Hearken
     writes and the one a lead opens to review what staff marked "Not a complaint", does not."""
