@@ -72,7 +72,7 @@ def open_store(cfg: HearkenConfig):
 
 
 def cmd_check_config(args) -> int:
-    from desk.preflight import auth_problems, source_lines
+    from desk.preflight import auth_problems, cleartext_secrets, source_lines
 
     path = args.config or os.environ.get("HEARKEN_CONFIG") or DEFAULT_CONFIG
     try:
@@ -85,7 +85,7 @@ def cmd_check_config(args) -> int:
     lines, problems = source_lines(cfg)
     problems = auth_problems(cfg) + problems
     print(f"{path}: {len(problems)} problem(s)" if problems else f"{path}: OK")
-    for p in problems:
+    for p in problems + cleartext_secrets(cfg):  # warnings are printed but do not fail the check
         print(f"  {p}")
     print(f"  database: {hide_passwords(cfg.database_url())}")
     print(f"  dashboard: http://{cfg.dashboard.host}:{cfg.dashboard.port or 'any free port'}, sign-in "

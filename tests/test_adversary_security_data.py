@@ -155,8 +155,6 @@ def test_export_labels_writes_no_cell_a_spreadsheet_would_run(tmp_path, monkeypa
             assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), cell
 
 
-@pytest.mark.xfail(strict=True, reason="adversary: check-config says nothing when a password or API key would go "
-                                       "unencrypted to another machine (SMTP security: none with a login, http:// Discourse)")
 @pytest.mark.parametrize("extra, key", [
     pytest.param("alerts:\n  smtp: {host: smtp.example.com, port: 25, security: none, username_env: SMTP_USER, "
                  "password_env: SMTP_PASSWORD}\n", "smtp", id="smtp-login-in-clear"),
