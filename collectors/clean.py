@@ -309,6 +309,7 @@ def finish(result: PollResult, *, now: datetime | None = None) -> PollResult:
     result.mentions = kept
     result.set_aside = [clean_set_aside(a) for a in result.set_aside]
     result.notes = [reason_line(n) for n in result.notes]
+    result.warnings = [reason_line(w) for w in result.warnings]
     return result
 
 

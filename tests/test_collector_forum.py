@@ -318,3 +318,41 @@ def test_links_resolve_against_the_page_a_redirect_led_to(server):
     server.route("/new/t", Reply(200, page([(1, "ann", "acme")]).replace('href="/p/1"', 'href="p/1"')))
     [m] = make(server, ["/old/t"], selectors=SELECTORS).poll(None).mentions
     assert m.url == server.url + "/new/p/1"
+
+
+# -- a post is its id, author and time: a forum restored from a backup gives lost posts' ids to new ones ----
+
+def _thread(posts):
+    items = "".join(f'<div class="msg" data-id="{pid}"><span class="who">{who}</span>'
+                    f'<time datetime="{at.isoformat()}">x</time><div class="text">{text}</div></div>'
+                    for pid, who, at, text in posts)
+    return f"<html><head><title>T</title></head><body>{items}</body></html>"
+
+
+def test_an_id_given_to_another_post_is_read_as_new_and_an_edit_is_not(server):
+    t = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
+    html = {"now": _thread([(1, "ann", t, "acme is down"), (2, "bob", t + timedelta(minutes=1), "acme here too")])}
+    server.route("/t", lambda req: Reply(200, html["now"], {"Content-Type": "text/html"}))
+    collector = make(server, ["/t"], selectors={k: v for k, v in SELECTORS.items() if k != "permalink"})
+    first = collector.poll(None)
+    assert len(first.mentions) == 2
+    html["now"] = _thread([(1, "ann", t, "acme is down (edit: since 9am)"), (2, "bob", t + timedelta(minutes=1),
+                                                                           "acme here too")])
+    edited = collector.poll(first.cursor)
+    assert edited.mentions == []  # an edit keeps its author and time: the post stored before
+    html["now"] = _thread([(1, "ann", t, "acme is down"), (2, "cat", t + timedelta(hours=3), "acme billed me twice")])
+    restored = collector.poll(edited.cursor)
+    host = server.url.removeprefix("http://")
+    assert [(m.external_id, m.author, m.body) for m in restored.mentions] == [(f"{host}#2", "cat", "acme billed me twice")]
+    assert collector.poll(restored.cursor).mentions == []  # and read once
+
+
+def test_ids_remembered_alone_by_an_older_hearken_still_count_as_seen(server):
+    t = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
+    server.route("/t", Reply(200, _thread([(1, "ann", t, "acme is down")]), {"Content-Type": "text/html"}))
+    host = server.url.removeprefix("http://")
+    url = server.url + "/t"
+    result = make(server, ["/t"], selectors=SELECTORS).poll({"pages": {url: {"resume": url, "seen": [f"{host}#1"]}}})
+    assert result.mentions == []
+    [entry] = result.cursor["pages"][url]["seen"]
+    assert entry[0] == f"{host}#1" and entry[2] == int(t.timestamp())  # from now on with its author and time

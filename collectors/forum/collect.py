@@ -20,10 +20,14 @@ Cursor::
 
     {"pages": {"<configured url>": {"resume": "<url of the last page reached>",
                                      "etag": ..., "last_modified": ...,
-                                     "seen": ["<external id>", ...]}}}
+                                     "seen": [["<external id>", "<author digest>", <epoch>], ...]}}}
 
-`seen` keeps the ids of the last `SEEN_PER_PAGE` posts per configured page,
-enough to recognise a re-read page. On the first poll ever, posts of the
+`seen` keeps the last `SEEN_PER_PAGE` posts per configured page, enough to
+recognise a re-read page: each by its id, author and time (a post set aside,
+or one remembered by an older Hearken, by its id alone). A seen id whose post
+now has another author or time is another post that was given the id (the
+forum was restored from a backup and numbers again): it is read as new, and
+the store keeps it apart from the post it replaced (collectors/identity.py). On the first poll ever, posts of the
 pages passed on the way are only remembered: mentions come from the last page
 reached (the newest), so Hearken does not backfill years of a thread.
 
@@ -60,6 +64,7 @@ from collectors.net import http
 from collectors.base import BadPayload, Mention, NotConfigured, PollResult, SetAside, collector_boundary
 from collectors.forum.presets import DEFAULT_NEXT_PAGE, PRESETS
 from collectors.forum.text import html_text, line_text
+from collectors.identity import fingerprint, same_fingerprint
 from collectors.match import TermMatcher
 from collectors.redact import site, without_credentials
 
@@ -164,6 +169,43 @@ def same_site(url: str, page_url: str) -> bool:
         return host(url) == host(page_url) != ""
     except ValueError:
         return False
+
+
+class _Seen:
+    """The posts one configured page has shown, oldest first: an id, with its author and time where read."""
+
+    def __init__(self, entries: Any) -> None:
+        self.marks: dict[str, tuple[str, int] | None] = {}
+        for entry in entries if isinstance(entries, list) else []:
+            if isinstance(entry, str):
+                self.marks[entry] = None
+            elif isinstance(entry, list) and len(entry) == 3 and isinstance(entry[0], str):
+                try:
+                    self.marks[entry[0]] = (str(entry[1]), int(entry[2]))
+                except (TypeError, ValueError):
+                    self.marks[entry[0]] = None
+
+    @staticmethod
+    def _mark(post: dict[str, Any]) -> tuple[str, int] | None:
+        return None if "aside" in post else fingerprint(post["author"], post["posted_at"])
+
+    def knows(self, post: dict[str, Any]) -> bool:
+        """Whether this post was seen before: its id, and (where both are known) its author and time."""
+        if post["id"] not in self.marks:
+            return False
+        known, mark = self.marks[post["id"]], self._mark(post)
+        if known is None or mark is None:
+            if known is None and mark is not None:
+                self.marks[post["id"]] = mark  # an id remembered alone: remember its post from now on
+            return True
+        return same_fingerprint(known, mark)
+
+    def add(self, post: dict[str, Any]) -> None:
+        self.marks.pop(post["id"], None)
+        self.marks[post["id"]] = self._mark(post)
+
+    def to_cursor(self, limit: int) -> list[Any]:
+        return [key if mark is None else [key, *mark] for key, mark in list(self.marks.items())[-limit:]]
 
 
 def _join(base: str, href: str) -> str | None:
@@ -410,8 +452,7 @@ class ForumCollector:
         for configured in (str(u) for u in self.settings.pages):
             state = old_pages.get(configured) or {}
             first_poll = not state
-            seen = list(state.get("seen", []))
-            seen_set = set(seen)
+            seen = _Seen(state.get("seen", []))
             url = state.get("resume") or configured
             if http.off_origin(configured, url):  # a cursor written before links were kept on their site
                 url = configured
@@ -457,10 +498,9 @@ class ForumCollector:
                 pending = [[dict(p, remember_only=True) for p in page] for page in pending[:-1]] + pending[-1:]
             for page in pending:
                 for post in page:
-                    if post["id"] in seen_set:
+                    if seen.knows(post):
                         continue
-                    seen_set.add(post["id"])
-                    seen.append(post["id"])
+                    seen.add(post)
                     if post.get("remember_only"):
                         continue
                     if "aside" in post:
@@ -473,7 +513,7 @@ class ForumCollector:
             if unfetched_next:  # validators belong to the page last read, not to this one
                 new_state.pop("etag", None)
                 new_state.pop("last_modified", None)
-            new_state["seen"] = seen[-SEEN_PER_PAGE:]
+            new_state["seen"] = seen.to_cursor(SEEN_PER_PAGE)
             new_pages[configured] = new_state
         mentions.sort(key=lambda m: m.posted_at)
         return PollResult(mentions=mentions, cursor={"pages": new_pages}, reads=reads, notes=notes, set_aside=set_aside)
