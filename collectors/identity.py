@@ -6,11 +6,12 @@ posts it lost to the next posts written, and one moved to a new server may numbe
 Taking the id alone for the post, Hearken would drop those new posts as "already stored".
 
 So on a platform whose ids can be reused (`Platform.ids_can_be_reused`), a post is known by its id
-*and* its author and time: an edit changes neither, a re-read page gives both again, while a new post
-under an old id has another author or another time. Times may differ by `TIME_ALLOWANCE` and still
-be one post: a forum prints minutes, and a page read either side of midnight says "Today" or
-"Yesterday". A person who posts again within that allowance, and is given the id of their own lost
-post, is taken for that post: it is in the queue already.
+*and* its author and time, and a post under a known id is another post when both differ: someone else
+wrote it, at another time. One that differs in one of them only is the post known before: an edit
+changes neither, an account renamed or deleted ("[deleted]") changes the author only, and a forum's
+"Today, 23:59" read across midnight in another time zone than the forum's moves the time by a day.
+Times within `TIME_ALLOWANCE` are one time (a forum prints minutes). The price: a person given the id
+of their own lost post is taken for that post (their earlier complaint is in the queue already).
 
 `fingerprint` is the compact form a cursor keeps (the author hashed, the time in whole seconds).
 """
@@ -30,8 +31,8 @@ def fingerprint(author: str, posted_at: datetime) -> tuple[str, int]:
 
 
 def same_fingerprint(a: tuple[str, int] | list, b: tuple[str, int] | list) -> bool:
-    """Whether two fingerprints are of one post: the same author, times within `TIME_ALLOWANCE`."""
-    return str(a[0]) == str(b[0]) and abs(int(a[1]) - int(b[1])) <= TIME_ALLOWANCE.total_seconds()
+    """Whether two fingerprints are of one post: the same author, or times within `TIME_ALLOWANCE`."""
+    return str(a[0]) == str(b[0]) or abs(int(a[1]) - int(b[1])) <= TIME_ALLOWANCE.total_seconds()
 
 
 def same_post(author_a: str, at_a: datetime, author_b: str, at_b: datetime) -> bool:
@@ -39,16 +40,10 @@ def same_post(author_a: str, at_a: datetime, author_b: str, at_b: datetime) -> b
     return same_fingerprint(fingerprint(author_a, _aware(at_a)), fingerprint(author_b, _aware(at_b)))
 
 
-def own_id(external_id: str, posted_at: datetime, taken: set[str]) -> str:
-    """An id for a post that came under `external_id` after another post had it: the id and its time
-    (``host#102~2026-11-01T10:32:00Z``), and a number after it where that is `taken` too."""
-    stamp = _aware(posted_at).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    candidate = f"{external_id}~{stamp}"
-    n = 2
-    while candidate in taken:
-        candidate = f"{external_id}~{stamp}~{n}"
-        n += 1
-    return candidate
+def own_id(external_id: str, posted_at: datetime) -> str:
+    """The id of a post that came under `external_id` after another post had it: the id and its time,
+    ``host#102~2026-11-01T10:32:00Z`` (two posts under one id and time are one post, so it is free)."""
+    return f"{external_id}~{_aware(posted_at).astimezone(timezone.utc):%Y-%m-%dT%H:%M:%SZ}"
 
 
 def _aware(at: datetime) -> datetime:

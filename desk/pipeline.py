@@ -128,7 +128,7 @@ def _tell_apart(s: Session, mentions: Sequence[Mention]) -> tuple[list[Mention],
                                   MentionRow.external_id.startswith(m.external_id + "~", autoescape=True))).all()
         if any(same_post(a, at, m.author, m.posted_at) for _, a, at in others):
             continue  # stored under its own id at an earlier poll
-        own = clean.fit_id(own_id(m.external_id, m.posted_at, {e for e, _, _ in others}))
+        own = clean.fit_id(own_id(m.external_id, m.posted_at))
         out.append(replace(m, external_id=own, extra={**m.extra, "reused_id": m.external_id}))
         reused.append(m.external_id)
     return out, reused

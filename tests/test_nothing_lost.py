@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import select, text
@@ -401,10 +401,13 @@ def test_a_new_post_under_a_stored_id_is_stored_as_a_post_of_its_own(store):
 
     assert store_poll(store, "board", "forum", again) == 0  # a re-poll stores nothing twice, and warns no more
     assert len(source_warnings.recent(store)["board"]) == 1
-    erin = fmention("b#102", "erin", later, "acme hung up on me")  # a third post under the id, at dave's time
+    erin = fmention("b#102", "erin", later + timedelta(hours=1), "acme hung up on me")  # a third post under the id
     assert store_poll(store, "board", "forum", PollResult([erin], {"n": 3})) == 1
-    assert stored(store, "board")["b#102~2026-11-20T12:00:00Z~2"].author == "erin"
+    assert stored(store, "board")["b#102~2026-11-20T13:00:00Z"].author == "erin"
     assert store_poll(store, "board", "forum", PollResult([erin], {"n": 4})) == 0
+    # one of author and time differing is the post stored before: an account renamed, a "Today" read a day off
+    renamed, day_off = fmention("b#103", "carol_w", t), fmention("b#103", "carol", t + timedelta(days=1))
+    assert store_poll(store, "board", "forum", PollResult([renamed, day_off], {"n": 5})) == 0
 
 
 def test_where_ids_are_for_ever_another_author_under_one_id_is_the_post_stored_before(store):
