@@ -26,6 +26,7 @@ from desk.pipeline import store_poll
 from desk.runner import Runner
 from collectors.base import Mention as Found, PollResult
 from tests.collector_helpers import LocalServer, Reply
+from tests.conftest import ROOT
 
 UTC = timezone.utc
 ACCOUNTS = "accounts: {reddit: [acme_support], x: [acme_help], discourse: [acme_support], forum: [AcmeStaff]}"
@@ -334,21 +335,29 @@ def test_a_poll_the_database_refuses_as_a_whole_fails_in_one_line(store, server,
         assert record.exc_info is None or "secret-post-text" not in logging.Formatter().formatException(record.exc_info)
 
 
-def test_every_page_says_items_were_set_aside_and_the_sources_page_lists_them(tmp_path, monkeypatch):
-    from streamlit.testing.v1 import AppTest
+def read(element) -> str:
+    """Markdown as a person reads it."""
+    return re.sub(r"\\(.)", r"\1", element.value)
 
-    from collectors.base import SetAside
+
+def dashboard_store(tmp_path, monkeypatch):
+    """The minimal config's database, which the dashboard under AppTest reads too."""
     from desk.db import connect
-    from tests.conftest import MINIMAL_CONFIG, ROOT
-
-    def read(element) -> str:  # markdown as a person reads it
-        return re.sub(r"\\(.)", r"\1", element.value)
+    from tests.conftest import MINIMAL_CONFIG
 
     (tmp_path / "hearken.yaml").write_text(MINIMAL_CONFIG)
     url = f"sqlite:///{tmp_path / 'hearken.db'}"
     monkeypatch.setenv("HEARKEN_CONFIG", str(tmp_path / "hearken.yaml"))
     monkeypatch.setenv("HEARKEN_DATABASE_URL", url)
-    store = connect(url)
+    return connect(url)
+
+
+def test_every_page_says_items_were_set_aside_and_the_sources_page_lists_them(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from collectors.base import SetAside
+
+    store = dashboard_store(tmp_path, monkeypatch)
     odd = [SetAside(platform="demo", source="demo", reason=f"demo 'd{i}': its time 1557-05-04 is before 2000",
                     raw=f'{{"id": "d{i}"}}', external_id=f"d{i}") for i in (1, 2)]
     store_poll(store, "demo", "demo", PollResult([raw_mention(1)], {"next": 1}, set_aside=odd))
@@ -422,17 +431,7 @@ def test_where_ids_are_for_ever_another_author_under_one_id_is_the_post_stored_b
 def test_a_platform_warning_is_on_every_page_until_a_manager_has_looked_at_it(tmp_path, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
-    from desk.db import connect
-    from tests.conftest import MINIMAL_CONFIG, ROOT
-
-    def read(element) -> str:
-        return re.sub(r"\\(.)", r"\1", element.value)
-
-    (tmp_path / "hearken.yaml").write_text(MINIMAL_CONFIG)
-    url = f"sqlite:///{tmp_path / 'hearken.db'}"
-    monkeypatch.setenv("HEARKEN_CONFIG", str(tmp_path / "hearken.yaml"))
-    monkeypatch.setenv("HEARKEN_DATABASE_URL", url)
-    store = connect(url)
+    store = dashboard_store(tmp_path, monkeypatch)
     said = "latest posts: the forum's post ids went backwards (its newest is now 302; 5002 was seen before)"
     store_poll(store, "demo", "demo", PollResult([raw_mention(1)], {"next": 1}, warnings=[said]))
     store_poll(store, "demo", "demo", PollResult([], {"next": 1}))  # the next poll has nothing to say: it stays
