@@ -5,7 +5,7 @@ transaction: a crash before it commits loses nothing (the next poll fetches
 the same posts again) and the unique key (platform, external_id) absorbs the
 re-poll, so nothing is stored twice. On a platform whose ids can be reused (a
 forum restored from a backup gives lost posts' ids to new ones), a post under
-a stored id but by another author or at another time is another post: it is
+a stored id by another author and at another time is another post: it is
 stored under an id of its own (``<id>~<its time>``), and the source carries a
 warning (collectors/identity.py; `_tell_apart`). A row the database still
 refuses (the collectors' normaliser should have made that impossible) is set
@@ -104,11 +104,21 @@ _REFUSED = (SQLAlchemyError, ValueError, TypeError)  # a driver or a bind proces
 
 def _tell_apart(s: Session, mentions: Sequence[Mention]) -> tuple[list[Mention], list[str]]:
     """The mentions to insert, each a post of its own: on a platform whose ids can be reused, a mention
-    under a stored id whose author or time differ gets an id of its own; one stored so before is left
-    out. Also returns the ids found reused."""
+    under a stored id that is another post (`same_post`) gets an id of its own; one stored so before is
+    left out. Also returns the ids found reused. Should the database refuse the look-up (it cannot for
+    mentions the collectors' normaliser has cleaned), the mentions go on as they are."""
     reusable = [m for m in mentions if _ids_can_be_reused(m.platform)]
     if not reusable:
         return list(mentions), []
+    try:
+        with s.begin_nested():
+            return _told_apart(s, mentions, reusable)
+    except _REFUSED as exc:
+        log.warning("could not tell posts under reused ids apart (%s); storing them by id", db_reason(exc))
+        return list(mentions), []
+
+
+def _told_apart(s: Session, mentions: Sequence[Mention], reusable: list[Mention]) -> tuple[list[Mention], list[str]]:
     stored: dict[tuple[str, str], tuple[str, datetime]] = {}
     for platform in {m.platform for m in reusable}:
         ids = [m.external_id for m in reusable if m.platform == platform]
