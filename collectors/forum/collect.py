@@ -25,11 +25,12 @@ Cursor::
 `seen` keeps the last `SEEN_PER_PAGE` posts per configured page, enough to
 recognise a re-read page: each by its id, author and time (a post set aside,
 or one remembered by an older Hearken, by its id alone). A seen id whose post
-now has another author or time is another post that was given the id (the
-forum was restored from a backup and numbers again): it is read as new, and
-the store keeps it apart from the post it replaced (collectors/identity.py). On the first poll ever, posts of the
-pages passed on the way are only remembered: mentions come from the last page
-reached (the newest), so Hearken does not backfill years of a thread.
+now has another author and another time is another post that was given the
+id (the forum was restored from a backup and numbers again): it is read as
+new, and the store keeps it apart from the post it replaced
+(collectors/identity.py). On the first poll ever, posts of the pages passed
+on the way are only remembered: mentions come from the last page reached (the
+newest), so Hearken does not backfill years of a thread.
 
 External ids are "<host>#<post id>" where the forum numbers posts across the
 site (phpBB, vBulletin, XenForo), or "<thread url>#<n>" where it numbers them
