@@ -57,10 +57,15 @@ def load_benchmark(path: str | os.PathLike | None = None) -> list[Example]:
     return rows
 
 
+# A CSV text cell that a spreadsheet would run as a formula is exported with a leading apostrophe.
+_ESCAPED_FORMULA = tuple("'" + c for c in "=+-@\t\r\n")
+
+
 def load_extra_labels(path: str | os.PathLike) -> list[Example]:
     """Staff labels exported by desk: CSV or JSONL with text,label[,severity].
 
-    Severity may be empty; it is then left out of the severity loss.
+    Severity may be empty; it is then left out of the severity loss. In a CSV, a text the export
+    protected from spreadsheets (an apostrophe before a leading = + - @, tab or CR) is read without it.
     """
     path = Path(path)
     if not path.is_file():
@@ -76,6 +81,8 @@ def load_extra_labels(path: str | os.PathLike) -> list[Example]:
         try:
             text = str(rec["text"])
             label = int(rec["label"])
+            if path.suffix.lower() not in {".jsonl", ".ndjson"} and text.startswith(_ESCAPED_FORMULA):
+                text = text[1:]
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{path}: record {i} needs 'text' and 'label' (0 or 1)") from exc
         if label not in (0, 1):

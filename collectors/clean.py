@@ -13,7 +13,7 @@ Whatever a platform sends, a `Mention` that leaves `collector_boundary` has:
   saying how much is missing;
 - only http(s) links: a `javascript:`, `data:` or otherwise odd URL is never
   stored as the post's link (the collector falls back to the page, or to no
-  link, with a note);
+  link, with a note), and a link keeps no user name or password;
 - a plausible `posted_at` (see collectors/times.py).
 
 A mention that cannot be made so (an implausible time, an empty id) becomes a
@@ -40,6 +40,7 @@ from urllib.parse import urlsplit
 
 from collectors import times
 from collectors.base import BadPayload, CollectorError, Mention, PollResult, SetAside
+from collectors.redact import hide_passwords, without_credentials
 
 # The database columns these fit (desk/models.py; tests/test_clean.py checks they agree).
 ID_LIMIT = 200
@@ -198,8 +199,8 @@ def safe_raw(text: str, limit: int = RAW_LIMIT) -> str:
 
 
 def reason_line(reason: object) -> str:
-    """A reason as one line of at most `REASON_LIMIT` characters."""
-    return fit(clean_text(str(reason), multiline=False), REASON_LIMIT)
+    """A reason as one line of at most `REASON_LIMIT` characters, with the passwords of addresses hidden."""
+    return fit(hide_passwords(clean_text(str(reason), multiline=False)), REASON_LIMIT)
 
 
 def clean_extra(value: Any, notes: list[str], key: str = "", depth: int = 0) -> Any:
@@ -242,8 +243,10 @@ def clean_mention(m: Mention, *, now: datetime | None = None) -> tuple[Mention, 
         raise Unusable(f"its time {exc}") from None
     url = safe_link(m.url) if m.url else ""
     if url is None:
-        notes.append(f"{m.platform} {external_id}: link {shown(m.url)} is not http(s); stored without a link")
+        notes.append(f"{m.platform} {external_id}: link {shown(hide_passwords(m.url))} is not http(s); "
+                     "stored without a link")
         url = ""
+    url = without_credentials(url)  # staff open it in their browser: never with the source's login
     extra = clean_extra(dict(m.extra), notes)
     author_clean = clean_text(m.author, multiline=False)
     author = fit(author_clean, AUTHOR_LIMIT)
@@ -283,7 +286,8 @@ def set_aside_mention(m: Mention, reason: str) -> SetAside:
 def clean_set_aside(item: SetAside) -> SetAside:
     return SetAside(platform=clean_text(item.platform, multiline=False), source=clean_text(item.source, multiline=False),
                     reason=reason_line(item.reason), raw=safe_raw(item.raw),
-                    external_id=_optional_id(item.external_id), url=safe_link(item.url))
+                    external_id=_optional_id(item.external_id),
+                    url=without_credentials(link) if (link := safe_link(item.url)) else None)
 
 
 def finish(result: PollResult, *, now: datetime | None = None) -> PollResult:
@@ -305,6 +309,7 @@ def finish(result: PollResult, *, now: datetime | None = None) -> PollResult:
     result.mentions = kept
     result.set_aside = [clean_set_aside(a) for a in result.set_aside]
     result.notes = [reason_line(n) for n in result.notes]
+    result.warnings = [reason_line(w) for w in result.warnings]
     return result
 
 

@@ -13,20 +13,28 @@
           +-- Rejected            the platform refused it, or it was never sent: nothing was posted, a retry is safe
           +-- Unknown             it may have been posted (timeout, connection lost, 5xx): look on the platform first
 
+Every error's `reason` and `url` have the passwords of addresses hidden (collectors/redact.py).
+
 `NotConfigured` is one class under both branches: a source without credentials
 neither polls nor posts, and whoever asks gets the same error with the same reason.
 """
 
 from __future__ import annotations
 
+from collectors.redact import hide_passwords
+
 
 class PlatformError(Exception):
-    """Something went wrong with a platform. `reason` is one line a person can act on; `url` where it happened."""
+    """Something went wrong with a platform. `reason` is one line a person can act on; `url` where it happened.
+
+    Both are shown and logged, so a password in an address (``https://user:pw@forum/``) is hidden in them.
+    """
 
     def __init__(self, reason: str, *, url: str | None = None) -> None:
+        reason = hide_passwords(str(reason))
         super().__init__(reason)
         self.reason = reason
-        self.url = url
+        self.url = hide_passwords(str(url)) if url else url
 
     def __str__(self) -> str:
         return f"{self.reason} ({self.url})" if self.url else self.reason

@@ -65,6 +65,10 @@ class Platform:
     - `reply_limit(extra)`: the longest reply, in characters, to the mention with this `extra`.
     - `read_cap(settings)`: posts one source may read per calendar month (a billed API), or None.
     - `answers_us(extra)`: whether the mention with this `extra` answers one of our accounts.
+    - `ids_can_be_reused`: the platform may give an id it gave one post to another later (a forum
+      restored from a backup, or moved, numbers again); the store then tells posts under one id apart
+      by author and time (collectors/identity.py). Where ids are for ever (Reddit, X) it stays False,
+      so a post whose author became "[deleted]" is still the post stored before.
     """
 
     name: str
@@ -75,6 +79,7 @@ class Platform:
     reply_limit: Callable[[Mapping[str, Any]], int] = _reply_limit
     read_cap: Callable[[Any], int | None] = _no_cap
     answers_us: Callable[[Mapping[str, Any]], bool] = answers_us
+    ids_can_be_reused: bool = False
 
     @property
     def can_post(self) -> bool:

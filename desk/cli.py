@@ -19,6 +19,7 @@ import os
 import sys
 from pathlib import Path
 
+from collectors.redact import hide_passwords
 from desk import logs
 from desk.config import (DEFAULT_CONFIG, SERVED_URL_ENV, ConfigError, HearkenConfig, is_loopback, load_config,
                          local_mode_exposure, served_url)
@@ -81,8 +82,8 @@ def open_store(cfg: HearkenConfig):
 
 
 def cmd_check_config(args) -> int:
-    from desk.preflight import (alert_reach_problems, auth_problems, database_problems, model_problems,
-                                source_lines)
+    from desk.preflight import (alert_reach_problems, auth_problems, cleartext_secrets, database_problems,
+                                model_problems, source_lines)
 
     path = args.config or os.environ.get("HEARKEN_CONFIG") or DEFAULT_CONFIG
     try:
@@ -96,9 +97,9 @@ def cmd_check_config(args) -> int:
     problems = (auth_problems(cfg) + problems + alert_reach_problems(cfg) + model_problems(cfg)
                 + database_problems(cfg))
     print(f"{path}: {len(problems)} problem(s)" if problems else f"{path}: OK")
-    for p in problems:
+    for p in problems + cleartext_secrets(cfg):  # warnings are printed but do not fail the check
         print(f"  {p}")
-    print(f"  database: {cfg.database_url().split('@')[-1]}")
+    print(f"  database: {hide_passwords(cfg.database_url())}")
     print(f"  dashboard: http://{cfg.dashboard.host}:{cfg.dashboard.port or 'any free port'}, sign-in "
           f"{cfg.dashboard.auth}, links in emails to {cfg.dashboard.public_url}")
     for line in lines:
@@ -233,7 +234,7 @@ def cmd_up(args) -> int:
     threading.Thread(target=watch, name="dashboard-watch", daemon=True).start()
     print(f"Hearken is running. Dashboard: {url}  (Ctrl+C stops it)", flush=True)
     print(f"  config: {cfg.path}", flush=True)
-    print(f"  database: {cfg.database_url().split('@')[-1]}", flush=True)
+    print(f"  database: {hide_passwords(cfg.database_url())}", flush=True)
     try:
         runner.run_forever(install_signals=False)
     finally:

@@ -8,8 +8,9 @@ only in a log: the dashboard draws every item on every page until it is fixed.
   longer than `STUCK` with nobody trying them (the runner, which sends them, is not running).
 - Sources: an enabled source that is failing, whose credentials were refused, that the runner disabled
   (credentials missing), that has found no new mention for `alerts.rules.source_silent_minutes`, or
-  that has not been polled for much longer than its interval (the runner is not running), or that set
-  items aside (desk/set_aside.py) nobody has looked at yet.
+  that has not been polled for much longer than its interval (the runner is not running), that set
+  items aside (desk/set_aside.py) nobody has looked at yet, or whose platform gave a warning about
+  itself (its post ids went backwards: desk/source_warnings.py) nobody has looked at yet.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 
-from desk import set_aside
+from desk import set_aside, source_warnings
 from desk.config import HearkenConfig, key_location
 from desk.db import Store
 from desk.models import Outbox, now_utc
@@ -110,6 +111,7 @@ def source_trouble(store: Store, cfg: HearkenConfig, *, now: datetime | None = N
     rows = source_health(store, cfg, now=now) if rows is None else rows
     index = {src.name: i for i, src in enumerate(cfg.sources)}
     aside = set_aside.summary(store)
+    warned = source_warnings.recent(store, now=now)
     out = []
     for h in rows:
         if h.name not in index or not h.enabled:
@@ -121,6 +123,11 @@ def source_trouble(store: Store, cfg: HearkenConfig, *, now: datetime | None = N
                                                  "the platform sent that could not be read or stored.",
                                aside[h.name].last_reason,
                                "look at them on the Sources page, and mark them as looked at there."))
+            continue
+        if problem is None and h.name in warned:
+            latest = warned[h.name][0]
+            out.append(Trouble("source", h.name, f"Source {h.name} ({h.type}) gave a warning about its platform.",
+                               latest.text, "read it on the Sources page, and mark it as looked at there."))
             continue
         if problem is None:
             continue

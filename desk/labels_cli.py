@@ -4,6 +4,10 @@ Each row of the labels table is a person saying "this mention is (not) a
 complaint" (and, for a complaint, how severe). The newest label per mention
 wins. The CSV (text,label,severity) is what `hearken train --extra-labels`
 reads, so a team can retrain the shipped model on its own corrections.
+
+A lead opens the same file in a spreadsheet to review what staff marked, so a text that a spreadsheet
+would run as a formula (it begins with = + - @, tab or CR) is written with a leading apostrophe, as the
+weekly report's CSV is (desk/untrusted.py); `load_extra_labels` reads such a cell back without it.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from desk.models import Label, Mention
+from desk.untrusted import csv_cell
 
 
 def export_labels(store, out) -> int:
@@ -31,7 +36,8 @@ def export_labels(store, out) -> int:
     w.writerow(["text", "label", "severity"])
     for label, mention in newest.values():
         severity = label.severity if label.is_complaint and label.severity else (0 if not label.is_complaint else "")
-        w.writerow([classifier.prepare_text(mention.title or "", mention.body), int(label.is_complaint), severity])
+        text = classifier.prepare_text(mention.title or "", mention.body)
+        w.writerow([csv_cell(text), int(label.is_complaint), severity])
     return len(newest)
 
 

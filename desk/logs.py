@@ -6,7 +6,9 @@
 - The HTTP and OAuth libraries log request headers and bodies at DEBUG (tweepy the X bearer token,
   prawcore the Reddit password grant, urllib3/httpx the URLs): they stay at WARNING even with --verbose.
 - Whatever still gets through, every secret the configuration names (each `*_env` variable holding a
-  key, token, secret or password, and the database URL's password) is replaced by `[redacted]`.
+  key, token, secret or password, the database URL's password, and a password written into any address
+  in the config) is replaced by `[redacted]`, and the password of any address a line holds
+  (``user:pw@``, ``?password=``) by `***` (collectors/redact.py).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import os
 import sys
 from collections.abc import Iterable, Mapping
 
+from collectors.redact import hide_passwords
 from desk.untrusted import log_text
 
 # libraries that log headers, tokens or request bodies at DEBUG
@@ -45,8 +48,6 @@ class Redact(logging.Filter):
         self.secrets.update(v for v in values if v and len(v) >= MIN_SECRET)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self.secrets:
-            return True
         message = record.getMessage()
         clean = self.scrub(message)
         if clean != message:
@@ -60,7 +61,7 @@ class Redact(logging.Filter):
     def scrub(self, text: str) -> str:
         for secret in sorted(self.secrets, key=len, reverse=True):
             text = text.replace(secret, REDACTED)
-        return text
+        return hide_passwords(text)
 
 
 _redact = Redact()
@@ -97,6 +98,8 @@ def config_secrets(cfg, env: Mapping[str, str] | None = None) -> list[str]:
             return
         fields = getattr(type(node), "model_fields", None)
         if not fields:
+            if node is not None and "://" in str(node):  # an address (a forum page, a base_url): its password
+                found.extend(_url_password(str(node)))
             return
         for name in fields:
             value = getattr(node, name, None)
@@ -108,10 +111,23 @@ def config_secrets(cfg, env: Mapping[str, str] | None = None) -> list[str]:
     walk(cfg)
     for url in (cfg.database_url(dict(env)), env.get("HEARKEN_DATABASE_URL", "")):
         try:
-            found.append(make_url(url).password or "")
+            parsed = make_url(url)
         except Exception:  # noqa: BLE001 - not a URL: nothing to hide
-            pass
+            continue
+        found.append(parsed.password or "")
+        found.extend(str(v) for k, v in parsed.query.items() if k in ("password", "sslpassword"))
     return [v for v in found if v]
+
+
+def _url_password(url: str) -> list[str]:
+    """The password written into an address, as written and percent-decoded; [] when it has none."""
+    from urllib.parse import unquote, urlsplit
+
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return []
+    return [password, unquote(password)] if password else []
 
 
 def protect(cfg, env: Mapping[str, str] | None = None) -> None:

@@ -3,9 +3,15 @@
 `store_poll` writes the new mentions and the source's next cursor in one
 transaction: a crash before it commits loses nothing (the next poll fetches
 the same posts again) and the unique key (platform, external_id) absorbs the
-re-poll, so nothing is stored twice. A row the database still refuses (the
-collectors' normaliser should have made that impossible) is set aside with
-the reason, in a savepoint of its own, so it never costs the rest of the poll.
+re-poll, so nothing is stored twice. On a platform whose ids can be reused (a
+forum restored from a backup gives lost posts' ids to new ones), a post under
+a stored id by another author and at another time is another post: it is
+stored under an id of its own (``<id>~<its time>``), and the source carries a
+warning (collectors/identity.py; `_tell_apart`). A row the database still
+refuses (the collectors' normaliser should have made that impossible) is set
+aside with the reason, in a savepoint of its own, so it never costs the rest
+of the poll. A poll's warnings are kept in the audit trail and shown on the
+Sources page (desk/source_warnings.py).
 
 `classify_pending` scores unclassified mentions in batches and, in one
 transaction per batch, stores the scores, opens a case for each complaint
@@ -18,7 +24,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Protocol
 
@@ -28,9 +34,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from collectors import clean
+from collectors import PLATFORMS, clean
 from collectors.base import Mention, PollResult, SetAside
-from desk import alerts, audit, set_aside
+from collectors.identity import own_id, same_post
+from desk import alerts, audit, set_aside, source_warnings
 from desk.config import HearkenConfig
 from desk.db import Store
 from desk.models import Case, Classification, Mention as MentionRow, Reply, SourceState, now_utc
@@ -95,6 +102,60 @@ def db_reason(exc: BaseException) -> str:
 _REFUSED = (SQLAlchemyError, ValueError, TypeError)  # a driver or a bind processor refusing a value
 
 
+def _tell_apart(s: Session, mentions: Sequence[Mention]) -> tuple[list[Mention], list[str]]:
+    """The mentions to insert, each a post of its own: on a platform whose ids can be reused, a mention
+    under a stored id that is another post (`same_post`) gets an id of its own; one stored so before is
+    left out. Also returns the ids found reused. Should the database refuse the look-up (it cannot for
+    mentions the collectors' normaliser has cleaned), the mentions go on as they are."""
+    reusable = [m for m in mentions if _ids_can_be_reused(m.platform)]
+    if not reusable:
+        return list(mentions), []
+    try:
+        with s.begin_nested():
+            return _told_apart(s, mentions, reusable)
+    except _REFUSED as exc:
+        log.warning("could not tell posts under reused ids apart (%s); storing them by id", db_reason(exc))
+        return list(mentions), []
+
+
+def _told_apart(s: Session, mentions: Sequence[Mention], reusable: list[Mention]) -> tuple[list[Mention], list[str]]:
+    stored: dict[tuple[str, str], tuple[str, datetime]] = {}
+    for platform in {m.platform for m in reusable}:
+        ids = [m.external_id for m in reusable if m.platform == platform]
+        for i in range(0, len(ids), 500):
+            rows = s.execute(select(MentionRow.external_id, MentionRow.author, MentionRow.posted_at)
+                             .where(MentionRow.platform == platform, MentionRow.external_id.in_(ids[i:i + 500])))
+            stored.update(((platform, e), (a, at)) for e, a, at in rows)
+    out: list[Mention] = []
+    reused: list[str] = []
+    for m in mentions:
+        before = stored.get((m.platform, m.external_id))
+        if before is None or same_post(before[0], before[1], m.author, m.posted_at):
+            out.append(m)  # new, or the post stored before (the unique key absorbs it)
+            continue
+        others = s.execute(select(MentionRow.external_id, MentionRow.author, MentionRow.posted_at)
+                           .where(MentionRow.platform == m.platform,
+                                  MentionRow.external_id.startswith(m.external_id + "~", autoescape=True))).all()
+        if any(same_post(a, at, m.author, m.posted_at) for _, a, at in others):
+            continue  # stored under its own id at an earlier poll
+        own = clean.fit_id(own_id(m.external_id, m.posted_at))
+        out.append(replace(m, external_id=own, extra={**m.extra, "reused_id": m.external_id}))
+        reused.append(m.external_id)
+    return out, reused
+
+
+def _ids_can_be_reused(platform: str) -> bool:
+    plat = PLATFORMS.get(platform)
+    return bool(plat and plat.ids_can_be_reused)
+
+
+def _reused_warning(ids: Sequence[str]) -> str:
+    shown = ", ".join(clean.shown(i) for i in ids[:3]) + (f" and {len(ids) - 3} more" if len(ids) > 3 else "")
+    return (f"{len(ids)} new post(s) came under ids that posts stored earlier have ({shown}): the platform gave "
+            "out its ids again (restored from a backup, or moved?). Each was stored as a post of its own; the "
+            "earlier posts' links may now open the new ones.")
+
+
 def _insert_mentions(s: Session, mentions: Sequence[Mention], now: datetime, refused: list[SetAside]) -> int:
     """Insert the mentions (new ones only); a row the database refuses is set aside, the others stored.
 
@@ -156,9 +217,12 @@ def store_poll(store: Store, source: str, platform: str, result: PollResult, *, 
             # commit on release).
             s.execute(update(SourceState).where(SourceState.name == source).values(last_poll_at=now))
             refused: list[SetAside] = []
-            new = _insert_mentions(s, result.mentions, now, refused)
+            mentions, reused = _tell_apart(s, result.mentions)
+            new = _insert_mentions(s, mentions, now, refused)
             aside = list(result.set_aside) + refused
             set_aside.record(s, aside, now=now)
+            warnings = list(result.warnings) + ([_reused_warning(reused)] if reused else [])
+            source_warnings.record(s, source, warnings)
             s.refresh(state)
             recovered = state.status in ("failing", "auth_failed")
             month = month_key(now)
@@ -168,7 +232,7 @@ def store_poll(store: Store, source: str, platform: str, result: PollResult, *, 
             state.cursor = result.cursor
             state.last_poll_at = state.last_success_at = now
             state.status = "capped" if any(n.startswith(CAP_NOTE) for n in result.notes) else "ok"
-            notes = ([_set_aside_note(aside)] if aside else []) + list(dict.fromkeys(result.notes))
+            notes = warnings + ([_set_aside_note(aside)] if aside else []) + list(dict.fromkeys(result.notes))
             if len(notes) > NOTES_SHOWN:
                 notes = notes[:NOTES_SHOWN] + [f"and {len(notes) - NOTES_SHOWN} more notes"]
             state.status_reason = clean.fit("; ".join(notes), 4000) or None

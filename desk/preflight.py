@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from collectors.redact import hide_passwords
 from desk.config import HearkenConfig, Problem
 
 SIGN_IN_KEYS = ("redirect_uri", "cookie_secret", "client_id", "client_secret", "server_metadata_url")
@@ -169,20 +170,6 @@ def database_origin(cfg: HearkenConfig, env: Mapping[str, str] | None = None) ->
     return "database.url", ("database", "url")
 
 
-def shown_url(url: str) -> str:
-    """A database URL fit to print: its password replaced (after user: and in ?password=, ?sslpassword=),
-    even where the URL does not parse."""
-    import re
-
-    from sqlalchemy.engine import make_url
-
-    try:
-        url = make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - unparseable: hide what sits between user: and @
-        url = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
-    return re.sub(r"(?i)(password=)[^&]*", r"\1***", url)
-
-
 def database_problem(cfg: HearkenConfig, exc: BaseException, env: Mapping[str, str] | None = None) -> str:
     """One line saying which database could not be opened, where its URL came from and why."""
     origin, _ = database_origin(cfg, env)
@@ -195,7 +182,7 @@ def database_problem(cfg: HearkenConfig, exc: BaseException, env: Mapping[str, s
             text += "; install it with .venv/bin/pip install -c constraints.txt -e '.[postgres]'"
     elif isinstance(exc, ValueError) and text.startswith("invalid literal for int()"):  # SQLAlchemy on host:port
         text = f"its port is not a number ({text.rsplit(':', 1)[-1].strip()})"
-    return f"cannot open the database {shown_url(url)} (from {origin}): {text}"
+    return f"cannot open the database {hide_passwords(url)} (from {origin}): {text}"
 
 
 def database_problems(cfg: HearkenConfig, env: Mapping[str, str] | None = None) -> list[Problem]:
@@ -253,4 +240,58 @@ def alert_reach_problems(cfg: HearkenConfig) -> list[Problem]:
     if not cfg.members("admin") and cfg.sources and not rules.source_recipients:
         out.append(_problem(cfg, ("team",), "no member of team: has role: admin, so alerts about failing or silent "
                                             "sources would go to nobody; set alerts.rules.source_recipients"))
+    return out
+
+
+_SECRET_WORDS = ("key", "secret", "password", "token")
+
+
+def _clear_host(url: object) -> str | None:
+    """The host `url` reaches without encryption (http:// to another machine), else None."""
+    from desk.config import is_loopback
+
+    try:
+        parts = urlsplit(str(url))
+    except ValueError:
+        return None
+    if parts.scheme != "http" or not parts.hostname or is_loopback(parts.hostname):
+        return None
+    return parts.hostname
+
+
+def cleartext_secrets(cfg: HearkenConfig, env: Mapping[str, str] | None = None) -> list[Problem]:
+    """A warning for each password or key that would cross the network unencrypted to another machine.
+
+    smtplib logs in over a plain connection whenever the server offers AUTH, and httpx sends a source's
+    key to an http:// address: anyone on the path can read them. A server on this machine (loopback)
+    is fine. A source is asked generically: an http:// address among its settings, and a secret it
+    names through a `*_env` key that is set, or a password written into the address itself.
+    """
+    from desk.config import is_loopback
+
+    env = dict(os.environ if env is None else env)
+    file = str(cfg.path or "<config>")
+    out: list[Problem] = []
+    smtp = cfg.alerts.smtp
+    login = [v for v in (smtp.username_env, smtp.password_env) if v and env.get(v)]
+    if cfg.alerts.enabled and login and smtp.security == "none" and not is_loopback(smtp.host):
+        out.append(Problem(file, cfg.line_of("alerts", "smtp", "security"), "alerts.smtp.security",
+                           f"warning: the SMTP login (${', $'.join(login)}) would go to {smtp.host} in plain text, "
+                           "readable by anyone on the way; use security: starttls or ssl (TLS)"))
+    for i, src in enumerate(cfg.sources):
+        if not src.enabled:
+            continue
+        secrets = [f"${env_name}" for name in type(src).model_fields
+                   if name.endswith("_env") and any(w in name for w in _SECRET_WORDS)
+                   and (env_name := getattr(src, name, None)) and env.get(env_name)]
+        for name in type(src).model_fields:
+            value = getattr(src, name, None)
+            for url in value if isinstance(value, list) else [value]:
+                host = _clear_host(url) if url is not None and "://" in str(url) else None
+                sent = secrets + (["the password in the address"] if host and urlsplit(str(url)).password else [])
+                if host and sent:
+                    out.append(Problem(file, cfg.line_of("sources", i, name), f"sources.{i}.{name}",
+                                       f"warning: source {src.name} would send {' and '.join(sent)} to {host} "
+                                       "over plain http, readable by anyone on the way; use an https:// address"))
+                    break
     return out

@@ -1,7 +1,8 @@
 """Values that came from outside (post text, platform data, staff input) made safe where they are shown.
 
-- `web_url`: the only links Hearken ever renders (dashboard, report HTML, emails) are http(s) ones;
-  anything else (`javascript:`, `data:`, a relative path) is shown as text, never as a link.
+- `web_url`: the only links Hearken ever renders (dashboard, report HTML, emails) are http(s) ones,
+  without a user name or password; anything else (`javascript:`, `data:`, a relative path) is shown as
+  text, never as a link.
 - `csv_cell`: a spreadsheet runs a cell that begins with = + - @, tab or CR as a formula; such a cell
   gets a leading apostrophe (OWASP, "CSV Injection"), which the spreadsheet shows as text.
 - `log_text`: control characters (CR, LF, ...) written visibly, so a value cannot start a forged log line.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import re
 
 from collectors.clean import safe_link
+from collectors.redact import without_credentials
 
 _CONTROL_OR_SPACE = re.compile(r"[\x00-\x20\x7f-\x9f]")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
@@ -29,7 +31,8 @@ def web_url(value: object) -> str | None:
     url = value.strip()
     if not url or _CONTROL_OR_SPACE.search(url):  # browsers drop tabs and newlines: "java\tscript:" runs
         return None
-    return safe_link(url)
+    link = safe_link(url)
+    return without_credentials(link) if link else None
 
 
 def csv_cell(value: str) -> str:

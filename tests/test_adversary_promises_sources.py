@@ -114,8 +114,6 @@ def test_a_gzip_bomb_costs_the_runner_no_more_than_its_byte_cap(tmp_path, srv):
     assert grew < 100, f"the runner's peak memory grew by {grew:.0f} MiB reading one 4 MB-capped answer"
 
 
-@pytest.mark.xfail(strict=True, reason="adversary: Discourse's cursor is the highest post id ever seen, so once the "
-                                       "forum's ids go backwards every later post is dropped, with the source 'ok'")
 def test_a_forum_whose_post_ids_go_backwards_still_has_its_new_posts_stored(tmp_path, srv):
     """A forum restored from a backup or moved to a new server numbers its posts again from lower ids. The
     collector keeps only posts with an id above the highest it ever saw (`latest.last_id`), so every post
@@ -491,9 +489,6 @@ def _phpbb_thread(posts: list[tuple[int, str, str, str]]) -> str:
     return f"<html><head><title>t</title></head><body><h2 class='topic-title'><a>Outage</a></h2>{body}</body></html>"
 
 
-@pytest.mark.xfail(strict=True, reason="adversary: a forum restored from a backup hands the lost posts' ids to new "
-                                       "posts; Hearken takes them for posts it has seen (cursor and unique key) and "
-                                       "drops them, with the source 'ok'")
 def test_new_posts_that_reuse_the_ids_of_lost_ones_are_still_stored(tmp_path, srv):
     """A phpBB board loses a day and is restored from last night's backup: the posts written since are gone,
     and the next posts written get the same ids again (p102, p103). To Hearken the ids are the posts: the

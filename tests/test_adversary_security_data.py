@@ -65,8 +65,6 @@ def post(pid: int, href: str, body: str) -> str:
 # --- links ---------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="adversary: a forum permalink to another site (absolute, or relative under "
-                                       "<base href>) is stored and drawn as 'Open on the platform'")
 def test_a_forum_permalink_to_another_site_is_not_offered_as_the_post_on_the_platform(tmp_path, monkeypatch):
     """The README's own selector (permalink: a.post-link@href) reads a link from inside the post, which the
     page (or a post on it) controls. An http(s) link to evil.example passes the "only http(s)" rule, and
@@ -100,8 +98,6 @@ def test_a_forum_permalink_to_another_site_is_not_offered_as_the_post_on_the_pla
 # --- secrets -------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="adversary: a password in a configured URL (https://user:pw@forum/) is "
-                                       "printed in the log at INFO and on the Sources page when the source fails")
 def test_a_password_in_a_configured_address_reaches_no_log_and_no_page(tmp_path, monkeypatch):
     """Private boards behind HTTP basic auth are commonly written user:password@host. The README says secrets
     belong in *_env variables, but a careless operator writes them here, and Hearken then repeats the
@@ -120,8 +116,6 @@ def test_a_password_in_a_configured_address_reaches_no_log_and_no_page(tmp_path,
     assert not [s for s in shown if "hunter2-forum-pw" in s]
 
 
-@pytest.mark.xfail(strict=True, reason="adversary: check-config (and hearken up) print a database password "
-                                       "given as a URL query parameter (?password=...)")
 def test_check_config_prints_no_database_password_given_in_the_query(tmp_path):
     """libpq and SQLAlchemy take the password as `?password=` too; the output strips only user:pw@."""
     path = tmp_path / "hearken.yaml"
@@ -135,8 +129,6 @@ def test_check_config_prints_no_database_password_given_in_the_query(tmp_path):
 # --- spreadsheet cells ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="adversary: `hearken export-labels` writes a post text beginning with = "
-                                       "raw into its CSV (formula injection when a lead reviews the labels)")
 def test_export_labels_writes_no_cell_a_spreadsheet_would_run(tmp_path, monkeypatch):
     """The weekly report's CSV neutralises = + - @ tab CR (OWASP); the labels CSV, the other CSV Hearken
     writes and the one a lead opens to review what staff marked "Not a complaint", does not."""
@@ -163,8 +155,6 @@ def test_export_labels_writes_no_cell_a_spreadsheet_would_run(tmp_path, monkeypa
             assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), cell
 
 
-@pytest.mark.xfail(strict=True, reason="adversary: check-config says nothing when a password or API key would go "
-                                       "unencrypted to another machine (SMTP security: none with a login, http:// Discourse)")
 @pytest.mark.parametrize("extra, key", [
     pytest.param("alerts:\n  smtp: {host: smtp.example.com, port: 25, security: none, username_env: SMTP_USER, "
                  "password_env: SMTP_PASSWORD}\n", "smtp", id="smtp-login-in-clear"),

@@ -243,3 +243,49 @@ def test_a_hostile_topic_slug_never_reaches_the_link(server):
     server.route("/posts.json", Reply(200, {"latest_posts": [post(1, topic_slug='x"><script>/../../')]}))
     [m] = make(server).poll(None).mentions
     assert m.url == f"{server.url}/t/x-script-/5/1"
+
+
+# -- a forum whose ids go backwards: restored from a backup, moved to a new server, or one absurd id ------
+
+def test_a_forum_renumbered_lower_has_its_new_posts_read_and_says_so(server):
+    """After a move the forum numbers from 300 again; the cursor had seen 5002. The posts written since are
+    new by their time, the poll warns (kept on the Sources page), and the next poll reads from 302."""
+    before = [post(5000 + i, topic=40 + i, number=1) for i in range(3)]  # written 5000..5002 minutes after T
+    server.route("/posts.json", paged_posts(before))
+    collector = make(server)
+    first = collector.poll(None)
+    assert first.cursor["latest"]["last_id"] == 5002 and not first.warnings
+    moved = [post(300 + i, topic=70 + i, number=1, when=datetime(2026, 11, 10, tzinfo=timezone.utc) + timedelta(minutes=i))
+             for i in range(3)]
+    server.route("/posts.json", paged_posts(moved))
+    second = collector.poll(first.cursor)
+    host = server.url.removeprefix("http://")
+    assert [m.external_id for m in second.mentions] == [f"{host}/t/{70 + i}/1" for i in range(3)]
+    [warning] = second.warnings
+    assert "went backwards" in warning and "302" in warning and "5002" in warning
+    assert second.cursor["latest"]["last_id"] == 302
+    third = collector.poll(second.cursor)
+    assert third.mentions == [] and third.warnings == []
+
+
+def test_the_newest_post_deleted_is_no_renumbering_and_nothing_is_read_twice(server):
+    server.route("/posts.json", paged_posts([post(i) for i in range(1, 6)]))
+    collector = make(server)
+    first = collector.poll(None)
+    server.route("/posts.json", paged_posts([post(i) for i in range(1, 5)]))  # moderators removed post 5
+    second = collector.poll(first.cursor)
+    assert second.mentions == [] and second.warnings == []
+    server.route("/posts.json", paged_posts([post(i) for i in (1, 2, 3, 4, 6)]))
+    assert [m.extra["post_id"] for m in collector.poll(second.cursor).mentions] == [6]
+
+
+def test_one_absurd_id_does_not_hide_the_posts_after_it(server):
+    """A post with id 10^12 (a bug, or a hostile entry) once set the cursor past every id the forum will give."""
+    t = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    absurd = post(10**12, topic=6, number=1, when=t + timedelta(minutes=2))
+    server.route("/posts.json", paged_posts([post(1), absurd]))
+    collector = make(server)
+    first = collector.poll(None)
+    assert first.cursor["latest"]["last_id"] == 10**12
+    server.route("/posts.json", paged_posts([post(1), absurd, post(2, topic=7, number=1, when=t + timedelta(hours=1))]))
+    assert [m.extra["post_id"] for m in collector.poll(first.cursor).mentions] == [2]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -37,22 +38,28 @@ def serve_fixture(server, name, path="/thread", content_type="text/html"):
     server.route(path, Reply(200, fixture("html_forums", name).read_bytes(), {"Content-Type": content_type}))
 
 
-# (fixture, preset, term, posts on the page, author, posted_at, permalink as it resolves, post id, title)
+# (fixture, preset, term, posts on the page, author, posted_at, permalink as it resolves, post id, title).
+# Three saved pages resolve their permalinks to the site they were saved from (a <base href>, absolute links,
+# a canonical link), which is not the 127.0.0.1 serving them here: such a link leads off the page's site, so
+# the page's address stands in for it, and the note names the link the preset found.
 RECORDED = [
     ("phpBB.html", "phpbb", "lecture", 25, "Jakob", datetime(2019, 5, 26, 16, 34, tzinfo=UTC),
      "{server}/viewtopic.php?p=2729870#p2729870", "2729870", "Biological Will"),
     ("vBulletin3.html", "vbulletin3", "loose interpretation", 20, "BBOvenGuy", datetime(2016, 2, 1, 2, 29, tzinfo=UTC),
      "{server}/showthread.php?p=5768676#post5768676", "5768676", "(L+CR) Hibike! Euphonium [anime]"),  # as shown: "(<acronym>L</acronym><span>+</span>..." has no spaces
     ("vBulletin4.html", "vbulletin4", "seas", 10, "Mjölnir", datetime(2016, 6, 15, 17, 21, tzinfo=UTC),
-     "http://forums.militarytimes.com/showthread.php/9687-Legendary-military-columnist-author-Bob-Dorr-dies-at-76"
-     "?p=365267&viewfull=1#post365267", "365267", "Legendary military columnist, author Bob Dorr dies at 76"),
+     ("{server}/thread#365267", "http://forums.militarytimes.com/showthread.php/9687-Legendary-military-columnist-"
+                                "author-Bob-Dorr-dies-at-76?p=365267&viewfull=1#post365267"),
+     "365267", "Legendary military columnist, author Bob Dorr dies at 76"),
     ("Xenforo1.html", "xenforo1", "pinky", 25, "Crow", datetime(2014, 10, 30, 22, 49, tzinfo=UTC),
-     "https://forums.sufficientvelocity.com/posts/2146297/", "2146297", "Renascence: A Homura Quest"),
+     ("{server}/thread#2146297", "https://forums.sufficientvelocity.com/posts/2146297/"), "2146297",
+     "Renascence: A Homura Quest"),
     ("Xenforo2.html", "xenforo2", "dark theme shipped", 8, "dieketzer", datetime(2010, 11, 21, 10, 51, 58, tzinfo=UTC),
      "{server}/community/threads/a-dark-theme-option.8276/post-114210", "114210", "a dark theme option"),
     ("discourse_topic.response", "discourse_crawler", "GitHub changed", 2, "codinghorror",
      datetime(2014, 2, 6, 5, 27, 6, tzinfo=UTC),
-     "https://meta.discourse.org/t/congratulations-most-stars-in-2013-github-octoverse/12483/2", "2",
+     ("{server}/thread#2", "https://meta.discourse.org/t/congratulations-most-stars-in-2013-github-octoverse/12483/2"),
+     "2",
      "Congratulations, most stars in 2013 GitHub Octoverse!"),
 ]
 
@@ -66,6 +73,10 @@ def test_preset_reads_the_recorded_page(server, name, preset, term, count, autho
     m = {x.extra["post_id"]: x for x in result.mentions}[post_id]
     assert m.author == author
     assert m.posted_at == posted_at
+    if isinstance(permalink, tuple):  # saved from another site: the page's address, and a note naming the link
+        permalink, elsewhere = permalink
+        assert any(f"'{urlsplit(elsewhere).scheme}://{urlsplit(elsewhere).netloc}/" in n and "lead off" in n
+                   for n in result.notes), result.notes
     assert m.url == permalink.format(server=server.url)
     assert m.extra["post_id"] == post_id
     assert m.title == title
@@ -307,3 +318,41 @@ def test_links_resolve_against_the_page_a_redirect_led_to(server):
     server.route("/new/t", Reply(200, page([(1, "ann", "acme")]).replace('href="/p/1"', 'href="p/1"')))
     [m] = make(server, ["/old/t"], selectors=SELECTORS).poll(None).mentions
     assert m.url == server.url + "/new/p/1"
+
+
+# -- a post is its id, author and time: a forum restored from a backup gives lost posts' ids to new ones ----
+
+def _thread(posts):
+    items = "".join(f'<div class="msg" data-id="{pid}"><span class="who">{who}</span>'
+                    f'<time datetime="{at.isoformat()}">x</time><div class="text">{text}</div></div>'
+                    for pid, who, at, text in posts)
+    return f"<html><head><title>T</title></head><body>{items}</body></html>"
+
+
+def test_an_id_given_to_another_post_is_read_as_new_and_an_edit_is_not(server):
+    t = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
+    html = {"now": _thread([(1, "ann", t, "acme is down"), (2, "bob", t + timedelta(minutes=1), "acme here too")])}
+    server.route("/t", lambda req: Reply(200, html["now"], {"Content-Type": "text/html"}))
+    collector = make(server, ["/t"], selectors={k: v for k, v in SELECTORS.items() if k != "permalink"})
+    first = collector.poll(None)
+    assert len(first.mentions) == 2
+    html["now"] = _thread([(1, "ann", t, "acme is down (edit: since 9am)"), (2, "bob", t + timedelta(minutes=1),
+                                                                           "acme here too")])
+    edited = collector.poll(first.cursor)
+    assert edited.mentions == []  # an edit keeps its author and time: the post stored before
+    html["now"] = _thread([(1, "ann", t, "acme is down"), (2, "cat", t + timedelta(hours=3), "acme billed me twice")])
+    restored = collector.poll(edited.cursor)
+    host = server.url.removeprefix("http://")
+    assert [(m.external_id, m.author, m.body) for m in restored.mentions] == [(f"{host}#2", "cat", "acme billed me twice")]
+    assert collector.poll(restored.cursor).mentions == []  # and read once
+
+
+def test_ids_remembered_alone_by_an_older_hearken_still_count_as_seen(server):
+    t = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
+    server.route("/t", Reply(200, _thread([(1, "ann", t, "acme is down")]), {"Content-Type": "text/html"}))
+    host = server.url.removeprefix("http://")
+    url = server.url + "/t"
+    result = make(server, ["/t"], selectors=SELECTORS).poll({"pages": {url: {"resume": url, "seen": [f"{host}#1"]}}})
+    assert result.mentions == []
+    [entry] = result.cursor["pages"][url]["seen"]
+    assert entry[0] == f"{host}#1" and entry[2] == int(t.timestamp())  # from now on with its author and time

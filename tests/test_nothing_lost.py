@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import select, text
@@ -26,6 +26,7 @@ from desk.pipeline import store_poll
 from desk.runner import Runner
 from collectors.base import Mention as Found, PollResult
 from tests.collector_helpers import LocalServer, Reply
+from tests.conftest import ROOT
 
 UTC = timezone.utc
 ACCOUNTS = "accounts: {reddit: [acme_support], x: [acme_help], discourse: [acme_support], forum: [AcmeStaff]}"
@@ -334,21 +335,29 @@ def test_a_poll_the_database_refuses_as_a_whole_fails_in_one_line(store, server,
         assert record.exc_info is None or "secret-post-text" not in logging.Formatter().formatException(record.exc_info)
 
 
-def test_every_page_says_items_were_set_aside_and_the_sources_page_lists_them(tmp_path, monkeypatch):
-    from streamlit.testing.v1 import AppTest
+def read(element) -> str:
+    """Markdown as a person reads it."""
+    return re.sub(r"\\(.)", r"\1", element.value)
 
-    from collectors.base import SetAside
+
+def dashboard_store(tmp_path, monkeypatch):
+    """The minimal config's database, which the dashboard under AppTest reads too."""
     from desk.db import connect
-    from tests.conftest import MINIMAL_CONFIG, ROOT
-
-    def read(element) -> str:  # markdown as a person reads it
-        return re.sub(r"\\(.)", r"\1", element.value)
+    from tests.conftest import MINIMAL_CONFIG
 
     (tmp_path / "hearken.yaml").write_text(MINIMAL_CONFIG)
     url = f"sqlite:///{tmp_path / 'hearken.db'}"
     monkeypatch.setenv("HEARKEN_CONFIG", str(tmp_path / "hearken.yaml"))
     monkeypatch.setenv("HEARKEN_DATABASE_URL", url)
-    store = connect(url)
+    return connect(url)
+
+
+def test_every_page_says_items_were_set_aside_and_the_sources_page_lists_them(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from collectors.base import SetAside
+
+    store = dashboard_store(tmp_path, monkeypatch)
     odd = [SetAside(platform="demo", source="demo", reason=f"demo 'd{i}': its time 1557-05-04 is before 2000",
                     raw=f'{{"id": "d{i}"}}', external_id=f"d{i}") for i in (1, 2)]
     store_poll(store, "demo", "demo", PollResult([raw_mention(1)], {"next": 1}, set_aside=odd))
@@ -370,4 +379,72 @@ def test_every_page_says_items_were_set_aside_and_the_sources_page_lists_them(tm
     with store.session() as s:
         assert {(i.cleared_by, i.cleared_at is not None) for i in s.scalars(select(SetAsideItem))} == {("Alex Admin", True)}
         assert s.scalars(select(Event.action).where(Event.action == "set_aside_cleared")).all() == ["set_aside_cleared"]
+    store.close()
+
+
+# -- a post is its id and, where ids can be given out again, its author and time -----------------------------
+
+def fmention(ext: str, author: str, at: datetime, body: str = "acme is down", platform: str = "forum") -> Found:
+    return Found(platform=platform, source="board", external_id=ext, url=f"https://board.example/{ext}",
+                 author=author, body=body, posted_at=at)
+
+
+def test_a_new_post_under_a_stored_id_is_stored_as_a_post_of_its_own(store):
+    """A board restored from a backup gives the ids of posts it lost (stored here) to new posts."""
+    from desk import source_warnings
+
+    t = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+    store_poll(store, "board", "forum", PollResult([fmention("b#102", "bob", t), fmention("b#103", "carol", t)], {"n": 1}))
+    later = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    again = PollResult([fmention("b#102", "dave", later, "acme billed me twice"),
+                        fmention("b#103", "carol", t, "acme is down (edited)")], {"n": 2})
+    assert store_poll(store, "board", "forum", again) == 1
+    rows = stored(store, "board")
+    assert {k: v.author for k, v in rows.items()} == {"b#102": "bob", "b#103": "carol",
+                                                      "b#102~2026-11-20T12:00:00Z": "dave"}
+    assert rows["b#102~2026-11-20T12:00:00Z"].extra["reused_id"] == "b#102"
+    assert rows["b#103"].body == "acme is down"  # an edit is the post stored before
+    assert "came under ids that posts stored earlier have ('b#102')" in state(store, "board").status_reason
+    [warning] = source_warnings.recent(store)["board"]
+    assert "gave out its ids again" in warning.text
+
+    assert store_poll(store, "board", "forum", again) == 0  # a re-poll stores nothing twice, and warns no more
+    assert len(source_warnings.recent(store)["board"]) == 1
+    erin = fmention("b#102", "erin", later + timedelta(hours=1), "acme hung up on me")  # a third post under the id
+    assert store_poll(store, "board", "forum", PollResult([erin], {"n": 3})) == 1
+    assert stored(store, "board")["b#102~2026-11-20T13:00:00Z"].author == "erin"
+    assert store_poll(store, "board", "forum", PollResult([erin], {"n": 4})) == 0
+    # one of author and time differing is the post stored before: an account renamed, a "Today" read a day off
+    renamed, day_off = fmention("b#103", "carol_w", t), fmention("b#103", "carol", t + timedelta(days=1))
+    assert store_poll(store, "board", "forum", PollResult([renamed, day_off], {"n": 5})) == 0
+
+
+def test_where_ids_are_for_ever_another_author_under_one_id_is_the_post_stored_before(store):
+    """Reddit names a deleted account "[deleted]" in a re-read comment: still the comment stored before."""
+    t = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+    store_poll(store, "r", "reddit", PollResult([fmention("t1_abc", "alice", t, platform="reddit")], {"n": 1}))
+    assert store_poll(store, "r", "reddit", PollResult([fmention("t1_abc", "[deleted]", t, platform="reddit")],
+                                                       {"n": 2})) == 0
+    assert list(stored(store, "board")) == ["t1_abc"]
+
+
+def test_a_platform_warning_is_on_every_page_until_a_manager_has_looked_at_it(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    store = dashboard_store(tmp_path, monkeypatch)
+    said = "latest posts: the forum's post ids went backwards (its newest is now 302; 5002 was seen before)"
+    store_poll(store, "demo", "demo", PollResult([raw_mention(1)], {"next": 1}, warnings=[said]))
+    store_poll(store, "demo", "demo", PollResult([], {"next": 1}))  # the next poll has nothing to say: it stays
+    at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=60).run()  # the queue
+    assert not at.exception
+    assert any("Source demo (demo) gave a warning about its platform" in read(w) for w in at.warning)
+    at.switch_page("views/sources.py").run()
+    assert not at.exception
+    [line] = [read(w) for w in at.warning if said in read(w)]
+    assert line.startswith("**WARNING** (")  # said in a word, not by the box's colour alone
+    at.button(key="warnings-seen-demo").click().run()  # local mode acts as the first admin
+    assert not at.exception
+    assert not [w for w in at.warning if "went backwards" in read(w) or "gave a warning" in read(w)]
+    with store.session() as s:
+        assert s.scalars(select(Event.actor).where(Event.action == "source_warnings_seen")).all() == ["Alex Admin"]
     store.close()

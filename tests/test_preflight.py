@@ -102,3 +102,36 @@ def test_an_enabled_source_that_would_be_skipped_is_a_problem(tmp_path):
     line = MINIMAL_CONFIG[:MINIMAL_CONFIG.index(demo)].count("\n") + 2
     assert f"{cfg}:{line}: sources.1: source r (reddit) is enabled but will be skipped: " in run.stdout
     assert "REDDIT_CLIENT_ID" in run.stdout
+
+
+def test_a_secret_is_named_only_where_it_would_cross_the_network_unencrypted(tmp_path):
+    """Loopback servers, TLS and https are fine, and so is a key nobody set; a login in clear to another
+    machine is a warning with its line (check-config prints it and still passes)."""
+    from desk.config import load_config
+    from desk.preflight import cleartext_secrets
+
+    env = {"SMTP_USER": "hearken", "SMTP_PASSWORD": "pw-1234", "DISCOURSE_KEY": "key-5678"}
+
+    def warnings(sources: str = "", smtp: str = "") -> list[str]:
+        path = tmp_path / "hearken.yaml"
+        path.write_text(MINIMAL_CONFIG.replace("sources:\n", "sources:\n" + sources)
+                        + (f"alerts:\n  smtp: {{{smtp}}}\n" if smtp else ""))
+        return [str(p) for p in cleartext_secrets(load_config(path), env)]
+
+    login = "username_env: SMTP_USER, password_env: SMTP_PASSWORD"
+    assert warnings(smtp=f"host: 127.0.0.1, security: none, {login}") == []
+    assert warnings(smtp=f"host: smtp.example.com, security: starttls, {login}") == []
+    assert warnings(smtp="host: smtp.example.com, security: none") == []  # no login: nothing secret goes
+    [smtp] = warnings(smtp=f"host: smtp.example.com, security: none, {login}")
+    assert ":13: alerts.smtp.security: warning:" in smtp and "$SMTP_USER" in smtp and "starttls" in smtp
+
+    dis = "  - {{type: discourse, name: community, base_url: '{url}', api_key_env: {key}}}\n"
+    assert warnings(dis.format(url="https://community.example.com", key="DISCOURSE_KEY")) == []
+    assert warnings(dis.format(url="http://127.0.0.1:8080", key="DISCOURSE_KEY")) == []
+    assert warnings(dis.format(url="http://community.example.com", key="UNSET_KEY")) == []  # read anonymously
+    [key] = warnings(dis.format(url="http://community.example.com", key="DISCOURSE_KEY"))
+    assert ":7: sources.0.base_url: warning: source community would send $DISCOURSE_KEY to community.example.com" in key
+
+    forum = "  - {type: forum, name: board, pages: ['http://ann:pw-9@board.example.com/t/1'], preset: phpbb}\n"
+    [pw] = warnings(forum)
+    assert "the password in the address" in pw and "board.example.com" in pw and "pw-9" not in pw

@@ -315,6 +315,32 @@ def test_a_newline_in_a_logged_value_cannot_start_a_line_of_its_own():
     assert "s3cr3t-token" not in buf.getvalue() and "Traceback" in buf.getvalue()
 
 
+def test_a_password_in_an_address_is_hidden_wherever_an_address_is_shown():
+    from collectors.redact import hide_passwords, without_credentials
+
+    said = ("forum answered 503 (https://ann:p@ss:w0rd@board.example/t/1?x=1) and "
+            "postgresql://hearken@db:5432/h?sslmode=require&password=pg-pw-1&application_name=h")
+    shown = hide_passwords(said)
+    assert shown == ("forum answered 503 (https://ann:***@board.example/t/1?x=1) and "
+                     "postgresql://hearken@db:5432/h?sslmode=require&password=***&application_name=h")
+    assert hide_passwords("http://board.example:8080/t/1 at 10:32") == "http://board.example:8080/t/1 at 10:32"
+    assert without_credentials("https://ann:pw@board.example:8443/t/1#p2") == "https://board.example:8443/t/1#p2"
+
+    buf = io.StringIO()
+    import logging
+
+    handler = logging.StreamHandler(buf)
+    handler.addFilter(Redact())  # no configured secret at all: an address's password is still hidden
+    log = logging.getLogger("hearken.test.addresses")
+    log.addHandler(handler)
+    log.propagate = False
+    try:
+        log.warning("GET %s failed", "https://ann:hunter2@board.example/t/1")
+    finally:
+        log.removeHandler(handler)
+    assert "hunter2" not in buf.getvalue() and "ann:***@board.example" in buf.getvalue()
+
+
 SECRETS = {"REDDIT_CLIENT_ID": "reddit-client-id-0451", "REDDIT_CLIENT_SECRET": "reddit-secret-9f2c1e",
            "REDDIT_USERNAME": "northwind_help", "REDDIT_PASSWORD": "reddit-password-77aa",
            "X_BEARER_TOKEN": "x-bearer-AAAAtoken1234", "X_API_KEY": "x-api-key-5555", "X_API_SECRET": "x-api-secret-6666",

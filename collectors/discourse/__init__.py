@@ -12,4 +12,5 @@ PLATFORM = Platform(
     name="discourse", label="Discourse", settings=DiscourseSource,
     collector="collectors.discourse.collect:DiscourseCollector", publisher="collectors.discourse.publish:build",
     reply_limit=fixed_reply_limit(REPLY_LIMIT),
+    ids_can_be_reused=True,  # topic and post numbers of a forum restored from a backup are given out again
 )

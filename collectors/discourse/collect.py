@@ -3,8 +3,12 @@
 Per forum it reads `/posts.json` (the newest posts across the forum, newest
 first, paged back with `?before=<post id>`) and/or `/search.json` (one query
 per configured search, `order:latest`, paged with `&page=N`). It pages back
-until it reaches the newest post id it saw last time, so a burst bigger than
-a page loses nothing, up to `max_pages` (a note says when it had to stop).
+until it reaches the last post it saw, so a burst bigger than a page loses
+nothing, up to `max_pages` (a note says when it had to stop). A post is new
+when its id is above the highest seen or it was written after the newest seen
+(`_Reading`): a forum restored from a backup or moved numbers its posts again
+from lower ids, and ids alone would skip every post written after that (the
+poll then says so in a warning, kept on the Sources page).
 
 External ids are "<host>/t/<topic id>/<post number>": post numbers never
 change within a topic, and the reply-to post number then gives the parent's
@@ -22,8 +26,8 @@ leaves `reply_to_user` out when the reply quotes the post it answers
 A post without a numeric id, a readable time or the fields an id is made of
 is set aside with its JSON and the reason; the rest of the page is kept.
 
-Cursor: ``{"latest": {"last_id": 123, "etag": ..., "last_modified": ...},
-"search": {"<query>": {"last_id": 120, ...}}, "ours": ["<host>/t/5/3", ...]}``. The first poll ever reads one
+Cursor: ``{"latest": {"last_id": 123, "last_at": "<ISO time>", "etag": ..., "last_modified": ...},
+"search": {"<query>": {"last_id": 120, "last_at": ...}}, "ours": ["<host>/t/5/3", ...]}``. The first poll ever reads one
 page per feed and no further back: Hearken starts from now, it does not
 backfill a forum's history.
 """
@@ -32,8 +36,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 
 from bs4 import BeautifulSoup
 
@@ -41,6 +45,7 @@ from collectors import clean, times
 from collectors.net import http
 from collectors.base import BadPayload, Mention, NotConfigured, PollResult, SetAside, collector_boundary
 from collectors.match import TermMatcher
+from collectors.redact import site
 
 PLATFORM = "discourse"
 _REGULAR_POST = 1  # post_type: 1 regular, 2 moderator action, 3 small action, 4 whisper
@@ -105,6 +110,80 @@ def _field(post: dict, name: str) -> Any:
     return post[name]
 
 
+def _created(post: dict) -> datetime | None:
+    try:
+        return times.parse(post.get("created_at"))
+    except times.BadTime:
+        return None
+
+
+class _Reading:
+    """One feed's reading in one poll: which posts are new against the cursor's mark, and the next mark.
+
+    A post is new when its id is above the highest seen (`last_id`), or when it was written after the
+    newest post seen (`last_at`, the forum's own clock). Ids alone would lose every later post of a
+    forum whose ids went backwards (restored from a backup, moved to a new server, or one absurd id
+    seen once); time alone would miss posts written in the same instant. When the newest id on the
+    first page is below `last_id` and posts newer than `last_at` are there, the forum was renumbered:
+    that is a warning, and reading goes on from the forum's new numbering.
+    """
+
+    def __init__(self, state: dict[str, Any] | None) -> None:
+        self.last_id = _int(state.get("last_id")) if state else None
+        self.last_at = _parse_mark(state.get("last_at")) if state else None
+        self.head: int | None = None  # the highest id on the first page: the forum's numbering now
+        self.newest_at = self.last_at
+        self.posts: list[dict] = []
+        self.by_time = 0  # new posts whose id is not above last_id
+
+    def _new(self, pid: int, at: datetime | None) -> bool:
+        if self.last_id is None or pid > self.last_id:
+            return True
+        return self.last_at is not None and at is not None and at > self.last_at
+
+    def page(self, pairs: list[tuple[dict, int]]) -> bool:
+        """Take one page of (post, id), newest first; True when the next, older page may hold new posts."""
+        if self.head is None and pairs:
+            self.head = max(i for _, i in pairs)
+        oldest: tuple[int, bool] | None = None
+        for post, pid in pairs:
+            at = _created(post)
+            new = self._new(pid, at)
+            if new:
+                self.posts.append(post)
+                self.by_time += self.last_id is not None and pid <= self.last_id
+            if at is not None and (self.newest_at is None or at > self.newest_at):
+                self.newest_at = at
+            if oldest is None or pid < oldest[0]:
+                oldest = (pid, new)
+        return self.last_id is not None and oldest is not None and oldest[1]
+
+    def finish(self, state: dict[str, Any], what: str, warnings: list[str]) -> dict[str, Any]:
+        """`state` with the mark moved past what was read, and a warning when the forum was renumbered."""
+        newest = max((int(p["id"]) for p in self.posts), default=None)
+        renumbered = (self.last_id is not None and self.head is not None and self.head < self.last_id
+                      and self.by_time > 0)
+        if renumbered:
+            warnings.append(f"{what}: the forum's post ids went backwards (its newest is now {self.head}; "
+                            f"{self.last_id} was seen before): restored from a backup, or moved? {self.by_time} "
+                            "post(s) written since were read by their time, and reading goes on from its new "
+                            "numbering. Posts written on the forum between the backup and the restore may be "
+                            "gone from the forum itself; the queue keeps the ones Hearken read.")
+            state["last_id"] = self.head
+        elif newest is not None and (self.last_id is None or newest > self.last_id):
+            state["last_id"] = newest
+        if self.newest_at is not None:
+            state["last_at"] = self.newest_at.isoformat()
+        return state
+
+
+def _parse_mark(value: object) -> datetime | None:
+    try:
+        return times.parse(value, plausible=False) if value else None
+    except times.BadTime:
+        return None
+
+
 class DiscourseCollector:
     platform: ClassVar[str] = PLATFORM
 
@@ -114,7 +193,7 @@ class DiscourseCollector:
         self.matcher = matcher
         self.own = {a.lstrip("@").casefold() for a in own_accounts}
         self.base = str(settings.base_url).rstrip("/")
-        self.host = urlsplit(self.base).netloc
+        self.host = site(self.base)
         self.what = f"Discourse {self.host}"
         headers: dict[str, str] = {"Accept": "application/json"}
         # public forums are read anonymously: a key only adds private categories (and lets Hearken post)
@@ -142,12 +221,11 @@ class DiscourseCollector:
             return response, None
         return response, http.parse_json(response, what=self.what)
 
-    def _latest(self, state: dict[str, Any] | None, notes: list[str],
-                unreadable: list[SetAside]) -> tuple[list[dict], dict[str, Any], int]:
-        """Posts newer than state["last_id"], newest first, and the new state."""
-        last_id = _int(state.get("last_id")) if state else None
+    def _latest(self, state: dict[str, Any] | None, notes: list[str], unreadable: list[SetAside],
+                warnings: list[str]) -> tuple[list[dict], dict[str, Any], int]:
+        """Posts newer than the cursor's mark, newest first, and the new state."""
+        reading = _Reading(state)
         validators = http.Validators.from_cursor(state)
-        posts: list[dict] = []
         reads = 0
         before: int | None = None
         new_state = dict(state or {})
@@ -163,25 +241,19 @@ class DiscourseCollector:
                 raise BadPayload(f"{self.what}: /posts.json has no latest_posts list", url=str(response.request.url))
             reads += len(items)
             pairs = self._ids(items, str(response.request.url), unreadable)
-            oldest = min((i for _, i in pairs), default=None)
-            posts.extend(p for p, i in pairs if last_id is None or i > last_id)
-            if last_id is None or oldest is None or oldest <= last_id:
+            if not reading.page(pairs):
                 break
-            before = oldest
+            before = min(i for _, i in pairs)
         else:
             notes.append(f"latest posts: stopped after {self.settings.max_pages} pages before reaching the last post seen; "
                          "older new posts were skipped (raise max_pages or poll more often)")
-        newest = max((int(p["id"]) for p in posts), default=None)
-        if newest is not None and (last_id is None or newest > last_id):
-            new_state["last_id"] = newest
-        return posts, new_state, reads
+        return reading.posts, reading.finish(new_state, "latest posts", warnings), reads
 
-    def _search(self, query: str, state: dict[str, Any] | None, notes: list[str],
-                unreadable: list[SetAside]) -> tuple[list[dict], dict[str, Any], int]:
-        last_id = _int(state.get("last_id")) if state else None
+    def _search(self, query: str, state: dict[str, Any] | None, notes: list[str], unreadable: list[SetAside],
+                warnings: list[str]) -> tuple[list[dict], dict[str, Any], int]:
+        reading = _Reading(state)
         validators = http.Validators.from_cursor(state)
         new_state = dict(state or {})
-        posts: list[dict] = []
         reads = 0
         for page in range(1, self.settings.max_pages + 1):
             params: dict[str, Any] = {"q": f"{query} order:latest"}
@@ -203,18 +275,13 @@ class DiscourseCollector:
                 item.setdefault("topic_title", topic.get("title", ""))
                 item.setdefault("topic_slug", topic.get("slug", "topic"))
             reads += len(items)
-            oldest = min((i for _, i in pairs), default=None)
-            posts.extend(p for p, i in pairs if last_id is None or i > last_id)
             grouped = data.get("grouped_search_result")
             more = grouped.get("more_posts") if isinstance(grouped, dict) else None
-            if last_id is None or oldest is None or oldest <= last_id or not more:
+            if not reading.page(pairs) or not more:
                 break
         else:
             notes.append(f"search {query!r}: stopped after {self.settings.max_pages} pages before reaching the last post seen")
-        newest = max((int(p["id"]) for p in posts), default=None)
-        if newest is not None and (last_id is None or newest > last_id):
-            new_state["last_id"] = newest
-        return posts, new_state, reads
+        return reading.posts, reading.finish(new_state, f"search {query!r}", warnings), reads
 
     def _ids(self, items: list[Any], url: str, unreadable: list[SetAside]) -> list[tuple[dict, int]]:
         """Each post of a page with its numeric id; a post without one is set aside."""
@@ -303,15 +370,17 @@ class DiscourseCollector:
         found: dict[int, dict] = {}
         new_cursor: dict[str, Any] = {}
         reads = 0
+        warnings: list[str] = []
         if "latest" in self.settings.read:
-            posts, new_cursor["latest"], n = self._latest(cursor.get("latest"), notes, unreadable)
+            posts, new_cursor["latest"], n = self._latest(cursor.get("latest"), notes, unreadable, warnings)
             reads += n
             found.update((int(p["id"]), p) for p in posts)
         if "search" in self.settings.read:
             old = cursor.get("search") or {}
             new_cursor["search"] = {}
             for query in self.search_queries():
-                posts, new_cursor["search"][query], n = self._search(query, old.get(query), notes, unreadable)
+                posts, new_cursor["search"][query], n = self._search(query, old.get(query), notes, unreadable,
+                                                                     warnings)
                 reads += n
                 for p in posts:
                     found.setdefault(int(p["id"]), p)
@@ -323,7 +392,7 @@ class DiscourseCollector:
                                               source=self.name, describe=lambda p: self._describe(p))
         mentions.sort(key=lambda m: m.posted_at)
         return PollResult(mentions=mentions, cursor=new_cursor, reads=reads, notes=notes,
-                          set_aside=unreadable + aside)
+                          set_aside=unreadable + aside, warnings=warnings)
 
     def _describe(self, post: dict) -> str:
         topic, number = _int(post.get("topic_id")), _int(post.get("post_number"))

@@ -19,13 +19,13 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
 from collectors.errors import NotConfigured, Rejected, Unknown
 from collectors.net.deadline import httpx_client
 from collectors.posting import Posted, Target, same_text
+from collectors.redact import site
 
 READ_TIMEOUT = 30.0  # seconds per read; the call's deadline (replies.publish_deadline_seconds) cuts it shorter
 CHUNK = 20  # post ids per /t/{id}/posts.json request: what Discourse serves per page
@@ -38,7 +38,7 @@ class DiscoursePublisher:
     def __init__(self, base_url: str, api_key: str, username: str, *, accounts: list[str],
                  user_agent: str = "hearken") -> None:
         self.base = base_url.rstrip("/")
-        self.host = urlsplit(self.base).netloc
+        self.host = site(self.base)
         self.username = username
         self.accounts = {a.casefold() for a in accounts} | {username.casefold()}
         self.client = httpx_client(self.base, timeout=READ_TIMEOUT, headers={

@@ -7,4 +7,5 @@ from __future__ import annotations
 from collectors.forum.settings import ForumSource
 from collectors.platform import Platform
 
-PLATFORM = Platform(name="forum", label="forum", settings=ForumSource, collector="collectors.forum.collect:ForumCollector")
+PLATFORM = Platform(name="forum", label="forum", settings=ForumSource, collector="collectors.forum.collect:ForumCollector",
+                    ids_can_be_reused=True)  # a board restored from a backup gives lost posts' ids to new ones

@@ -20,12 +20,17 @@ Cursor::
 
     {"pages": {"<configured url>": {"resume": "<url of the last page reached>",
                                      "etag": ..., "last_modified": ...,
-                                     "seen": ["<external id>", ...]}}}
+                                     "seen": [["<external id>", "<author digest>", <epoch>], ...]}}}
 
-`seen` keeps the ids of the last `SEEN_PER_PAGE` posts per configured page,
-enough to recognise a re-read page. On the first poll ever, posts of the
-pages passed on the way are only remembered: mentions come from the last page
-reached (the newest), so Hearken does not backfill years of a thread.
+`seen` keeps the last `SEEN_PER_PAGE` posts per configured page, enough to
+recognise a re-read page: each by its id, author and time (a post set aside,
+or one remembered by an older Hearken, by its id alone). A seen id whose post
+now has another author and another time is another post that was given the
+id (the forum was restored from a backup and numbers again): it is read as
+new, and the store keeps it apart from the post it replaced
+(collectors/identity.py). On the first poll ever, posts of the pages passed
+on the way are only remembered: mentions come from the last page reached (the
+newest), so Hearken does not backfill years of a thread.
 
 External ids are "<host>#<post id>" where the forum numbers posts across the
 site (phpBB, vBulletin, XenForo), or "<thread url>#<n>" where it numbers them
@@ -35,8 +40,10 @@ One post that cannot be read (no body, no plausible time: collectors/times.py)
 is set aside with its HTML and the reason, and remembered as seen like the
 others; the rest of the page is kept. Only when not one of several posts on a
 page can be read is the page a failure (the layout changed: fix the selectors
-and the posts are read then). A permalink that is not http(s) (`javascript:`)
-is never stored: the page's address stands in for it, with a note.
+and the posts are read then). A permalink that is not http(s) (`javascript:`),
+or that leads off the site the page was read from (an absolute link elsewhere,
+a `<base href>` or canonical link to another host), is never stored: the
+page's address stands in for it, with a note.
 """
 
 from __future__ import annotations
@@ -58,7 +65,9 @@ from collectors.net import http
 from collectors.base import BadPayload, Mention, NotConfigured, PollResult, SetAside, collector_boundary
 from collectors.forum.presets import DEFAULT_NEXT_PAGE, PRESETS
 from collectors.forum.text import html_text, line_text
+from collectors.identity import fingerprint, same_fingerprint
 from collectors.match import TermMatcher
+from collectors.redact import site, without_credentials
 
 PLATFORM = "forum"
 SEEN_PER_PAGE = 300
@@ -147,6 +156,59 @@ def post_ref(value: str) -> str | None:
     return None
 
 
+def same_site(url: str, page_url: str) -> bool:
+    """Whether `url` is on the site `page_url` was read from: the same host name, "www." aside.
+
+    A post's permalink is shown to staff as the post on the platform; one that leads to another site
+    (written by whoever controls the page, or a post on it) would send them elsewhere.
+    """
+    def host(u: str) -> str:
+        name = (urlsplit(u).hostname or "").lower()
+        return name.removeprefix("www.")
+
+    try:
+        return host(url) == host(page_url) != ""
+    except ValueError:
+        return False
+
+
+class _Seen:
+    """The posts one configured page has shown, oldest first: an id, with its author and time where read."""
+
+    def __init__(self, entries: Any) -> None:
+        self.marks: dict[str, tuple[str, int] | None] = {}
+        for entry in entries if isinstance(entries, list) else []:
+            if isinstance(entry, str):
+                self.marks[entry] = None
+            elif isinstance(entry, list) and len(entry) == 3 and isinstance(entry[0], str):
+                try:
+                    self.marks[entry[0]] = (str(entry[1]), int(entry[2]))
+                except (TypeError, ValueError):
+                    self.marks[entry[0]] = None
+
+    @staticmethod
+    def _mark(post: dict[str, Any]) -> tuple[str, int] | None:
+        return None if "aside" in post else fingerprint(post["author"], post["posted_at"])
+
+    def knows(self, post: dict[str, Any]) -> bool:
+        """Whether this post was seen before: its id, and (where both are known) its author and time."""
+        if post["id"] not in self.marks:
+            return False
+        known, mark = self.marks[post["id"]], self._mark(post)
+        if known is None or mark is None:
+            if known is None and mark is not None:
+                self.marks[post["id"]] = mark  # an id remembered alone: remember its post from now on
+            return True
+        return same_fingerprint(known, mark)
+
+    def add(self, post: dict[str, Any]) -> None:
+        self.marks.pop(post["id"], None)
+        self.marks[post["id"]] = self._mark(post)
+
+    def to_cursor(self, limit: int) -> list[Any]:
+        return [key if mark is None else [key, *mark] for key, mark in list(self.marks.items())[-limit:]]
+
+
 def _join(base: str, href: str) -> str | None:
     try:
         return urljoin(base, href)
@@ -198,7 +260,7 @@ class ForumCollector:
         delay = self.robots.crawl_delay(url)
         if delay <= 0:
             return True
-        host = urlsplit(url).netloc
+        host = site(url)
         last = self._last_request.get(host)
         remaining = 0.0 if last is None else delay - (self.clock() - last)
         if delay > http.MAX_CRAWL_DELAY:
@@ -212,7 +274,7 @@ class ForumCollector:
         return True
 
     def _fetch(self, url: str, validators: http.Validators | None):
-        host = urlsplit(url).netloc
+        host = site(url)
         try:
             response = http.get(self.client, url, what=f"forum {host}", headers=validators.headers() if validators else None)
         finally:
@@ -233,11 +295,15 @@ class ForumCollector:
             raise BadPayload(f"{self.name}: no post on the page matched {self.sel['post'].text!r} "
                              "(the forum's layout changed, or the page needs a login)", url=page_url)
         posts = []
+        offsite: list[str] = []
         for index, el in enumerate(elements):
             try:
-                posts.append(self._post(el, index, base, canonical, page_url, thread_url, title, notes))
+                posts.append(self._post(el, index, base, canonical, page_url, thread_url, title, notes, offsite))
             except Exception as exc:  # noqa: BLE001 - one odd post loses only itself
                 posts.append(self._unreadable(el, index, page_url, thread_url, exc))
+        if offsite:
+            notes.append(f"{page_url}: {len(offsite)} permalink(s) lead off {urlsplit(page_url).hostname} "
+                         f"(the first: {clean.shown(offsite[0], 200)}); stored the page's address instead")
         readable = [p for p in posts if "aside" not in p]
         if not readable and len(posts) > 1:
             # Not one of several posts readable: the layout changed. Fail the page (nothing is remembered
@@ -260,11 +326,11 @@ class ForumCollector:
     def _external_id(self, post_id: str, page_url: str, thread_url: str) -> str:
         if self.id_scope == "thread":
             parts = urlsplit(thread_url)
-            return f"{parts.netloc}{parts.path}" + (f"?{parts.query}" if parts.query else "") + f"#{post_id}"
-        return f"{urlsplit(page_url).netloc}#{post_id}"
+            return f"{site(thread_url)}{parts.path}" + (f"?{parts.query}" if parts.query else "") + f"#{post_id}"
+        return f"{site(page_url)}#{post_id}"
 
     def _post(self, el: Tag, index: int, base: str, canonical: str, page_url: str, thread_url: str, title: str,
-              notes: list[str]) -> dict[str, Any]:
+              notes: list[str], offsite: list[str]) -> dict[str, Any]:
         post_id = self._post_id(el)
         body_el = self.sel["body"].elements(el)
         if not body_el:
@@ -291,6 +357,9 @@ class ForumCollector:
         elif self.permalink_template and post_id:
             url = self.permalink_template.format(page=canonical.rstrip("/"), id=post_id)
         else:
+            url = fallback
+        if not same_site(url, page_url):  # a <base href>, a canonical link or a post's own link elsewhere
+            offsite.append(url)
             url = fallback
         if post_id is None:
             post_id = hashlib.sha256(f"{author}|{posted_at.isoformat()}|{body[:500]}".encode("utf-8", "replace")).hexdigest()[:16]
@@ -360,6 +429,7 @@ class ForumCollector:
         terms = self.matcher.match(post["own_words"])  # what the author wrote, not what they quoted
         if not terms and not reply_to_own:
             return None
+        thread_url = without_credentials(thread_url)  # a private board's login stays in the config
         extra: dict[str, Any] = {"page": thread_url, "post_id": post["post_id"], "preset": self.settings.preset}
         if reply_to_own:
             extra["reply_to_own"] = True
@@ -383,8 +453,7 @@ class ForumCollector:
         for configured in (str(u) for u in self.settings.pages):
             state = old_pages.get(configured) or {}
             first_poll = not state
-            seen = list(state.get("seen", []))
-            seen_set = set(seen)
+            seen = _Seen(state.get("seen", []))
             url = state.get("resume") or configured
             if http.off_origin(configured, url):  # a cursor written before links were kept on their site
                 url = configured
@@ -401,7 +470,7 @@ class ForumCollector:
                     unfetched_next = url if page_no else None
                     break
                 response = self._fetch(url, validators if page_no == 0 else None)
-                fetched[urlsplit(url).netloc] = fetched.get(urlsplit(url).netloc, 0) + 1
+                fetched[site(url)] = fetched.get(site(url), 0) + 1
                 if response.status_code == 304:
                     break
                 soup = BeautifulSoup(http.decode_html(response.content, response.headers, forced=self.settings.encoding),
@@ -430,10 +499,9 @@ class ForumCollector:
                 pending = [[dict(p, remember_only=True) for p in page] for page in pending[:-1]] + pending[-1:]
             for page in pending:
                 for post in page:
-                    if post["id"] in seen_set:
+                    if seen.knows(post):
                         continue
-                    seen_set.add(post["id"])
-                    seen.append(post["id"])
+                    seen.add(post)
                     if post.get("remember_only"):
                         continue
                     if "aside" in post:
@@ -446,7 +514,7 @@ class ForumCollector:
             if unfetched_next:  # validators belong to the page last read, not to this one
                 new_state.pop("etag", None)
                 new_state.pop("last_modified", None)
-            new_state["seen"] = seen[-SEEN_PER_PAGE:]
+            new_state["seen"] = seen.to_cursor(SEEN_PER_PAGE)
             new_pages[configured] = new_state
         mentions.sort(key=lambda m: m.posted_at)
         return PollResult(mentions=mentions, cursor={"pages": new_pages}, reads=reads, notes=notes, set_aside=set_aside)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import components as ui
-from desk import mailer, set_aside
+from desk import mailer, set_aside, source_warnings
 from desk.config import key_location
 from desk.health import describe_problem, email_trouble
 from desk.models import now_utc
@@ -104,6 +104,7 @@ def state_of(h: SourceHealth) -> tuple[str, str, str]:
 st.subheader("Each source, as the runner last saw it")
 rows = source_health(store, cfg, now=now)
 aside = set_aside.summary(store)
+warned = source_warnings.recent(store, now=now)
 if not rows:
     st.info("No sources are configured. Add some under sources: in the configuration.")
 names = [s.name for s in cfg.sources]
@@ -137,6 +138,13 @@ for h in rows:
             can, why = can_post(cfg, h.name)
             st.caption("Replies: posted publicly through this source" if can
                        else f"Replies: off · {ui.md_escape(why)}")
+        for w in warned.get(h.name, [])[:3]:
+            st.warning(f"**WARNING** ({ui.fmt_time(w.at)}): {ui.md_escape(w.text)}", icon=ICONS["warning"])
+        if h.name in warned and actor.at_least("manager") and st.button("Mark the warnings as looked at",
+                                                                        key=f"warnings-seen-{h.name}"):
+            source_warnings.mark_seen(store, h.name, actor.name)
+            ui.flash("sources", "success", f"The warnings of {h.name} were marked as looked at.")
+            st.rerun()
         if h.name in aside:
             st.warning(ui.md_escape(aside[h.name].line()), icon=ICONS["warning"])
             with st.expander("What was set aside, and why"):
