@@ -33,6 +33,7 @@ from collectors.base import Mention, PollResult, SetAside
 from desk import alerts, audit, set_aside
 from desk.config import HearkenConfig
 from desk.db import Store
+from desk.errors import SourceError
 from desk.models import Case, Classification, Mention as MentionRow, Reply, SourceState, now_utc
 from desk.sla import due_times
 
@@ -76,11 +77,11 @@ def state_for(session: Session, name: str, platform: str) -> SourceState:
     return state
 
 
-class LeaseLost(Exception):
+class LeaseLost(SourceError):
     """Another process took over the source while this poll ran; its result is thrown away, not stored."""
 
 
-class StoreFailed(Exception):
+class StoreFailed(SourceError):
     """The database refused a whole poll (not one row of it); the reason is one line, never the SQL."""
 
 

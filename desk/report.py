@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session
 from desk import sla as sla_mod
 from desk.config import HearkenConfig
 from desk.db import Store
+from desk.errors import UserError
 from desk.models import Case, Classification, Mention, Reply, now_utc
 from desk.untrusted import csv_cell, web_url
 
@@ -107,7 +108,7 @@ FIGURE_LABELS: list[tuple[str, str, str]] = [
 ]
 
 
-class ReportError(ValueError):
+class ReportError(UserError, ValueError):
     """A week that is not a valid ISO week (e.g. '2026-W54')."""
 
 
