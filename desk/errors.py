@@ -10,7 +10,8 @@
      |    |    +-- ReplyConflict (desk.replies) posting now could make a second public reply
      |    +-- PortError          (desk.serve) the dashboard cannot listen where it was told to
      |    +-- SmtpSetupError     (desk.mailer) the SMTP settings cannot work as they are
-     |    +-- ReportError        (desk.report) a report that cannot be made as asked: not an ISO week, a format it lacks
+     |    +-- WeekError          (desk.periods) not an ISO week
+     |    +-- ReportError        (desk.reports.weekly) a report that cannot be made as asked (a format it lacks)
      +-- SourceError             a poll's result could not be kept
      |    +-- LeaseLost          (desk.pipeline) another process took the source over meanwhile
      |    +-- StoreFailed        (desk.pipeline) the database refused the whole poll

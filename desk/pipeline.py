@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Protocol
 
 from sqlalchemy import func, select, text, update
@@ -34,7 +34,8 @@ from desk import alerts, audit, set_aside
 from desk.config import HearkenConfig
 from desk.db import Store
 from desk.errors import SourceError
-from desk.models import Case, Classification, Mention as MentionRow, Reply, SourceState, now_utc
+from desk.models import Case, Classification, Mention as MentionRow, Reply, SourceState, now_utc, pack_vector
+from desk.periods import month_key  # TODO(issue 15): desk/runner.py imports it from here until fix13's runner work lands
 from desk.sla import due_times
 
 log = logging.getLogger(__name__)
@@ -47,10 +48,6 @@ class Predictor(Protocol):
     version: str
 
     def predict_with_embeddings(self, texts: Sequence[str], *, threshold: float | None = None) -> tuple[list, object]: ...
-
-
-def month_key(at: datetime) -> str:
-    return at.astimezone(timezone.utc).strftime("%Y-%m")
 
 
 def _insert(session: Session):
@@ -316,19 +313,6 @@ def classify_pending(store: Store, cfg: HearkenConfig, model: Predictor, *, batc
                     open_case(s, cfg, m, c)
                     out.cases_opened += 1
     return out
-
-
-def pack_vector(v) -> bytes:
-    """A stored embedding: float16 bytes (768 for 384 dimensions)."""
-    import numpy as np
-
-    return np.asarray(v, dtype=np.float16).tobytes()
-
-
-def unpack_vector(b: bytes):
-    import numpy as np
-
-    return np.frombuffer(b, dtype=np.float16).astype(np.float32)
 
 
 def _text(m: MentionRow) -> str:
