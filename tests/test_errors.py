@@ -17,7 +17,7 @@ INTERNAL = {"desk.mailer.SessionDeadline", "desk.publishers.deadline.DeadlinePas
 def _desk_exceptions() -> dict[str, type[BaseException]]:
     found = {}
     for info in pkgutil.walk_packages(desk.__path__, "desk."):
-        if ".migrations" in info.name:
+        if ".migrations" in info.name or info.name.endswith(".__main__"):  # __main__ runs the command
             continue
         module = importlib.import_module(info.name)
         for _, obj in inspect.getmembers(module, inspect.isclass):

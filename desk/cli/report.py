@@ -11,6 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from desk.cli.common import load, open_store
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("report", help="write the weekly public-response report (HTML, CSV, JSON); --send emails it")
@@ -23,12 +25,11 @@ def register(subparsers) -> None:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from desk import alerts, mailer
-    from desk.cli import _load, open_store
     from desk.errors import UserError
     from desk.models import now_utc
     from desk.reports import weekly
 
-    cfg = _load(args)
+    cfg = load(args)
     formats = [f.strip().lower() for f in args.format.split(",") if f.strip()]
     bad = [f for f in formats if f not in ("html", "csv", "json")]
     if bad or not formats:
