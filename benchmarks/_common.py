@@ -346,7 +346,7 @@ def git_rev() -> str:
 def replay_posts(n: int, *, first_id: int = 1, seed: int = 2) -> list[dict]:
     """`n` Discourse posts (newest last) whose texts cycle through the bundled demo posts, in threads of four."""
     rng = random.Random(seed)
-    demo = [json.loads(line) for line in (REPO / "collectors" / "data" / "demo_posts.jsonl").read_text().splitlines()
+    demo = [json.loads(line) for line in (REPO / "collectors" / "demo" / "data" / "demo_posts.jsonl").read_text().splitlines()
             if line.strip()]
     texts = [(d.get("title") or "", d["body"]) for d in demo if "northwind" in (d.get("title", "") + d["body"]).lower()
              and "traders" not in d["body"].lower()]

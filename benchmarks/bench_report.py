@@ -13,7 +13,7 @@ as in bench_queue.py), the report built for the last full week as of the end of 
 
 Timed on the same data:
 
-- ours, full: `desk.report.weekly_report(store, cfg)` as the dashboard and `hearken report` call it,
+- ours, full: `desk.reports.weekly.weekly_report(store, cfg)` as the dashboard and `hearken report` call it,
   themes included (classifier embeddings of up to 3,000 complaints, then clustering).
 - ours, figures only: the same with the embeddings unavailable (the report then leaves themes out):
   the database and the arithmetic alone.
@@ -37,7 +37,8 @@ from sqlalchemy import func, select
 
 from desk.config import HearkenConfig
 from desk.models import Case, Mention, Reply
-from desk.report import last_full_week, parse_week, previous_week, weekly_report
+from desk.periods import last_full_week, parse_week, previous_week
+from desk.reports.weekly import weekly_report
 from zoneinfo import ZoneInfo
 
 TARGET = 2.0
@@ -94,7 +95,7 @@ def run(kind: str, shape: str, n: int, pg_url: str | None) -> dict:
     from datetime import datetime
 
     now = datetime.now(UTC)
-    week = last_full_week(c, now)
+    week = last_full_week(tz, now)
     start, end = parse_week(week, tz)
     pstart, _ = parse_week(previous_week(week), tz)
     with database(kind, pg_url) as store:
@@ -144,7 +145,7 @@ def themes_split(n: int) -> None:
 
     import classifier
     from _common import replay_posts
-    from desk.report import THEME_SIMILARITY, cluster
+    from desk.reports.weekly import THEME_SIMILARITY, cluster
 
     texts = [f"{p['topic_title']}\n\n{p['raw']}" for p in replay_posts(n, seed=9)]
     model = classifier.load()

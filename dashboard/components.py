@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -20,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from desk import logs
 from desk.config import ConfigError, HearkenConfig, is_loopback, key_location, load_config, local_mode_exposure
 from desk.db import Store, connect
+from desk.errors import HearkenError
 from desk.health import email_trouble, source_trouble
 from desk.sla import human_duration
 from desk.users import Actor, SignInRefused, local_actor, sign_in, sign_out, sync_team, touch
@@ -290,6 +293,17 @@ def severity_label(sev: int | None) -> str:
 def flash(key: str, kind: str, message: str) -> None:
     """Keep a message to show after the next rerun (a button's result survives st.rerun)."""
     st.session_state[f"_flash-{key}"] = (kind, message)
+
+
+@contextmanager
+def refusals(key: str) -> Iterator[None]:
+    """Around what a person asked for: whatever desk/ refuses (a `HearkenError`: a role, a case's state, a
+    platform that would not take the reply...) is kept as an error message for the next rerun, with `flash`.
+    The rest of the block does not run; anything else raised is a bug and is shown as one."""
+    try:
+        yield
+    except HearkenError as exc:
+        flash(key, "error", str(exc))
 
 
 def show_flash(key: str) -> None:

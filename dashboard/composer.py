@@ -17,13 +17,12 @@ import streamlit as st
 
 from dashboard import components as ui
 from desk import replies
-from desk.cases import CaseError
 from desk.config import HearkenConfig
 from desk.db import Store
-from desk.publishers import PublishError, can_post
+from desk.publishers import can_post
 from desk.queue import CaseDetail
 from desk.replies import ReplyConflict, ReplyOutcome
-from desk.users import Actor, NotAllowed
+from desk.users import Actor
 
 NO_TEMPLATE = "(write my own)"
 
@@ -79,24 +78,23 @@ def reply_composer(store: Store, cfg: HearkenConfig, actor: Actor, d: CaseDetail
                      disabled=not ok or not (draft or "").strip() or held):
         return None
     out = None
-    try:
-        out = replies.post_reply(store, cfg, cid, actor, draft, key=st.session_state[kkey],
-                                 seen_replies=st.session_state[skey], mention_id=reply_to)
-    except ReplyConflict as exc:
-        ui.flash(flash_key, "error", str(exc))
-        st.session_state[skey] = replies.seen_replies(store, cid)  # shown it now: posting anyway must be explicit
-        st.session_state[f"conflict-{cid}"] = True
-    except (CaseError, NotAllowed, PublishError) as exc:
-        ui.flash(flash_key, "error", str(exc))
-    else:
-        kind = {"posted": "success", "failed": "error", "unknown": "warning", "not_found": "warning"}.get(out.status,
-                                                                                                      "info")
-        ui.flash(flash_key, kind, out.message)
-        if out.status == "posted":
-            del st.session_state[kkey]
-            st.session_state[f"reset-{cid}"] = True
-            st.session_state.pop(f"conflict-{cid}", None)
-            st.session_state.pop(f"also-{cid}", None)
+    with ui.refusals(flash_key):
+        try:
+            out = replies.post_reply(store, cfg, cid, actor, draft, key=st.session_state[kkey],
+                                     seen_replies=st.session_state[skey], mention_id=reply_to)
+        except ReplyConflict as exc:
+            ui.flash(flash_key, "error", str(exc))
+            st.session_state[skey] = replies.seen_replies(store, cid)  # shown it now: posting anyway must be explicit
+            st.session_state[f"conflict-{cid}"] = True
+        else:
+            kind = {"posted": "success", "failed": "error", "unknown": "warning",
+                    "not_found": "warning"}.get(out.status, "info")
+            ui.flash(flash_key, kind, out.message)
+            if out.status == "posted":
+                del st.session_state[kkey]
+                st.session_state[f"reset-{cid}"] = True
+                st.session_state.pop(f"conflict-{cid}", None)
+                st.session_state.pop(f"also-{cid}", None)
     st.rerun()
     return out
 
@@ -126,11 +124,8 @@ def _unsettled_reply(store: Store, cfg: HearkenConfig, actor: Actor, u: replies.
         if u.note and u.note.startswith(replies.CHECK_FAILED):
             st.caption(ui.md_escape(u.note))
         if st.button("Check the platform", key=f"check-{rid}"):
-            try:
+            with ui.refusals(flash_key):
                 out = replies.check_reply(store, cfg, rid, actor)
-            except (CaseError, NotAllowed, PublishError) as exc:
-                ui.flash(flash_key, "error", str(exc))
-            else:
                 ui.flash(flash_key, {"posted": "success", "not_found": "error"}.get(out.status, "warning"), out.message)
             st.rerun()
         if not u.may_post_anyway():
@@ -143,11 +138,8 @@ def _unsettled_reply(store: Store, cfg: HearkenConfig, actor: Actor, u: replies.
             reason = st.text_area("Why post it again? This goes into the case history with your name.",
                                   key=f"anyway-reason-{rid}", placeholder="I read the thread: no reply from us")
             if st.button("Post anyway", key=f"anyway-{rid}", type="primary", disabled=not (reason or "").strip()):
-                try:
+                with ui.refusals(flash_key):
                     out = replies.post_anyway(store, cfg, rid, actor, reason=reason)
-                except (CaseError, NotAllowed, PublishError) as exc:
-                    ui.flash(flash_key, "error", str(exc))
-                else:
                     kind = {"posted": "success", "failed": "error"}.get(out.status, "warning")
                     ui.flash(flash_key, kind, out.message)
                     if out.status == "posted":

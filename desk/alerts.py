@@ -30,7 +30,6 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -43,6 +42,8 @@ from desk.config import HearkenConfig
 from desk.db import Store
 from desk.mailer import header_text
 from desk.models import Case, Mention, Outbox, SourceState, now_utc
+from desk.periods import last_full_week, month_key
+from desk.reports import weekly
 from desk.untrusted import web_url
 
 log = logging.getLogger(__name__)
@@ -308,7 +309,7 @@ def scan_sources(session: Session, cfg: HearkenConfig, now: datetime) -> list[Ou
         if row is not None:
             written.append(row)
         cap = getattr(src, "monthly_read_cap", 0)
-        month = now.strftime("%Y-%m")
+        month = month_key(now)
         if src.type == "x" and cap and st.reads_month == month and st.reads_count >= rules.x_budget_warn_fraction * cap:
             text, body_html = compose(
                 f"X source {src.name} has read {st.reads_count} of its {cap} posts for {month} "
@@ -362,21 +363,19 @@ def send_weekly_report(session: Session, cfg: HearkenConfig, now: datetime, *, f
     """Queue the weekly report email (and write its files) at report.weekday/hour; once per week."""
     if not cfg.report.recipients or (not force and not weekly_report_due(cfg, now)):
         return None
-    from desk import report
-
-    week = week or report.last_full_week(cfg, now)
+    week = week or last_full_week(ZoneInfo(cfg.sla.timezone), now)
     key = f"weekly_report:{week}"
     if session.scalar(select(Outbox.id).where(Outbox.dedupe_key == key)) is not None:
         return None
-    rep = report.build(session, cfg, week, now=now, embed=embed)
+    rep = weekly.build(session, cfg, week, now=now, embed=embed)
     if write_files:
         try:
-            report.write_files(rep, report.output_dir(cfg))
+            weekly.write_files(rep, weekly.output_dir(cfg))
         except OSError:
-            log.warning("could not write the weekly report files to %s", report.output_dir(cfg), exc_info=True)
+            log.warning("could not write the weekly report files to %s", weekly.output_dir(cfg), exc_info=True)
     return queue(session, kind="weekly_report", dedupe_key=key, recipients=cfg.resolve_recipients(cfg.report.recipients),
-                 now=now, subject=f"[Hearken] Weekly public-response report {week}: {report.headline(rep)}",
-                 body_text=report.to_text(rep), body_html=report.to_html(rep))
+                 now=now, subject=f"[Hearken] Weekly public-response report {week}: {weekly.headline(rep)}",
+                 body_text=weekly.to_text(rep), body_html=weekly.to_html(rep))
 
 
 def periodic_tasks(cfg: HearkenConfig, store: Store, *,

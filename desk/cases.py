@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from desk import alerts, audit
 from desk.config import HearkenConfig
 from desk.db import Store
+from desk.errors import UserError
 from desk.models import Case, Label, Mention, Reply, now_utc
 from desk.users import Actor, NotAllowed, actor_for_name
 
@@ -38,7 +39,7 @@ ROOT_CAUSES: dict[str, str] = {
 ACTIVE = ("open", "replied")
 
 
-class CaseError(Exception):
+class CaseError(UserError):
     """The action does not fit the case as it is now (say why in one line)."""
 
 

@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from collectors.settings import DemoSource, DiscourseSource, ForumSource, RedditSource, XSource
+from desk.errors import UserError
 
 PLATFORMS = ("demo", "reddit", "x", "discourse", "forum")
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "example.yaml"
@@ -339,7 +340,7 @@ class Problem:
         return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
 
 
-class ConfigError(Exception):
+class ConfigError(UserError):
     """The configuration file is missing or wrong. `problems` lists every mistake found."""
 
     def __init__(self, problems: list[Problem]) -> None:

@@ -47,6 +47,7 @@ from sqlalchemy import and_, func, or_, select, update
 
 from desk.config import HearkenConfig, Smtp
 from desk.db import Store
+from desk.errors import UserError
 from desk.models import Case, Outbox, now_utc
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ LEASE_SECONDS = 300.0
 SEND_INTERVAL_SECONDS = 15.0
 
 
-class SmtpSetupError(Exception):
+class SmtpSetupError(UserError):
     """The SMTP settings cannot work as they are (e.g. a login variable that is not set)."""
 
 

@@ -31,6 +31,19 @@ def now_utc() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def pack_vector(v) -> bytes:
+    """A stored embedding (Classification.embedding): float16 bytes (768 for 384 dimensions)."""
+    import numpy as np
+
+    return np.asarray(v, dtype=np.float16).tobytes()
+
+
+def unpack_vector(b: bytes):
+    import numpy as np
+
+    return np.frombuffer(b, dtype=np.float16).astype(np.float32)
+
+
 class UtcDateTime(TypeDecorator):
     """A DateTime that refuses naive values and always returns aware UTC."""
 
@@ -99,7 +112,7 @@ class Classification(Base):
     is_complaint: Mapped[bool] = mapped_column(Boolean)
     severity: Mapped[int | None] = mapped_column(Integer)
     topic: Mapped[str | None] = mapped_column(String(50))
-    # complaints only: the model's L2-normalised vector as float16 bytes (see desk.pipeline.pack_vector)
+    # complaints only: the model's L2-normalised vector as float16 bytes (pack_vector below)
     embedding: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
     created_at: Mapped[datetime] = mapped_column(default=now_utc)
 

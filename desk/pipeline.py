@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Protocol
 
 from sqlalchemy import func, select, text, update
@@ -40,7 +40,9 @@ from collectors.identity import own_id, same_post
 from desk import alerts, audit, set_aside, source_warnings
 from desk.config import HearkenConfig
 from desk.db import Store
-from desk.models import Case, Classification, Mention as MentionRow, Reply, SourceState, now_utc
+from desk.errors import SourceError
+from desk.models import Case, Classification, Mention as MentionRow, Reply, SourceState, now_utc, pack_vector
+from desk.periods import month_key  # TODO(issue 15): desk/runner.py imports it from here until fix13's runner work lands
 from desk.sla import due_times
 
 log = logging.getLogger(__name__)
@@ -53,10 +55,6 @@ class Predictor(Protocol):
     version: str
 
     def predict_with_embeddings(self, texts: Sequence[str], *, threshold: float | None = None) -> tuple[list, object]: ...
-
-
-def month_key(at: datetime) -> str:
-    return at.astimezone(timezone.utc).strftime("%Y-%m")
 
 
 def _insert(session: Session):
@@ -83,11 +81,11 @@ def state_for(session: Session, name: str, platform: str) -> SourceState:
     return state
 
 
-class LeaseLost(Exception):
+class LeaseLost(SourceError):
     """Another process took over the source while this poll ran; its result is thrown away, not stored."""
 
 
-class StoreFailed(Exception):
+class StoreFailed(SourceError):
     """The database refused a whole poll (not one row of it); the reason is one line, never the SQL."""
 
 
@@ -379,19 +377,6 @@ def classify_pending(store: Store, cfg: HearkenConfig, model: Predictor, *, batc
                     open_case(s, cfg, m, c)
                     out.cases_opened += 1
     return out
-
-
-def pack_vector(v) -> bytes:
-    """A stored embedding: float16 bytes (768 for 384 dimensions)."""
-    import numpy as np
-
-    return np.asarray(v, dtype=np.float16).tobytes()
-
-
-def unpack_vector(b: bytes):
-    import numpy as np
-
-    return np.frombuffer(b, dtype=np.float16).astype(np.float32)
 
 
 def _text(m: MentionRow) -> str:

@@ -188,7 +188,7 @@ def database_problem(cfg: HearkenConfig, exc: BaseException, env: Mapping[str, s
 def database_problems(cfg: HearkenConfig, env: Mapping[str, str] | None = None) -> list[Problem]:
     """The database URL parses and, for a server, answers within a few seconds. A SQLite file that is not
     there yet is fine (Hearken creates it) as long as its folder can be made."""
-    from sqlalchemy import create_engine, text
+    from sqlalchemy import text
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
 

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from desk.audit import history as audit_history
 from desk.cases import ACTIVE
 from desk.db import Store
-from desk.models import Case, Event, Label, Mention, Reply, now_utc
+from desk.models import Case, Label, Mention, Reply, now_utc
 from desk.publishers.base import length_limit
 
 
@@ -320,29 +320,3 @@ def similar_cases(store: Store, case_id: int, *, k: int = 3, embed: Embed | None
         out.append(SimilarCase(c.id, float(sims[i]), c.status, _excerpt(_text(m), 200), first_reply.get(c.id),
                                c.resolution_note, c.root_cause))
     return out
-
-
-# --- counts for the Metrics page (used when desk.report is not there) --------------
-
-
-def essential_counts(store: Store, *, now: datetime | None = None, days: int = 7) -> dict[str, float | int | None]:
-    """Cases opened, answered, resolved and overdue in the last `days`, and the median first-response minutes."""
-    now = now or now_utc()
-    since = now - timedelta(days=days)
-    with store.session() as s:
-        opened = list(s.execute(select(Case.customer_posted_at, Case.first_response_at, Case.status,
-                                       Case.first_response_due).where(Case.opened_at >= since)).all())
-        active = s.scalar(select(func.count()).select_from(Case).where(Case.status.in_(ACTIVE))) or 0
-        events = s.scalar(select(func.count()).select_from(Event).where(Event.at >= since)) or 0
-    answered = [(fr - posted).total_seconds() / 60 for posted, fr, _, _ in opened if fr is not None]
-    within = [1 for posted, fr, _, due in opened if fr is not None and due is not None and fr <= due]
-    return {
-        "opened": len(opened),
-        "answered": len(answered),
-        "resolved": sum(1 for *_, st, _ in opened if st == "resolved"),
-        "dismissed": sum(1 for *_, st, _ in opened if st == "dismissed"),
-        "active": active,
-        "median_first_response_minutes": float(np.median(answered)) if answered else None,
-        "share_within_sla": (len(within) / len(answered)) if answered else None,
-        "actions": events,
-    }

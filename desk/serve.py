@@ -23,12 +23,14 @@ import textwrap
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from desk.errors import UserError
+
 log = logging.getLogger("hearken")
 
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGINT", "SIGHUP") if hasattr(signal, name))
 
 
-class PortError(Exception):
+class PortError(UserError):
     """The dashboard cannot listen where it was told to; the message names the address and, where it can be
     found, the process that holds it."""
 

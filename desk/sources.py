@@ -10,7 +10,7 @@ from sqlalchemy import select
 from desk.config import HearkenConfig
 from desk.db import Store
 from desk.models import SourceState, now_utc
-from desk.pipeline import month_key
+from desk.periods import month_key
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from desk.config import HearkenConfig, Member as TeamMember, email_key
 from desk.db import Store
+from desk.errors import UserError
 from desk.models import DashboardSession, User, now_utc
 
 ROLES = ("agent", "manager", "admin")
@@ -38,11 +39,11 @@ FRESH_SIGN_IN = timedelta(minutes=10)  # a sign-in we have no row for is accepte
 SEEN_EVERY = timedelta(minutes=1)  # how often a live session's last_seen_at is written
 
 
-class NotAllowed(Exception):
+class NotAllowed(UserError):
     """The acting person's role does not allow this action."""
 
 
-class SignInRefused(Exception):
+class SignInRefused(UserError):
     """This sign-in does not let its holder in; the message says why, for the person at the screen."""
 
 

@@ -393,7 +393,7 @@ def test_metrics_page_counts_the_week(env):
     assert not at.exception
     assert at.title[0].value == "Metrics"
     week = [s for s in at.selectbox if s.key == "report_week"]
-    assert week  # desk.report draws the weekly report: the week in progress holds the one complaint
+    assert week  # dashboard/weekly_report.py draws the weekly report: the week in progress holds the one complaint
     week[0].set_value(week[0].options[-1].split(" ")[0]).run()
     assert not at.exception
     assert {m.label: m.value for m in at.metric}["Complaints"] == "1"

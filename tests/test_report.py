@@ -12,10 +12,13 @@ import datetime as dt
 import io
 import json
 
+from zoneinfo import ZoneInfo
+
 import pytest
 
-from desk import alerts, mailer, report
+from desk import alerts, mailer, periods
 from desk.models import Mention, Reply
+from desk.reports import weekly
 from tests.test_alerts_support import make_cfg, new_case, smtp_server, update_case  # noqa: F401
 
 UTC = dt.timezone.utc
@@ -102,7 +105,7 @@ def week(store):
 
 
 def test_overall_figures_match_the_hand_computed_answers(store, week):
-    rep = report.weekly_report(store, _cfg(), "2026-W47", now=AS_OF, embed=_no_embed)
+    rep = weekly.weekly_report(store, _cfg(), "2026-W47", now=AS_OF, embed=_no_embed)
     o = rep.overall
     assert (o.mentions, o.complaints, o.dismissed) == (10, 6, 1)
     assert o.answered_publicly == 4 and o.answered_share == pytest.approx(4 / 6)
@@ -122,7 +125,7 @@ def test_overall_figures_match_the_hand_computed_answers(store, week):
 
 
 def test_per_platform_figures_and_change_from_the_week_before(store, week):
-    rep = report.weekly_report(store, _cfg(), "2026-W47", now=AS_OF, embed=_no_embed)
+    rep = weekly.weekly_report(store, _cfg(), "2026-W47", now=AS_OF, embed=_no_embed)
     demo, x, reddit = rep.platforms["demo"], rep.platforms["x"], rep.platforms["reddit"]
     assert (demo.mentions, demo.complaints, demo.answered_share) == (4, 2, 1.0)
     assert demo.first_reply_hours_median == pytest.approx((0.5 + 65.25) / 2)
@@ -138,8 +141,8 @@ def test_per_platform_figures_and_change_from_the_week_before(store, week):
 
 
 def test_csv_has_one_row_per_case_with_times_and_sla(store, week):
-    rep = report.weekly_report(store, _cfg(), "2026-W47", now=AS_OF, embed=_no_embed)
-    rows = list(csv.DictReader(io.StringIO(rep.to_csv())))
+    rep = weekly.weekly_report(store, _cfg(), "2026-W47", now=AS_OF, embed=_no_embed)
+    rows = list(csv.DictReader(io.StringIO(weekly.to_csv(rep))))
     by_id = {int(r["case_id"]): r for r in rows}
     assert sorted(by_id) == sorted(week[k] for k in "ABCDEFG")
     b = by_id[week["B"]]
@@ -154,8 +157,8 @@ def test_csv_has_one_row_per_case_with_times_and_sla(store, week):
 
 
 def test_files_html_and_json_carry_figures_and_definitions(store, week, tmp_path):
-    rep = report.weekly_report(store, _cfg(), "2026-W47", now=AS_OF, embed=_no_embed)
-    paths = report.write_files(rep, tmp_path)
+    rep = weekly.weekly_report(store, _cfg(), "2026-W47", now=AS_OF, embed=_no_embed)
+    paths = weekly.write_files(rep, tmp_path)
     assert sorted(p.name for p in paths) == ["hearken-report-2026-W47.csv", "hearken-report-2026-W47.html",
                                              "hearken-report-2026-W47.json"]
     with open(tmp_path / "hearken-report-2026-W47.csv", newline="", encoding="utf-8") as f:
@@ -173,12 +176,13 @@ def test_files_html_and_json_carry_figures_and_definitions(store, week, tmp_path
 def test_default_week_is_the_last_full_week_in_the_configured_zone():
     cfg = _cfg(**{"sla.timezone": "Pacific/Auckland"})
     # Sunday 22 Nov 20:00 UTC is already Monday 23 Nov 09:00 in Auckland: last full week there is W47
-    assert report.last_full_week(cfg, dt.datetime(2026, 11, 22, 20, 0, tzinfo=UTC)) == "2026-W47"
-    assert report.last_full_week(_cfg(), dt.datetime(2026, 11, 22, 20, 0, tzinfo=UTC)) == "2026-W46"
-    start, end = report.parse_week("2026-W47", __import__("zoneinfo").ZoneInfo("Europe/London"))
+    sunday_evening = dt.datetime(2026, 11, 22, 20, 0, tzinfo=UTC)
+    assert periods.last_full_week(ZoneInfo(cfg.sla.timezone), sunday_evening) == "2026-W47"
+    assert periods.last_full_week(ZoneInfo(_cfg().sla.timezone), sunday_evening) == "2026-W46"
+    start, end = periods.parse_week("2026-W47", ZoneInfo("Europe/London"))
     assert (start, end) == (t(16, 0), t(23, 0))
-    with pytest.raises(report.ReportError):
-        report.parse_week("2026-W54", __import__("zoneinfo").ZoneInfo("UTC"))
+    with pytest.raises(periods.WeekError, match="not a week of 2026"):
+        periods.parse_week("2026-W54", ZoneInfo("UTC"))
 
 
 def _no_embed(texts):
@@ -190,13 +194,13 @@ def test_cluster_groups_by_cosine_threshold():
 
     v = np.array([[1, 0, 0], [0.95, 0.31, 0], [0.9, 0.1, 0.42], [0, 1, 0], [0, 0.98, 0.2], [0, 0, 1]], float)
     v /= np.linalg.norm(v, axis=1, keepdims=True)
-    assert report.cluster(v, 0.8) == [[0, 1, 2], [3, 4], [5]]
-    assert report.cluster(v, 0.999) == [[0], [1], [2], [3], [4], [5]]
+    assert weekly.cluster(v, 0.8) == [[0, 1, 2], [3, 4], [5]]
+    assert weekly.cluster(v, 0.999) == [[0], [1], [2], [3], [4], [5]]
 
 
 def test_themes_group_similar_complaints_with_root_causes(store, week):
     pytest.importorskip("classifier")
-    rep = report.weekly_report(store, _cfg(), "2026-W47", now=AS_OF)
+    rep = weekly.weekly_report(store, _cfg(), "2026-W47", now=AS_OF)
     billing = [th for th in rep.themes if week["D"] in th.case_ids]
     assert billing, [(th.case_ids, th.words) for th in rep.themes]
     [th] = billing

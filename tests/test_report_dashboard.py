@@ -16,8 +16,7 @@ UTC = dt.timezone.utc
 
 SCRIPT = """
 import datetime as dt
-import streamlit as st
-from desk import report
+from dashboard.weekly_report import weekly_report_view
 from desk.config import load_config
 from desk.db import connect
 
@@ -25,8 +24,8 @@ def no_embed(texts):
     raise RuntimeError("no embeddings here")
 
 cfg = load_config({path!r})
-report.dashboard_view(st, connect(cfg.database_url()), cfg, now=dt.datetime(2026, 11, 24, 12, tzinfo=dt.timezone.utc),
-                      embed=no_embed)
+weekly_report_view(connect(cfg.database_url()), cfg, now=dt.datetime(2026, 11, 24, 12, tzinfo=dt.timezone.utc),
+                   embed=no_embed)
 """
 
 

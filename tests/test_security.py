@@ -21,12 +21,14 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from desk import alerts, cases, mailer, report
+from desk import alerts, cases, mailer
 from desk.config import ConfigError, parse_config
 from desk.logs import OneLineFormatter, Redact
 from desk.models import DashboardSession, Event, Outbox, Reply, User
+from desk.periods import week_name
 from desk.publishers.demo import platform_file, read_posts
 from desk.replies import post_reply
+from desk.reports import weekly
 from desk.users import Actor, NotAllowed, SignInRefused, actor_for_name, sign_in, sign_out, sync_team
 from tests.collector_helpers import LocalServer, Reply as HttpReply
 from tests.conftest import MINIMAL_CONFIG, ROOT
@@ -198,11 +200,11 @@ def test_only_http_links_are_rendered_in_the_report_the_alert_emails_and_the_ema
         now = datetime.now(UTC)
         ids = [seed_case(sqlite_store, cfg, external_id=f"js{i}", body=f"Northwind broadband down again {i}",
                          url=url, severity=4, minutes_ago=30 + i) for i, url in enumerate(HOSTILE_URLS)]
-        week = report.week_name(now.date())
+        week = week_name(now.date())
         same = lambda texts: np.ones((len(texts), 384), dtype=np.float32) / np.sqrt(384)  # one theme  # noqa: E731
-        rep = report.weekly_report(sqlite_store, cfg, week, now=now, embed=same)
+        rep = weekly.weekly_report(sqlite_store, cfg, week, now=now, embed=same)
         assert rep.themes and rep.themes[0].example_url in HOSTILE_URLS
-        page = rep.to_html()
+        page = weekly.to_html(rep)
         assert f"#{rep.themes[0].example_case_id}" in page
         with sqlite_store.session() as s:
             alerts.send_weekly_report(s, cfg, now, force=True, week=week, embed=same, write_files=False)
@@ -231,7 +233,7 @@ def test_csv_cells_a_spreadsheet_would_run_open_as_text(sqlite_store, cfg):
     for i, author in enumerate(FORMULAS + ["maria_t"]):
         seed_case(sqlite_store, cfg, external_id=f"f{i}", body="Northwind took my money", author=author,
                   minutes_ago=10 + i)
-    text = report.weekly_report(sqlite_store, cfg, report.week_name(now.date()), now=now).to_csv()
+    text = weekly.to_csv(weekly.weekly_report(sqlite_store, cfg, week_name(now.date()), now=now))
     rows = list(csv.DictReader(io.StringIO(text, newline="")))
     assert sorted(r["author"] for r in rows) == sorted(["'" + f for f in FORMULAS] + ["maria_t"])
     for row in rows:

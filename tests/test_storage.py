@@ -160,8 +160,8 @@ def test_a_complaints_embedding_is_stored_with_its_classification_and_reused_by_
     from types import SimpleNamespace
 
     from desk.models import Classification
-    from desk.pipeline import pack_vector
-    from desk.report import _vectors
+    from desk.models import pack_vector
+    from desk.reports.weekly.themes import vectors
 
     store_poll(store, "demo", "demo", PollResult([mention(1, body=COMPLAINT), mention(2, body=PRAISE)], None), now=T0)
     classify_pending(store, cfg, model)
@@ -179,7 +179,7 @@ def test_a_complaints_embedding_is_stored_with_its_classification_and_reused_by_
         marker[7] = 1.0
         rows["m1"].embedding = pack_vector(marker)
         s.flush()
-        got = _vectors(s, [SimpleNamespace(mention_id=rows["m1"].mention_id),
+        got = vectors(s, [SimpleNamespace(mention_id=rows["m1"].mention_id),
                            SimpleNamespace(mention_id=rows["m2"].mention_id)], [COMPLAINT, PRAISE], None)
         assert got[0].tolist() == marker.tolist()
         assert float(got[1] @ model.embed([PRAISE])[0]) > 0.999, "a text without a stored vector is embedded"

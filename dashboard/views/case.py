@@ -8,11 +8,10 @@ from dashboard import components as ui
 from dashboard.composer import reply_composer
 from desk import cases
 from desk.alerts import case_emails
-from desk.cases import ROOT_CAUSES, CaseError
-from desk.publishers import PublishError
+from desk.cases import ROOT_CAUSES
 from desk.queue import case_detail, open_queue, similar_cases
 from desk.untrusted import web_url
-from desk.users import NotAllowed, team_names
+from desk.users import team_names
 
 actor = ui.require_actor()
 cfg = ui.config()
@@ -62,11 +61,9 @@ flash_key = f"case-{case_id}"
 
 
 def act(fn, ok: str) -> None:
-    try:
+    with ui.refusals(flash_key):
         fn()
         ui.flash(flash_key, "success", ok)
-    except (CaseError, NotAllowed, PublishError) as exc:
-        ui.flash(flash_key, "error", str(exc))
     st.rerun()
 
 

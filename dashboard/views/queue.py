@@ -6,9 +6,8 @@ import streamlit as st
 
 from dashboard import components as ui
 from desk import cases
-from desk.cases import CaseError
 from desk.queue import QueueFilters, open_queue
-from desk.users import NotAllowed, team_names
+from desk.users import team_names
 
 actor = ui.require_actor()
 cfg = ui.config()
@@ -33,11 +32,9 @@ filters = QueueFilters(platforms=tuple(f_platform), statuses=tuple(f_status) or 
 
 
 def _act(fn, ok: str) -> None:
-    try:
+    with ui.refusals("queue"):
         fn()
         ui.flash("queue", "success", ok)
-    except (CaseError, NotAllowed) as exc:
-        ui.flash("queue", "error", str(exc))
     st.rerun()
 
 

@@ -19,8 +19,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from desk.errors import PostingError
 
-class PublishError(Exception):
+
+class PublishError(PostingError):
     """Posting failed; `reason` is one line a person can act on."""
 
     def __init__(self, reason: str) -> None:

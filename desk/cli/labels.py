@@ -18,6 +18,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from desk.cli.common import load, open_store
 from desk.models import Label, Mention
 from desk.untrusted import csv_cell
 
@@ -42,9 +43,7 @@ def export_labels(store, out) -> int:
 
 
 def cmd_export_labels(args) -> int:
-    from desk.cli import _load, open_store
-
-    cfg = _load(args)
+    cfg = load(args)
     store = open_store(cfg)
     if args.out == "-":
         n = export_labels(store, sys.stdout)

@@ -11,6 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from desk.cli.common import load, open_store
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("report", help="write the weekly public-response report (HTML, CSV, JSON); --send emails it")
@@ -22,11 +24,12 @@ def register(subparsers) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from desk import alerts, mailer, report
-    from desk.cli import _load, open_store
+    from desk import alerts, mailer
+    from desk.errors import UserError
     from desk.models import now_utc
+    from desk.reports import weekly
 
-    cfg = _load(args)
+    cfg = load(args)
     formats = [f.strip().lower() for f in args.format.split(",") if f.strip()]
     bad = [f for f in formats if f not in ("html", "csv", "json")]
     if bad or not formats:
@@ -36,14 +39,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     store = open_store(cfg)
     now = now_utc()
     try:
-        rep = report.weekly_report(store, cfg, args.week, now=now)
-    except report.ReportError as exc:
+        rep = weekly.weekly_report(store, cfg, args.week, now=now)
+    except UserError as exc:  # not an ISO week
         print(f"hearken report: {exc}", file=sys.stderr)
         return 2
-    out = Path(args.out).resolve() if args.out else report.output_dir(cfg)
-    for path in report.write_files(rep, out, formats):
+    out = Path(args.out).resolve() if args.out else weekly.output_dir(cfg)
+    for path in weekly.write_files(rep, out, formats):
         print(path)
-    print(report.headline(rep))
+    print(weekly.headline(rep))
     if args.send:
         if not cfg.report.recipients:
             print("hearken report: report.recipients is empty; nothing sent", file=sys.stderr)

@@ -1,0 +1,105 @@
+"""The weekly public-response report on the Metrics page: desk/ computes a WeeklyReport, this draws it.
+
+It owns the `report_week` selectbox and the three download buttons (`report_dl_html`, `report_dl_csv`,
+`report_dl_json`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+import streamlit as st
+
+from dashboard.components import md_escape
+from desk.config import HearkenConfig
+from desk.db import Store
+from desk.models import now_utc
+from desk.periods import recent_weeks
+from desk.reports import weekly
+from desk.reports.weekly import CASE_TABLE_COLUMNS, FIGURE_LABELS, WeeklyReport, cell, fmt, fmt_change
+
+TILES = [("complaints", "Complaints", "n", "normal"), ("answered_share", "Answered publicly", "%", "normal"),
+         ("first_reply_hours_median", "Median first public reply", "h", "inverse"),
+         ("first_reply_hours_p90", "90th pct first public reply", "h", "inverse"),
+         ("first_response_sla_share", "Within first-response SLA", "%", "normal"),
+         ("resolution_sla_share", "Within resolution SLA", "%", "normal"),
+         ("resolution_hours_median", "Median time to resolution", "h", "inverse"),
+         ("still_open", "Still open", "n", "off")]
+
+
+def weekly_report_view(store: Store, cfg: HearkenConfig, *, now: datetime | None = None,
+                       embed: Callable[[Sequence[str]], Any] | None = None) -> WeeklyReport:
+    """Pick a week (the last full one first, the one in progress last), build its report and draw it."""
+    weeks = recent_weeks(ZoneInfo(cfg.sla.timezone), now or now_utc())
+    week = st.selectbox("Week", weeks, index=0, key="report_week",
+                        format_func=lambda w: w + (" (in progress)" if w == weeks[-1] else ""))
+    rep = weekly.weekly_report(store, cfg, week, now=now, embed=embed)
+    draw(rep)
+    return rep
+
+
+def draw(rep: WeeklyReport) -> None:
+    tz = ZoneInfo(rep.timezone)
+    st.caption(f"{rep.start.astimezone(tz):%a %d %b %Y} to {(rep.end.astimezone(tz) - timedelta(days=1)):%a %d %b %Y} "
+               f"({rep.timezone}), as of {rep.generated_at.astimezone(tz):%Y-%m-%d %H:%M}; "
+               f"change against {rep.previous_week}.")
+    for note in rep.notes:
+        st.info(note)
+
+    for row in (TILES[:4], TILES[4:]):
+        for col, (attr, label, unit, colour) in zip(st.columns(4), row):
+            change = fmt_change(rep.change(attr), unit)
+            col.metric(label, fmt(getattr(rep.overall, attr), unit), None if change == "-" else change,
+                       delta_color=colour)
+
+    st.subheader("Per platform")
+    table = {"": [label for _, label, _ in FIGURE_LABELS],
+             "overall": [fmt(getattr(rep.overall, a), u) for a, _, u in FIGURE_LABELS],
+             f"change vs {rep.previous_week}": [fmt_change(rep.change(a), u) for a, _, u in FIGURE_LABELS]}
+    for p, f in rep.platforms.items():
+        table[p] = [fmt(getattr(f, a), u) for a, _, u in FIGURE_LABELS]
+    st.dataframe(pd.DataFrame(table).set_index(""), use_container_width=True)
+
+    left, right = st.columns(2)
+    with left:
+        st.caption("Complaints per day, and how many were answered publicly")
+        st.bar_chart(pd.DataFrame({"complaints": [d["complaints"] for d in rep.daily],
+                                   "answered publicly": [d["answered_publicly"] for d in rep.daily]},
+                                  index=[f"{i + 1} {d['day']}" for i, d in enumerate(rep.daily)]), stack=False)
+    with right:
+        st.caption("Hours to first public reply (from the customer's post)")
+        names = ["overall"] + list(rep.platforms)
+        figs = [rep.overall] + list(rep.platforms.values())
+        st.bar_chart(pd.DataFrame({"median": [f.first_reply_hours_median for f in figs],
+                                   "90th percentile": [f.first_reply_hours_p90 for f in figs]}, index=names),
+                     stack=False)
+
+    st.subheader("Recurring complaint themes")
+    if rep.themes:
+        st.dataframe(pd.DataFrame([{"theme": t.number, "common words": ", ".join(t.words), "complaints": t.size,
+                                    "root causes": ", ".join(f"{k} ({v})" for k, v in t.root_causes.items()),
+                                    "example": f"#{t.example_case_id}: {t.example_text}"} for t in rep.themes]),
+                     hide_index=True, use_container_width=True)
+        st.caption(f"{rep.unthemed} complaint(s) in no recurring theme.")
+    else:
+        st.caption("No recurring themes this week.")
+
+    with st.expander(f"Cases ({len(rep.rows)})"):
+        st.dataframe(pd.DataFrame([{c: cell(getattr(r, c)) for c in CASE_TABLE_COLUMNS} for r in rep.rows],
+                                  columns=CASE_TABLE_COLUMNS),
+                     hide_index=True, use_container_width=True)
+
+    a, b, c = st.columns(3)
+    a.download_button("Download HTML", weekly.to_html(rep), file_name=f"hearken-report-{rep.week}.html",
+                      mime="text/html", key="report_dl_html")
+    b.download_button("Download CSV (one row per case)", weekly.to_csv(rep),
+                      file_name=f"hearken-report-{rep.week}.csv", mime="text/csv", key="report_dl_csv")
+    c.download_button("Download JSON", weekly.to_json(rep), file_name=f"hearken-report-{rep.week}.json",
+                      mime="application/json", key="report_dl_json")
+    with st.expander("Definitions of every figure"):
+        for k, v in rep.definitions.items():
+            st.markdown(f"**{md_escape(k)}**: {md_escape(v)}")

@@ -1,0 +1,45 @@
+"""What every `hearken` command shares: reading the config (or exiting with its problems) and opening the store."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from desk import logs
+from desk.config import ConfigError, HearkenConfig, load_config
+
+log = logging.getLogger("hearken")
+
+
+def load(args) -> HearkenConfig:
+    """The config named by --config (else $HEARKEN_CONFIG, else the example); exit 2 listing every problem."""
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        print(f"hearken: the configuration has {len(exc.problems)} problem(s):", file=sys.stderr)
+        for p in exc.problems:
+            print(f"  {p}", file=sys.stderr)
+        raise SystemExit(2) from None
+    logs.protect(cfg)
+    return cfg
+
+
+def open_store(cfg: HearkenConfig):
+    """The database, migrated; one clear line and exit 2 when it cannot be opened (a typo in the URL, a
+    server that is down, a driver that is not installed), with the traceback only under --verbose."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from desk.db import connect
+    from desk.preflight import database_problem
+
+    try:
+        return connect(cfg.database_url())
+    except (ValueError, SQLAlchemyError, ImportError, OSError) as exc:
+        log.debug("opening the database failed", exc_info=True)
+        print(f"hearken: {database_problem(cfg, exc)}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def red(text: str) -> str:
+    return text if os.environ.get("NO_COLOR") else f"\033[1;31m{text}\033[0m"

@@ -1,0 +1,1 @@
+"""Reports built from the store. weekly/: the weekly public-response report."""
