@@ -24,9 +24,8 @@ T0 = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
 def _config_with_database(tmp_path: Path, url: str):
     from desk.config import load_config
 
-    text = MINIMAL_CONFIG + f"database:\n  url: '{url}'\n" if "database:" not in MINIMAL_CONFIG else MINIMAL_CONFIG
     path = tmp_path / "hearken.yaml"
-    path.write_text(text)
+    path.write_text(MINIMAL_CONFIG + f"database:\n  url: '{url}'\n")
     return load_config(path)
 
 
