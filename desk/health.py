@@ -6,6 +6,9 @@ only in a log: the dashboard draws every item on every page until it is fixed.
 
 - Email: an alert that failed for good in the last week, emails being retried, or emails waiting
   longer than `STUCK` with nobody trying them (the runner, which sends them, is not running).
+- Runners: a `hearken run` that has not written its heartbeat for `RUNNER_QUIET` without having
+  stopped (it cannot write to the database, locked or unreachable, or it died), and one whose
+  database outage ended within `RECENT_OUTAGE` (its polls, classification and alerts waited).
 - Sources: an enabled source that is failing, whose credentials were refused, that the runner disabled
   (credentials missing), that has found no new mention for `alerts.rules.source_silent_minutes`, or
   that has not been polled for much longer than its interval (the runner is not running), that set
@@ -23,12 +26,14 @@ from sqlalchemy import func, select
 from desk import set_aside, source_warnings
 from desk.config import HearkenConfig, key_location
 from desk.db import Store
-from desk.models import Outbox, now_utc
+from desk.models import Outbox, RunnerState, now_utc
 from desk.sla import human_duration
 from desk.sources import SourceHealth, source_health
 
 STUCK = timedelta(minutes=5)  # the runner tries the outbox every 15 s: older untried rows mean nobody is sending
 FAILED_RECENTLY = timedelta(days=7)
+RUNNER_QUIET = timedelta(seconds=60)  # a runner writes its heartbeat every 5 s: this long without one means trouble
+RECENT_OUTAGE = timedelta(minutes=15)
 
 
 @dataclass(frozen=True)
@@ -103,6 +108,32 @@ def email_trouble(store: Store, cfg: HearkenConfig, *, now: datetime | None = No
     fix = (f"check alerts.smtp ({smtp.host}:{smtp.port}, security {smtp.security}) at "
            f"{key_location(cfg, 'alerts', 'smtp')}; the Sources page lists each email and retries failed ones.")
     return Trouble("email", "email", headline, detail, fix)
+
+
+def runner_trouble(store: Store, cfg: HearkenConfig, *, now: datetime | None = None) -> list[Trouble]:
+    """Runners that have gone quiet without stopping, and runners whose database outage has just ended."""
+    now = now or now_utc()
+    with store.session() as s:
+        rows = list(s.scalars(select(RunnerState).order_by(RunnerState.started_at)))
+    out = []
+    where = cfg.database_url().split("@")[-1]
+    for r in rows:
+        if r.stopped_at is None and now - r.seen_at > RUNNER_QUIET:
+            out.append(Trouble(
+                "runner", r.owner,
+                f"Runner {r.owner} has not checked in for {_ago(now, r.seen_at)}: it cannot write to the database "
+                "(locked by another program, or unreachable) or it stopped without saying so. Sources are not "
+                "polled, nor alerts sent, by it meanwhile.", r.outage,
+                f"check that the database ({where}) is up and that no other program holds it (a backup, an sqlite3 "
+                f"shell, a stuck transaction), and that 'hearken run' is running on {r.host}."))
+        elif r.outage and r.outage_ended_at is not None and now - r.outage_ended_at <= RECENT_OUTAGE:
+            out.append(Trouble(
+                "runner", r.owner,
+                f"Runner {r.owner} could not use the database for a while; it has worked again for "
+                f"{_ago(now, r.outage_ended_at)}, and the polls, classification and alerts waited meanwhile and have "
+                "caught up.", r.outage,
+                f"nothing, if it does not happen again; otherwise see what holds the database ({where})."))
+    return out
 
 
 def source_trouble(store: Store, cfg: HearkenConfig, *, now: datetime | None = None,

@@ -23,7 +23,7 @@ so does an answer to one of our replies or accounts (`_existing_case`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
@@ -335,12 +335,31 @@ def open_case(s: Session, cfg: HearkenConfig, m: MentionRow, c: Classification) 
     return case
 
 
+def _within_length(texts: list[str], max_chars: int | None) -> int:
+    """How many of the texts (at least one) fit in `max_chars` together."""
+    if max_chars is None:
+        return len(texts)
+    total = 0
+    for n, t in enumerate(texts):
+        total += len(t)
+        if total > max_chars and n:
+            return n
+    return len(texts)
+
+
 def classify_pending(store: Store, cfg: HearkenConfig, model: Predictor, *, batch_size: int | None = None,
-                     limit: int | None = None) -> Outcome:
-    """Classify mentions not yet classified, in batches, until none are left (or `limit` is reached)."""
+                     limit: int | None = None, max_chars: int | None = None,
+                     should_stop: Callable[[], bool] | None = None) -> Outcome:
+    """Classify mentions not yet classified, in batches, until none are left (or `limit` is reached).
+
+    With `max_chars` a batch holds no more text than that (at least one post), so a batch of posts as
+    long as posts may be is a few of them, not batch_size; `should_stop` is asked between batches.
+    """
     batch_size = batch_size or cfg.classifier.batch_size
     out = Outcome()
     while limit is None or out.classified < limit:
+        if should_stop is not None and should_stop():
+            break
         with store.session() as s:
             q = select(MentionRow).where(MentionRow.classified.is_(False)).order_by(MentionRow.id).limit(batch_size)
             if s.get_bind().dialect.name == "postgresql":
@@ -349,6 +368,8 @@ def classify_pending(store: Store, cfg: HearkenConfig, model: Predictor, *, batc
             if not batch:
                 break
             texts = [_text(m) for m in batch]
+            keep = _within_length(texts, max_chars)
+            batch, texts = batch[:keep], texts[:keep]
             preds, vectors = model.predict_with_embeddings(texts, threshold=cfg.classifier.threshold)
             _lock_threads(s, batch)
             for k, (m, p) in enumerate(zip(batch, preds, strict=True)):

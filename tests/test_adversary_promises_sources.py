@@ -156,9 +156,6 @@ def _carries_on(proc, srv, route: str = "/posts.json") -> tuple[bool, int]:
     return proc.poll() is None, len(srv.seen(route)) - polls
 
 
-@pytest.mark.xfail(strict=True, reason="adversary: while another process holds the database's write lock, SIGTERM "
-                                       "is not honoured: the runner waits out every lock (30 s each on SQLite, for ever "
-                                       "on PostgreSQL) before it exits, far past runner.shutdown_seconds")
 def test_sigterm_stops_the_runner_in_time_while_the_database_is_locked(tmp_path, srv, db_url):
     """A backup, an `sqlite3` shell, a migration or a stuck dashboard transaction holds the write lock on
     source_state. SIGTERM (a deploy, systemd stopping the service) must still stop the runner within
@@ -182,9 +179,6 @@ def test_sigterm_stops_the_runner_in_time_while_the_database_is_locked(tmp_path,
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="adversary: a SQLite write lock held longer than the 30 s busy timeout "
-                                       "kills the runner (OperationalError out of tick), every source with it, "
-                                       "while the Sources page still says OK")
 def test_a_database_locked_for_a_while_does_not_kill_the_runner(tmp_path, srv):
     """`sqlite3 var/hearken.db` left open in a transaction, a backup tool, or a dashboard stuck mid-write for
     35 s: `database is locked` escapes the runner's loop and the process exits. Every source stops being
@@ -246,9 +240,6 @@ def _start_with_long_posts(tmp_path, srv, extra_sources=(), runner=""):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="adversary: classification runs in the runner's main loop a batch at a time "
-                                       "and a batch of 64 maximum-length posts takes tens of seconds: SIGTERM waits "
-                                       "for it, far past runner.shutdown_seconds")
 def test_sigterm_stops_the_runner_in_time_while_it_classifies_long_posts(tmp_path, srv):
     """A forum serves 64 posts of 100,000 characters (a spam wave, a pasted log file, a thread whose every post
     is hostile). Each is read in 12 windows, so one batch (classifier.batch_size 64) takes tens of seconds on
@@ -266,9 +257,6 @@ def test_sigterm_stops_the_runner_in_time_while_it_classifies_long_posts(tmp_pat
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="adversary: while the main loop scores one source's flood of long posts no "
-                                       "other source's poll is started: a healthy forum polled every second goes "
-                                       "unpolled for the whole batch")
 def test_one_sources_long_posts_do_not_hold_up_the_other_sources_polls(tmp_path, srv):
     """The same 64 long posts on one source; a healthy forum beside it, polled every second. Polls are started
     only from the main loop's tick, between classification batches, so for as long as a batch takes the
@@ -455,9 +443,6 @@ def own_pg_database():
     admin.dispose()
 
 
-@pytest.mark.xfail(strict=True, reason="adversary: a database error escapes the runner's loop: a PostgreSQL restart "
-                                       "of ten seconds kills every runner, and no source is polled again until a "
-                                       "person restarts them")
 def test_a_postgresql_restart_does_not_kill_the_runner(tmp_path, srv, own_pg_database):
     """The team's PostgreSQL restarts (maintenance, a failover, a crash): for ten seconds it refuses connections
     and the runners' open ones are cut. `tick()` has no guard around its claims, so OperationalError ends
