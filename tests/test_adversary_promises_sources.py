@@ -10,6 +10,7 @@ state on the Sources page, the mentions in the queue, the runner's memory, the r
 from __future__ import annotations
 
 import importlib.util
+import platform
 import sys
 import time
 from pathlib import Path
@@ -292,9 +293,9 @@ FAKETIME = _faketime_library()
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(FAKETIME is None or not sys.platform.startswith("linux"),
-                    reason="needs the test extra's libfaketime package (pip install -c constraints.txt '.[test]') "
-                           "to step the runner's wall clock")
+@pytest.mark.skipif(FAKETIME is None or not sys.platform.startswith("linux") or platform.machine() != "x86_64",
+                    reason="needs the test extra's libfaketime package (pip install -c constraints.txt '.[test]'), "
+                           "whose library is built for Linux x86_64, to step the runner's wall clock")
 def test_a_runner_whose_clock_steps_back_keeps_polling(tmp_path, srv):
     """A machine that booted with its clock a day fast (no RTC, a VM restored from a snapshot) runs the
     runner; then NTP steps the clock back to the right time. next_poll_at (and the backoff and lease times)
