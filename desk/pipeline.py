@@ -319,18 +319,29 @@ def _lock_threads(s: Session, batch: list[MentionRow]) -> None:
         s.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": key})
 
 
+def customer_posted_at(m: MentionRow) -> datetime:
+    """When the SLA clocks start: when the platform says the customer posted, but never later than when we
+    first read the post. A post cannot have been written after we read it; a platform whose clock runs
+    fast (or a wrong time zone on a forum's server) would otherwise push every deadline out by as much."""
+    return min(m.posted_at, m.detected_at) if m.detected_at is not None else m.posted_at
+
+
 def open_case(s: Session, cfg: HearkenConfig, m: MentionRow, c: Classification) -> Case:
-    first_due, resolution_due = due_times(cfg.sla, m.platform, c.severity, m.posted_at)
+    posted = customer_posted_at(m)
+    first_due, resolution_due = due_times(cfg.sla, m.platform, c.severity, posted)
     case = Case(mention_id=m.id, platform=m.platform, source=m.source, thread_id=m.thread_id or m.external_id,
                 status="open", severity=c.severity, score=c.score, topic=c.topic,
-                customer_posted_at=m.posted_at, opened_at=now_utc(),
+                customer_posted_at=posted, opened_at=now_utc(),
                 first_response_due=first_due, resolution_due=resolution_due)
     s.add(case)
     s.flush()
     m.case_id = case.id
+    ahead = (m.posted_at - posted).total_seconds()
     audit.record(s, case.id, "system", "opened", score=round(c.score, 4), severity=c.severity,
                  model=c.model_version, sla_first_response_due=first_due.isoformat(),
-                 answer_to_our_account=True if (m.extra or {}).get("reply_to_own") else None)
+                 answer_to_our_account=True if (m.extra or {}).get("reply_to_own") else None,
+                 platform_time_ahead=f"the platform dated the post {ahead:.0f}s after we read it; the SLA counts "
+                                     "from when we read it" if ahead > 0 else None)
     alerts.on_case_opened(s, cfg, case, m)
     return case
 
