@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 
 from desk import set_aside, source_warnings
 from desk.config import HearkenConfig, key_location
@@ -56,6 +56,9 @@ class Delivery:
     oldest_pending_at: datetime | None
     last_error: str | None
     next_retry_at: datetime | None
+    unknown: int = 0  # may or may not have arrived: waiting for a person
+    refused: tuple[tuple[int, str, str], ...] = ()  # (email id, kind, address) refused for good in the last week
+    unknown_to: tuple[tuple[int, str, str], ...] = ()  # (email id, kind, address) that may not have got it
 
 
 def _ago(now: datetime, at: datetime) -> str:
@@ -80,9 +83,25 @@ def delivery(store: Store, *, now: datetime | None = None) -> Delivery:
                               .where(Outbox.status == "pending", Outbox.attempts > 0))
         latest = s.scalar(select(Outbox.last_error).where(Outbox.status.in_(open_), Outbox.last_error.is_not(None))
                           .order_by(Outbox.id.desc()).limit(1))
+        # recipients refused for good while the others got it, and emails that may not have arrived
+        partial = s.execute(select(Outbox.id, Outbox.kind, Outbox.refused, Outbox.unknown_to, Outbox.status)
+                            .where(or_(and_(Outbox.status == "sent", Outbox.refused.is_not(None),
+                                            Outbox.created_at >= now - FAILED_RECENTLY),
+                                       Outbox.status == "unknown"))
+                            .order_by(Outbox.id.desc()).limit(20)).all()
+        unknown = s.scalar(select(func.count()).select_from(Outbox).where(Outbox.status == "unknown")) or 0
+    refused = tuple((i, k, a) for i, k, r, _, st in partial if st == "sent" for a in (r or {}))
+    unknown_to = tuple((i, k, a) for i, k, _, u, st in partial if st == "unknown" for a in (u or []))
     return Delivery(pending=counts.get("pending", 0) + counts.get("sending", 0), retrying=retrying,
                     failed=counts.get("failed", 0), failed_recently=failed_recently, oldest_pending_at=oldest,
-                    last_error=latest, next_retry_at=next_retry)
+                    last_error=latest, next_retry_at=next_retry, unknown=unknown, refused=refused,
+                    unknown_to=unknown_to)
+
+
+def _who(items: tuple[tuple[int, str, str], ...], limit: int = 3) -> str:
+    """'#12 severe complaint to morgan@example.com, ...' for the banner."""
+    shown = [f"#{i} {k.replace('_', ' ')} to {a}" for i, k, a in items[:limit]]
+    return ", ".join(shown) + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
 def email_trouble(store: Store, cfg: HearkenConfig, *, now: datetime | None = None) -> Trouble | None:
@@ -91,11 +110,19 @@ def email_trouble(store: Store, cfg: HearkenConfig, *, now: datetime | None = No
         return None
     d = delivery(store, now=now)
     stuck = d.pending > d.retrying and d.oldest_pending_at is not None and now - d.oldest_pending_at > STUCK
-    if not (d.failed_recently or d.retrying or stuck):
+    if not (d.failed_recently or d.retrying or stuck or d.refused or d.unknown):
         return None
     parts = [f"{d.pending} waiting"] + ([f"{d.retrying} of them retrying"] if d.retrying else []) \
         + ([f"{d.failed} failed for good"] if d.failed else [])
-    headline = "Email alerts are not being delivered: " + ", ".join(parts) + "."
+    if d.pending or d.failed_recently or stuck:
+        headline = "Email alerts are not being delivered: " + ", ".join(parts) + "."
+    else:
+        headline = "Some email alerts did not reach everyone."
+    if d.refused:
+        headline += f" Refused for good by the recipient's server: {_who(d.refused)} (the others got it)."
+    if d.unknown_to:
+        headline += (f" May not have arrived (the server hung up after receiving it; not sent again by itself, "
+                     f"so nobody gets it twice): {_who(d.unknown_to)}.")
     if stuck and not d.retrying:
         headline += (f" The oldest has waited {_ago(now, d.oldest_pending_at)} without a try: is 'hearken run' "
                      "running? It sends them.")
@@ -106,7 +133,10 @@ def email_trouble(store: Store, cfg: HearkenConfig, *, now: datetime | None = No
             detail += f" · next try in {human_duration(max(0.0, (d.next_retry_at - now).total_seconds()))}"
     smtp = cfg.alerts.smtp
     fix = (f"check alerts.smtp ({smtp.host}:{smtp.port}, security {smtp.security}) at "
-           f"{key_location(cfg, 'alerts', 'smtp')}; the Sources page lists each email and retries failed ones.")
+           f"{key_location(cfg, 'alerts', 'smtp')}; the Sources page lists each email and retries failed ones"
+           + (" and those that may not have arrived" if d.unknown else "")
+           + ("; an address refused for good needs correcting in the config (team, alerts.rules)" if d.refused
+              else "") + ".")
     return Trouble("email", "email", headline, detail, fix)
 
 
