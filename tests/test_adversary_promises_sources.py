@@ -198,12 +198,15 @@ def test_a_database_locked_for_a_while_does_not_kill_the_runner(tmp_path, srv):
         with db.locked("source_state"):
             time.sleep(35)
         alive, after = _carries_on(proc, srv)
+        runners = db.rows("SELECT outage FROM runners")
     finally:
         stop(proc)
         db.close()
     assert alive, "the runner exited after the database was locked for 35 s: " + \
         (tmp_path / "runner.log").read_text()[-400:]
     assert after >= 3, f"the runner polled {after} times in the 20 s after the lock was released"
+    # and it says so where the dashboard's banner reads it, once it can write again
+    assert [r["outage"] for r in runners if r["outage"] and "database is locked" in r["outage"]], runners
 
 
 # --- a thread whose every post is as long as a post may be -----------------------------------------
