@@ -23,7 +23,7 @@ from desk import logs
 from desk.config import ConfigError, HearkenConfig, is_loopback, key_location, load_config, local_mode_exposure
 from desk.db import Store, connect
 from desk.errors import HearkenError
-from desk.health import email_trouble, source_trouble
+from desk.health import email_trouble, runner_trouble, source_trouble
 from desk.sla import human_duration
 from desk.users import Actor, SignInRefused, local_actor, sign_in, sign_out, sync_team, touch
 
@@ -229,6 +229,10 @@ def health_banner(actor: Actor, *, on_sources_page: bool = False) -> None:
                      icon=":material/lock_open:")
         email = email_trouble(store(), cfg)
         sources = source_trouble(store(), cfg)
+        for t in runner_trouble(store(), cfg):  # on every page, the Sources page too: nothing below details it
+            st.error(f"**RUNNER AND DATABASE**  \n{md_escape(t.headline)}"
+                     + (f"  \nLast error: {md_escape(t.detail)}" if t.detail else "") + f"  \nFix: {md_escape(t.fix)}",
+                     icon=":material/database:")
         plural = "S" if len(sources) > 1 else ""
         if on_sources_page:
             if email:

@@ -427,8 +427,17 @@ def case_emails(store: Store, case_id: int, *, now: datetime | None = None) -> l
     for r in rows:
         base = {"email": f"#{r.id} {r.kind.replace('_', ' ')}", "to": ", ".join(r.recipients)}
         out.append(EmailEvent(r.created_at, "Hearken", "email queued", dict(base, subject=r.subject)))
+        at = r.sent_at or r.next_attempt_at or r.created_at
+        delivered = r.delivered_to if r.delivered_to is not None else (r.recipients if r.status == "sent" else [])
+        if r.status != "sent" and delivered:
+            out.append(EmailEvent(at, "Hearken", "email delivered", dict(base, to=", ".join(delivered))))
+        for address, why in (r.refused or {}).items() if r.status in ("sent", "pending", "sending", "unknown") else ():
+            out.append(EmailEvent(at, "Hearken", "email refused", dict(base, to=address, error=why)))
+        if r.status == "unknown":
+            out.append(EmailEvent(at, "Hearken", "email may not have arrived",
+                                  dict(base, to=", ".join(r.unknown_to or []), error=r.last_error)))
         if r.status == "sent" and r.sent_at:
-            out.append(EmailEvent(r.sent_at, "Hearken", "email delivered", base))
+            out.append(EmailEvent(r.sent_at, "Hearken", "email delivered", dict(base, to=", ".join(delivered))))
         elif r.status == "failed":
             out.append(EmailEvent(r.next_attempt_at or r.created_at, "Hearken", "email failed",
                                   dict(base, attempts=r.attempts, error=r.last_error)))

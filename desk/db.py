@@ -2,8 +2,14 @@
 
 `connect(url)` returns a `Store`: the engine plus a session factory. SQLite
 runs in WAL mode with a busy timeout so the runner and the dashboard can
-share one file; PostgreSQL is used as given. `migrate()` applies the Alembic
-migrations in desk/migrations, and runs on every start.
+share one file. No wait for the database is endless: a lock is waited for at
+most `LOCK_WAIT_SECONDS` (SQLite's busy timeout, PostgreSQL's `lock_timeout`),
+a PostgreSQL statement runs at most `STATEMENT_SECONDS` and a connection is
+given `CONNECT_SECONDS` to open; past them the caller gets an error to record
+and retry (desk/runner.py does), not a hang. Pooled PostgreSQL connections are
+pinged before use, so one a server restart cut is replaced, not handed out.
+`migrate()` applies the Alembic migrations in desk/migrations, and runs on
+every start.
 """
 
 from __future__ import annotations
@@ -19,6 +25,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 MIGRATION_LOCK = 0x4845_4152_4B45_4E  # "HEARKEN": the advisory lock held while migrating
+LOCK_WAIT_SECONDS = 30  # the longest wait for another connection's lock (a backup, a shell, a stuck transaction)
+STATEMENT_SECONDS = 300  # PostgreSQL: the longest one statement may run (the weekly report's are the longest)
+CONNECT_SECONDS = 10
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -26,7 +35,7 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute(f"PRAGMA busy_timeout={LOCK_WAIT_SECONDS * 1000}")
     cur.close()
 
 
@@ -35,7 +44,7 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(url, connect_args={"timeout": LOCK_WAIT_SECONDS, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() in ("", "psycopg2"):
@@ -44,6 +53,16 @@ def make_engine(url: str) -> Engine:
             parsed = parsed.set(drivername="postgresql+psycopg")
         except ImportError:
             pass
+    if parsed.get_backend_name() == "postgresql":
+        # ours first: the URL's own `options` (a search_path, a longer lock_timeout) come after and win
+        given = parsed.query.get("options") or ()
+        given = [given] if isinstance(given, str) else list(given)
+        options = " ".join([f"-c lock_timeout={LOCK_WAIT_SECONDS * 1000}",
+                            f"-c statement_timeout={STATEMENT_SECONDS * 1000}", *given])
+        query = {"options": options}
+        if "connect_timeout" not in parsed.query:
+            query["connect_timeout"] = str(CONNECT_SECONDS)
+        parsed = parsed.update_query_dict(query)
     return create_engine(parsed, pool_pre_ping=True)
 
 
@@ -56,7 +75,10 @@ def migrate(engine: Engine) -> None:
     cfg.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
-            # several runners starting at once on a fresh database: one migrates, the others wait
+            # several runners starting at once on a fresh database: one migrates, the others wait for as
+            # long as that takes (a migration may rewrite a big table: no lock or statement limit here)
+            conn.execute(text("SET LOCAL lock_timeout = 0"))
+            conn.execute(text("SET LOCAL statement_timeout = 0"))
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")

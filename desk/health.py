@@ -6,6 +6,9 @@ only in a log: the dashboard draws every item on every page until it is fixed.
 
 - Email: an alert that failed for good in the last week, emails being retried, or emails waiting
   longer than `STUCK` with nobody trying them (the runner, which sends them, is not running).
+- Runners: a `hearken run` that has not written its heartbeat for `RUNNER_QUIET` without having
+  stopped (it cannot write to the database, locked or unreachable, or it died), and one whose
+  database outage ended within `RECENT_OUTAGE` (its polls, classification and alerts waited).
 - Sources: an enabled source that is failing, whose credentials were refused, that the runner disabled
   (credentials missing), that has found no new mention for `alerts.rules.source_silent_minutes`, or
   that has not been polled for much longer than its interval (the runner is not running), that set
@@ -18,17 +21,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 
 from desk import set_aside, source_warnings
 from desk.config import HearkenConfig, key_location
 from desk.db import Store
-from desk.models import Outbox, now_utc
+from desk.models import Outbox, RunnerState, now_utc
 from desk.sla import human_duration
 from desk.sources import SourceHealth, source_health
 
 STUCK = timedelta(minutes=5)  # the runner tries the outbox every 15 s: older untried rows mean nobody is sending
 FAILED_RECENTLY = timedelta(days=7)
+RUNNER_QUIET = timedelta(seconds=60)  # a runner writes its heartbeat every 5 s: this long without one means trouble
+RECENT_OUTAGE = timedelta(minutes=15)
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,9 @@ class Delivery:
     oldest_pending_at: datetime | None
     last_error: str | None
     next_retry_at: datetime | None
+    unknown: int = 0  # may or may not have arrived: waiting for a person
+    refused: tuple[tuple[int, str, str], ...] = ()  # (email id, kind, address) refused for good in the last week
+    unknown_to: tuple[tuple[int, str, str], ...] = ()  # (email id, kind, address) that may not have got it
 
 
 def _ago(now: datetime, at: datetime) -> str:
@@ -75,9 +83,25 @@ def delivery(store: Store, *, now: datetime | None = None) -> Delivery:
                               .where(Outbox.status == "pending", Outbox.attempts > 0))
         latest = s.scalar(select(Outbox.last_error).where(Outbox.status.in_(open_), Outbox.last_error.is_not(None))
                           .order_by(Outbox.id.desc()).limit(1))
+        # recipients refused for good while the others got it, and emails that may not have arrived
+        partial = s.execute(select(Outbox.id, Outbox.kind, Outbox.refused, Outbox.unknown_to, Outbox.status)
+                            .where(or_(and_(Outbox.status == "sent", Outbox.refused.is_not(None),
+                                            Outbox.created_at >= now - FAILED_RECENTLY),
+                                       Outbox.status == "unknown"))
+                            .order_by(Outbox.id.desc()).limit(20)).all()
+        unknown = s.scalar(select(func.count()).select_from(Outbox).where(Outbox.status == "unknown")) or 0
+    refused = tuple((i, k, a) for i, k, r, _, st in partial if st == "sent" for a in (r or {}))
+    unknown_to = tuple((i, k, a) for i, k, _, u, st in partial if st == "unknown" for a in (u or []))
     return Delivery(pending=counts.get("pending", 0) + counts.get("sending", 0), retrying=retrying,
                     failed=counts.get("failed", 0), failed_recently=failed_recently, oldest_pending_at=oldest,
-                    last_error=latest, next_retry_at=next_retry)
+                    last_error=latest, next_retry_at=next_retry, unknown=unknown, refused=refused,
+                    unknown_to=unknown_to)
+
+
+def _who(items: tuple[tuple[int, str, str], ...], limit: int = 3) -> str:
+    """'#12 severe complaint to morgan@example.com, ...' for the banner."""
+    shown = [f"#{i} {k.replace('_', ' ')} to {a}" for i, k, a in items[:limit]]
+    return ", ".join(shown) + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
 def email_trouble(store: Store, cfg: HearkenConfig, *, now: datetime | None = None) -> Trouble | None:
@@ -86,11 +110,19 @@ def email_trouble(store: Store, cfg: HearkenConfig, *, now: datetime | None = No
         return None
     d = delivery(store, now=now)
     stuck = d.pending > d.retrying and d.oldest_pending_at is not None and now - d.oldest_pending_at > STUCK
-    if not (d.failed_recently or d.retrying or stuck):
+    if not (d.failed_recently or d.retrying or stuck or d.refused or d.unknown):
         return None
     parts = [f"{d.pending} waiting"] + ([f"{d.retrying} of them retrying"] if d.retrying else []) \
         + ([f"{d.failed} failed for good"] if d.failed else [])
-    headline = "Email alerts are not being delivered: " + ", ".join(parts) + "."
+    if d.pending or d.failed_recently or stuck:
+        headline = "Email alerts are not being delivered: " + ", ".join(parts) + "."
+    else:
+        headline = "Some email alerts did not reach everyone."
+    if d.refused:
+        headline += f" Refused for good by the recipient's server: {_who(d.refused)} (the others got it)."
+    if d.unknown_to:
+        headline += (f" May not have arrived (the server hung up after receiving it; not sent again by itself, "
+                     f"so nobody gets it twice): {_who(d.unknown_to)}.")
     if stuck and not d.retrying:
         headline += (f" The oldest has waited {_ago(now, d.oldest_pending_at)} without a try: is 'hearken run' "
                      "running? It sends them.")
@@ -101,8 +133,37 @@ def email_trouble(store: Store, cfg: HearkenConfig, *, now: datetime | None = No
             detail += f" · next try in {human_duration(max(0.0, (d.next_retry_at - now).total_seconds()))}"
     smtp = cfg.alerts.smtp
     fix = (f"check alerts.smtp ({smtp.host}:{smtp.port}, security {smtp.security}) at "
-           f"{key_location(cfg, 'alerts', 'smtp')}; the Sources page lists each email and retries failed ones.")
+           f"{key_location(cfg, 'alerts', 'smtp')}; the Sources page lists each email and retries failed ones"
+           + (" and those that may not have arrived" if d.unknown else "")
+           + ("; an address refused for good needs correcting in the config (team, alerts.rules)" if d.refused
+              else "") + ".")
     return Trouble("email", "email", headline, detail, fix)
+
+
+def runner_trouble(store: Store, cfg: HearkenConfig, *, now: datetime | None = None) -> list[Trouble]:
+    """Runners that have gone quiet without stopping, and runners whose database outage has just ended."""
+    now = now or now_utc()
+    with store.session() as s:
+        rows = list(s.scalars(select(RunnerState).order_by(RunnerState.started_at)))
+    out = []
+    where = cfg.database_url().split("@")[-1]
+    for r in rows:
+        if r.stopped_at is None and now - r.seen_at > RUNNER_QUIET:
+            out.append(Trouble(
+                "runner", r.owner,
+                f"Runner {r.owner} has not checked in for {_ago(now, r.seen_at)}: it cannot write to the database "
+                "(locked by another program, or unreachable) or it stopped without saying so. Sources are not "
+                "polled, nor alerts sent, by it meanwhile.", r.outage,
+                f"check that the database ({where}) is up and that no other program holds it (a backup, an sqlite3 "
+                f"shell, a stuck transaction), and that 'hearken run' is running on {r.host}."))
+        elif r.outage and r.outage_ended_at is not None and now - r.outage_ended_at <= RECENT_OUTAGE:
+            out.append(Trouble(
+                "runner", r.owner,
+                f"Runner {r.owner} could not use the database for a while; it has worked again for "
+                f"{_ago(now, r.outage_ended_at)}, and the polls, classification and alerts waited meanwhile and have "
+                "caught up.", r.outage,
+                f"nothing, if it does not happen again; otherwise see what holds the database ({where})."))
+    return out
 
 
 def source_trouble(store: Store, cfg: HearkenConfig, *, now: datetime | None = None,

@@ -11,6 +11,27 @@ the same row; a claim whose worker died runs out after its lease and the
 row is tried again. Marking a row sent is conditional on still holding the
 claim, so it is marked sent once.
 
+Each recipient has a state of its own, because the server answers for each: `delivered_to` (it
+accepted the message for them), `refused` (address -> its 5xx reason: never tried again, shown on
+the banner and the case's history) and `unknown_to` (see below). A recipient refused for now (a 4xx:
+greylisting, a full mailbox) keeps the row pending for that recipient only, and the next try goes
+to them alone. The row is `sent` once nobody is left to try and somebody got it (the banner names
+whoever was refused), `failed` when nobody did.
+
+A message the server may hold: once the whole message, final dot included, has been written to the
+server, the server may have queued it even if its `250` never reaches us (the line drops, the read
+times out, the session's deadline cuts it: RFC 1047's duplicate-message window). Sending it again
+could deliver it twice; not sending it could lose it. Hearken does neither silently: those
+recipients become `unknown_to`, the row `unknown`, never sent again by itself, and the banner says
+which alert may not have arrived to whom, with a one-click "Retry" on the Sources page for a person
+who has checked. The Message-ID is stable (derived from the row), so a resend that does go out can
+be dropped by mail systems that deduplicate. A drop before the final dot was written is a plain
+failure: the server cannot hold a message it did not receive whole, and the row is tried again.
+
+The queue is fair: a pass takes the due rows round-robin by the source of their case (by kind for
+alerts about no case), oldest first within each, so a wave of alerts from one source never holds up
+another source's; a full pass is followed by the next at once rather than after the interval.
+
 The worker runs in a thread of its own (`MailerThread`, started by the runner), so an SMTP server
 that stalls never holds up polling or classification, and every SMTP session has a wall-clock
 deadline (`alerts.smtp.session_deadline_seconds`): a server that drips its greeting forever is cut
@@ -20,8 +41,7 @@ the reason at once and never holds up the rows behind it.
 
 The one gap no outbox closes: a worker that dies after the server accepted
 a message but before it marked the row sent will send it again after the
-lease. Each message carries a Message-ID derived from its row, so mail
-systems can drop that duplicate.
+lease, with the same Message-ID.
 
 `outbox_health(store)` summarises the queue for the dashboard's Sources page.
 """
@@ -41,9 +61,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, literal, or_, select, update
 
 from desk.config import HearkenConfig, Smtp
 from desk.db import Store
@@ -57,6 +77,8 @@ BACKOFF_BASE_SECONDS = 60.0
 BACKOFF_CAP_SECONDS = 3600.0
 LEASE_SECONDS = 300.0
 SEND_INTERVAL_SECONDS = 15.0
+BATCH = 50  # rows per pass (one SMTP session); a full pass is followed by the next at once
+CLOCK_SLACK = timedelta(minutes=5)  # a stored time further ahead than any we set, plus this: written on a fast clock
 
 
 class SmtpSetupError(UserError):
@@ -99,6 +121,8 @@ class SendResult:
     sent: list[int] = field(default_factory=list)
     retrying: list[int] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
+    unknown: list[int] = field(default_factory=list)  # the server may hold them: not sent again by itself
+    claimed: int = 0
 
 
 def backoff_seconds(attempts: int) -> float:
@@ -107,28 +131,46 @@ def backoff_seconds(attempts: int) -> float:
 
 
 def _due(now: datetime):
-    return and_(Outbox.next_attempt_at <= now,
+    """Rows to send now. A time further ahead than any the mailer sets was written on a clock that ran fast
+    and has been set back since: due, rather than held for as long as the clock was wrong."""
+    skewed = now + timedelta(seconds=max(BACKOFF_CAP_SECONDS, LEASE_SECONDS)) + CLOCK_SLACK
+    return and_(or_(Outbox.next_attempt_at <= now, Outbox.next_attempt_at > skewed),
                 or_(Outbox.status == "pending",
-                    and_(Outbox.status == "sending", Outbox.claimed_until < now)))
+                    and_(Outbox.status == "sending", or_(Outbox.claimed_until < now, Outbox.claimed_until > skewed))))
+
+
+def _group(source: str | None, kind: str) -> str:
+    """What the queue is fair between: the source of the alert's case, else the alert's kind."""
+    return source if source is not None else "~" + kind
+
+
+def _fair_pick(now: datetime, limit: int):
+    """The ids of up to `limit` due rows, round-robin between groups (`_group`), oldest first in each."""
+    group = func.coalesce(Case.source, literal("~") + Outbox.kind)
+    ranked = (select(Outbox.id.label("id"), Outbox.next_attempt_at.label("at"),
+                     func.row_number().over(partition_by=group, order_by=(Outbox.next_attempt_at, Outbox.id))
+                     .label("turn"))
+              .select_from(Outbox).outerjoin(Case, Case.id == Outbox.case_id).where(_due(now)).subquery())
+    return select(ranked.c.id).order_by(ranked.c.turn, ranked.c.at, ranked.c.id).limit(limit)
 
 
 def claim(store: Store, worker: str, now: datetime, *, limit: int = 20,
           lease_seconds: float = LEASE_SECONDS) -> tuple[str, list[int]]:
-    """Claim up to `limit` due rows for this worker. Returns (claim token, row ids)."""
+    """Claim up to `limit` due rows for this worker, fairly (`_fair_pick`). Returns (claim token, row ids)."""
     token = f"{worker}:{uuid.uuid4().hex[:8]}"
     values = {"status": "sending", "claimed_by": token, "claimed_until": now + timedelta(seconds=lease_seconds)}
     with store.session() as s:
         if store.dialect == "postgresql":
-            ids = list(s.scalars(select(Outbox.id).where(_due(now)).order_by(Outbox.next_attempt_at, Outbox.id)
-                                 .limit(limit).with_for_update(skip_locked=True)))
+            picked = list(s.scalars(_fair_pick(now, limit)))
+            ids = list(s.scalars(select(Outbox.id).where(Outbox.id.in_(picked), _due(now)).order_by(Outbox.id)
+                                 .with_for_update(skip_locked=True))) if picked else []
             if ids:
                 s.execute(update(Outbox).where(Outbox.id.in_(ids)).values(**values)
                           .execution_options(synchronize_session=False))
             return token, ids
         # SQLite: one conditional UPDATE; the database's write lock makes it atomic
-        pick = select(Outbox.id).where(_due(now)).order_by(Outbox.next_attempt_at, Outbox.id).limit(limit)
-        s.execute(update(Outbox).where(Outbox.id.in_(pick.scalar_subquery()), _due(now)).values(**values)
-                  .execution_options(synchronize_session=False))
+        s.execute(update(Outbox).where(Outbox.id.in_(_fair_pick(now, limit).scalar_subquery()), _due(now))
+                  .values(**values).execution_options(synchronize_session=False))
         ids = list(s.scalars(select(Outbox.id).where(Outbox.claimed_by == token, Outbox.status == "sending")
                              .order_by(Outbox.id)))
         return token, ids
@@ -154,17 +196,40 @@ def build_message(row: Outbox, smtp: Smtp) -> EmailMessage:
     return msg
 
 
-class _WatchedSMTP(smtplib.SMTP):
+class _Tracked:
+    """What an SMTP connection learnt during one message: the server's answer to each RCPT TO, and whether
+    the whole message, final dot included, was written to the server (after which it may hold it)."""
+
+    rcpt_replies: dict[str, tuple[int, bytes]]
+    dot_sent: bool
+
+    def forget(self) -> None:
+        self.rcpt_replies, self.dot_sent = {}, False
+
+    def rcpt(self, recip: str, options: Any = ()) -> tuple[int, bytes]:
+        code, resp = super().rcpt(recip, options)  # type: ignore[misc]
+        self.rcpt_replies[recip] = (code, resp)
+        return code, resp
+
+    def send(self, s: Any) -> None:
+        super().send(s)  # type: ignore[misc]
+        if isinstance(s, bytes) and s.endswith(b"\r\n.\r\n"):  # smtplib.SMTP.data writes the message in one go
+            self.dot_sent = True
+
+
+class _WatchedSMTP(_Tracked, smtplib.SMTP):
     """smtplib.SMTP that its watch can cut from the start, while the server's greeting is still awaited."""
 
     def __init__(self, watch: _SessionWatch, *args: Any, **kwargs: Any) -> None:
         watch.conn = self
+        self.forget()
         super().__init__(*args, **kwargs)
 
 
-class _WatchedSMTPSSL(smtplib.SMTP_SSL):
+class _WatchedSMTPSSL(_Tracked, smtplib.SMTP_SSL):
     def __init__(self, watch: _SessionWatch, *args: Any, **kwargs: Any) -> None:
         watch.conn = self
+        self.forget()
         super().__init__(*args, **kwargs)
 
 
@@ -230,83 +295,175 @@ def _finish(store: Store, token: str, row_id: int, values: dict[str, Any]) -> bo
         return bool(res.rowcount)
 
 
-def _failure(row: Outbox, exc: Exception, now: datetime) -> dict[str, Any]:
+def _reply_text(code: int, resp: bytes | str) -> str:
+    text = resp.decode(errors="replace") if isinstance(resp, bytes) else str(resp)
+    return clean_line(f"{code} {text}")
+
+
+def clean_line(text: str) -> str:
+    return header_text(text)[:500]
+
+
+def to_try(row: Outbox) -> list[str]:
+    """The row's recipients still to be tried: neither delivered, refused for good, nor possibly delivered."""
+    done = set(row.delivered_to or []) | set(row.refused or {}) | set(row.unknown_to or [])
+    return [r for r in row.recipients if r not in done]
+
+
+@dataclass
+class _Try:
+    """One try of one row, recipient by recipient."""
+
+    delivered: list[str] = field(default_factory=list)
+    refused: dict[str, str] = field(default_factory=dict)  # for good (5xx)
+    deferred: dict[str, str] = field(default_factory=dict)  # for now: tried again after the backoff
+    unknown: list[str] = field(default_factory=list)  # the server may hold it: never sent again by itself
+
+    @classmethod
+    def of(cls, conn: smtplib.SMTP | None, recipients: list[str], exc: Exception | None) -> _Try:
+        """What happened to each recipient, from the server's answers to RCPT TO and how the try ended."""
+        t = cls()
+        replies: dict[str, tuple[int, bytes]] = getattr(conn, "rcpt_replies", {}) if conn is not None else {}
+        dot_sent = bool(getattr(conn, "dot_sent", False)) if conn is not None else False
+        whole = _describe(exc) if exc is not None else ""
+        for r in recipients:
+            code, resp = replies.get(r, (0, b""))
+            if code and code not in (250, 251):  # refused at RCPT TO, whatever came after
+                (t.refused if code >= 500 else t.deferred)[r] = _reply_text(code, resp)
+            elif exc is None:
+                t.delivered.append(r)
+            elif isinstance(exc, smtplib.SMTPResponseException):  # the server answered MAIL FROM or the message
+                (t.refused if _permanent(exc) else t.deferred)[r] = whole
+            elif code and dot_sent:
+                t.unknown.append(r)
+            else:  # the session broke before the server could hold the message for this recipient
+                t.deferred[r] = whole
+        return t
+
+
+def _outcome(row: Outbox, t: _Try, now: datetime) -> dict[str, Any]:
+    """The row's new state after a try: per recipient, and as a whole."""
+    delivered = list(dict.fromkeys([*(row.delivered_to or []), *t.delivered]))
+    refused = {**(row.refused or {}), **t.refused}
+    unknown = list(dict.fromkeys([*(row.unknown_to or []), *t.unknown]))
     attempts = row.attempts + 1
-    if _permanent(exc) or attempts >= MAX_ATTEMPTS:
-        return {"status": "failed", "attempts": attempts, "last_error": _describe(exc)}
-    return {"status": "pending", "attempts": attempts, "last_error": _describe(exc),
-            "next_attempt_at": now + timedelta(seconds=backoff_seconds(attempts))}
+    left = [r for r in row.recipients if r not in delivered and r not in refused and r not in unknown]
+    if left and attempts >= MAX_ATTEMPTS:
+        refused.update({r: f"gave up after {attempts} tries: {t.deferred.get(r, 'not delivered')}" for r in left})
+        left = []
+    notes = [f"refused for {r}: {why}" for r, why in t.refused.items()]
+    notes += [f"{r}: {why} (tried again later)" for r, why in t.deferred.items() if r in left]
+    if t.unknown:
+        notes.append("the server took the whole message and hung up before confirming it: it may have reached "
+                     + ", ".join(t.unknown) + "; not sent again by itself (Retry on the Sources page sends it again)")
+    values: dict[str, Any] = {"attempts": attempts, "delivered_to": delivered or None, "refused": refused or None,
+                              "unknown_to": unknown or None}
+    if notes:
+        values["last_error"] = "; ".join(notes)[:4000]
+    if left:
+        values.update(status="pending", next_attempt_at=now + timedelta(seconds=backoff_seconds(attempts)))
+    elif unknown:
+        values.update(status="unknown", sent_at=now if delivered else None)
+    elif delivered:
+        values.update(status="sent", sent_at=now)
+        if not refused:
+            values["last_error"] = None
+    else:
+        values["status"] = "failed"
+    return values
+
+
+def _failure(row: Outbox, exc: Exception, now: datetime) -> dict[str, Any]:
+    """The row's new state when the whole try failed before any recipient was asked (the server is down...)."""
+    return _outcome(row, _Try.of(None, to_try(row), exc), now) | {"last_error": _describe(exc)}
 
 
 def send_pending(store: Store, cfg: HearkenConfig, *, now: datetime | None = None, worker: str | None = None,
-                 limit: int = 50, env: Mapping[str, str] | None = None,
+                 limit: int = BATCH, env: Mapping[str, str] | None = None,
                  tls_context: ssl.SSLContext | None = None) -> SendResult:
     """Send every due outbox row once. `now` decides what is due and when to retry (tests pass it)."""
     now = now or now_utc()
     worker = worker or f"{socket.gethostname()}:{os.getpid()}"
     result = SendResult()
     token, ids = claim(store, worker, now, limit=limit)
+    result.claimed = len(ids)
     if not ids:
         return result
     with store.session() as s:
-        rows = list(s.scalars(select(Outbox).where(Outbox.id.in_(ids)).order_by(Outbox.id)))
+        rows = list(s.scalars(select(Outbox).where(Outbox.id.in_(ids)).order_by(Outbox.next_attempt_at, Outbox.id)))
         stale = {r.id: why for r in rows if (why := _no_longer_needed(s, r))}
+        sources = dict(s.execute(select(Case.id, Case.source).where(
+            Case.id.in_({r.case_id for r in rows if r.case_id is not None}))).all())
     for row_id, why in stale.items():
         _finish(store, token, row_id, {"status": "cancelled", "last_error": why})
-    rows = [r for r in rows if r.id not in stale]
+    rows = _round_robin([r for r in rows if r.id not in stale], lambda r: _group(sources.get(r.case_id), r.kind))
     smtp = cfg.alerts.smtp
     conn: smtplib.SMTP | None = None
     down: Exception | None = None  # the server could not be reached or used: the rest of the batch waits too
+
+    def record(row: Outbox, values: dict[str, Any]) -> None:
+        if _finish(store, token, row.id, values):
+            bucket = {"sent": result.sent, "pending": result.retrying, "failed": result.failed,
+                      "unknown": result.unknown}[values["status"]]
+            bucket.append(row.id)
+
     with _SessionWatch(smtp.session_deadline_seconds) as watch:
         try:
             for row in rows:
+                recipients = to_try(row)
                 try:
                     message = build_message(row, smtp)
                 except Exception as exc:  # noqa: BLE001 - a row that cannot become an email fails alone
-                    if _finish(store, token, row.id, {"status": "failed", "attempts": row.attempts + 1,
-                                                      "last_error": f"the email could not be built: {_describe(exc)}"}):
-                        result.failed.append(row.id)
+                    record(row, {"status": "failed", "attempts": row.attempts + 1,
+                                 "last_error": f"the email could not be built: {_describe(exc)}"})
                     continue
+                if down is None and conn is None:
+                    try:
+                        conn = connect(smtp, env=env, tls_context=tls_context, watch=watch)
+                    except (smtplib.SMTPException, OSError, SmtpSetupError) as exc:
+                        down = _past_deadline(exc, watch, smtp)
+                        log.warning("cannot send alert emails via %s:%s: %s (%d waiting; retrying with backoff)",
+                                    smtp.host, smtp.port, _describe(down), len(rows))
+                if down is not None or conn is None:
+                    record(row, _failure(row, down or SessionDeadline("no SMTP connection"), now))
+                    continue
+                conn.forget()  # type: ignore[attr-defined]
                 try:
-                    if down is not None:
-                        raise down
-                    if conn is None:
-                        try:
-                            conn = connect(smtp, env=env, tls_context=tls_context, watch=watch)
-                        except (smtplib.SMTPException, OSError, SmtpSetupError) as exc:
-                            down = _past_deadline(exc, watch, smtp)
-                            log.warning("cannot send alert emails via %s:%s: %s (%d waiting; retrying with backoff)",
-                                        smtp.host, smtp.port, _describe(down), len(rows))
-                            raise down from exc
-                    refused = conn.send_message(message, from_addr=_address(smtp.sender), to_addrs=row.recipients)
+                    conn.send_message(message, from_addr=_address(smtp.sender), to_addrs=recipients)
+                except smtplib.SMTPRecipientsRefused:  # every recipient refused at RCPT TO: their answers say how
+                    record(row, _outcome(row, _Try.of(conn, recipients, None), now))
                 except (smtplib.SMTPException, OSError, SmtpSetupError) as exc:
                     exc = _past_deadline(exc, watch, smtp)
                     if watch.fired:
                         down = exc
-                    outcome = _failure(row, exc, now)
-                    if _finish(store, token, row.id, outcome):
-                        (result.failed if outcome["status"] == "failed" else result.retrying).append(row.id)
-                    if not isinstance(exc, (smtplib.SMTPRecipientsRefused, smtplib.SMTPDataError,
-                                            smtplib.SMTPSenderRefused)):
+                    record(row, _outcome(row, _Try.of(conn, recipients, exc), now))
+                    if watch.fired or not isinstance(exc, (smtplib.SMTPDataError, smtplib.SMTPSenderRefused)):
                         _close(conn)
                         conn = None
-                    continue
                 except Exception as exc:  # noqa: BLE001 - e.g. an address the server cannot take; this row only
-                    if _finish(store, token, row.id, {"status": "failed", "attempts": row.attempts + 1,
-                                                      "last_error": f"the email could not be sent: {_describe(exc)}"}):
-                        result.failed.append(row.id)
+                    record(row, {"status": "failed", "attempts": row.attempts + 1,
+                                 "last_error": f"the email could not be sent: {_describe(exc)}"})
                     _close(conn)
                     conn = None
-                    continue
-                note = None
-                if refused:
-                    note = "some recipients refused: " + ", ".join(sorted(refused))
-                if _finish(store, token, row.id, {"status": "sent", "sent_at": now, "attempts": row.attempts + 1,
-                                                  "last_error": note}):
-                    result.sent.append(row.id)
+                else:
+                    record(row, _outcome(row, _Try.of(conn, recipients, None), now))
         finally:
             _close(conn)
     return result
+
+
+def _round_robin(rows: list[Outbox], group: Callable[[Outbox], str]) -> list[Outbox]:
+    """`rows` (oldest first) reordered to take one of each group in turn."""
+    queues: dict[str, list[Outbox]] = {}
+    for r in rows:
+        queues.setdefault(group(r), []).append(r)
+    out: list[Outbox] = []
+    while queues:
+        for key in list(queues):
+            out.append(queues[key].pop(0))
+            if not queues[key]:
+                del queues[key]
+    return out
 
 
 def _past_deadline(exc: Exception, watch: _SessionWatch, smtp: Smtp) -> Exception:
@@ -370,8 +527,9 @@ class MailerThread:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
+            full = False
             try:
-                self.send_now()
+                full = self.send_now().claimed >= BATCH  # more are waiting: the next pass at once
                 if self._failing:
                     log.info("the outbox worker works again")
                 self._failing = False
@@ -379,7 +537,8 @@ class MailerThread:
                 if not self._failing:
                     log.exception("the outbox worker failed; it tries again every %gs", self.interval)
                 self._failing = True
-            self._stop.wait(self.interval)
+            if not full:
+                self._stop.wait(self.interval)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="mailer", daemon=True)
@@ -403,25 +562,30 @@ def header_text(value: str) -> str:
 
 
 def retry_failed(store: Store, ids: list[int] | None = None, *, now: datetime | None = None) -> int:
-    """Put failed rows (all, or these ids) back in the queue; returns how many. For the Sources page."""
+    """Put failed rows, and rows that may not have arrived (`unknown`), back in the queue (all, or these ids),
+    for the recipients who did not certainly get them; returns how many. For the Sources page."""
     now = now or now_utc()
     with store.session() as s:
-        q = update(Outbox).where(Outbox.status == "failed")
-        if ids is not None:
-            q = q.where(Outbox.id.in_(ids))
-        res = s.execute(q.values(status="pending", attempts=0, next_attempt_at=now)
-                        .execution_options(synchronize_session=False))
-        return res.rowcount or 0
+        n = 0
+        for status, values in (("failed", {"refused": None}), ("unknown", {"unknown_to": None})):
+            q = update(Outbox).where(Outbox.status == status)
+            if ids is not None:
+                q = q.where(Outbox.id.in_(ids))
+            res = s.execute(q.values(status="pending", attempts=0, next_attempt_at=now, **values)
+                            .execution_options(synchronize_session=False))
+            n += res.rowcount or 0
+        return n
 
 
 def outbox_health(store: Store) -> dict[str, Any]:
     """The email queue at a glance.
 
     Keys: pending (waiting or being sent), retrying (pending after at least one failure), failed,
-    sent, throttled (held back by alerts.rules.throttle_minutes), cancelled (a case alert whose case was
-    resolved or answered before it went out), oldest_pending_at, last_sent_at,
-    last_error ({id, kind, subject, error, attempts, status, next_attempt_at} of the latest
-    failing row, or None), recent_failures (up to 10 such dicts, newest first).
+    sent, unknown (the server may hold them: not sent again by itself), refused (sent rows that one or
+    more recipients refused for good), throttled (held back by alerts.rules.throttle_minutes), cancelled
+    (a case alert whose case was resolved or answered before it went out), oldest_pending_at,
+    last_sent_at, last_error ({id, kind, subject, error, attempts, status, next_attempt_at, refused,
+    unknown_to} of the latest failing row, or None), recent_failures (up to 10 such dicts, newest first).
     """
     with store.session() as s:
         counts = dict(s.execute(select(Outbox.status, func.count()).group_by(Outbox.status)).all())
@@ -429,16 +593,22 @@ def outbox_health(store: Store) -> dict[str, Any]:
                             .where(Outbox.status.in_(["pending", "sending"]), Outbox.attempts > 0)) or 0
         oldest = s.scalar(select(func.min(Outbox.created_at)).where(Outbox.status.in_(["pending", "sending"])))
         last_sent = s.scalar(select(func.max(Outbox.sent_at)).where(Outbox.status == "sent"))
-        failing = list(s.scalars(select(Outbox).where(Outbox.last_error.is_not(None), Outbox.status != "sent")
+        refused = s.scalar(select(func.count()).select_from(Outbox)
+                           .where(Outbox.status == "sent", Outbox.refused.is_not(None))) or 0
+        failing = list(s.scalars(select(Outbox).where(Outbox.last_error.is_not(None),
+                                                      or_(Outbox.status != "sent", Outbox.refused.is_not(None)))
                                  .order_by(Outbox.next_attempt_at.desc(), Outbox.id.desc()).limit(10)))
         recent = [{"id": r.id, "kind": r.kind, "subject": r.subject, "recipients": list(r.recipients),
                    "error": r.last_error, "attempts": r.attempts, "status": r.status,
-                   "next_attempt_at": r.next_attempt_at} for r in failing]
+                   "next_attempt_at": r.next_attempt_at, "refused": dict(r.refused or {}),
+                   "unknown_to": list(r.unknown_to or [])} for r in failing]
     return {
         "pending": counts.get("pending", 0) + counts.get("sending", 0),
         "retrying": retrying,
         "failed": counts.get("failed", 0),
         "sent": counts.get("sent", 0),
+        "unknown": counts.get("unknown", 0),
+        "refused": refused,
         "throttled": counts.get("throttled", 0),
         "cancelled": counts.get("cancelled", 0),
         "oldest_pending_at": oldest,

@@ -229,6 +229,11 @@ class Outbox(Base):
     sent_at: Mapped[datetime | None]
     claimed_by: Mapped[str | None] = mapped_column(String(100))
     claimed_until: Mapped[datetime | None]
+    # per recipient (desk/mailer.py): who the server accepted it for, who it refused for good (address ->
+    # reason), and who it may or may not have reached (the line dropped after the whole message was sent)
+    delivered_to: Mapped[list[Any] | None] = mapped_column(JSON(none_as_null=True))
+    refused: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    unknown_to: Mapped[list[Any] | None] = mapped_column(JSON(none_as_null=True))
 
 
 class SourceState(Base):
@@ -255,6 +260,26 @@ class SourceState(Base):
     reads_count: Mapped[int] = mapped_column(Integer, default=0)
     lease_owner: Mapped[str | None] = mapped_column(String(100))
     lease_until: Mapped[datetime | None]
+
+
+class RunnerState(Base):
+    """One `hearken run` process as it last reported itself: the dashboard's banner reads these.
+
+    `seen_at` moves every few seconds while the runner can write to the database; a row whose runner
+    did not stop (`stopped_at` empty) and has not been seen for a while is a runner that cannot reach
+    the database or died. `outage` describes the last time it could not use the database, once it can again.
+    """
+
+    __tablename__ = "runners"
+
+    owner: Mapped[str] = mapped_column(String(100), primary_key=True)
+    host: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(default=now_utc)
+    seen_at: Mapped[datetime] = mapped_column(default=now_utc)
+    stopped_at: Mapped[datetime | None]
+    outage: Mapped[str | None] = mapped_column(Text)
+    outage_ended_at: Mapped[datetime | None]
 
 
 class SetAsideItem(Base):

@@ -23,7 +23,7 @@ so does an answer to one of our replies or accounts (`_existing_case`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
@@ -319,28 +319,58 @@ def _lock_threads(s: Session, batch: list[MentionRow]) -> None:
         s.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": key})
 
 
+def customer_posted_at(m: MentionRow) -> datetime:
+    """When the SLA clocks start: when the platform says the customer posted, but never later than when we
+    first read the post. A post cannot have been written after we read it; a platform whose clock runs
+    fast (or a wrong time zone on a forum's server) would otherwise push every deadline out by as much."""
+    return min(m.posted_at, m.detected_at) if m.detected_at is not None else m.posted_at
+
+
 def open_case(s: Session, cfg: HearkenConfig, m: MentionRow, c: Classification) -> Case:
-    first_due, resolution_due = due_times(cfg.sla, m.platform, c.severity, m.posted_at)
+    posted = customer_posted_at(m)
+    first_due, resolution_due = due_times(cfg.sla, m.platform, c.severity, posted)
     case = Case(mention_id=m.id, platform=m.platform, source=m.source, thread_id=m.thread_id or m.external_id,
                 status="open", severity=c.severity, score=c.score, topic=c.topic,
-                customer_posted_at=m.posted_at, opened_at=now_utc(),
+                customer_posted_at=posted, opened_at=now_utc(),
                 first_response_due=first_due, resolution_due=resolution_due)
     s.add(case)
     s.flush()
     m.case_id = case.id
+    ahead = (m.posted_at - posted).total_seconds()
     audit.record(s, case.id, "system", "opened", score=round(c.score, 4), severity=c.severity,
                  model=c.model_version, sla_first_response_due=first_due.isoformat(),
-                 answer_to_our_account=True if (m.extra or {}).get("reply_to_own") else None)
+                 answer_to_our_account=True if (m.extra or {}).get("reply_to_own") else None,
+                 platform_time_ahead=f"the platform dated the post {ahead:.0f}s after we read it; the SLA counts "
+                                     "from when we read it" if ahead > 0 else None)
     alerts.on_case_opened(s, cfg, case, m)
     return case
 
 
+def _within_length(texts: list[str], max_chars: int | None) -> int:
+    """How many of the texts (at least one) fit in `max_chars` together."""
+    if max_chars is None:
+        return len(texts)
+    total = 0
+    for n, t in enumerate(texts):
+        total += len(t)
+        if total > max_chars and n:
+            return n
+    return len(texts)
+
+
 def classify_pending(store: Store, cfg: HearkenConfig, model: Predictor, *, batch_size: int | None = None,
-                     limit: int | None = None) -> Outcome:
-    """Classify mentions not yet classified, in batches, until none are left (or `limit` is reached)."""
+                     limit: int | None = None, max_chars: int | None = None,
+                     should_stop: Callable[[], bool] | None = None) -> Outcome:
+    """Classify mentions not yet classified, in batches, until none are left (or `limit` is reached).
+
+    With `max_chars` a batch holds no more text than that (at least one post), so a batch of posts as
+    long as posts may be is a few of them, not batch_size; `should_stop` is asked between batches.
+    """
     batch_size = batch_size or cfg.classifier.batch_size
     out = Outcome()
     while limit is None or out.classified < limit:
+        if should_stop is not None and should_stop():
+            break
         with store.session() as s:
             q = select(MentionRow).where(MentionRow.classified.is_(False)).order_by(MentionRow.id).limit(batch_size)
             if s.get_bind().dialect.name == "postgresql":
@@ -349,6 +379,8 @@ def classify_pending(store: Store, cfg: HearkenConfig, model: Predictor, *, batc
             if not batch:
                 break
             texts = [_text(m) for m in batch]
+            keep = _within_length(texts, max_chars)
+            batch, texts = batch[:keep], texts[:keep]
             preds, vectors = model.predict_with_embeddings(texts, threshold=cfg.classifier.threshold)
             _lock_threads(s, batch)
             for k, (m, p) in enumerate(zip(batch, preds, strict=True)):

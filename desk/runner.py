@@ -16,9 +16,22 @@ Nothing a platform does can hold the runner:
   before it writes anything). A source whose abandoned poll is still stuck is not polled again
   until that thread ends;
 - the outbox is sent by a thread of its own (desk/mailer.py), each SMTP session under a deadline;
+- classification runs in a thread of its own, in slices of bounded length with a look at the stop
+  flag between them, so a flood of long posts holds up neither the other sources' polls nor a stop;
+- the schedule (claims, starting polls, the periodic scans) runs in a thread of its own too, and
+  the main thread only waits for a signal, so SIGTERM is honoured even while the database makes
+  the schedule wait (a lock held by a backup or a shell, a PostgreSQL restart);
+- a database that is locked or unreachable is a failure like a platform's: logged once when it
+  starts and once when it ends, retried with backoff, shown on the dashboard (the runner's
+  heartbeat in `runners` goes stale, then its outage is recorded there), never the end of the runner;
 - SIGTERM and SIGINT stop the runner within `runner.shutdown_seconds` (default 10): polls in
   flight get the first half of it to finish and commit; the rest are abandoned (never stored),
-  the leases are given back and the process exits.
+  the leases are given back (while the database allows, within the bound) and the process exits.
+
+Sources and the periodic scans are scheduled on `time.monotonic()`, not on the wall clock: when the
+clock steps back (NTP correcting a clock that ran fast) polling goes on at its pace. The times
+written to `source_state` (next poll, backoff, lease) are wall-clock times for the dashboard and
+for other runners; one further ahead than any wait Hearken sets is taken as a clock that ran fast.
 """
 
 from __future__ import annotations
@@ -37,7 +50,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import or_, update
+from sqlalchemy import delete, or_, update
+from sqlalchemy.exc import SQLAlchemyError
 
 import collectors
 from collectors import http
@@ -46,12 +60,17 @@ from collectors.match import TermMatcher
 from desk import alerts, audit, mailer
 from desk.config import HearkenConfig
 from desk.db import Store
-from desk.models import SourceState, now_utc
-from desk.pipeline import LeaseLost, classify_pending, month_key, state_for, store_poll
+from desk.health import RUNNER_QUIET
+from desk.models import RunnerState, SourceState, now_utc
+from desk.pipeline import LeaseLost, classify_pending, db_reason, month_key, state_for, store_poll
 
 log = logging.getLogger(__name__)
 
 SUPERVISE_EVERY = 0.25  # seconds between two looks at the polls in flight
+HEARTBEAT_SECONDS = 5.0  # how often a running runner writes `runners.seen_at`
+RETRY_CAP_SECONDS = 5.0  # the longest wait before the schedule tries a failing database again
+CLOCK_SLACK_SECONDS = 60.0  # a stored time further ahead than the longest wait plus this was written on a fast clock
+SLICE_CHARS_PER_POST = 500  # a classification slice holds batch_size posts of this length, or fewer longer ones
 
 
 def _failpoint(name: str) -> None:
@@ -66,6 +85,40 @@ def _failpoint(name: str) -> None:
             path, wait = spec.split(":", 1)[1], 3600.0
         Path(path).touch()
         time.sleep(wait)
+
+
+class Outage:
+    """One loop's trouble with the database (or any error it cannot get past): logged once when it starts
+    and once when it ends, never once per try, with a backoff for the next try."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.since: datetime | None = None
+        self.reason = ""
+        self.failures = 0
+
+    def failed(self, exc: BaseException) -> float:
+        """Note a failed try; returns how long to wait before the next."""
+        self.failures += 1
+        self.reason = db_reason(exc)
+        if self.since is None:
+            self.since = now_utc()
+            if isinstance(exc, SQLAlchemyError):
+                log.warning("%s cannot use the database: %s; trying again until it can", self.what, self.reason)
+            else:
+                log.error("%s failed: %s; trying again until it works", self.what, self.reason, exc_info=exc)
+        return min(RETRY_CAP_SECONDS, 0.5 * 2 ** min(self.failures - 1, 8)) * (1 + random.uniform(0, 0.2))
+
+    def recovered(self) -> str | None:
+        """After a try that worked: what the outage was (one line), or None when there was none."""
+        if self.since is None:
+            return None
+        took = (now_utc() - self.since).total_seconds()
+        text = (f"{self.what} could not use the database for {took:.0f}s, from {self.since:%Y-%m-%d %H:%M:%S} UTC "
+                f"({self.failures} failed tries): {self.reason}")
+        log.info("%s works again after %.0fs", self.what, took)
+        self.since, self.reason, self.failures = None, "", 0
+        return text
 
 
 @dataclass(eq=False)
@@ -116,6 +169,13 @@ class Runner:
         self._model = None
         self._collectors: dict[str, Any] = {}
         self._inflight: dict[str, Poll] = {}
+        self._inflight_lock = threading.Lock()
+        self._closing = False  # set by the shutdown: no poll starts after it
+        self._due: dict[str, float] = {}  # source -> time.monotonic() of its next poll (or the end of its backoff)
+        self._task_due: dict[str, float] = {}  # periodic task -> time.monotonic() of its next run
+        self._threads: list[threading.Thread] = []  # the loops run_forever started (schedule, classifier)
+        self._outage: str | None = None  # the schedule's last database outage, to record in `runners`
+        self._heartbeat_at = 0.0
         self._stop = threading.Event()
         self._stop_at: float | None = None
         self.sources = [s for s in cfg.sources if s.enabled]
@@ -146,19 +206,33 @@ class Runner:
                 src, matcher=matcher, own_accounts=self.cfg.accounts.get(platform, []))
         return self._collectors[src.name]
 
+    def _longest_wait(self, src) -> float:
+        """The furthest ahead this runner ever schedules the source (a poll, a backoff), in seconds."""
+        return max(self.cfg.runner.max_backoff_seconds, src.interval_seconds * (1 + self.cfg.runner.jitter))
+
     def _claim(self, src, now: datetime, *, due_only: bool = True) -> bool:
         """Take (or renew) this process's lease on the source; False if another process holds it.
 
-        With `due_only` (the service loop) the source must also be due: past its next poll and its backoff.
+        With `due_only` (the service loop) the source must also be due: past its next poll and its backoff,
+        by this process's monotonic schedule once it has polled the source, else by the times stored for
+        it (by another runner, or before a restart), where one further ahead than any wait we set counts
+        as due: it was written on a clock that ran fast and has been set back since.
         """
         lease_until = now + timedelta(seconds=max(self.cfg.runner.lease_seconds, src.interval_seconds * 2))
         conditions = [SourceState.name == src.name,
                       or_(SourceState.lease_owner.is_(None), SourceState.lease_owner == self.owner,
                           SourceState.lease_until < now)]
         if due_only:
-            conditions += [or_(SourceState.next_poll_at.is_(None), SourceState.next_poll_at <= now),
-                           or_(SourceState.backoff_until.is_(None), SourceState.backoff_until <= now),
-                           SourceState.status.notin_(["disabled"])]
+            due = self._due.get(src.name)
+            if due is not None and time.monotonic() < due:
+                return False
+            if due is None:
+                skewed = now + timedelta(seconds=self._longest_wait(src) + CLOCK_SLACK_SECONDS)
+                conditions += [or_(SourceState.next_poll_at.is_(None), SourceState.next_poll_at <= now,
+                                   SourceState.next_poll_at > skewed),
+                               or_(SourceState.backoff_until.is_(None), SourceState.backoff_until <= now,
+                                   SourceState.backoff_until > skewed)]
+            conditions.append(SourceState.status.notin_(["disabled"]))
         with self.store.session() as s:
             res = s.execute(update(SourceState).where(*conditions)
                             .values(lease_owner=self.owner, lease_until=lease_until)
@@ -210,26 +284,37 @@ class Runner:
                                             name="poll-supervisor", daemon=True)
         self._supervisor.start()
 
-    def _stop_supervisor(self) -> None:
+    def _stop_supervisor(self, timeout: float = 2.0) -> None:
         self._supervisor_stop.set()
         if self._supervisor is not None:
-            self._supervisor.join(timeout=2)
+            self._supervisor.join(timeout=timeout)
 
-    def _next_poll(self, src, now: datetime) -> datetime:
+    def _schedule(self, src, seconds: float) -> datetime:
+        """Set the source's next poll `seconds` from now on the monotonic clock; the wall time to store."""
+        self._due[src.name] = time.monotonic() + seconds
+        return self.clock() + timedelta(seconds=seconds)
+
+    def _interval(self, src) -> float:
         j = self.cfg.runner.jitter
-        return now + timedelta(seconds=src.interval_seconds * (1 + random.uniform(-j, j)))
+        return src.interval_seconds * (1 + random.uniform(-j, j))
 
-    def _start_poll(self, src) -> Poll:
+    def _start_poll(self, src) -> Poll | None:
+        """Start polling the source in a thread of its own; None once the runner is shutting down."""
         poll = Poll(src, float(src.poll_deadline_seconds))
 
         def run() -> None:
             try:
                 self.poll_source(src, poll)
+            except Exception:  # noqa: BLE001 - even recording the failure failed (the database is down)
+                log.warning("source %s: the poll's outcome could not be recorded", src.name, exc_info=True)
             finally:
                 poll.done.set()
 
         poll.thread = threading.Thread(target=run, name=f"poll-{src.name}", daemon=True)
-        self._inflight[src.name] = poll
+        with self._inflight_lock:
+            if self._closing:
+                return None
+            self._inflight[src.name] = poll
         poll.thread.start()
         return poll
 
@@ -257,7 +342,7 @@ class Runner:
             new = store_poll(self.store, src.name, platform, result, now=self.clock(), owner=self._lease_owner)
             with self.store.session() as s:
                 s.execute(update(SourceState).where(SourceState.name == src.name)
-                          .values(next_poll_at=self._next_poll(src, self.clock())))
+                          .values(next_poll_at=self._schedule(src, self._interval(src))))
             return new
         except LeaseLost as exc:
             log.warning("%s; this poll's result was dropped", exc)
@@ -307,6 +392,7 @@ class Runner:
                 wait *= 1 + random.uniform(0, self.cfg.runner.jitter)
             st.backoff_until = now + timedelta(seconds=wait)
             st.next_poll_at = st.backoff_until
+            self._schedule(src, wait)
             if first:
                 log.warning("source %s is %s: %s", src.name, status.replace("_", " "), reason)
                 audit.record(s, None, "system", f"source_{status}", source=src.name, reason=reason)
@@ -326,40 +412,54 @@ class Runner:
         return self._model
 
     def tick(self) -> None:
-        """One pass: start due polls, classify, run periodic tasks."""
+        """One pass in the caller's thread: start due polls, classify a few slices, run due periodic tasks."""
         now = self.clock()
+        self._start_due_polls(now)
+        batch = self.cfg.classifier.batch_size
+        for _ in range(4):  # the rest next tick: polls keep their pace, and a stop is noticed between slices
+            if self._stop.is_set():
+                break
+            try:
+                if not self.classify(limit=batch, should_stop=self._stop.is_set).classified:
+                    break
+            except Exception:
+                log.exception("classification failed; it is retried on the next pass")
+                break
+        self._run_tasks(now)
+
+    def _start_due_polls(self, now: datetime) -> None:
         for src in self.sources:
             poll = self._inflight.get(src.name)
             if poll is not None:
                 if poll.active or poll.thread.is_alive():  # an abandoned poll still stuck: not a second one
                     continue
-                del self._inflight[src.name]
+                with self._inflight_lock:
+                    self._inflight.pop(src.name, None)
             if self._stop.is_set():
                 break
             if self._claim(src, now):
                 self._start_poll(src)
-        batch = self.cfg.classifier.batch_size
-        for _ in range(4):  # the rest next tick: polls keep their pace, and a stop is noticed between batches
-            if self._stop.is_set():
-                break
-            try:
-                if self.classify(limit=batch).classified < batch:
-                    break
-            except Exception:
-                log.exception("classification failed; it is retried on the next pass")
-                break
+
+    def _run_tasks(self, now: datetime) -> None:
+        """The periodic scans that are due: by the monotonic clock, or when the wall clock passed their time."""
         for name, interval, fn in self._tasks:
             if self._stop.is_set():
                 break
-            if self._task_next.get(name, now) <= now:
-                try:
-                    fn(now)
-                except Exception:
-                    log.exception("periodic task %s failed", name)
-                self._task_next[name] = now + timedelta(seconds=interval)
+            wall, mono = self._task_next.get(name), self._task_due.get(name)
+            if wall is not None and now < wall and time.monotonic() < mono:
+                continue
+            try:
+                fn(now)
+            except Exception:
+                log.exception("periodic task %s failed", name)
+            self._task_next[name] = now + timedelta(seconds=interval)
+            self._task_due[name] = time.monotonic() + interval
 
-    def classify(self, limit: int | None = None):
-        return classify_pending(self.store, self.cfg, self.model, limit=limit)
+    def classify(self, limit: int | None = None, should_stop: Callable[[], bool] | None = None):
+        """Classify what is waiting, in slices of at most batch_size posts and of bounded total length."""
+        chars = self.cfg.classifier.batch_size * SLICE_CHARS_PER_POST
+        return classify_pending(self.store, self.cfg, self.model, limit=limit, max_chars=chars,
+                                should_stop=should_stop)
 
     def run_once(self) -> None:
         """Poll every enabled source once now (schedules and backoff aside), then classify everything.
@@ -376,7 +476,7 @@ class Runner:
         self._lease_owner = self.owner
         self._start_supervisor()
         try:
-            for poll in [self._start_poll(src) for src in mine]:
+            for poll in [p for p in (self._start_poll(src) for src in mine) if p is not None]:
                 while not poll.done.wait(SUPERVISE_EVERY) and not poll.abandoned:
                     pass
             self.classify()
@@ -392,40 +492,115 @@ class Runner:
         self._stop.set()
 
     def run_forever(self, *, install_signals: bool = True, idle_sleep: float = 1.0) -> None:
+        """Poll, classify and send until stop() (SIGTERM, SIGINT): the loops run in threads of their own and
+        this thread only waits for the stop, then shuts them down within runner.shutdown_seconds."""
         if install_signals and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, self.stop)
             signal.signal(signal.SIGINT, self.stop)
         log.info("runner %s started with %d source(s)", self.owner, len(self.sources))
         self.model  # load before polling: loading holds the GIL, which would starve the lease heartbeat
         self._lease_owner = self.owner
+        try:
+            self._sign_in()
+        except SQLAlchemyError as exc:
+            log.warning("could not record this runner in the database (%s); it tries again", db_reason(exc))
         self._start_supervisor()
         self.mailer.start()
+        for name, loop in (("runner-schedule", self._schedule_loop), ("classifier", self._classify_loop)):
+            t = threading.Thread(target=loop, args=(idle_sleep,), name=name, daemon=True)
+            self._threads.append(t)
+            t.start()
         try:
-            while not self._stop.is_set():
-                self.tick()
-                self._stop.wait(idle_sleep)
+            while not self._stop.wait(0.5):
+                pass
         finally:
+            self._stop.set()
             self._shut_down()
 
+    def _schedule_loop(self, idle_sleep: float) -> None:
+        """Start due polls and run the periodic scans, every `idle_sleep`; a database error is retried."""
+        outage = Outage("the runner's schedule")
+        while not self._stop.is_set():
+            try:
+                now = self.clock()
+                self._start_due_polls(now)
+                self._run_tasks(now)
+                self._outage = outage.recovered() or self._outage
+                self._heartbeat(now)
+                wait = idle_sleep
+            except Exception as exc:  # noqa: BLE001 - a locked or unreachable database, or a bug: never the end
+                wait = outage.failed(exc)
+            self._stop.wait(wait)
+
+    def _classify_loop(self, idle_sleep: float) -> None:
+        """Classify what the polls stored, a slice at a time, until stopped; waits `idle_sleep` when idle."""
+        outage = Outage("classification")
+        while not self._stop.is_set():
+            try:
+                done = self.classify(limit=self.cfg.classifier.batch_size, should_stop=self._stop.is_set).classified
+                outage.recovered()
+                wait = 0.0 if done else idle_sleep
+            except Exception as exc:  # noqa: BLE001
+                wait = outage.failed(exc)
+            if wait:
+                self._stop.wait(wait)
+
+    def _sign_in(self) -> None:
+        """Record this runner in `runners`, and forget runners long gone (and this host's that died)."""
+        now = self.clock()
+        host = socket.gethostname()
+        with self.store.session() as s:
+            here = RunnerState.host == host
+            s.execute(delete(RunnerState).where(or_(
+                RunnerState.seen_at < now - timedelta(days=1),
+                here & (RunnerState.stopped_at.is_not(None) | (RunnerState.seen_at < now - RUNNER_QUIET)
+                        | (RunnerState.pid == os.getpid())))))
+            s.add(RunnerState(owner=self.owner, host=host, pid=os.getpid(), started_at=now, seen_at=now))
+        self._heartbeat_at = time.monotonic()
+
+    def _heartbeat(self, now: datetime) -> None:
+        """Every HEARTBEAT_SECONDS: `runners.seen_at`, and the last database outage once it is over."""
+        if self._outage is None and time.monotonic() - self._heartbeat_at < HEARTBEAT_SECONDS:
+            return
+        with self.store.session() as s:
+            row = s.get(RunnerState, self.owner)
+            if row is None:
+                row = RunnerState(owner=self.owner, host=socket.gethostname(), pid=os.getpid(), started_at=now)
+                s.add(row)
+            row.seen_at = now
+            if self._outage is not None:
+                row.outage, row.outage_ended_at = self._outage, now
+        self._outage = None
+        self._heartbeat_at = time.monotonic()
+
     def _shut_down(self) -> None:
-        """Within runner.shutdown_seconds of the stop: polls get half of it, the mailer most of the rest."""
+        """Within runner.shutdown_seconds of the stop: polls get half of it, the mailer most of the rest, and
+        giving the leases back what is left; whatever still waits (for a platform, for a locked database)
+        then is abandoned, and the process exits without it (desk/cli.py)."""
         begun = self._stop_at if self._stop_at is not None else time.monotonic()
         bound = self.cfg.runner.shutdown_seconds
-        for poll in list(self._inflight.values()):
+
+        def left(share: float) -> float:
+            return max(0.0, begun + bound * share - time.monotonic())
+
+        with self._inflight_lock:
+            self._closing = True
+            polls = list(self._inflight.values())
+        for poll in polls:
             if poll.active:
-                poll.done.wait(max(0.0, begun + bound / 2 - time.monotonic()))
-        stuck = [p for p in self._inflight.values() if p.active and p.abandon()]
+                poll.done.wait(left(0.5))
+        for t in self._threads:
+            t.join(left(0.5))
+        stuck = [p for p in polls if p.active and p.abandon()]
         if stuck:
             log.warning("stopping: abandoned %d poll(s) still running (%s); nothing they fetch is stored",
                         len(stuck), ", ".join(p.src.name for p in stuck))
-        if not self.mailer.stop(begun + bound * 0.8 - time.monotonic()):
+        if not self.mailer.stop(left(0.8)):
             log.warning("stopping: an SMTP session was still running; its emails are sent again after their claim runs out")
-        self._stop_supervisor()
-        try:
-            self._release_leases()
-        except Exception:
-            log.warning("could not give the source leases back; they run out after runner.lease_seconds",
-                        exc_info=True)
+        self._stop_supervisor(left(0.85))
+        if not self._within(left(0.95), self._sign_off):
+            log.warning("stopping: the database did not let the source leases be given back in time; they run out "
+                        "after runner.lease_seconds")
         busy = {name for name, p in self._inflight.items() if p.thread is not None and p.thread.is_alive()}
         for name, c in self._collectors.items():
             if name in busy:
@@ -436,9 +611,35 @@ class Runner:
                 pass
         log.info("runner stopped")
 
+    def _within(self, seconds: float, fn: Callable[[], None]) -> bool:
+        """Run `fn` in a thread of its own for at most `seconds`; True when it finished without an error."""
+        ok: list[bool] = []
+
+        def run() -> None:
+            try:
+                fn()
+                ok.append(True)
+            except Exception:
+                log.warning("stopping: %s failed", getattr(fn, "__name__", fn), exc_info=True)
+
+        t = threading.Thread(target=run, name="runner-stop", daemon=True)
+        self._threads.append(t)
+        t.start()
+        t.join(seconds)
+        return bool(ok)
+
+    def _sign_off(self) -> None:
+        self._release_leases()
+        if self._lease_owner is not None:
+            with self.store.session() as s:
+                s.execute(update(RunnerState).where(RunnerState.owner == self.owner)
+                          .values(stopped_at=self.clock()).execution_options(synchronize_session=False))
+
     def lingering(self) -> int:
-        """How many abandoned poll threads are still alive (the process should exit without waiting for them)."""
-        return sum(1 for p in self._inflight.values() if p.thread is not None and p.thread.is_alive())
+        """How many threads are still alive that the process should exit without waiting for: abandoned polls,
+        and the runner's own loops when something (a platform, a locked database) still holds them."""
+        polls = sum(1 for p in self._inflight.values() if p.thread is not None and p.thread.is_alive())
+        return polls + sum(1 for t in self._threads if t.is_alive())
 
     def _release_leases(self) -> None:
         with self.store.session() as s:

@@ -70,8 +70,6 @@ def _runner(tmp_path, forum, inbox):
     return db_url, path
 
 
-@pytest.mark.xfail(strict=True, reason="adversary: a 4xx (greylisting, mailbox busy) for one recipient of three "
-                                       "is never retried: the row is marked sent and that person never gets the alert")
 def test_a_recipient_refused_for_now_is_tried_again(tmp_path, forum, inbox):
     """An escalation to three managers; the server answers `450 4.2.0 Mailbox busy` to one RCPT TO (greylisting
     does exactly this on a first contact, and asks to be tried again in a few minutes). smtplib's send_message
@@ -99,8 +97,6 @@ def test_a_recipient_refused_for_now_is_tried_again(tmp_path, forum, inbox):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="adversary: a server that stores a message and drops the line before its 250 "
-                                       "gets the same alert again on the next try: the inbox holds it twice")
 def test_a_message_the_server_stored_before_hanging_up_is_not_sent_again(tmp_path, forum, inbox):
     """The server (or a proxy in front of it) takes the whole message, queues it, and the connection breaks
     before its `250` arrives; smtplib raises SMTPServerDisconnected and the mailer treats the row as never
@@ -142,8 +138,6 @@ def _latest(posts):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="adversary: the outbox is sent first come, first served, 50 every 15 s: a "
-                                       "wave of severe posts on one source puts every other source's alerts behind it")
 def test_a_wave_of_alerts_from_one_source_does_not_hold_up_another_sources_alert(tmp_path, inbox):
     """One forum is hit by a wave of 150 furious posts (a brigade, a spam run, a thread whose every post is
     hostile): 150 severe-complaint emails are queued. A customer on another source then posts a severe

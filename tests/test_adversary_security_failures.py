@@ -84,8 +84,6 @@ def test_check_config_refuses_alert_rules_that_reach_nobody(tmp_path, text, need
         assert f"{path}:{line_of(path, needle)}:" in run.stdout, run.stdout
 
 
-@pytest.mark.xfail(strict=True, reason="adversary: an alert one recipient's server refused (550) is shown as "
-                                       "'email delivered' to all, with no banner; that manager silently gets nothing")
 def test_an_alert_refused_for_one_recipient_is_not_shown_as_delivered(tmp_path, monkeypatch):
     """smtplib.send_message returns the refused recipients when at least one was accepted; desk/mailer.py
     then marks the row sent with a note in last_error, which neither the banner, the Sources page's

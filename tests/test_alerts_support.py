@@ -43,20 +43,27 @@ class Received:
 
 @dataclass
 class SmtpSink:
-    """aiosmtpd handler that keeps what arrived and can refuse chosen recipients with a 550."""
+    """aiosmtpd handler that keeps what arrived and can refuse chosen recipients with a 550 (`refuse`) or for
+    now with a 450 (`defer`, greylisting), or keep a message and hang up before its 250 (`drop_after_data`)."""
 
     messages: list[Received] = field(default_factory=list)
     refuse: set[str] = field(default_factory=set)
+    defer: set[str] = field(default_factory=set)
+    drop_after_data: bool = False
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address in self.refuse:
             return "550 5.1.1 mailbox unavailable"
+        if address in self.defer:
+            return "450 4.2.0 greylisted, try again later"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
         msg = email.message_from_bytes(envelope.content, policy=default_policy)
         self.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos), msg, bool(session.authenticated)))
+        if self.drop_after_data:
+            server.transport.abort()  # the message is kept; its 250 never reaches the client
         return "250 Message accepted"
 
 

@@ -256,5 +256,115 @@ def test_a_customer_name_with_cr_lf_cannot_add_a_header(store, smtp_server):
         assert "\r" not in s.scalar(select(Outbox.subject).where(Outbox.case_id == case_id))
 
 
+def _to_many(store, recipients: list[str], key: str = "esc:1") -> int:
+    with store.session() as s:
+        row = alerts.queue(s, kind="sla_breach", dedupe_key=key, recipients=recipients, subject="Escalated",
+                           body_text="see the dashboard", now=T0)
+        s.flush()
+        return row.id
+
+
+def test_a_recipient_refused_for_now_gets_it_alone_on_a_later_try_and_the_others_once(store, smtp_server):
+    """A 450 (greylisting) for one of three: the other two get it at once, the row waits for that one only,
+    and after the backoff the next try goes to them alone."""
+    cfg = make_cfg(smtp_server.port)
+    smtp_server.sink.defer.add("bob@example.com")
+    row_id = _to_many(store, ["alex@example.com", "bob@example.com", "morgan@example.com"])
+    first = mailer.send_pending(store, cfg, now=T0)
+    assert first.retrying == [row_id]
+    assert [m.rcpt_tos for m in smtp_server.messages] == [["alex@example.com", "morgan@example.com"]]
+    row = _status(store, row_id)
+    assert row.status == "pending" and row.delivered_to == ["alex@example.com", "morgan@example.com"]
+    assert "bob@example.com: 450 4.2.0 greylisted" in row.last_error and row.refused is None
+    health = mailer.outbox_health(store)
+    assert health["pending"] == 1 and health["retrying"] == 1
+    smtp_server.sink.defer.clear()
+    assert not mailer.send_pending(store, cfg, now=T0 + dt.timedelta(seconds=30)).sent, "backing off"
+    later = mailer.send_pending(store, cfg, now=T0 + dt.timedelta(seconds=61))
+    assert later.sent == [row_id]
+    assert [m.rcpt_tos for m in smtp_server.messages] == [["alex@example.com", "morgan@example.com"],
+                                                          ["bob@example.com"]]
+    row = _status(store, row_id)
+    assert row.status == "sent" and set(row.delivered_to) == {"alex@example.com", "bob@example.com",
+                                                             "morgan@example.com"}
+    assert row.last_error is None
+
+
+def test_a_recipient_refused_for_good_is_named_on_the_banner_and_the_others_are_delivered(store, smtp_server):
+    from desk.health import email_trouble
+
+    cfg = make_cfg(smtp_server.port)
+    smtp_server.sink.refuse.add("morgan@example.com")
+    row_id = _to_many(store, ["dana@example.com", "morgan@example.com"])
+    assert mailer.send_pending(store, cfg, now=T0).sent == [row_id]
+    assert [m.rcpt_tos for m in smtp_server.messages] == [["dana@example.com"]]
+    row = _status(store, row_id)
+    assert row.delivered_to == ["dana@example.com"] and "550 5.1.1" in row.refused["morgan@example.com"]
+    trouble = email_trouble(store, cfg, now=T0 + dt.timedelta(minutes=1))
+    assert trouble is not None and f"#{row_id} sla breach to morgan@example.com" in trouble.headline, trouble
+    assert not mailer.send_pending(store, cfg, now=T0 + dt.timedelta(days=1)).claimed, "never tried again"
+
+
+def test_a_message_the_server_kept_before_hanging_up_is_not_sent_again_until_a_person_says_so(store, smtp_server):
+    """The server keeps the message and drops the line before its 250: the outcome is unknown, so the row is
+    `unknown` (named on the banner), never sent again by itself; "Retry" on the Sources page sends it again."""
+    from desk.health import email_trouble
+
+    cfg = make_cfg(smtp_server.port)
+    smtp_server.sink.drop_after_data = True
+    [row_id] = _queue(store)
+    res = mailer.send_pending(store, cfg, now=T0)
+    assert res.unknown == [row_id] and len(smtp_server.messages) == 1
+    row = _status(store, row_id)
+    assert row.status == "unknown" and row.unknown_to == ["sam@example.com"] and "may have reached" in row.last_error
+    smtp_server.sink.drop_after_data = False
+    for later in (dt.timedelta(minutes=2), dt.timedelta(hours=2), dt.timedelta(days=2)):
+        assert not mailer.send_pending(store, cfg, now=T0 + later).claimed
+    assert len(smtp_server.messages) == 1
+    assert mailer.outbox_health(store)["unknown"] == 1
+    trouble = email_trouble(store, cfg, now=T0 + dt.timedelta(days=2))
+    assert trouble is not None and "May not have arrived" in trouble.headline and "sam@example.com" in trouble.headline
+    assert mailer.retry_failed(store, now=T0 + dt.timedelta(days=2)) == 1
+    assert mailer.send_pending(store, cfg, now=T0 + dt.timedelta(days=2)).sent == [row_id]
+    ids = [m.message["Message-ID"] for m in smtp_server.messages]
+    assert len(ids) == 2 and ids[0] == ids[1], "the one resend carries the same Message-ID"
+
+
+def test_a_session_that_breaks_before_the_message_was_sent_is_tried_again(store):
+    """A server that hangs up at RCPT TO cannot hold the message: the row is tried again after the backoff."""
+    from aiosmtpd.controller import Controller
+
+    class HangUpAtRcpt:
+        async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+            server.transport.abort()
+            return "250 never sent"
+
+    port = free_port()
+    controller = Controller(HangUpAtRcpt(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        [row_id] = _queue(store)
+        res = mailer.send_pending(store, make_cfg(port), now=T0)
+    finally:
+        controller.stop()
+    assert res.retrying == [row_id]
+    row = _status(store, row_id)
+    assert row.status == "pending" and row.unknown_to is None and row.attempts == 1
+    assert row.next_attempt_at == T0 + dt.timedelta(seconds=60)
+
+
+def test_a_wave_from_one_source_waits_its_turn_behind_no_other_source(store, smtp_server):
+    """12 alerts of one source's cases queued before one of another source's: a pass of 5 takes the other
+    source's alert too, round-robin by source, and each source's oldest first."""
+    cfg = make_cfg(smtp_server.port)
+    wave = [new_case(store, cfg, posted_at=T0, severity=4, platform="discourse") for _ in range(12)]
+    other = new_case(store, cfg, posted_at=T0, severity=4, platform="demo")
+    with store.session() as s:
+        rows = {r.case_id: r.id for r in s.scalars(select(Outbox))}
+    res = mailer.send_pending(store, cfg, now=dt.datetime.now(UTC) + dt.timedelta(seconds=1), limit=5)
+    assert rows[other] in res.sent, "the other source's alert is in the first pass"
+    assert sorted(res.sent) == sorted([rows[c] for c in wave[:4]] + [rows[other]])
+
+
 def test_header_text_keeps_one_line():
     assert mailer.header_text("a\r\nb\x00c\x1b[31m\u2028d\te") == "a b c [31m d e"

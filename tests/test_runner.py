@@ -301,3 +301,35 @@ def test_eight_hanging_platforms_stop_neither_the_other_sources_nor_sigterm(tmp_
 def state_of(store, name: str) -> SourceState:
     with store.session() as s:
         return s.get(SourceState, name)
+
+
+def test_the_banner_names_a_runner_gone_quiet_and_a_database_outage_just_over(tmp_path):
+    """What the dashboard's banner draws from `runners`: a runner that stopped writing its heartbeat without
+    having stopped (it cannot write to the database, or died), and for a while a runner whose outage ended;
+    never a runner that stopped properly."""
+    from datetime import timedelta
+
+    from desk.health import runner_trouble
+    from desk.models import RunnerState
+
+    cfg = load_config(write_config(tmp_path))
+    store = connect(cfg.database_url())
+    now = datetime.now(timezone.utc)
+    outage = ("the runner's schedule could not use the database for 35s, from 2026-12-01 10:00:00 UTC (2 failed "
+              "tries): OperationalError: database is locked")
+    with store.session() as s:
+        s.add(RunnerState(owner="a:1:quiet", host="a", pid=1, started_at=now - timedelta(hours=1),
+                          seen_at=now - timedelta(minutes=3)))
+        s.add(RunnerState(owner="b:2:back", host="b", pid=2, started_at=now - timedelta(hours=1), seen_at=now,
+                          outage=outage, outage_ended_at=now - timedelta(minutes=2)))
+        s.add(RunnerState(owner="c:3:gone", host="c", pid=3, started_at=now - timedelta(hours=2),
+                          seen_at=now - timedelta(hours=1), stopped_at=now - timedelta(hours=1)))
+    quiet, back = runner_trouble(store, cfg, now=now)
+    assert quiet.name == "a:1:quiet" and "has not checked in for 3m" in quiet.headline
+    assert "'hearken run' is running on a" in quiet.fix
+    assert back.name == "b:2:back" and "could not use the database" in back.headline and back.detail == outage
+    later = now + timedelta(minutes=20)
+    with store.session() as s:
+        s.get(RunnerState, "b:2:back").seen_at = later  # it went on checking in
+    assert [t.name for t in runner_trouble(store, cfg, now=later)] == ["a:1:quiet"], "the outage is old news"
+    store.close()

@@ -106,7 +106,9 @@ PRAISE = "Shoutout to the Northwind engineer who came out today, sorted it in 20
 
 
 def test_complaints_open_cases_with_sla_and_alerts_in_the_same_transaction(store, cfg, model):
-    store_poll(store, "demo", "demo", PollResult([mention(1, body=COMPLAINT), mention(2, body=PRAISE)], None), now=T0)
+    # read a minute after they were posted (a post read "before" it was written would start the clock when read)
+    store_poll(store, "demo", "demo", PollResult([mention(1, body=COMPLAINT), mention(2, body=PRAISE)], None),
+               now=T0 + timedelta(minutes=2))
     out = classify_pending(store, cfg, model)
     assert (out.classified, out.cases_opened) == (2, 1)
     with store.session() as s:

@@ -47,11 +47,14 @@ with st.container(border=True, key="outbox"):
                     icon=":material/check_circle:")
     else:
         box.info("**NOTHING SENT YET**: no alert has needed an email so far.", icon=":material/mail:")
-    a, b, c, d = st.columns(4)
+    a, b, c, d, e = st.columns(5)
     a.metric("Waiting to send", ob["pending"])
     b.metric("Retrying", ob["retrying"])
     c.metric("Failed for good", ob["failed"])
-    d.metric("Sent", ob["sent"])
+    d.metric("May not have arrived", ob["unknown"],
+             help="The SMTP server hung up after receiving the whole email, so it may hold it. Hearken does not "
+                  "send it again by itself (nobody gets an alert twice); Retry sends it again.")
+    e.metric("Sent", ob["sent"])
     last = ob["last_error"]
     if last:
         nxt = (f"next try {ui.fmt_time(last['next_attempt_at'])}" if last["status"] == "pending"
@@ -61,9 +64,14 @@ with st.container(border=True, key="outbox"):
         st.dataframe([{"email": f"#{r['id']}", "kind": r["kind"].replace("_", " "), "status": r["status"],
                        "attempts": r["attempts"],
                        "next try": ui.fmt_time(r["next_attempt_at"]) if r["status"] == "pending" else "—",
-                       "to": ", ".join(r["recipients"]), "subject": r["subject"], "error": r["error"]}
+                       "to": ", ".join(r["recipients"]),
+                       "refused for": ", ".join(r["refused"]) or "—",
+                       "may not have reached": ", ".join(r["unknown_to"]) or "—",
+                       "subject": r["subject"], "error": r["error"]}
                       for r in ob["recent_failures"]], hide_index=True, width="stretch", key="outbox-failures")
-    if ob["failed"] and actor.at_least("manager") and st.button("Retry failed emails", key="outbox-retry"):
+    if (ob["failed"] or ob["unknown"]) and actor.at_least("manager") \
+            and st.button("Retry failed emails" + (" and those that may not have arrived" if ob["unknown"] else ""),
+                          key="outbox-retry"):
         n = mailer.retry_failed(store)
         ui.flash("sources", "success", f"{n} failed email(s) queued again; the runner sends them within a minute.")
         st.rerun()
