@@ -172,9 +172,6 @@ def _forum_post(post_id: str, author: str, at: datetime, body: str):
                    url=f"https://forum.example/t/1#{post_id}", author=author, body=body, posted_at=at)
 
 
-@pytest.mark.xfail(strict=True, reason="adversary: on a forum read without an author (no author selector, or "
-                                       "every guest 'Guest'), a new post under a reused id is dropped as "
-                                       "the post stored before")
 @pytest.mark.parametrize("author", ["", "Guest"])
 def test_a_new_post_under_a_reused_id_is_stored_when_authors_are_not_told_apart(sqlite_store, author):
     """The forum was restored from a backup and gave id 102 to a new post three days later. With no
