@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from collectors.redact import hide_passwords
+from collectors.redact import HIDDEN, hide_passwords
 from desk.config import HearkenConfig, Problem
 
 SIGN_IN_KEYS = ("redirect_uri", "cookie_secret", "client_id", "client_secret", "server_metadata_url")
@@ -172,6 +172,8 @@ def database_origin(cfg: HearkenConfig, env: Mapping[str, str] | None = None) ->
 
 def database_problem(cfg: HearkenConfig, exc: BaseException, env: Mapping[str, str] | None = None) -> str:
     """One line saying which database could not be opened, where its URL came from and why."""
+    from desk.db import shown_url, url_secrets
+
     origin, _ = database_origin(cfg, env)
     url = cfg.database_url(dict(os.environ if env is None else env))
     reason = getattr(exc, "orig", None) or exc
@@ -182,7 +184,9 @@ def database_problem(cfg: HearkenConfig, exc: BaseException, env: Mapping[str, s
             text += "; install it with .venv/bin/pip install -c constraints.txt -e '.[postgres]'"
     elif isinstance(exc, ValueError) and text.startswith("invalid literal for int()"):  # SQLAlchemy on host:port
         text = f"its port is not a number ({text.rsplit(':', 1)[-1].strip()})"
-    return f"cannot open the database {hide_passwords(url)} (from {origin}): {text}"
+    for secret in sorted(url_secrets(url), key=len, reverse=True):  # a driver may quote the connection string
+        text = text.replace(secret, HIDDEN)
+    return f"cannot open the database {shown_url(url)} (from {origin}): {hide_passwords(text)}"
 
 
 def database_problems(cfg: HearkenConfig, env: Mapping[str, str] | None = None) -> list[Problem]:

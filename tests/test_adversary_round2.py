@@ -32,8 +32,6 @@ def _config_with_database(tmp_path: Path, url: str):
 # --- passwords in addresses ------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="adversary: a database password holding / # ? or a space (SQLAlchemy "
-                                       "reads it whole) is printed in full by check-config and the dashboard")
 @pytest.mark.parametrize("password", ["s3cr/et-pw", "s3cr#et-pw", "s3cr?et-pw"])
 def test_check_config_hides_a_database_password_sqlalchemy_reads_with_a_slash(tmp_path, password):
     """SQLAlchemy's URL grammar takes everything between ':' and the last '@' as the password, so
@@ -53,8 +51,6 @@ def test_check_config_hides_a_database_password_sqlalchemy_reads_with_a_slash(tm
     assert password not in shown and "s3cr" not in shown, shown
 
 
-@pytest.mark.xfail(strict=True, reason="adversary: ?pass%77ord=... is the password to SQLAlchemy and libpq, "
-                                       "but hide_passwords only knows the spelled-out key")
 def test_check_config_hides_a_percent_encoded_password_parameter(tmp_path):
     from sqlalchemy.engine import make_url
 

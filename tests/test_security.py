@@ -327,6 +327,8 @@ def test_a_password_in_an_address_is_hidden_wherever_an_address_is_shown():
     assert shown == ("forum answered 503 (https://ann:***@board.example/t/1?x=1) and "
                      "postgresql://hearken@db:5432/h?sslmode=require&password=***&application_name=h")
     assert hide_passwords("http://board.example:8080/t/1 at 10:32") == "http://board.example:8080/t/1 at 10:32"
+    # SQLAlchemy reads a password up to its @ across / ? # (a URL parser would stop there): hidden to the @
+    assert hide_passwords("postgresql://hearken:s3cr/et?#pw@db:5432/h failed") == "postgresql://hearken:***@db:5432/h failed"
     assert without_credentials("https://ann:pw@board.example:8443/t/1#p2") == "https://board.example:8443/t/1#p2"
 
     buf = io.StringIO()
