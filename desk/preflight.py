@@ -8,8 +8,9 @@ in the browser. Each problem names the config file, the line and the key.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -34,18 +35,51 @@ def secrets_files() -> list[Path]:
 MIN_SECRET_LENGTH = 32
 # the README's placeholder and the words people type when asked for one (each short, but named for what it is)
 KNOWN_SECRETS = {"a long random string", "changeme", "change me", "secret", "password"}
+# zxcvbn's estimate of the guesses a cookie secret takes, at least: 10^24 is about 80 bits (a random
+# secrets.token_hex(16) scores 27 or more, token_urlsafe(32) about 43; the digits in order score 2)
+MIN_GUESSES_LOG10 = 24
+# a secret whose characters are mostly words, keyboard runs, sequences, repeats or dates was typed
+MAX_PATTERN_SHARE = 0.8
+_ZXCVBN_CHUNK = 64  # zxcvbn reads at most 72 characters; a longer secret is read in parts
+_WORDS_WITH_SPACES = re.compile(r"[^\W\d_]{2,}[,;.:!?]?\s+[^\W\d_]{2,}")  # no random token has a space
 
 
-def guessable_secret(secret: str) -> str | None:
-    """Why a cookie secret is one others can guess (an example from the docs, short, or a few characters
-    repeated), or None."""
+def guessable_secret(secret: str, words: Iterable[str] = ()) -> str | None:
+    """Why a cookie secret is one others can guess, or None.
+
+    An example from the docs, short, a few characters repeated, words with spaces between them (a
+    sentence), or what zxcvbn (Dropbox's strength estimator, the Python port; `words` are names it
+    should count as known: the brand's terms) finds to be sequences, repeats, words or keyboard runs
+    that take fewer than 10^24 guesses."""
     if secret.strip().casefold() in KNOWN_SECRETS:
         return "is a placeholder (the README's example or a common word)"
     if len(secret) < MIN_SECRET_LENGTH:
         return f"has {len(secret)} characters"
     if len(set(secret)) < 10:
         return f"is made of only {len(set(secret))} different characters"
+    if _WORDS_WITH_SPACES.search(secret):
+        return "is words with spaces between them (a sentence), far easier to guess than its length suggests"
+    from zxcvbn import zxcvbn
+
+    known = [w for w in words if w]
+    guesses_log10, patterned, found = 0.0, 0, []
+    for i in range(0, len(secret), _ZXCVBN_CHUNK):
+        result = zxcvbn(secret[i:i + _ZXCVBN_CHUNK], user_inputs=known)
+        guesses_log10 += result["guesses_log10"]
+        for match in result["sequence"]:
+            if match["pattern"] != "bruteforce":
+                patterned += len(match["token"])
+                found.append(_PATTERN_NAMES.get(match["pattern"], match["pattern"]))
+    what = ", ".join(dict.fromkeys(found)) or "nothing random"
+    if guesses_log10 < MIN_GUESSES_LOG10:
+        return f"takes about 10^{guesses_log10:.0f} guesses (zxcvbn finds {what} in it)"
+    if patterned >= MAX_PATTERN_SHARE * len(secret):
+        return f"is {patterned} of {len(secret)} characters {what} (zxcvbn)"
     return None
+
+
+_PATTERN_NAMES = {"dictionary": "words", "spatial": "keyboard runs", "repeat": "repeats", "sequence": "sequences",
+                  "regex": "years", "date": "dates"}
 
 
 def _origin(url: str) -> str:
@@ -81,7 +115,7 @@ def auth_problems(cfg: HearkenConfig, files: list[Path] | None = None) -> list[P
     if missing:
         return [problem(f"the [auth] section in {where} lacks {', '.join(missing)}")]
     out = []
-    weak = guessable_secret(str(auth["cookie_secret"]))
+    weak = guessable_secret(str(auth["cookie_secret"]), words=[*cfg.brand.terms, "hearken"])
     if weak:
         out.append(problem(
             f"cookie_secret in {where} {weak}: whoever knows or guesses it can sign Streamlit's sign-in cookie "
