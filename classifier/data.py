@@ -57,15 +57,17 @@ def load_benchmark(path: str | os.PathLike | None = None) -> list[Example]:
     return rows
 
 
-# A CSV text cell that a spreadsheet would run as a formula is exported with a leading apostrophe.
-_ESCAPED_FORMULA = tuple("'" + c for c in "=+-@\t\r\n")
+# A CSV text cell that a spreadsheet would run as a formula, or that begins with an apostrophe of its own,
+# is exported with one more leading apostrophe (desk.untrusted.csv_cell).
+_ESCAPED_FORMULA = tuple("'" + c for c in "=+-@\t\r\n'")
 
 
 def load_extra_labels(path: str | os.PathLike) -> list[Example]:
     """Staff labels exported by desk: CSV or JSONL with text,label[,severity].
 
     Severity may be empty; it is then left out of the severity loss. In a CSV, a text the export
-    protected from spreadsheets (an apostrophe before a leading = + - @, tab or CR) is read without it.
+    protected from spreadsheets (an apostrophe before a leading = + - @, tab, CR or apostrophe) is read
+    without it.
     """
     path = Path(path)
     if not path.is_file():

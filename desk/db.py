@@ -18,10 +18,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
+from urllib.parse import urlencode
 
 from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+from collectors.redact import HIDDEN, hide_passwords, is_secret_parameter
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 MIGRATION_LOCK = 0x4845_4152_4B45_4E  # "HEARKEN": the advisory lock held while migrating
@@ -37,6 +40,41 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute(f"PRAGMA busy_timeout={LOCK_WAIT_SECONDS * 1000}")
     cur.close()
+
+
+def _parsed(url: str) -> URL | None:
+    try:
+        return make_url(url)
+    except Exception:  # noqa: BLE001 - SQLAlchemy raises ArgumentError, ValueError, ...: not a database URL
+        return None
+
+
+def shown_url(url: str) -> str:
+    """A database URL as Hearken shows it: read as SQLAlchemy reads it to connect, with the password (a
+    / # ? or space in it included) and every query parameter whose decoded name carries a secret
+    (``?password=``, ``?pass%77ord=``) written ***. One that does not parse is shown through
+    `hide_passwords`."""
+    parsed = _parsed(url)
+    if parsed is None:
+        return hide_passwords(url)
+    shown = parsed.set(query={}).render_as_string(hide_password=True)
+    if not parsed.query:
+        return shown
+    pairs = [(k, v) for k, vs in parsed.query.items() for v in (vs if isinstance(vs, tuple) else (vs,))]
+    return shown + "?" + urlencode([(k, HIDDEN if is_secret_parameter(k) else v) for k, v in pairs], safe="*")
+
+
+def url_secrets(url: str) -> list[str]:
+    """The secrets a database URL holds (its password, the values of secret query parameters), to be
+    kept out of messages and logs that might repeat them."""
+    parsed = _parsed(url)
+    if parsed is None:
+        return []
+    found = [parsed.password or ""]
+    for k, vs in parsed.query.items():
+        if is_secret_parameter(k):
+            found.extend(vs if isinstance(vs, tuple) else (vs,))
+    return [str(v) for v in found if v]
 
 
 def make_engine(url: str) -> Engine:

@@ -86,7 +86,7 @@ def setup(verbose: bool = False, stream=None) -> None:
 
 def config_secrets(cfg, env: Mapping[str, str] | None = None) -> list[str]:
     """The values of every secret the configuration names through a `*_env` key, plus database passwords."""
-    from sqlalchemy.engine import make_url
+    from desk.db import url_secrets
 
     env = os.environ if env is None else env
     found: list[str] = []
@@ -110,12 +110,7 @@ def config_secrets(cfg, env: Mapping[str, str] | None = None) -> list[str]:
 
     walk(cfg)
     for url in (cfg.database_url(dict(env)), env.get("HEARKEN_DATABASE_URL", "")):
-        try:
-            parsed = make_url(url)
-        except Exception:  # noqa: BLE001 - not a URL: nothing to hide
-            continue
-        found.append(parsed.password or "")
-        found.extend(str(v) for k, v in parsed.query.items() if k in ("password", "sslpassword"))
+        found.extend(url_secrets(url))
     return [v for v in found if v]
 
 

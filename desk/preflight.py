@@ -8,12 +8,13 @@ in the browser. Each problem names the config file, the line and the key.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from collectors.redact import hide_passwords
+from collectors.redact import HIDDEN, hide_passwords
 from desk.config import HearkenConfig, Problem
 
 SIGN_IN_KEYS = ("redirect_uri", "cookie_secret", "client_id", "client_secret", "server_metadata_url")
@@ -34,18 +35,51 @@ def secrets_files() -> list[Path]:
 MIN_SECRET_LENGTH = 32
 # the README's placeholder and the words people type when asked for one (each short, but named for what it is)
 KNOWN_SECRETS = {"a long random string", "changeme", "change me", "secret", "password"}
+# zxcvbn's estimate of the guesses a cookie secret takes, at least: 10^24 is about 80 bits (a random
+# secrets.token_hex(16) scores 27 or more, token_urlsafe(32) about 43; the digits in order score 2)
+MIN_GUESSES_LOG10 = 24
+# a secret whose characters are mostly words, keyboard runs, sequences, repeats or dates was typed
+MAX_PATTERN_SHARE = 0.8
+_ZXCVBN_CHUNK = 64  # zxcvbn reads at most 72 characters; a longer secret is read in parts
+_WORDS_WITH_SPACES = re.compile(r"[^\W\d_]{2,}[,;.:!?]?\s+[^\W\d_]{2,}")  # no random token has a space
 
 
-def guessable_secret(secret: str) -> str | None:
-    """Why a cookie secret is one others can guess (an example from the docs, short, or a few characters
-    repeated), or None."""
+def guessable_secret(secret: str, words: Iterable[str] = ()) -> str | None:
+    """Why a cookie secret is one others can guess, or None.
+
+    An example from the docs, short, a few characters repeated, words with spaces between them (a
+    sentence), or what zxcvbn (Dropbox's strength estimator, the Python port; `words` are names it
+    should count as known: the brand's terms) finds to be sequences, repeats, words or keyboard runs
+    that take fewer than 10^24 guesses."""
     if secret.strip().casefold() in KNOWN_SECRETS:
         return "is a placeholder (the README's example or a common word)"
     if len(secret) < MIN_SECRET_LENGTH:
         return f"has {len(secret)} characters"
     if len(set(secret)) < 10:
         return f"is made of only {len(set(secret))} different characters"
+    if _WORDS_WITH_SPACES.search(secret):
+        return "is words with spaces between them (a sentence), far easier to guess than its length suggests"
+    from zxcvbn import zxcvbn
+
+    known = [w for w in words if w]
+    guesses_log10, patterned, found = 0.0, 0, []
+    for i in range(0, len(secret), _ZXCVBN_CHUNK):
+        result = zxcvbn(secret[i:i + _ZXCVBN_CHUNK], user_inputs=known)
+        guesses_log10 += result["guesses_log10"]
+        for match in result["sequence"]:
+            if match["pattern"] != "bruteforce":
+                patterned += len(match["token"])
+                found.append(_PATTERN_NAMES.get(match["pattern"], match["pattern"]))
+    what = ", ".join(dict.fromkeys(found)) or "nothing random"
+    if guesses_log10 < MIN_GUESSES_LOG10:
+        return f"takes about 10^{guesses_log10:.0f} guesses (zxcvbn finds {what} in it)"
+    if patterned >= MAX_PATTERN_SHARE * len(secret):
+        return f"is {patterned} of {len(secret)} characters {what} (zxcvbn)"
     return None
+
+
+_PATTERN_NAMES = {"dictionary": "words", "spatial": "keyboard runs", "repeat": "repeats", "sequence": "sequences",
+                  "regex": "years", "date": "dates"}
 
 
 def _origin(url: str) -> str:
@@ -81,7 +115,7 @@ def auth_problems(cfg: HearkenConfig, files: list[Path] | None = None) -> list[P
     if missing:
         return [problem(f"the [auth] section in {where} lacks {', '.join(missing)}")]
     out = []
-    weak = guessable_secret(str(auth["cookie_secret"]))
+    weak = guessable_secret(str(auth["cookie_secret"]), words=[*cfg.brand.terms, "hearken"])
     if weak:
         out.append(problem(
             f"cookie_secret in {where} {weak}: whoever knows or guesses it can sign Streamlit's sign-in cookie "
@@ -172,6 +206,8 @@ def database_origin(cfg: HearkenConfig, env: Mapping[str, str] | None = None) ->
 
 def database_problem(cfg: HearkenConfig, exc: BaseException, env: Mapping[str, str] | None = None) -> str:
     """One line saying which database could not be opened, where its URL came from and why."""
+    from desk.db import shown_url, url_secrets
+
     origin, _ = database_origin(cfg, env)
     url = cfg.database_url(dict(os.environ if env is None else env))
     reason = getattr(exc, "orig", None) or exc
@@ -182,13 +218,44 @@ def database_problem(cfg: HearkenConfig, exc: BaseException, env: Mapping[str, s
             text += "; install it with .venv/bin/pip install -c constraints.txt -e '.[postgres]'"
     elif isinstance(exc, ValueError) and text.startswith("invalid literal for int()"):  # SQLAlchemy on host:port
         text = f"its port is not a number ({text.rsplit(':', 1)[-1].strip()})"
-    return f"cannot open the database {hide_passwords(url)} (from {origin}): {text}"
+    for secret in sorted(url_secrets(url), key=len, reverse=True):  # a driver may quote the connection string
+        text = text.replace(secret, HIDDEN)
+    return f"cannot open the database {shown_url(url)} (from {origin}): {hide_passwords(text)}"
+
+
+CONNECT_SECONDS = 5  # a server's connect_timeout when the URL gives none (or 0, libpq's "for ever")
+QUERY_SECONDS = 1  # then the server has this long to answer SELECT 1 (statement_timeout, and a wall clock)
+
+
+class DatabaseTimeout(OSError):
+    """The database check ran past its deadline."""
+
+
+def _connect_seconds(query: Mapping[str, object]) -> int | None:
+    """libpq's connect_timeout as it applies it: 0, negative or absent waits for ever (we take our 5 s),
+    and 1 is taken as 2 (its minimum); None where it is not a number (the driver refuses it, and says so)."""
+    value = query.get("connect_timeout")
+    if value is None:
+        return CONNECT_SECONDS
+    try:
+        seconds = int(float(str(value[0] if isinstance(value, tuple) else value).strip()))
+    except ValueError:
+        return None
+    return CONNECT_SECONDS if seconds <= 0 else max(seconds, 2)
 
 
 def database_problems(cfg: HearkenConfig, env: Mapping[str, str] | None = None) -> list[Problem]:
     """The database URL parses and, for a server, answers within a few seconds. A SQLite file that is not
-    there yet is fine (Hearken creates it) as long as its folder can be made."""
-    from sqlalchemy import text
+    there yet is fine (Hearken creates it) as long as its folder can be made.
+
+    The whole check of a server has a deadline: connect_timeout (ours, 5 s, where the URL gives none or 0)
+    for connecting, then `QUERY_SECONDS` for SELECT 1, asked of the server as its statement_timeout too
+    (libpq drivers) and held by a wall clock, so a server that accepts the connection and then never
+    answers (a stuck pooler, a locked catalog) is named as a problem instead of holding check-config.
+    The clock starts with the check (loading the driver counts)."""
+    import time
+
+    started = time.monotonic()
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -204,19 +271,55 @@ def database_problems(cfg: HearkenConfig, env: Mapping[str, str] | None = None) 
             if parsed.database not in (None, "", ":memory:") and not os.access(folder, os.W_OK):
                 raise OSError(f"{folder} cannot be written to")
             return []
-        from desk.db import make_engine
-
-        if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
-            parsed = parsed.update_query_dict({"connect_timeout": "5"})
-        engine = make_engine(parsed.render_as_string(hide_password=False))
-        try:
-            with engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-        finally:
-            engine.dispose()
+        deadline = QUERY_SECONDS
+        if parsed.get_backend_name() == "postgresql":
+            connect = _connect_seconds(parsed.query)
+            deadline += connect or CONNECT_SECONDS
+            asked = {"connect_timeout": str(connect)} if connect else {}
+            if parsed.get_driver_name() in ("", "psycopg", "psycopg2"):  # libpq's options, as desk.db picks them
+                options = parsed.query.get("options", "")
+                options = " ".join(options) if isinstance(options, tuple) else options
+                asked["options"] = f"{options} -c statement_timeout={QUERY_SECONDS * 1000}".strip()
+            parsed = parsed.update_query_dict(asked)
+        else:
+            deadline += CONNECT_SECONDS
+        _answers_within(parsed.render_as_string(hide_password=False), started, deadline)
     except (ValueError, SQLAlchemyError, ImportError, OSError) as exc:
         return [_problem(cfg, key, database_problem(cfg, exc, env))]
     return []
+
+
+def _answers_within(url: str, started: float, seconds: float) -> None:
+    """Connect to `url` and run SELECT 1 in a thread, ending `seconds` after `started` (time.monotonic) at
+    the latest: a driver's wait that no timeout of its own covers is left behind (the thread is a daemon)
+    and the check fails."""
+    import threading
+    import time
+
+    from sqlalchemy import text
+
+    from desk.db import make_engine
+
+    failed: list[BaseException] = []
+
+    def check() -> None:
+        try:
+            engine = make_engine(url)
+            try:
+                with engine.connect() as conn:
+                    conn.execute(text("SELECT 1"))
+            finally:
+                engine.dispose()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            failed.append(exc)
+
+    worker = threading.Thread(target=check, name="database-check", daemon=True)
+    worker.start()
+    worker.join(max(0.0, started + seconds - time.monotonic()))
+    if worker.is_alive():
+        raise DatabaseTimeout(f"it accepted no connection or answered no query within {seconds:g} s")
+    if failed:
+        raise failed[0]
 
 
 def alert_reach_problems(cfg: HearkenConfig) -> list[Problem]:

@@ -4,7 +4,9 @@
   without a user name or password; anything else (`javascript:`, `data:`, a relative path) is shown as
   text, never as a link.
 - `csv_cell`: a spreadsheet runs a cell that begins with = + - @, tab or CR as a formula; such a cell
-  gets a leading apostrophe (OWASP, "CSV Injection"), which the spreadsheet shows as text.
+  gets a leading apostrophe (OWASP, "CSV Injection"), which the spreadsheet shows as text. A text that
+  begins with an apostrophe of its own gets one more, so taking one leading apostrophe off (what a
+  spreadsheet shows, and `classifier.data.load_extra_labels`) gives back every text exactly.
 - `log_text`: control characters (CR, LF, ...) written visibly, so a value cannot start a forged log line.
 """
 
@@ -17,6 +19,7 @@ from collectors.redact import without_credentials
 
 _CONTROL_OR_SPACE = re.compile(r"[\x00-\x20\x7f-\x9f]")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
+_ESCAPED_START = (*_FORMULA_START, "'")  # and the escape itself, so that removing it is exact
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
 
 
@@ -36,8 +39,8 @@ def web_url(value: object) -> str | None:
 
 
 def csv_cell(value: str) -> str:
-    """A text cell a spreadsheet will not run as a formula."""
-    return "'" + value if value.startswith(_FORMULA_START) else value
+    """A text cell a spreadsheet will not run as a formula; one leading apostrophe off gives `value` back."""
+    return "'" + value if value.startswith(_ESCAPED_START) else value
 
 
 def log_text(value: object) -> str:

@@ -184,7 +184,7 @@ def oidc_home(tmp_path: Path, provider: str, port: int) -> Path:
     (home / ".streamlit" / "secrets.toml").write_text(
         "[auth]\n"
         f'redirect_uri = "http://127.0.0.1:{port}/oauth2callback"\n'
-        'cookie_secret = "e2e-cookie-secret-not-for-production"\n'
+        'cookie_secret = "e2e-only-Vq3Jx8Rk2Tn6Wb9Lm4Pz7Hc1Yf5Ds0Ga"\n'
         'client_id = "hearken"\nclient_secret = "hearken-secret"\n'
         f'server_metadata_url = "{provider}/.well-known/openid-configuration"\n')
     return home

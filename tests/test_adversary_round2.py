@@ -32,8 +32,6 @@ def _config_with_database(tmp_path: Path, url: str):
 # --- passwords in addresses ------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="adversary: a database password holding / # ? or a space (SQLAlchemy "
-                                       "reads it whole) is printed in full by check-config and the dashboard")
 @pytest.mark.parametrize("password", ["s3cr/et-pw", "s3cr#et-pw", "s3cr?et-pw"])
 def test_check_config_hides_a_database_password_sqlalchemy_reads_with_a_slash(tmp_path, password):
     """SQLAlchemy's URL grammar takes everything between ':' and the last '@' as the password, so
@@ -53,8 +51,6 @@ def test_check_config_hides_a_database_password_sqlalchemy_reads_with_a_slash(tm
     assert password not in shown and "s3cr" not in shown, shown
 
 
-@pytest.mark.xfail(strict=True, reason="adversary: ?pass%77ord=... is the password to SQLAlchemy and libpq, "
-                                       "but hide_passwords only knows the spelled-out key")
 def test_check_config_hides_a_percent_encoded_password_parameter(tmp_path):
     from sqlalchemy.engine import make_url
 
@@ -140,9 +136,6 @@ class _StallingPostgres:
         self.sock.close()
 
 
-@pytest.mark.xfail(strict=True, reason="adversary: check-config's database check waits for ever on a server that "
-                                       "accepts the connection and never answers a query (connect_timeout "
-                                       "covers only connecting)")
 def test_database_check_ends_when_the_server_stops_answering_after_connecting(tmp_path):
     pytest.importorskip("psycopg")
     from desk.preflight import database_problems
@@ -172,9 +165,6 @@ def _forum_post(post_id: str, author: str, at: datetime, body: str):
                    url=f"https://forum.example/t/1#{post_id}", author=author, body=body, posted_at=at)
 
 
-@pytest.mark.xfail(strict=True, reason="adversary: on a forum read without an author (no author selector, or "
-                                       "every guest 'Guest'), a new post under a reused id is dropped as "
-                                       "the post stored before")
 @pytest.mark.parametrize("author", ["", "Guest"])
 def test_a_new_post_under_a_reused_id_is_stored_when_authors_are_not_told_apart(sqlite_store, author):
     """The forum was restored from a backup and gave id 102 to a new post three days later. With no
@@ -197,8 +187,6 @@ def test_a_new_post_under_a_reused_id_is_stored_when_authors_are_not_told_apart(
 # --- export-labels round trip -----------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="adversary: a text that itself begins with an apostrophe before = + - @ "
-                                       "loses its apostrophe on the export-labels -> train round trip")
 def test_a_leading_apostrophe_in_a_labelled_text_survives_export_and_load(tmp_path, cfg):
     """csv_cell leaves a text beginning with "'" alone, and load_extra_labels strips an apostrophe before
     = + - @ wherever it came from: a customer's "'--- worst service ever" comes back as "--- worst ...",
@@ -232,8 +220,6 @@ def test_a_leading_apostrophe_in_a_labelled_text_survives_export_and_load(tmp_pa
 # --- the cookie secret ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="adversary: a cookie_secret of the digits or the alphabet in order "
-                                       "(32+ characters, 10+ different) passes check-config as strong")
 @pytest.mark.parametrize("secret", ["0123456789" * 4, "abcdefghijklmnopqrstuvwxyz0123456789",
                                     "a long random string, a long random string"])
 def test_check_config_refuses_a_sequential_cookie_secret(tmp_path, secret):

@@ -116,12 +116,15 @@ def test_a_password_in_a_configured_address_reaches_no_log_and_no_page(tmp_path,
     assert not [s for s in shown if "hunter2-forum-pw" in s]
 
 
-def test_check_config_prints_no_database_password_given_in_the_query(tmp_path):
-    """libpq and SQLAlchemy take the password as `?password=` too; the output strips only user:pw@."""
+@pytest.mark.parametrize("url", ["postgresql://hearken@db.internal:5432/hearken?password=hunter2-db",
+                                 "postgresql://hearken@db.internal:5432/hearken?pass%77ord=hunter2-db",
+                                 "postgresql://hearken:hunter2-db/x#y@db.internal:5432/hearken"])
+def test_check_config_prints_no_database_password_given_in_the_query(tmp_path, url):
+    """libpq and SQLAlchemy take the password as `?password=` too (its name percent-encoded or not), and
+    SQLAlchemy reads a password with / or # in it whole; the output strips only user:pw@."""
     path = tmp_path / "hearken.yaml"
     path.write_text(MINIMAL_CONFIG)
-    run = hearken("check-config", "--config", str(path),
-                  env={"HEARKEN_DATABASE_URL": "postgresql://hearken@db.internal:5432/hearken?password=hunter2-db"})
+    run = hearken("check-config", "--config", str(path), env={"HEARKEN_DATABASE_URL": url})
     assert "db.internal:5432/hearken" in run.stdout, run.stdout
     assert "hunter2-db" not in run.stdout + run.stderr
 

@@ -419,6 +419,19 @@ def test_a_new_post_under_a_stored_id_is_stored_as_a_post_of_its_own(store):
     assert store_poll(store, "board", "forum", PollResult([renamed, day_off], {"n": 5})) == 0
 
 
+def test_an_author_that_names_nobody_leaves_the_time_to_decide(store):
+    """A forum account deleted since shows as "[Deleted]": at the post's own time it is the post stored
+    before; under the same id days later it is a new post (a guest's, say), stored under an id of its own."""
+    t = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+    store_poll(store, "board", "forum", PollResult([fmention("b#7", "alice", t)], {"n": 1}))
+    assert store_poll(store, "board", "forum", PollResult([fmention("b#7", " [Deleted] ", t)], {"n": 2})) == 0
+    later = fmention("b#7", "Guest", t + timedelta(days=3), "acme cut me off")
+    assert store_poll(store, "board", "forum", PollResult([later], {"n": 3})) == 1
+    assert store_poll(store, "board", "forum", PollResult([later], {"n": 4})) == 0
+    assert {k: v.author for k, v in stored(store, "board").items()} == {"b#7": "alice",
+                                                                        "b#7~2026-11-23T09:00:00Z": "Guest"}
+
+
 def test_where_ids_are_for_ever_another_author_under_one_id_is_the_post_stored_before(store):
     """Reddit names a deleted account "[deleted]" in a re-read comment: still the comment stored before."""
     t = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)

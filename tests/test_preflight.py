@@ -135,3 +135,22 @@ def test_a_secret_is_named_only_where_it_would_cross_the_network_unencrypted(tmp
     forum = "  - {type: forum, name: board, pages: ['http://ann:pw-9@board.example.com/t/1'], preset: phpbb}\n"
     [pw] = warnings(forum)
     assert "the password in the address" in pw and "board.example.com" in pw and "pw-9" not in pw
+
+
+def test_a_cookie_secret_made_as_the_readme_says_passes_and_typed_ones_do_not():
+    """The README's recipe (secrets.token_urlsafe(32)), and the hex and base64 forms people also use, must
+    never be refused: 60 of them from a fixed seed. Words glued together and a keyboard run are refused
+    by the estimator (zxcvbn), naming what it found."""
+    import base64
+    import random
+
+    from desk.preflight import guessable_secret
+
+    rng = random.Random(0)
+    made = [base64.urlsafe_b64encode(rng.randbytes(32)).decode().rstrip("=") for _ in range(20)]
+    made += [rng.randbytes(16).hex() for _ in range(20)] + [base64.b64encode(rng.randbytes(32)).decode() for _ in range(20)]
+    assert [s for s in made if guessable_secret(s, ["Northwind"])] == []
+    glued = guessable_secret("mysupersecretcookiesecretfornorthwind", ["Northwind"])
+    assert glued and "words" in glued, glued
+    keys = guessable_secret("qwertyuiopasdfghjklzxcvbnm1234567890")
+    assert keys and "guesses" in keys, keys

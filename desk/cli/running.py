@@ -16,7 +16,6 @@ import os
 import sys
 from pathlib import Path
 
-from collectors.redact import hide_passwords
 from desk.cli.common import load, open_store, red
 from desk.config import SERVED_URL_ENV, HearkenConfig, is_loopback, local_mode_exposure, served_url
 
@@ -39,6 +38,7 @@ def _guard_exposure(cfg: HearkenConfig, host: str) -> None:
 
 
 def cmd_run(args) -> int:
+    from desk.db import shown_url
     from desk.runner import Runner
 
     cfg = load(args)
@@ -165,7 +165,7 @@ def cmd_up(args) -> int:
     threading.Thread(target=watch, name="dashboard-watch", daemon=True).start()
     print(f"Hearken is running. Dashboard: {url}  (Ctrl+C stops it)", flush=True)
     print(f"  config: {cfg.path}", flush=True)
-    print(f"  database: {hide_passwords(cfg.database_url())}", flush=True)
+    print(f"  database: {shown_url(cfg.database_url())}", flush=True)
     try:
         runner.run_forever(install_signals=False)
     finally:
