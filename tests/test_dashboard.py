@@ -556,22 +556,72 @@ def test_local_mode_refuses_to_serve_beyond_loopback_without_the_switch(env):
         st_config.set_option("server.address", None)
 
 
-def test_a_config_edited_into_a_mistake_closes_the_dashboard_saying_where(env, tmp_path):
-    """Someone adds a member with a typo while the dashboard runs: every page says the dashboard is closed and
-    names each mistake's file, line and key (not its text, which can quote the team to a stranger)."""
+def _break(path, text: str) -> None:
+    path.write_text(text)
+    os.utime(path, (time.time() + 5, time.time() + 5))  # a new mtime even within the file system's resolution
+
+
+TYPO = "  - {name: Jo Agent, email: jo@example.com, role: agnet}\n"
+
+
+def test_a_config_edited_into_a_mistake_keeps_the_dashboard_serving_with_a_banner_naming_it(env, tmp_path):
+    """Someone adds a member with a typo while the dashboard runs: every page keeps working on the version
+    that loaded, under a red banner naming the file, line, key and what is wrong (local mode: this machine)."""
     cfg, store = env()
     seed_case(store, cfg, external_id="q", body="Northwind lost my order")
     assert app().title[0].value == "Queue"
     path = tmp_path / "hearken.yaml"
-    path.write_text(MINIMAL_CONFIG + "  - {name: Jo Agent, email: jo@example.com, role: agnet}\n")
-    os.utime(path, (time.time() + 5, time.time() + 5))  # a new mtime even within the file system's resolution
-    for page in (None, "views/case.py", "views/sources.py"):
-        at = app(page, user=oidc_user("sam@example.com"))
+    _break(path, MINIMAL_CONFIG + TYPO)
+    line = MINIMAL_CONFIG.count(chr(10)) + 1
+    for page, title in ((None, "Queue"), ("views/case.py", "Case"), ("views/sources.py", "Sources")):
+        at = app(page)
         assert not at.exception, at.exception
-        assert shown(at.error)[0].startswith("The dashboard is closed: its configuration has 1 problem(s).")
-        assert texts(at) == [f"{path}:{MINIMAL_CONFIG.count(chr(10)) + 1}: team.3.role"]
-        assert "Northwind lost my order" not in " ".join(texts(at)) and "agnet" not in " ".join(texts(at))
-        assert [t.value for t in at.title] == ["Hearken"]
+        banner = shown(at.error)[0]
+        assert banner.startswith("THE CONFIGURATION HAS 1 PROBLEM: this dashboard keeps running on the version "
+                                 "that loaded at ")
+        assert f"{path}:{line}: team.3.role: Input should be 'agent', 'manager' or 'admin' (got 'agnet')" in banner
+        assert at.title[0].value == title
+    assert "Northwind lost my order" in texts(app())
+    _break(path, MINIMAL_CONFIG)  # fixed: the banner goes at the next click
+    at = app()
+    assert not at.exception and not at.error and "Northwind lost my order" in texts(at)
+
+
+def test_under_sign_in_only_managers_read_what_is_wrong_with_the_config(env, tmp_path):
+    cfg, store = env(OIDC)
+    assert app(user=oidc_user("morgan@example.com")).title[0].value == "Queue"
+    path = tmp_path / "hearken.yaml"
+    _break(path, OIDC.replace("role: agent}", "role: agent}\n" + TYPO.rstrip()))
+    manager = shown(app(user=oidc_user("morgan@example.com")).error)[0]
+    assert "THE CONFIGURATION HAS 1 PROBLEM" in manager and "(got 'agnet')" in manager and "team.3.role" in manager
+    agent = app(user=oidc_user("sam@example.com"))
+    assert agent.title[0].value == "Queue"
+    [said] = shown(agent.error)
+    assert said.startswith("THE CONFIGURATION HAS 1 PROBLEM") and "A manager or admin sees what they are" in said
+    assert "agnet" not in said and "team.3" not in said and "jo@example.com" not in said
+    stranger = app()
+    [said] = shown(stranger.error)
+    assert said.startswith("THE CONFIGURATION HAS 1 PROBLEM") and "agnet" not in said and str(path) not in said
+    assert stranger.button(key="signin")
+
+
+@pytest.mark.parametrize("auth", ["local", "oidc"])
+def test_a_config_that_never_loaded_closes_the_dashboard(env, tmp_path, auth):
+    """No version has loaded in this process: nobody can be let in. Local mode (this machine) reads each
+    mistake whole; under sign-in a stranger reads only where they are."""
+    path = tmp_path / "hearken.yaml"
+    env(MINIMAL_CONFIG)
+    text = MINIMAL_CONFIG + TYPO + f"dashboard: {{auth: {auth}}}\n"
+    _break(path, text)
+    at = app(user=oidc_user("sam@example.com"))
+    assert not at.exception, at.exception
+    assert shown(at.error)[0].startswith("The dashboard is closed: its configuration has 1 problem(s).")
+    where = f"{path}:{MINIMAL_CONFIG.count(chr(10)) + 1}: team.3.role"
+    if auth == "local":
+        assert texts(at) == [f"{where}: Input should be 'agent', 'manager' or 'admin' (got 'agnet')"]
+    else:
+        assert texts(at) == [where]
+    assert [t.value for t in at.title] == ["Hearken"]
 
 
 @pytest.mark.parametrize("auth", ["local", "oidc"])
