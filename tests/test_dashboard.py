@@ -202,6 +202,24 @@ def test_reply_with_template_posts_once_and_case_is_replied(env):
     assert len(read_posts(platform_file(cfg, dict(os.environ)))) == 1
 
 
+def test_typed_placeholders_are_filled_in_the_preview_and_the_post(env):
+    """"Hi {name}," typed by hand reaches the public as "Hi maria_t,": the preview shows what will be posted."""
+    cfg, store = env()
+    cid = seed_case(store, cfg, external_id="p9", body="Northwind outage again", author="@maria_t")
+    at = app("views/case.py", case_id=cid)
+    at.text_area(key=f"draft-{cid}").set_value("Hi {name}, your order {order} is on its way.").run()
+    [said] = shown(at.error)
+    assert said.startswith("Post publicly is off: the reply holds {order}, which Hearken does not fill in")
+    assert at.button(key="post").disabled
+    at.text_area(key=f"draft-{cid}").set_value("Hi {name}, we are on it: {case}.").run()
+    expected = f"Hi maria_t, we are on it: #HK{cid}."
+    assert not at.error and expected in texts(at)  # the preview
+    assert f"{len(expected)}/280 characters (with {{name}} and {{case}} filled in)" in [c.value for c in at.caption]
+    at.button(key="post").click().run()
+    assert not at.exception and at.success[0].value.startswith("Posted publicly")
+    assert [p["text"] for p in read_posts(platform_file(cfg, dict(os.environ)))] == [expected]
+
+
 def test_resolve_reopen_and_escalate_from_case_page(env):
     cfg, store = env()
     cid = seed_case(store, cfg, external_id="r", body="Northwind hub broken")
