@@ -60,8 +60,7 @@ def reply_composer(store: Store, cfg: HearkenConfig, actor: Actor, d: CaseDetail
         reply_to = picked.mention_id
 
     draft = st.text_area(f"Your reply (up to {limit} characters on {d.platform})", key=dkey, max_chars=limit,
-                         height=160, placeholder="Hi {name}, …",
-                         help="{name} becomes the customer's name and {case} the case reference, as in the templates.")
+                         height=160, placeholder="Hi {name}, …  ({name} and {case} are filled in for you)")
     text, unfilled = _filled(draft or "", d)
     st.caption(f"{len(text)}/{limit} characters" + (" (with {name} and {case} filled in)" if text != (draft or "") else ""))
     if unfilled:
