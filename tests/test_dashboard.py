@@ -231,6 +231,11 @@ def test_resolve_reopen_and_escalate_from_case_page(env):
     at.button(key="escalate").click().run()
     assert "Escalated to Morgan Manager" in at.warning[0].value
     at.text_area(key="resolve-note").input("Sent a new hub")
+    assert at.selectbox(key="resolve-cause").value is None  # nothing chosen for the person
+    at.button(key="resolve").click().run()
+    assert shown(at.error) == ["a resolution needs a root cause: choose one, or 'Not known'"]
+    assert "**open**" in at.markdown[0].value
+    assert "Not known" in at.selectbox(key="resolve-cause").options
     at.selectbox(key="resolve-cause").set_value("product_defect")
     at.button(key="resolve").click().run()
     assert shown(at.success) == ["Case resolved."]

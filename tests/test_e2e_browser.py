@@ -161,6 +161,9 @@ def test_sign_in_claim_reply_resolve_in_chromium(tmp_path, browser, oidc):
         page.get_by_label("What was done").fill("Line fault fixed by the engineer on Tuesday")
         page.get_by_label("What was done").press("Tab")
         settle(page)
+        page.get_by_role("combobox", name="Root cause").click()  # nothing is chosen for the person
+        page.get_by_role("option", name="Network or service outage").click()
+        settle(page)
         page.get_by_role("button", name="Resolve").click()
         expect(page.get_by_text("Case resolved.")).to_be_visible(timeout=20000)
         settle(page)

@@ -171,7 +171,9 @@ with side_col:
 
         st.subheader("Resolve")
         note = st.text_area("What was done", key="resolve-note")
-        cause = st.selectbox("Root cause", list(ROOT_CAUSES), format_func=ROOT_CAUSES.get, key="resolve-cause")
+        cause = st.selectbox("Root cause", list(ROOT_CAUSES), format_func=ROOT_CAUSES.get, key="resolve-cause",
+                             index=None, placeholder=f"Choose one (or '{ROOT_CAUSES['not_known']}')",
+                             help="What the weekly report counts this case under; nothing is chosen for you.")
         if st.button("Resolve", key="resolve"):
             act(lambda: cases.resolve(store, case_id, actor, note=note, root_cause=cause), "Case resolved.")
 
