@@ -46,6 +46,8 @@ def test_metrics_view_shows_the_figures_charts_and_downloads(tmp_path):
 
     at = AppTest.from_string(SCRIPT.format(path=str(path)), default_timeout=30).run()
     assert not at.exception
+    # nothing was posted in the week in progress: the last full week is shown, the one in progress offered first
+    assert at.selectbox(key="report_week").options[:2] == ["2026-W48 (in progress: figures are partial)", "2026-W47"]
     assert at.selectbox(key="report_week").value == "2026-W47"
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Complaints"] == "2" and metrics["Answered publicly"] == "50%"
