@@ -64,7 +64,7 @@ def draw(rep: WeeklyReport) -> None:
              f"change vs {rep.previous_week}": [fmt_change(rep.change(a), u) for a, _, u in FIGURE_LABELS]}
     for p, f in rep.platforms.items():
         table[p] = [fmt(getattr(f, a), u) for a, _, u in FIGURE_LABELS]
-    st.dataframe(pd.DataFrame(table).set_index(""), use_container_width=True)
+    st.dataframe(pd.DataFrame(table).set_index(""), width="stretch")
 
     left, right = st.columns(2)
     with left:
@@ -93,7 +93,7 @@ def draw(rep: WeeklyReport) -> None:
         st.dataframe(pd.DataFrame([{"theme": t.number, "common words": ", ".join(t.words), "complaints": t.size,
                                     "root causes": ", ".join(f"{k} ({v})" for k, v in t.root_causes.items()),
                                     "example": f"#{t.example_case_id}: {t.example_text}"} for t in rep.themes]),
-                     hide_index=True, use_container_width=True)
+                     hide_index=True, width="stretch")
         st.caption(f"{rep.unthemed} complaint(s) in no recurring theme.")
     else:
         st.caption("No recurring themes this week.")
@@ -101,7 +101,7 @@ def draw(rep: WeeklyReport) -> None:
     with st.expander(f"Cases ({len(rep.rows)})"):
         st.dataframe(pd.DataFrame([{c: cell(getattr(r, c)) for c in CASE_TABLE_COLUMNS} for r in rep.rows],
                                   columns=CASE_TABLE_COLUMNS),
-                     hide_index=True, use_container_width=True)
+                     hide_index=True, width="stretch")
 
     a, b, c = st.columns(3)
     a.download_button("Download HTML", weekly.to_html(rep), file_name=f"hearken-report-{rep.week}.html",
