@@ -259,6 +259,22 @@ def severity_label(sev: int | None) -> str:
     return f"S{sev} {SEVERITY.get(sev, '')}".strip() if sev else "S?"
 
 
+def confirmed(label: str, key: str, *, confirm: str, about: object = "", help: str | None = None) -> bool:
+    """A button whose action takes a second click: the first one (`key`) turns it into `confirm`
+    (`{key}-confirm`, True when clicked) beside Cancel (`{key}-cancel`). It owns `_asked-{key}-{about}`:
+    `about` names what it acts on where one key serves many (a case page), so a question asked about one
+    case is never answered on another."""
+    asked = f"_asked-{key}-{about}"
+    if not st.session_state.get(asked):
+        st.button(label, key=key, help=help, on_click=st.session_state.__setitem__, args=(asked, True))
+        return False
+    go = st.button(confirm, key=f"{key}-confirm", type="primary", help=help)
+    st.button("Cancel", key=f"{key}-cancel", on_click=st.session_state.__setitem__, args=(asked, False))
+    if go:
+        st.session_state[asked] = False
+    return go
+
+
 def flash(key: str, kind: str, message: str) -> None:
     """Keep a message to show after the next rerun (a button's result survives st.rerun)."""
     st.session_state[f"_flash-{key}"] = (kind, message)

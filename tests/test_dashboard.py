@@ -123,12 +123,31 @@ def test_claim_and_not_a_complaint_from_the_queue(env):
     assert not at.exception
     assert f"You have case #{a}." in shown(at.success)
     assert any("Assignee: Alex Admin" in c.value for c in at.caption)
+    at.button(key=f"dismiss-{b}").click().run()  # one click asks; nothing is closed yet
+    assert "Love my Northwind router" in texts(at)
+    assert at.button(key=f"dismiss-{b}-confirm").label == f"Yes: close #{b}, not a complaint"
+    at.button(key=f"dismiss-{b}-cancel").click().run()
+    assert "Love my Northwind router" in texts(at) and at.button(key=f"dismiss-{b}").label == "Not a complaint"
+    with store.session() as s:
+        assert s.scalars(select(Label.is_complaint)).all() == []
     at.button(key=f"dismiss-{b}").click().run()
+    at.button(key=f"dismiss-{b}-confirm").click().run()
     assert "Love my Northwind router" not in texts(at)
     with store.session() as s:
         assert s.scalars(select(Label.is_complaint)).all() == [False]
     at.selectbox(key="f-assignee").set_value("Me").run()
     assert [t for t in texts(at) if t.startswith("Northwind")] == ["Northwind broadband down"]
+
+
+def test_not_a_complaint_on_the_case_page_asks_before_it_closes(env):
+    cfg, store = env()
+    cid = seed_case(store, cfg, external_id="nc", body="Love my Northwind router")
+    at = app("views/case.py", case_id=cid)
+    at.button(key="dismiss").click().run()
+    assert "**open**" in at.markdown[0].value and at.button(key="dismiss-confirm").label == "Yes: close it, not a complaint"
+    at.button(key="dismiss-confirm").click().run()
+    assert not at.exception
+    assert shown(at.success)[0].startswith("Closed as not a complaint") and "**dismissed**" in at.markdown[0].value
 
 
 def test_filters_by_platform_and_severity(env):
