@@ -150,6 +150,14 @@ def test_not_a_complaint_on_the_case_page_asks_before_it_closes(env):
     assert shown(at.success)[0].startswith("Closed as not a complaint") and "**dismissed**" in at.markdown[0].value
 
 
+def test_history_starts_with_the_case_opening_before_its_alert_email(env):
+    cfg, store = env()
+    cid = seed_case(store, cfg, external_id="sev", body="Northwind cut off my business", severity=4)
+    at = app("views/case.py", case_id=cid)
+    assert actions(at)[:2] == ["opened", "email queued"]
+    assert history(at)[0]["who"] == "system" and "severe complaint" in history(at)[1]["detail"]
+
+
 def test_filters_by_platform_and_severity(env):
     cfg, store = env()
     seed_case(store, cfg, external_id="x1", body="Northwind sev3", severity=3)
