@@ -8,7 +8,6 @@ Links are drawn only for http(s) addresses (`desk.untrusted.web_url`).
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 from collections.abc import Iterator
@@ -19,73 +18,16 @@ from zoneinfo import ZoneInfo
 import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
-from desk import logs
-from desk.config import ConfigError, HearkenConfig, is_loopback, key_location, load_config, local_mode_exposure
+from dashboard.configuration import check_command, config, logged_once, problems, version
+from desk.config import HearkenConfig, is_loopback, key_location, local_mode_exposure
 from desk.db import Store, connect
 from desk.errors import HearkenError
 from desk.health import email_trouble, runner_trouble, source_trouble
 from desk.sla import human_duration
 from desk.users import Actor, SignInRefused, local_actor, sign_in, sign_out, sync_team, touch
 
-log = logging.getLogger("hearken")
-
 PAGES = {"queue": "views/queue.py", "case": "views/case.py", "metrics": "views/metrics.py",
          "sources": "views/sources.py", "team": "views/team.py"}
-
-
-@st.cache_resource(show_spinner=False)
-def _config(path: str | None, mtime: float) -> HearkenConfig:
-    cfg = load_config(path)
-    _logging()
-    logs.protect(cfg)  # what desk/ logs in this process (a publisher's failure) holds no secret either
-    return cfg
-
-
-@st.cache_resource(show_spinner=False)
-def _logging() -> bool:
-    logs.setup(verbose=False)  # Streamlit's own loggers keep their handlers (they do not propagate)
-    return True
-
-
-def _config_version() -> tuple[str | None, float]:
-    path = os.environ.get("HEARKEN_CONFIG")
-    return path, os.path.getmtime(path) if path and os.path.exists(path) else 0.0
-
-
-def config() -> HearkenConfig:
-    """The configuration, read again whenever its file changes (a member removed is out at their next click).
-    A file edited into a mistake closes the dashboard, saying where the mistakes are, until it is fixed."""
-    path, mtime = _config_version()
-    try:
-        return _config(path, mtime)
-    except ConfigError as exc:
-        _closed_by_config(exc, path, mtime)
-        raise AssertionError("unreachable") from None
-
-
-@st.cache_resource(show_spinner=False, max_entries=4)
-def _logged_once(*lines: str) -> bool:
-    """Log these lines (one record each: a record is one line) the first time they are seen, not per click."""
-    for line in lines:
-        log.error("%s", line)
-    return True
-
-
-def _closed_by_config(exc: ConfigError, path: str | None, mtime: float) -> None:
-    """Nobody can be let in on a configuration that does not load (the team is unknown): say so, and where.
-    The browser is shown each mistake's place, not its text, which can quote the team's addresses to a
-    stranger; the dashboard's own output and `hearken check-config` give them whole."""
-    _logged_once(f"the configuration {path} has {len(exc.problems)} problem(s); the dashboard is closed until "
-                 "they are fixed:", *(str(p) for p in exc.problems))
-    st.title("Hearken")
-    st.error(f"**The dashboard is closed: its configuration has {len(exc.problems)} problem(s).** Nobody can "
-             "sign in or work the queue until the file is fixed; this page opens again at the next click after "
-             "that.", icon=":material/settings_alert:")
-    st.text("\n".join(f"{p.file}:{p.line}: {p.key or '(the file)'}" if p.line else f"{p.file}: {p.key or '(the file)'}"
-                       for p in exc.problems))
-    command = f"hearken check-config --config {path or 'config/example.yaml'}".replace("`", "'")
-    st.caption(f"`{command}` says what is wrong with each, as does this dashboard's own output.")
-    st.stop()
 
 
 @st.cache_resource(show_spinner=False)
@@ -103,7 +45,7 @@ def store() -> Store:
     url = os.environ.get("HEARKEN_DATABASE_URL") or cfg.database_url()
     try:
         s = _store(url)
-        _synced(url, *_config_version())  # once per version of the team: removed members' sessions end
+        _synced(url, *version())  # once per version of the team: removed members' sessions end
     except (SQLAlchemyError, ValueError, ImportError, OSError) as exc:
         database_down(exc)
     return s
@@ -117,7 +59,7 @@ def database_down(exc: BaseException) -> None:
 
     cfg = config()
     line = database_problem(cfg, exc)
-    _logged_once(line)
+    logged_once(line)
     origin, _ = database_origin(cfg)
     st.title("Hearken")
     st.error(f"**The dashboard cannot reach its database** (its address comes from {md_escape(origin)}), so "
@@ -178,6 +120,7 @@ def require_actor() -> Actor:
             if st.button("Sign out", key="signout-unknown"):
                 st.logout()
     else:
+        config_banner(None)
         st.write("Sign in with your company account to work the complaint queue.")
         if st.button("Sign in", key="signin", type="primary"):
             st.login()
@@ -215,12 +158,34 @@ def sidebar(actor: Actor) -> None:
             st.logout()
 
 
+def config_banner(actor: Actor | None) -> None:
+    """While the file has mistakes, on every page (the sign-in screen too): the dashboard runs on the version
+    that last loaded. Each mistake whole (file, line, key, what is wrong) in local mode and to managers and
+    admins; a message can quote the team's addresses, so others are told only that there are mistakes."""
+    broken = problems()
+    if broken is None or broken.kept is None:
+        return
+    n = len(broken.error.problems)
+    head = (f"**THE CONFIGURATION HAS {n} PROBLEM{'S' if n > 1 else ''}**: this dashboard keeps running on the "
+            f"version that loaded at {fmt_time(broken.kept.at, seconds=True)}; changes to the file take effect "
+            "once it loads again.")
+    parts = [head]
+    if config().dashboard.auth == "local" or (actor is not None and actor.at_least("manager")):
+        parts += ["\n".join(f"- {md_escape(str(p))}" for p in broken.error.problems),
+                  f"Fix the file (`{check_command(broken.path)}` checks it), then reload this page."]
+    elif actor is not None:
+        parts.append(f"A manager or admin sees what they are here; `{check_command(broken.path)}` lists them.")
+    with st.container(key="config-banner"):
+        st.error("\n\n".join(parts), icon=":material/settings_alert:")
+
+
 def health_banner(actor: Actor, *, on_sources_page: bool = False) -> None:
     """What is broken right now, on every page: no sign-in on a network, email delivery, sources.
 
     Each item says what is wrong and where to fix it; the error texts themselves are printed once, on the
     Sources page, where the banner only names what the page below details."""
     cfg = config()
+    config_banner(actor)
     with st.container(key="health-banner"):
         if cfg.dashboard.auth == "local" and cfg.dashboard.insecure_local_on_network:
             st.error("NO SIGN-IN ON A NETWORK: dashboard.insecure_local_on_network is true, so anyone who can reach "
@@ -292,6 +257,22 @@ SEVERITY = {1: "mild", 2: "moderate", 3: "serious", 4: "severe"}
 
 def severity_label(sev: int | None) -> str:
     return f"S{sev} {SEVERITY.get(sev, '')}".strip() if sev else "S?"
+
+
+def confirmed(label: str, key: str, *, confirm: str, about: object = "", help: str | None = None) -> bool:
+    """A button whose action takes a second click: the first one (`key`) turns it into `confirm`
+    (`{key}-confirm`, True when clicked) beside Cancel (`{key}-cancel`). It owns `_asked-{key}-{about}`:
+    `about` names what it acts on where one key serves many (a case page), so a question asked about one
+    case is never answered on another."""
+    asked = f"_asked-{key}-{about}"
+    if not st.session_state.get(asked):
+        st.button(label, key=key, help=help, on_click=st.session_state.__setitem__, args=(asked, True))
+        return False
+    go = st.button(confirm, key=f"{key}-confirm", type="primary", help=help)
+    st.button("Cancel", key=f"{key}-cancel", on_click=st.session_state.__setitem__, args=(asked, False))
+    if go:
+        st.session_state[asked] = False
+    return go
 
 
 def flash(key: str, kind: str, message: str) -> None:

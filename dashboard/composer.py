@@ -60,12 +60,15 @@ def reply_composer(store: Store, cfg: HearkenConfig, actor: Actor, d: CaseDetail
         reply_to = picked.mention_id
 
     draft = st.text_area(f"Your reply (up to {limit} characters on {d.platform})", key=dkey, max_chars=limit,
-                         height=160, placeholder="Hi {name}, …")
-    st.caption(f"{len(draft or '')}/{limit} characters")
-    if draft:
+                         height=160, placeholder="Hi {name}, …  ({name} and {case} are filled in for you)")
+    text, unfilled = _filled(draft or "", d)
+    st.caption(f"{len(text)}/{limit} characters" + (" (with {name} and {case} filled in)" if text != (draft or "") else ""))
+    if unfilled:
+        st.error(ui.md_escape(f"Post publicly is off: {unfilled}."), icon=":material/data_object:")
+    elif text:
         with st.container(border=True, key="preview"):
-            st.caption(f"Preview: in reply to {ui.md_escape(d.customer)}, as our account")
-            st.text(draft)
+            st.caption(f"Preview, exactly as it will be posted: in reply to {ui.md_escape(d.customer)}, as our account")
+            st.text(text)
     if not ok:
         st.info(f"Posting is off for this source: {why_not}")
     held = bool(waiting)
@@ -75,12 +78,12 @@ def reply_composer(store: Store, cfg: HearkenConfig, actor: Actor, d: CaseDetail
         held = held or not st.checkbox("Someone else replied while I was writing. I have read it; post mine as well.",
                                        key=f"also-{cid}")
     if not st.button("Post publicly", key="post", type="primary",
-                     disabled=not ok or not (draft or "").strip() or held):
+                     disabled=not ok or not text.strip() or bool(unfilled) or held):
         return None
     out = None
     with ui.refusals(flash_key):
         try:
-            out = replies.post_reply(store, cfg, cid, actor, draft, key=st.session_state[kkey],
+            out = replies.post_reply(store, cfg, cid, actor, text, key=st.session_state[kkey],
                                      seen_replies=st.session_state[skey], mention_id=reply_to)
         except ReplyConflict as exc:
             ui.flash(flash_key, "error", str(exc))
@@ -97,6 +100,14 @@ def reply_composer(store: Store, cfg: HearkenConfig, actor: Actor, d: CaseDetail
                 st.session_state.pop(f"also-{cid}", None)
     st.rerun()
     return out
+
+
+def _filled(draft: str, d: CaseDetail) -> tuple[str, str | None]:
+    """What will be posted for this draft (its placeholders filled, as the templates are), or why it cannot be."""
+    try:
+        return replies.fill_placeholders(draft, customer=d.customer, case_id=d.case_id), None
+    except replies.PlaceholderError as exc:
+        return draft, str(exc)
 
 
 def _unsettled_reply(store: Store, cfg: HearkenConfig, actor: Actor, u: replies.Unsettled, flash_key: str,

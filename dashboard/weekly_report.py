@@ -33,10 +33,12 @@ TILES = [("complaints", "Complaints", "n", "normal"), ("answered_share", "Answer
 
 def weekly_report_view(store: Store, cfg: HearkenConfig, *, now: datetime | None = None,
                        embed: Callable[[Sequence[str]], Any] | None = None) -> WeeklyReport:
-    """Pick a week (the last full one first, the one in progress last), build its report and draw it."""
+    """Pick a week (the one in progress first, marked partial, then the full ones), build its report, draw it.
+    The week in progress is the one shown first when anything was posted in it (a fresh install has only it)."""
     weeks = recent_weeks(ZoneInfo(cfg.sla.timezone), now or now_utc())
-    week = st.selectbox("Week", weeks, index=0, key="report_week",
-                        format_func=lambda w: w + (" (in progress)" if w == weeks[-1] else ""))
+    current = weeks[0]
+    week = st.selectbox("Week", weeks, index=0 if weekly.week_has_data(store, cfg, current) else 1, key="report_week",
+                        format_func=lambda w: w + (" (in progress: figures are partial)" if w == current else ""))
     rep = weekly.weekly_report(store, cfg, week, now=now, embed=embed)
     draw(rep)
     return rep
@@ -62,28 +64,36 @@ def draw(rep: WeeklyReport) -> None:
              f"change vs {rep.previous_week}": [fmt_change(rep.change(a), u) for a, _, u in FIGURE_LABELS]}
     for p, f in rep.platforms.items():
         table[p] = [fmt(getattr(f, a), u) for a, _, u in FIGURE_LABELS]
-    st.dataframe(pd.DataFrame(table).set_index(""), use_container_width=True)
+    st.dataframe(pd.DataFrame(table).set_index(""), width="stretch")
 
     left, right = st.columns(2)
     with left:
         st.caption("Complaints per day, and how many were answered publicly")
-        st.bar_chart(pd.DataFrame({"complaints": [d["complaints"] for d in rep.daily],
-                                   "answered publicly": [d["answered_publicly"] for d in rep.daily]},
-                                  index=[f"{i + 1} {d['day']}" for i, d in enumerate(rep.daily)]), stack=False)
+        per_day = [{"group": f"{i + 1} {d['day']}", "series": series, "value": d[field]}
+                   for i, d in enumerate(rep.daily)
+                   for series, field in (("complaints", "complaints"), ("answered publicly", "answered_publicly"))]
+        if any(r["value"] for r in per_day):
+            _bars(per_day, "complaints", whole=True)
+        else:
+            st.info("No complaints were posted this week, so there is nothing to chart per day.")
     with right:
         st.caption("Hours to first public reply (from the customer's post)")
         names = ["overall"] + list(rep.platforms)
         figs = [rep.overall] + list(rep.platforms.values())
-        st.bar_chart(pd.DataFrame({"median": [f.first_reply_hours_median for f in figs],
-                                   "90th percentile": [f.first_reply_hours_p90 for f in figs]}, index=names),
-                     stack=False)
+        hours = [{"group": name, "series": series, "value": value} for name, f in zip(names, figs)
+                 for series, value in (("median", f.first_reply_hours_median), ("90th percentile", f.first_reply_hours_p90))
+                 if value is not None]
+        if hours:
+            _bars(hours, "hours", whole=False)
+        else:
+            st.info("No complaint from this week has been answered publicly yet, so there are no reply times to chart.")
 
     st.subheader("Recurring complaint themes")
     if rep.themes:
         st.dataframe(pd.DataFrame([{"theme": t.number, "common words": ", ".join(t.words), "complaints": t.size,
                                     "root causes": ", ".join(f"{k} ({v})" for k, v in t.root_causes.items()),
                                     "example": f"#{t.example_case_id}: {t.example_text}"} for t in rep.themes]),
-                     hide_index=True, use_container_width=True)
+                     hide_index=True, width="stretch")
         st.caption(f"{rep.unthemed} complaint(s) in no recurring theme.")
     else:
         st.caption("No recurring themes this week.")
@@ -91,7 +101,7 @@ def draw(rep: WeeklyReport) -> None:
     with st.expander(f"Cases ({len(rep.rows)})"):
         st.dataframe(pd.DataFrame([{c: cell(getattr(r, c)) for c in CASE_TABLE_COLUMNS} for r in rep.rows],
                                   columns=CASE_TABLE_COLUMNS),
-                     hide_index=True, use_container_width=True)
+                     hide_index=True, width="stretch")
 
     a, b, c = st.columns(3)
     a.download_button("Download HTML", weekly.to_html(rep), file_name=f"hearken-report-{rep.week}.html",
@@ -103,3 +113,18 @@ def draw(rep: WeeklyReport) -> None:
     with st.expander("Definitions of every figure"):
         for k, v in rep.definitions.items():
             st.markdown(f"**{md_escape(k)}**: {md_escape(v)}")
+
+
+def _bars(rows: list[dict[str, Any]], unit: str, *, whole: bool) -> None:
+    """Grouped bars, one group per `group` (kept in order), one bar per `series`; counts get whole-number ticks."""
+    axis: dict[str, Any] = {"format": "d", "tickMinStep": 1} if whole else {"format": ".1f"}
+    st.vega_lite_chart(pd.DataFrame(rows), {
+        "mark": {"type": "bar", "tooltip": True},
+        "encoding": {
+            "x": {"field": "group", "type": "nominal", "sort": None, "title": None, "axis": {"labelAngle": 0}},
+            "xOffset": {"field": "series", "sort": None},
+            "y": {"field": "value", "type": "quantitative", "title": unit, "axis": axis},
+            "color": {"field": "series", "type": "nominal", "sort": None, "title": None,
+                      "legend": {"orient": "bottom"}},
+        },
+    }, width="stretch")

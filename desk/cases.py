@@ -34,6 +34,7 @@ ROOT_CAUSES: dict[str, str] = {
     "account": "Account or sign-in problem",
     "customer_side": "Cause on the customer's side",
     "other": "Other",
+    "not_known": "Not known",
 }
 
 ACTIVE = ("open", "replied")
@@ -143,11 +144,13 @@ def dismiss(store: Store, case_id: int, actor: Actor, *, note: str | None = None
         return case
 
 
-def resolve(store: Store, case_id: int, actor: Actor, *, note: str, root_cause: str) -> Case:
-    """Close the case with what was done and why it happened."""
+def resolve(store: Store, case_id: int, actor: Actor, *, note: str, root_cause: str | None) -> Case:
+    """Close the case with what was done and why it happened (chosen by a person: "not_known" when unknown)."""
     note = (note or "").strip()
     if not note:
         raise CaseError("a resolution needs a note saying what was done")
+    if not root_cause:
+        raise CaseError(f"a resolution needs a root cause: choose one, or '{ROOT_CAUSES['not_known']}'")
     if root_cause not in ROOT_CAUSES:
         raise CaseError(f"unknown root cause {root_cause!r}; expected one of {', '.join(ROOT_CAUSES)}")
     with store.session() as s:

@@ -74,6 +74,6 @@ def last_full_week(tz: ZoneInfo, now: datetime) -> str:
 
 
 def recent_weeks(tz: ZoneInfo, now: datetime, count: int = 12) -> list[str]:
-    """The last `count` full ISO weeks in `tz`, newest first, then the week in progress last."""
+    """The week in progress in `tz` first, then the last `count` full ISO weeks, newest first."""
     monday = _local_monday(tz, now)
-    return [week_name(monday - timedelta(days=7 * i)) for i in range(1, count + 1)] + [week_name(monday)]
+    return [week_name(monday - timedelta(days=7 * i)) for i in range(0, count + 1)]

@@ -337,11 +337,12 @@ def open_case(s: Session, cfg: HearkenConfig, m: MentionRow, c: Classification) 
     s.flush()
     m.case_id = case.id
     ahead = (m.posted_at - posted).total_seconds()
-    audit.record(s, case.id, "system", "opened", score=round(c.score, 4), severity=c.severity,
-                 model=c.model_version, sla_first_response_due=first_due.isoformat(),
-                 answer_to_our_account=True if (m.extra or {}).get("reply_to_own") else None,
-                 platform_time_ahead=f"the platform dated the post {ahead:.0f}s after we read it; the SLA counts "
-                                     "from when we read it" if ahead > 0 else None)
+    opened = audit.record(s, case.id, "system", "opened", score=round(c.score, 4), severity=c.severity,
+                          model=c.model_version, sla_first_response_due=first_due.isoformat(),
+                          answer_to_our_account=True if (m.extra or {}).get("reply_to_own") else None,
+                          platform_time_ahead=f"the platform dated the post {ahead:.0f}s after we read it; the SLA "
+                                              "counts from when we read it" if ahead > 0 else None)
+    opened.at = case.opened_at  # the alert below is queued as of this instant too: the opening comes first
     alerts.on_case_opened(s, cfg, case, m)
     return case
 

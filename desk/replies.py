@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 import uuid
 from collections.abc import Mapping
@@ -131,9 +132,31 @@ TEMPLATES: dict[str, str] = {
 }
 
 
+PLACEHOLDERS = {"name": "the customer's name", "case": "the case reference, such as #HK12"}
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+class PlaceholderError(CaseError):
+    """A reply still holds a {placeholder} that Hearken does not fill: posted, it would reach the public as is."""
+
+
+def fill_placeholders(text: str, *, customer: str, case_id: int) -> str:
+    """Put the customer's name and the case reference where a reply (a template, or what staff typed) says
+    {name} and {case}: one pass over the text, so a name that itself holds braces is never filled again.
+    Any other {word} raises PlaceholderError naming it: it would be posted literally."""
+    values = {"name": customer.lstrip("@") or "there", "case": case_ref(case_id)}
+    unknown = sorted({m.group(1) for m in _PLACEHOLDER.finditer(text) if m.group(1) not in values})
+    if unknown:
+        known = " and ".join(f"{{{k}}} ({v})" for k, v in PLACEHOLDERS.items())
+        names = ", ".join(f"{{{u}}}" for u in unknown)
+        raise PlaceholderError(f"the reply holds {names}, which Hearken does not fill in (it fills {known}); "
+                               "write the words in its place, or it would reach the public as typed")
+    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
+
+
 def fill_template(template: str, *, customer: str, case_id: int) -> str:
-    """Put the customer's name and the case reference into a template (plain replace: no format-string tricks)."""
-    return template.replace("{name}", customer.lstrip("@") or "there").replace("{case}", case_ref(case_id))
+    """A template with the customer's name and the case reference put in (the same filling as a typed reply)."""
+    return fill_placeholders(template, customer=customer, case_id=case_id)
 
 
 def case_ref(case_id: int) -> str:
@@ -465,6 +488,6 @@ def unsettled(store: Store, cfg: HearkenConfig, case_id: int, *, now: datetime |
                 if _unsettled(r, now, rules) or (with_in_flight and _busy(r, now, rules))]
 
 
-__all__ = ["BUSY", "CHECK_FAILED", "TEMPLATES", "UNSETTLED", "ReplyConflict", "ReplyOutcome", "Unsettled", "answered_count",
-           "case_ref", "check_reply", "fill_template", "new_key", "post_anyway", "post_reply", "seen_replies",
+__all__ = ["BUSY", "CHECK_FAILED", "PLACEHOLDERS", "TEMPLATES", "UNSETTLED", "PlaceholderError", "ReplyConflict", "ReplyOutcome", "Unsettled", "answered_count",
+           "case_ref", "check_reply", "fill_placeholders", "fill_template", "new_key", "post_anyway", "post_reply", "seen_replies",
            "target_for", "unsettled"]

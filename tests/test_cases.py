@@ -63,6 +63,8 @@ def test_resolve_needs_note_and_known_root_cause_then_reopen(store, cfg, people)
         cases.resolve(store, cid, people["sam"], note="  ", root_cause="outage")
     with pytest.raises(cases.CaseError, match="unknown root cause"):
         cases.resolve(store, cid, people["sam"], note="fixed", root_cause="gremlins")
+    with pytest.raises(cases.CaseError, match="needs a root cause: choose one, or 'Not known'"):
+        cases.resolve(store, cid, people["sam"], note="fixed", root_cause=None)
     cases.resolve(store, cid, people["sam"], note="Replaced the router", root_cause="product_defect")
     d = case_detail(store, cid)
     assert (d.status, d.root_cause, d.resolution_note) == ("resolved", "product_defect", "Replaced the router")

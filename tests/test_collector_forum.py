@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from pydantic import ValidationError
 
-from collectors import BadPayload, RateLimited, TermMatcher, build
+from collectors import BadPayload, RateLimited, TermMatcher, TryLater, build
 from collectors import times
 from collectors.forum.settings import ForumSource
 from tests.collector_helpers import LocalServer, Reply, fixture
@@ -191,6 +191,27 @@ def test_robots_disallow_and_crawl_delay(server):
     assert any("robots.txt disallows" in n and "/private/t" in n for n in result.notes)
     assert [r.arg("page") for r in server.requests if r.path == "/t"] == [None, "2"]
     assert elapsed >= 0.45  # waited the crawl delay between the two pages
+
+
+def test_a_forum_that_is_down_is_said_to_be_down_not_its_robots_txt(server):
+    """Connection refused before robots.txt could be asked: the forum could not be reached (host:port, why).
+    A robots.txt that answers with an error keeps the robots.txt wording."""
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    down = ForumSource(type="forum", name="board", pages=[f"http://127.0.0.1:{port}/t"], preset="custom",
+                       selectors=SELECTORS)
+    with pytest.raises(TryLater) as info:
+        build(down, matcher=TermMatcher(["acme"]), own_accounts=[], env={}).poll(None)
+    said = str(info.value)
+    assert f"the forum at 127.0.0.1:{port} could not be reached (" in said and "Connection refused" in said
+    assert "robots.txt" not in said
+
+    server.route("/robots.txt", Reply(503, "down for maintenance"))
+    with pytest.raises(TryLater, match="robots.txt answered HTTP 503; not crawling until it can be read"):
+        make(server, ["/t"], selectors=SELECTORS).poll(None)
 
 
 def test_a_429_with_an_http_date_retry_after(server):

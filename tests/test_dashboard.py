@@ -123,12 +123,39 @@ def test_claim_and_not_a_complaint_from_the_queue(env):
     assert not at.exception
     assert f"You have case #{a}." in shown(at.success)
     assert any("Assignee: Alex Admin" in c.value for c in at.caption)
+    at.button(key=f"dismiss-{b}").click().run()  # one click asks; nothing is closed yet
+    assert "Love my Northwind router" in texts(at)
+    assert at.button(key=f"dismiss-{b}-confirm").label == f"Yes: close #{b}, not a complaint"
+    at.button(key=f"dismiss-{b}-cancel").click().run()
+    assert "Love my Northwind router" in texts(at) and at.button(key=f"dismiss-{b}").label == "Not a complaint"
+    with store.session() as s:
+        assert s.scalars(select(Label.is_complaint)).all() == []
     at.button(key=f"dismiss-{b}").click().run()
+    at.button(key=f"dismiss-{b}-confirm").click().run()
     assert "Love my Northwind router" not in texts(at)
     with store.session() as s:
         assert s.scalars(select(Label.is_complaint)).all() == [False]
     at.selectbox(key="f-assignee").set_value("Me").run()
     assert [t for t in texts(at) if t.startswith("Northwind")] == ["Northwind broadband down"]
+
+
+def test_not_a_complaint_on_the_case_page_asks_before_it_closes(env):
+    cfg, store = env()
+    cid = seed_case(store, cfg, external_id="nc", body="Love my Northwind router")
+    at = app("views/case.py", case_id=cid)
+    at.button(key="dismiss").click().run()
+    assert "**open**" in at.markdown[0].value and at.button(key="dismiss-confirm").label == "Yes: close it, not a complaint"
+    at.button(key="dismiss-confirm").click().run()
+    assert not at.exception
+    assert shown(at.success)[0].startswith("Closed as not a complaint") and "**dismissed**" in at.markdown[0].value
+
+
+def test_history_starts_with_the_case_opening_before_its_alert_email(env):
+    cfg, store = env()
+    cid = seed_case(store, cfg, external_id="sev", body="Northwind cut off my business", severity=4)
+    at = app("views/case.py", case_id=cid)
+    assert actions(at)[:2] == ["opened", "email queued"]
+    assert history(at)[0]["who"] == "system" and "severe complaint" in history(at)[1]["detail"]
 
 
 def test_filters_by_platform_and_severity(env):
@@ -202,6 +229,24 @@ def test_reply_with_template_posts_once_and_case_is_replied(env):
     assert len(read_posts(platform_file(cfg, dict(os.environ)))) == 1
 
 
+def test_typed_placeholders_are_filled_in_the_preview_and_the_post(env):
+    """"Hi {name}," typed by hand reaches the public as "Hi maria_t,": the preview shows what will be posted."""
+    cfg, store = env()
+    cid = seed_case(store, cfg, external_id="p9", body="Northwind outage again", author="@maria_t")
+    at = app("views/case.py", case_id=cid)
+    at.text_area(key=f"draft-{cid}").set_value("Hi {name}, your order {order} is on its way.").run()
+    [said] = shown(at.error)
+    assert said.startswith("Post publicly is off: the reply holds {order}, which Hearken does not fill in")
+    assert at.button(key="post").disabled
+    at.text_area(key=f"draft-{cid}").set_value("Hi {name}, we are on it: {case}.").run()
+    expected = f"Hi maria_t, we are on it: #HK{cid}."
+    assert not at.error and expected in texts(at)  # the preview
+    assert f"{len(expected)}/280 characters (with {{name}} and {{case}} filled in)" in [c.value for c in at.caption]
+    at.button(key="post").click().run()
+    assert not at.exception and at.success[0].value.startswith("Posted publicly")
+    assert [p["text"] for p in read_posts(platform_file(cfg, dict(os.environ)))] == [expected]
+
+
 def test_resolve_reopen_and_escalate_from_case_page(env):
     cfg, store = env()
     cid = seed_case(store, cfg, external_id="r", body="Northwind hub broken")
@@ -213,6 +258,11 @@ def test_resolve_reopen_and_escalate_from_case_page(env):
     at.button(key="escalate").click().run()
     assert "Escalated to Morgan Manager" in at.warning[0].value
     at.text_area(key="resolve-note").input("Sent a new hub")
+    assert at.selectbox(key="resolve-cause").value is None  # nothing chosen for the person
+    at.button(key="resolve").click().run()
+    assert shown(at.error) == ["a resolution needs a root cause: choose one, or 'Not known'"]
+    assert "**open**" in at.markdown[0].value
+    assert "Not known" in at.selectbox(key="resolve-cause").options
     at.selectbox(key="resolve-cause").set_value("product_defect")
     at.button(key="resolve").click().run()
     assert shown(at.success) == ["Case resolved."]
@@ -392,11 +442,12 @@ def test_metrics_page_counts_the_week(env):
     at = app("views/metrics.py")
     assert not at.exception
     assert at.title[0].value == "Metrics"
-    week = [s for s in at.selectbox if s.key == "report_week"]
-    assert week  # dashboard/weekly_report.py draws the weekly report: the week in progress holds the one complaint
-    week[0].set_value(week[0].options[-1].split(" ")[0]).run()
-    assert not at.exception
+    # a fresh install: the week in progress holds the one complaint, so it is offered first and shown
+    week = at.selectbox(key="report_week")
+    assert week.options[0].endswith(" (in progress: figures are partial)")
+    assert week.value == week.options[0].split(" ")[0]
     assert {m.label: m.value for m in at.metric}["Complaints"] == "1"
+    assert any("figures are partial" in i.value for i in at.info)
 
 
 def test_reply_goes_to_the_customers_newest_post_in_the_case(env):
@@ -556,22 +607,72 @@ def test_local_mode_refuses_to_serve_beyond_loopback_without_the_switch(env):
         st_config.set_option("server.address", None)
 
 
-def test_a_config_edited_into_a_mistake_closes_the_dashboard_saying_where(env, tmp_path):
-    """Someone adds a member with a typo while the dashboard runs: every page says the dashboard is closed and
-    names each mistake's file, line and key (not its text, which can quote the team to a stranger)."""
+def _break(path, text: str) -> None:
+    path.write_text(text)
+    os.utime(path, (time.time() + 5, time.time() + 5))  # a new mtime even within the file system's resolution
+
+
+TYPO = "  - {name: Jo Agent, email: jo@example.com, role: agnet}\n"
+
+
+def test_a_config_edited_into_a_mistake_keeps_the_dashboard_serving_with_a_banner_naming_it(env, tmp_path):
+    """Someone adds a member with a typo while the dashboard runs: every page keeps working on the version
+    that loaded, under a red banner naming the file, line, key and what is wrong (local mode: this machine)."""
     cfg, store = env()
     seed_case(store, cfg, external_id="q", body="Northwind lost my order")
     assert app().title[0].value == "Queue"
     path = tmp_path / "hearken.yaml"
-    path.write_text(MINIMAL_CONFIG + "  - {name: Jo Agent, email: jo@example.com, role: agnet}\n")
-    os.utime(path, (time.time() + 5, time.time() + 5))  # a new mtime even within the file system's resolution
-    for page in (None, "views/case.py", "views/sources.py"):
-        at = app(page, user=oidc_user("sam@example.com"))
+    _break(path, MINIMAL_CONFIG + TYPO)
+    line = MINIMAL_CONFIG.count(chr(10)) + 1
+    for page, title in ((None, "Queue"), ("views/case.py", "Case"), ("views/sources.py", "Sources")):
+        at = app(page)
         assert not at.exception, at.exception
-        assert shown(at.error)[0].startswith("The dashboard is closed: its configuration has 1 problem(s).")
-        assert texts(at) == [f"{path}:{MINIMAL_CONFIG.count(chr(10)) + 1}: team.3.role"]
-        assert "Northwind lost my order" not in " ".join(texts(at)) and "agnet" not in " ".join(texts(at))
-        assert [t.value for t in at.title] == ["Hearken"]
+        banner = shown(at.error)[0]
+        assert banner.startswith("THE CONFIGURATION HAS 1 PROBLEM: this dashboard keeps running on the version "
+                                 "that loaded at ")
+        assert f"{path}:{line}: team.3.role: Input should be 'agent', 'manager' or 'admin' (got 'agnet')" in banner
+        assert at.title[0].value == title
+    assert "Northwind lost my order" in texts(app())
+    _break(path, MINIMAL_CONFIG)  # fixed: the banner goes at the next click
+    at = app()
+    assert not at.exception and not at.error and "Northwind lost my order" in texts(at)
+
+
+def test_under_sign_in_only_managers_read_what_is_wrong_with_the_config(env, tmp_path):
+    cfg, store = env(OIDC)
+    assert app(user=oidc_user("morgan@example.com")).title[0].value == "Queue"
+    path = tmp_path / "hearken.yaml"
+    _break(path, OIDC.replace("role: agent}", "role: agent}\n" + TYPO.rstrip()))
+    manager = shown(app(user=oidc_user("morgan@example.com")).error)[0]
+    assert "THE CONFIGURATION HAS 1 PROBLEM" in manager and "(got 'agnet')" in manager and "team.3.role" in manager
+    agent = app(user=oidc_user("sam@example.com"))
+    assert agent.title[0].value == "Queue"
+    [said] = shown(agent.error)
+    assert said.startswith("THE CONFIGURATION HAS 1 PROBLEM") and "A manager or admin sees what they are" in said
+    assert "agnet" not in said and "team.3" not in said and "jo@example.com" not in said
+    stranger = app()
+    [said] = shown(stranger.error)
+    assert said.startswith("THE CONFIGURATION HAS 1 PROBLEM") and "agnet" not in said and str(path) not in said
+    assert stranger.button(key="signin")
+
+
+@pytest.mark.parametrize("auth", ["local", "oidc"])
+def test_a_config_that_never_loaded_closes_the_dashboard(env, tmp_path, auth):
+    """No version has loaded in this process: nobody can be let in. Local mode (this machine) reads each
+    mistake whole; under sign-in a stranger reads only where they are."""
+    path = tmp_path / "hearken.yaml"
+    env(MINIMAL_CONFIG)
+    text = MINIMAL_CONFIG + TYPO + f"dashboard: {{auth: {auth}}}\n"
+    _break(path, text)
+    at = app(user=oidc_user("sam@example.com"))
+    assert not at.exception, at.exception
+    assert shown(at.error)[0].startswith("The dashboard is closed: its configuration has 1 problem(s).")
+    where = f"{path}:{MINIMAL_CONFIG.count(chr(10)) + 1}: team.3.role"
+    if auth == "local":
+        assert texts(at) == [f"{where}: Input should be 'agent', 'manager' or 'admin' (got 'agnet')"]
+    else:
+        assert texts(at) == [where]
+    assert [t.value for t in at.title] == ["Hearken"]
 
 
 @pytest.mark.parametrize("auth", ["local", "oidc"])

@@ -5,6 +5,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 MAX_LINES = 400
 # modules over MAX_LINES until their room is made (issue 15); a module that shrinks is struck off the list
@@ -102,3 +104,16 @@ def test_no_module_of_desk_or_the_dashboard_is_over_400_lines():
     lengths = {p.relative_to(ROOT).as_posix(): len(p.read_text(encoding="utf-8").splitlines())
                for p in _modules("desk", "dashboard").values()}
     assert {p for p, n in lengths.items() if n > MAX_LINES} == TOO_LONG_FOR_NOW
+
+
+def test_gitignore_keeps_a_venv_out_of_git_whether_a_folder_or_a_link():
+    """README's install may make .venv a symlink to a shared one: '.venv/' matches only a folder."""
+    import shutil
+    import subprocess
+
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    for path in (".venv", "elsewhere/.venv"):  # the second is no folder: matched only as a file or a link is
+        run = subprocess.run(["git", "-C", str(ROOT), "check-ignore", "--no-index", "-q", "--", path],
+                             capture_output=True, timeout=30)
+        assert run.returncode == 0, f"{path} is not ignored by .gitignore"

@@ -252,6 +252,17 @@ def test_templates_fill_name_and_reference():
     assert all(len(fill_template(t, customer="a_long_username_x", case_id=99999)) <= 280 for t in TEMPLATES.values())
 
 
+def test_typed_placeholders_are_filled_like_the_templates_and_unknown_ones_refused():
+    from desk.replies import PlaceholderError, fill_placeholders
+
+    assert fill_placeholders("Hi {name}, about {case}: fixed.", customer="@maria_t", case_id=7) == \
+        "Hi maria_t, about #HK7: fixed."
+    assert fill_placeholders("Hi {name}", customer="{case}", case_id=7) == "Hi {case}"  # one pass: a name stays a name
+    assert fill_placeholders("no braces {} here", customer="a", case_id=1) == "no braces {} here"
+    with pytest.raises(PlaceholderError, match=r"holds \{order\}, which Hearken does not fill in \(it fills \{name\}"):
+        fill_placeholders("Hi {name}, your order {order} ships today", customer="a", case_id=1)
+
+
 def test_reply_to_a_followup_answers_that_post(store, cfg, sam):
     from tests.e2e_helpers import add_followup
 

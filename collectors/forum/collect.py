@@ -58,11 +58,12 @@ from typing import Any, ClassVar
 from urllib.parse import urljoin, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
+import httpx
 from bs4 import BeautifulSoup, Tag
 
 from collectors import clean, times
 from collectors.net import http
-from collectors.base import BadPayload, Mention, NotConfigured, PollResult, SetAside, collector_boundary
+from collectors.base import BadPayload, Mention, NotConfigured, PollResult, SetAside, TryLater, collector_boundary
 from collectors.forum.presets import DEFAULT_NEXT_PAGE, PRESETS
 from collectors.forum.text import html_text, line_text
 from collectors.identity import fingerprint, same_fingerprint
@@ -248,6 +249,24 @@ class ForumCollector:
         self._last_request: dict[str, float] = {}
 
     # -- fetching -----------------------------------------------------------
+
+    def _robots_allow(self, url: str) -> bool:
+        """robots.txt's word on `url`. When the forum's server cannot be reached at all, the failure says so,
+        and not that robots.txt is the trouble: a robots.txt answering an error keeps the robots wording."""
+        try:
+            return self.robots is None or self.robots.allowed(url)
+        except TryLater as exc:
+            cause = exc.__cause__
+            while cause is not None and not isinstance(cause, httpx.TransportError):
+                cause = cause.__cause__
+            if cause is None:
+                raise
+            parts = urlsplit(url)
+            host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            reason = str(cause) or type(cause).__name__
+            raise TryLater(f"the forum at {host}:{port} could not be reached ({reason}); nothing was read "
+                                "from it this poll", url=url) from exc
 
     def _wait_for_host(self, url: str, notes: list[str], fetched: dict[str, int]) -> bool:
         """Wait out robots.txt's Crawl-delay for url's host; False if the page must wait for a later poll.
@@ -463,7 +482,7 @@ class ForumCollector:
             last_url = url
             unfetched_next: str | None = None  # a next page found but left for a later poll
             for page_no in range(self.settings.max_pages):
-                if self.robots is not None and not self.robots.allowed(url):
+                if not self._robots_allow(url):
                     notes.append(f"robots.txt disallows {url} for {self.settings.user_agent!r}: skipped")
                     break
                 if not self._wait_for_host(url, notes, fetched):

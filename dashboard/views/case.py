@@ -143,7 +143,9 @@ with side_col:
         if active and d.assignee != actor.name and cases.may(actor, claim, d.assignee) is None:
             if st.button("Take over" if d.assignee else "Claim", key="claim", type="primary"):
                 act(lambda: cases.claim(store, case_id, actor), "You have this case.")
-        if d.status == "open" and not held_by_other and st.button("Not a complaint", key="dismiss"):
+        if d.status == "open" and not held_by_other and ui.confirmed(
+                "Not a complaint", "dismiss", confirm="Yes: close it, not a complaint", about=case_id,
+                help="Closes the case and teaches the classifier"):
             act(lambda: cases.dismiss(store, case_id, actor), "Closed as not a complaint; the label will train the classifier.")
         if not active and not held_by_other and st.button("Reopen", key="reopen"):
             act(lambda: cases.reopen(store, case_id, actor), "Case reopened.")
@@ -171,7 +173,9 @@ with side_col:
 
         st.subheader("Resolve")
         note = st.text_area("What was done", key="resolve-note")
-        cause = st.selectbox("Root cause", list(ROOT_CAUSES), format_func=ROOT_CAUSES.get, key="resolve-cause")
+        cause = st.selectbox("Root cause", list(ROOT_CAUSES), format_func=ROOT_CAUSES.get, key="resolve-cause",
+                             index=None, placeholder=f"Choose one (or '{ROOT_CAUSES['not_known']}')",
+                             help="What the weekly report counts this case under; nothing is chosen for you.")
         if st.button("Resolve", key="resolve"):
             act(lambda: cases.resolve(store, case_id, actor, note=note, root_cause=cause), "Case resolved.")
 

@@ -74,8 +74,9 @@ def queue_list() -> None:
                         if st.button("Take over" if item.assignee else "Claim", key=f"claim-{item.case_id}"):
                             _act(lambda: cases.claim(store, item.case_id, actor), f"You have case #{item.case_id}.")
                     if item.status == "open" and cases.may(actor, "dismiss", item.assignee) is None \
-                            and st.button("Not a complaint", key=f"dismiss-{item.case_id}",
-                                          help="Closes the case and teaches the classifier"):
+                            and ui.confirmed("Not a complaint", f"dismiss-{item.case_id}",
+                                             confirm=f"Yes: close #{item.case_id}, not a complaint",
+                                             help="Closes the case and teaches the classifier"):
                         _act(lambda: cases.dismiss(store, item.case_id, actor),
                              f"Case #{item.case_id} closed as not a complaint; label saved.")
                     if cases.may(actor, "assign", item.assignee) is None:

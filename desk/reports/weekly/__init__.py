@@ -30,7 +30,7 @@ from desk.reports.weekly.exports import CSV_COLUMNS, output_dir, to_csv, to_dict
 from desk.reports.weekly.figures import figures_for, percentile
 from desk.reports.weekly.formatting import cell, fmt, fmt_change
 from desk.reports.weekly.page import CASE_TABLE_COLUMNS, bar_chart, svg_charts, to_html
-from desk.reports.weekly.report import build, weekly_report
+from desk.reports.weekly.report import build, week_has_data, weekly_report
 from desk.reports.weekly.text import headline, to_text
 from desk.reports.weekly.themes import cluster
 from desk.reports.weekly.values import CaseRow, Figures, ReportError, Theme, WeeklyReport
@@ -38,4 +38,4 @@ from desk.reports.weekly.values import CaseRow, Figures, ReportError, Theme, Wee
 __all__ = ["CASE_TABLE_COLUMNS", "CSV_COLUMNS", "DEFINITIONS", "FIGURE_LABELS", "THEME_SIMILARITY", "CaseRow", "Figures", "ReportError",
            "Theme", "WeeklyReport", "bar_chart", "build", "cell", "cluster", "figures_for", "fmt", "fmt_change",
            "headline", "output_dir", "percentile", "svg_charts", "to_csv", "to_dict", "to_html", "to_json", "to_text",
-           "weekly_report", "write_files"]
+           "week_has_data", "weekly_report", "write_files"]

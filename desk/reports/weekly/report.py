@@ -46,3 +46,10 @@ def weekly_report(store: Store, cfg: HearkenConfig, week: str | None = None, *, 
     """The weekly public-response report (the dashboard's Metrics page and `hearken report` call this)."""
     with store.session() as s:
         return build(s, cfg, week, now=now, embed=embed)
+
+
+def week_has_data(store: Store, cfg: HearkenConfig, week: str) -> bool:
+    """Whether any mention was posted in `week` (cheap: the Metrics page asks it before it builds a report)."""
+    start, end = parse_week(week, ZoneInfo(cfg.sla.timezone))
+    with store.session() as s:
+        return bool(mention_counts(s, start, end))
