@@ -38,7 +38,6 @@ def _guard_exposure(cfg: HearkenConfig, host: str) -> None:
 
 
 def cmd_run(args) -> int:
-    from desk.db import shown_url
     from desk.runner import Runner
 
     cfg = load(args)
@@ -138,6 +137,7 @@ def cmd_dashboard(args) -> int:
 def cmd_up(args) -> int:
     import threading
 
+    from desk.db import shown_url
     from desk.runner import Runner
     from desk.serve import on_stop_signals
 
