@@ -249,7 +249,7 @@ def test_training_on_a_tiny_set_writes_a_loadable_model_that_learned(tmp_path):
     assert gap_after > gap_before + 0.05, (gap_before, gap_after)
     meta = json.loads((tmp_path / "m1" / "meta.json").read_text())
     assert meta["examples"] == 26 and meta["version"].startswith("minilm-ft-")
-    assert meta["quantised"] == "int8-weights-per-channel"
+    assert meta["quantised"] == "int8-static-qdq"
     assert "severity head: too few labelled complaints" in after.stderr  # 26 rows: the joint head is kept
     m0 = json.loads((tmp_path / "m0" / "meta.json").read_text())
     assert m0["version"] != meta["version"]  # other weights, other version
