@@ -103,10 +103,9 @@ def main() -> int:
             rate = len(texts) / (time.perf_counter() - t1)
             per_lang: dict[str, Counter] = defaultdict(Counter)
             wrong_side = 0
-            for (gold, _), (code, confident) in zip(rows, got):
+            for (gold, _), (code, non_english) in zip(rows, got):
                 per_lang[gold]["n"] += 1
                 per_lang[gold]["right"] += code[:2] == gold  # a regional variant counts (arz, ary for ar)
-                non_english = confident
                 wrong_side += non_english != (gold != "en")
             acc = " ".join(f"{g} {100 * c['right'] / c['n']:.0f}" for g, c in sorted(per_lang.items()) if c["n"] >= 5)
             print(f"  {set_name:<26} n={len(rows):>5}  {rate:>7.0f} texts/s  English-or-not wrong: {wrong_side:>4} "
