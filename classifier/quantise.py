@@ -146,9 +146,6 @@ class _Feeds:
             return None
         return {"input_ids": np.array([ids], dtype=np.int64), "attention_mask": np.ones((1, len(ids)), dtype=np.int64)}
 
-    def __len__(self) -> int:  # onnxruntime asks for it in some versions
-        return 0
-
 
 def quantise_graph(fp32: str | Path, dst: str | Path, windows: list[list[int]]) -> dict:
     """Static QDQ int8 quantisation of an fp32 graph (see the module docstring); returns what was done."""

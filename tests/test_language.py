@@ -164,16 +164,3 @@ def test_other_languages_drop_keeps_them_set_aside_and_visible(tmp_path, monkeyp
     assert "Set aside, not scored: 3 mentions in languages the complaint model does not read" in info
     assert real_post("es", "iPhone")[:60] in str(at.dataframe[-1].value.to_dict("records"))
     store.close()
-
-
-def test_check_config_names_a_language_the_detector_does_not_know():
-    from desk.config import ConfigError
-
-    with pytest.raises(ConfigError) as err:
-        parse_config("classifier: {languages: [en, klingon]}\nteam:\n  - {name: A, email: a@example.com, role: admin}\n",
-                     "hearken.yaml")
-    assert "classifier.languages" in str(err.value) and "klingon" in str(err.value)
-    with pytest.raises(ConfigError) as err:
-        parse_config("classifier: {other_languages: translate}\nteam:\n  - {name: A, email: a@example.com, role: admin}\n",
-                     "hearken.yaml")
-    assert "classifier.other_languages" in str(err.value) and "queue" in str(err.value)
