@@ -123,11 +123,16 @@ def run_train(args: argparse.Namespace) -> int:
 def run_quantise(args: argparse.Namespace) -> int:
     from .data import load_benchmark, load_extra_labels
     from .quantise import quantise_model
+    from .runtime import ModelError
 
     texts = [e.text for e in load_benchmark(args.data)]
     if args.extra_labels:
         texts += [e.text for e in load_extra_labels(args.extra_labels)]
-    out = quantise_model(args.model, args.out, texts, seed=args.seed, progress=_progress)
+    try:
+        out = quantise_model(args.model, args.out, texts, seed=args.seed, progress=_progress)
+    except ModelError as exc:
+        print(f"hearken quantise: {exc}", file=sys.stderr)
+        return 1
     meta = json.loads((out / "meta.json").read_text(encoding="utf-8"))
     size = sum(p.stat().st_size for p in out.iterdir() if p.is_file()) / 1e6
     _progress(f"model {meta['version']} written to {out} ({size:.1f} MB)")

@@ -339,3 +339,22 @@ def test_refitted_severity_head_uses_all_four_levels_and_reads_the_graphs_own_ve
     untouched = net.severity.weight.detach().clone()
     assert refit_severity_head(net, tokenizer, complaints[:20], progress=None) is None  # too few: head kept
     assert torch.equal(net.severity.weight, untouched)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not DATA.is_file(), reason=f"benchmark data not found at {DATA} (set HEARKEN_DATA)")
+def test_quantise_alone_reproduces_the_shipped_model_from_its_own_files(tmp_path):
+    # `hearken quantise` on an existing model: the same step `hearken train` ends with. The shipped model was
+    # made this way, so doing it again on its files gives the same graph (same version) and the same scores.
+    src = tmp_path / "src"
+    shutil.copytree(classifier.SHIPPED_DIR, src)
+    out = _hearken("quantise", "--model", str(src), "--out", str(tmp_path / "q"), "--data", str(DATA))
+    assert out.returncode == 0, out.stderr
+    assert "calibrating on 500 windows of our own texts" in out.stderr
+    again = classifier.load(tmp_path / "q")
+    shipped = classifier.load()
+    assert again.format == "int8-static-qdq" and again.version == shipped.version
+    texts = CLEAR_COMPLAINTS + CLEAR_NOT + UNCLEAR
+    assert np.allclose([p.score for p in again.predict(texts)], [p.score for p in shipped.predict(texts)], atol=1e-6)
+    missing = _hearken("quantise", "--model", str(tmp_path / "nothing"), "--out", str(tmp_path / "q2"), "--data", str(DATA))
+    assert missing.returncode != 0 and "nothing" in missing.stderr and "missing" in missing.stderr
