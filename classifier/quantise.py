@@ -10,9 +10,10 @@ every fold, calibrated on that fold's training texts only.
 
 What it does, with ONNX Runtime's own quantisation tools:
 
-- every MatMul and the embedding tables (Gather) get int8 weights, one scale
-  per output channel (per row for the embeddings), stored in QDQ form
-  (DequantizeLinear in front of the user);
+- every MatMul gets int8 weights, one scale per output channel, stored in
+  QDQ form (DequantizeLinear in front of the user); the embedding tables
+  are stored as int8 rows, each with its own scale, and only the rows a text
+  uses are scaled back (`embeddings_per_row`);
 - their activation inputs get a QuantizeLinear/DequantizeLinear pair with a
   *fixed* uint8 scale and zero point, found by running the fp32 graph over
   calibration windows (our own texts, one window per run, plus texts joined to
@@ -52,6 +53,7 @@ FP32 = "fp32"
 CALIBRATION_TEXTS = 400  # single texts (tweets, posts), one window each
 CALIBRATION_JOINED = 100  # windows filled to the full length by joining texts
 WINDOW = 96
+MIN_TABLE = 4096  # smaller tables (the two token types) stay fp32
 
 Progress = Callable[[str], None]
 
@@ -71,6 +73,7 @@ def fp32_graph(src: str | Path, dst: str | Path) -> Path:
 
     model = onnx.load(str(src))
     graph = model.graph
+    _tables_back_to_fp32(graph)
     inits = {i.name: i for i in graph.initializer}
     rename: dict[str, str] = {}
     drop = []
@@ -149,6 +152,7 @@ class _Feeds:
 
 def quantise_graph(fp32: str | Path, dst: str | Path, windows: list[list[int]]) -> dict:
     """Static QDQ int8 quantisation of an fp32 graph (see the module docstring); returns what was done."""
+    import onnx
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     class Reader(_Feeds, CalibrationDataReader):
@@ -157,15 +161,87 @@ def quantise_graph(fp32: str | Path, dst: str | Path, windows: list[list[int]]) 
     quantize_static(
         str(fp32), str(dst), Reader(windows),
         quant_format=QuantFormat.QDQ,
-        op_types_to_quantize=["MatMul", "Gather"],
+        op_types_to_quantize=["MatMul"],
         per_channel=True,
         activation_type=QuantType.QUInt8,
         weight_type=QuantType.QInt8,
         calibrate_method=CalibrationMethod.MinMax,
-        extra_options={"OpTypesToExcludeOutputQuantization": ["MatMul", "Gather"]},
+        extra_options={"OpTypesToExcludeOutputQuantization": ["MatMul"]},
     )
-    return {"method": "static QDQ, per-channel int8 weights, uint8 activations, min-max",
-            "ops": ["MatMul", "Gather"], "windows": len(windows)}
+    model = onnx.load(str(dst))
+    tables = embeddings_per_row(model)
+    onnx.save(model, str(dst))
+    return {"method": "static QDQ, per-channel int8 weights, uint8 activations, min-max; "
+                      "embedding tables int8 per row",
+            "ops": ["MatMul", "Gather"], "embedding_tables": tables, "windows": len(windows)}
+
+
+# -- embedding tables: int8 rows, each with its own scale ---------------------------------------------------
+#
+# ONNX Runtime's static quantiser treats a Gather's table like an activation (one scale for the whole
+# table), and a DequantizeLinear per row in front of the Gather would dequantise the whole table on every
+# run. Instead the int8 table is gathered first and only the gathered rows are scaled:
+#     Gather(table, ids)  ->  Mul(Cast(Gather(table.int8, ids)), Unsqueeze(Gather(table.row_scale, ids)))
+
+
+def embeddings_per_row(model) -> int:
+    """Store every large Gather table as int8 rows with one fp32 scale each; returns how many tables."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    done = 0
+    for node in list(graph.node):
+        if node.op_type != "Gather" or node.input[0] not in inits:
+            continue
+        table = numpy_helper.to_array(inits[node.input[0]])
+        if table.dtype != np.float32 or table.ndim != 2 or table.size < MIN_TABLE:
+            continue
+        if any(a.name == "axis" and a.i != 0 for a in node.attribute):
+            continue
+        base, ids, out = node.input[0], node.input[1], node.output[0]
+        amax = np.abs(table).max(axis=1)
+        scale = np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)
+        q = np.clip(np.round(table / scale[:, None]), -127, 127).astype(np.int8)
+        graph.initializer.remove(inits[base])
+        graph.initializer.extend([numpy_helper.from_array(q, f"{base}.int8"),
+                                  numpy_helper.from_array(scale, f"{base}.row_scale"),
+                                  numpy_helper.from_array(np.array([-1], dtype=np.int64), f"{base}.last_axis")])
+        at = list(graph.node).index(node)
+        graph.node.remove(node)
+        for offset, new in enumerate([
+            helper.make_node("Gather", [f"{base}.int8", ids], [f"{base}.rows_int8"], name=f"{base}.gather_int8"),
+            helper.make_node("Cast", [f"{base}.rows_int8"], [f"{base}.rows"], to=TensorProto.FLOAT, name=f"{base}.cast"),
+            helper.make_node("Gather", [f"{base}.row_scale", ids], [f"{base}.scales"], name=f"{base}.gather_scale"),
+            helper.make_node("Unsqueeze", [f"{base}.scales", f"{base}.last_axis"], [f"{base}.scales_1"],
+                             name=f"{base}.unsqueeze"),
+            helper.make_node("Mul", [f"{base}.rows", f"{base}.scales_1"], [out], name=f"{base}.rescale"),
+        ]):
+            graph.node.insert(at + offset, new)
+        done += 1
+    return done
+
+
+def _tables_back_to_fp32(graph) -> None:
+    """Undo `embeddings_per_row`: one fp32 Gather per table again."""
+    from onnx import helper, numpy_helper
+
+    inits = {i.name: i for i in graph.initializer}
+    for node in list(graph.node):
+        if not node.name.endswith(".gather_int8"):
+            continue
+        base = node.name.removesuffix(".gather_int8")
+        parts = {n.name: n for n in graph.node if n.name.startswith(base + ".")}
+        q = numpy_helper.to_array(inits[f"{base}.int8"]).astype(np.float32)
+        scale = numpy_helper.to_array(inits[f"{base}.row_scale"]).astype(np.float32)
+        at = list(graph.node).index(node)
+        out = parts[f"{base}.rescale"].output[0]
+        for n in parts.values():
+            graph.node.remove(n)
+        for name in (f"{base}.int8", f"{base}.row_scale", f"{base}.last_axis"):
+            graph.initializer.remove(inits[name])
+        graph.initializer.append(numpy_helper.from_array(q * scale[:, None], base))
+        graph.node.insert(at, helper.make_node("Gather", [base, node.input[1]], [out], name=base + ".gather"))
 
 
 # -- the entry point -----------------------------------------------------------------------------------------
