@@ -45,6 +45,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     train.set_defaults(func=run_train)
 
+    quant = subparsers.add_parser(
+        "quantise",
+        help="make the shipped int8 form of an fp32 model (what `hearken train` does after fine-tuning)",
+        description="Static int8 quantisation (ONNX Runtime, QDQ, per-channel weights), calibrated on our own "
+        "texts: the same step `hearken train` ends with, for a model that is already trained. The source is a "
+        "model folder (fp32, or an older int8-weights model) or the fp32 checkpoint `hearken train` saves.",
+    )
+    quant.add_argument("--model", default=str(DEFAULT_CHECKPOINT),
+                       help=f"fp32 model folder or checkpoint to quantise (default: {DEFAULT_CHECKPOINT})")
+    quant.add_argument("--out", default=str(SHIPPED_DIR), help="directory for the model files (default: the shipped model)")
+    quant.add_argument("--data", help="texts to calibrate on (default: ../shared/data/complaints_xci.csv or $HEARKEN_DATA)")
+    quant.add_argument("--extra-labels", help="staff labels (CSV or JSONL) whose texts join the calibration")
+    quant.add_argument("--seed", type=int, default=0)
+    quant.set_defaults(func=run_quantise)
+
     ev = subparsers.add_parser(
         "evaluate",
         help="cross-validate the classifier on the benchmark and print the protocol's table",
@@ -97,10 +112,30 @@ def run_train(args: argparse.Namespace) -> int:
     out = export(
         net, args.out, version=version, threshold=args.threshold,
         info={"seed": args.seed, "examples": len(examples), "config": config.__dict__, "max_steps": args.max_steps},
+        calibration=[e.text for e in examples], fp32_dir=args.checkpoint or None, progress=_progress,
     )
     size = sum(p.stat().st_size for p in out.iterdir()) / 1e6
     version = json.loads((out / "meta.json").read_text(encoding="utf-8"))["version"]  # export adds the weights' hash
     _progress(f"model {version} written to {out} ({size:.1f} MB)")
+    return 0
+
+
+def run_quantise(args: argparse.Namespace) -> int:
+    from .data import load_benchmark, load_extra_labels
+    from .quantise import quantise_model
+    from .runtime import ModelError
+
+    texts = [e.text for e in load_benchmark(args.data)]
+    if args.extra_labels:
+        texts += [e.text for e in load_extra_labels(args.extra_labels)]
+    try:
+        out = quantise_model(args.model, args.out, texts, seed=args.seed, progress=_progress)
+    except ModelError as exc:
+        print(f"hearken quantise: {exc}", file=sys.stderr)
+        return 1
+    meta = json.loads((out / "meta.json").read_text(encoding="utf-8"))
+    size = sum(p.stat().st_size for p in out.iterdir() if p.is_file()) / 1e6
+    _progress(f"model {meta['version']} written to {out} ({size:.1f} MB)")
     return 0
 
 

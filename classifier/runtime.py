@@ -94,9 +94,12 @@ class ComplaintModel:
         threads = threads or int(os.environ.get("HEARKEN_THREADS", "0")) or min(2, os.cpu_count() or 1)
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-        # fold the int8 weights' DequantizeLinear nodes into fp32 constants once, at load (see quantise.py):
-        # the network then computes in fp32 and a text scores the same whatever it is batched with
-        options.add_session_config_entry("session.disable_quant_qdq", "1")
+        self.format = str(meta.get("quantised") or "int8-weights-per-channel")
+        if self.format == "int8-weights-per-channel":
+            # an older model (weights only in int8): fold their DequantizeLinear nodes into fp32 constants once,
+            # at load, so it computes in fp32. A static int8 model (classifier/quantise.py) keeps its QDQ nodes:
+            # ONNX Runtime fuses them into int8 kernels, with activation scales fixed in the graph.
+            options.add_session_config_entry("session.disable_quant_qdq", "1")
         try:
             self._session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:

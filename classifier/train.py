@@ -1,8 +1,8 @@
 """Fine-tuning and export (needs the `train` extra: torch, scikit-learn, onnx).
 
 `fit` fine-tunes all-MiniLM-L6-v2 with a complaint head and a severity head;
-`export` writes the files that `classifier.load` reads: an int8 ONNX graph,
-the tokenizer and meta.json. Hyperparameters are fixed in `Config` and were
+`export` writes the files that `classifier.load` reads: an int8 ONNX graph
+(`classifier.quantise.quantise_model`), the tokenizer and meta.json. Hyperparameters are fixed in `Config` and were
 not tuned on the evaluation folds (see MODEL.md).
 """
 
@@ -14,6 +14,7 @@ import math
 import random
 import shutil
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -254,30 +255,22 @@ def predict_torch(
     return scores, sev, pooled
 
 
-def export(
-    net: ComplaintNet,
-    out_dir: str | Path,
-    *,
-    version: str,
-    threshold: float,
-    info: dict | None = None,
-    quantise: bool = True,
+def export_fp32(
+    net: ComplaintNet, out_dir: str | Path, *, version: str, threshold: float, info: dict | None = None,
 ) -> Path:
-    """Write model.onnx (int8 weights unless quantise=False), tokenizer.json and meta.json."""
-    import onnx  # noqa: F401  (the exporter and quantiser need it; fail early and clearly)
-
-    from .quantise import weight_only_int8
+    """Write the fp32 model folder: model.onnx (fp32), tokenizer.json and meta.json; `classifier.load` reads it."""
+    import onnx  # noqa: F401  (the exporter needs it; fail early and clearly)
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     net.eval()
     wrapper = ExportWrapper(net).eval()
     sample = torch.ones((2, 16), dtype=torch.long)
-    fp32 = out_dir / "model.fp32.onnx"
+    target = out_dir / MODEL_FILE
     torch.onnx.export(
         wrapper,
         (sample, torch.ones_like(sample)),
-        str(fp32),
+        str(target),
         input_names=["input_ids", "attention_mask"],
         output_names=["complaint_logit", "severity_logits", "embedding"],
         dynamic_axes={
@@ -290,12 +283,6 @@ def export(
         opset_version=17,
         dynamo=False,
     )
-    target = out_dir / MODEL_FILE
-    if quantise:
-        weight_only_int8(fp32, target)
-        fp32.unlink()
-    else:
-        fp32.replace(target)
     shutil.copyfile(base_encoder_dir() / TOKENIZER_FILE, out_dir / TOKENIZER_FILE)
     # the version names the weights too: a re-export (other quantisation, refitted head) is a new version,
     # so classifications stored by the desk say which model made them
@@ -306,12 +293,51 @@ def export(
         "window": 96,
         "stride": 64,
         "max_windows": 12,
-        "quantised": "int8-weights-per-channel" if quantise else "fp32",
+        "quantised": "fp32",
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         **(info or {}),
     }
     (out_dir / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return out_dir
+
+
+def export(
+    net: ComplaintNet,
+    out_dir: str | Path,
+    *,
+    version: str,
+    threshold: float,
+    info: dict | None = None,
+    quantise: bool = True,
+    calibration: Sequence[str] | None = None,
+    fp32_dir: str | Path | None = None,
+    progress: Progress | None = None,
+) -> Path:
+    """Write the model folder `classifier.load` reads: int8 (static, see quantise.py) unless quantise=False.
+
+    `calibration` are the texts the int8 activation ranges are measured on: the training texts
+    (default: the benchmark's). `fp32_dir`, when given, keeps the fp32 model folder there too.
+    """
+    from .quantise import quantise_model
+
+    if not quantise:
+        return export_fp32(net, out_dir, version=version, threshold=threshold, info=info)
+    if calibration is None:
+        from .data import load_benchmark
+
+        calibration = [e.text for e in load_benchmark()]
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = Path(fp32_dir) if fp32_dir else Path(tmp)
+        export_fp32(net, fp32, version=version, threshold=threshold, info=info)
+        return quantise_model(fp32, out_dir, calibration, progress=progress)
+
+
+def export_checkpoint_fp32(checkpoint: str | Path, out_dir: str | Path) -> Path:
+    """The fp32 model folder of a torch checkpoint saved by `hearken train` (encoder + heads.pt)."""
+    checkpoint = Path(checkpoint)
+    net = ComplaintNet(encoder_dir=checkpoint)
+    net.load_state_dict(torch.load(checkpoint / "heads.pt"), strict=False)
+    return export_fp32(net, out_dir, version=f"minilm-ft-{checkpoint.name}", threshold=0.5)
 
 
 def config_dict(config: Config) -> dict:

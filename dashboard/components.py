@@ -275,6 +275,14 @@ def confirmed(label: str, key: str, *, confirm: str, about: object = "", help: s
     return go
 
 
+def score_or_language(score: float | None, language: str | None) -> str:
+    """The classifier's view in one phrase (markdown): the score and the language, or that it was not scored."""
+    lang = md_escape(language) if language else "?"
+    if score is None:
+        return f":orange[**{lang}: not scored, for a reader**]"
+    return f"score {score:.2f}" + (f" · {lang}" if language and language not in ("en", "und") else "")
+
+
 def flash(key: str, kind: str, message: str) -> None:
     """Keep a message to show after the next rerun (a button's result survives st.rerun)."""
     st.session_state[f"_flash-{key}"] = (kind, message)

@@ -184,6 +184,26 @@ class ClassifierSettings(_Model):
     model_path: str | None = Field(None, description="Folder of a trained model; empty = the one shipped with Hearken.")
     threshold: float | None = Field(None, gt=0, lt=1, description="Complaint threshold; empty = the model's recall-first operating point.")
     batch_size: int = Field(64, ge=1)
+    languages: list[str] = Field(
+        default_factory=lambda: ["en"], min_length=1,
+        description="Languages the complaint model scores (ISO 639-1 codes). A mention detected in another "
+                    "language is never scored by it: other_languages decides what happens to it.")
+    other_languages: Literal["queue", "drop"] = Field(
+        "queue", description="queue: a case for a reader, flagged with its language and no score; "
+                             "drop: kept in the database and set aside on the Sources page, no case.")
+
+    @field_validator("languages")
+    @classmethod
+    def _known_languages(cls, value: list[str]) -> list[str]:
+        codes = [str(v).strip().lower() for v in value]
+        if codes != ["en"]:  # the default needs no look-up; anything else is checked against the detector
+            from classifier.language import known_codes
+
+            unknown = [c for c in codes if c not in known_codes()]
+            if unknown:
+                raise ValueError(f"unknown language code {unknown[0]!r}; expected ISO 639-1 codes such as "
+                                 "en, de, fr, es (the codes classifier.language detects)")
+        return codes
 
 
 def served_url(host: str, port: int) -> str:

@@ -97,6 +97,8 @@ class Mention(Base):
     matched_terms: Mapped[list[Any]] = mapped_column(default=list)
     extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
     classified: Mapped[bool] = mapped_column(Boolean, default=False)
+    # ISO 639 code from classifier.language ("und": too short or unsure); set when the mention is classified
+    language: Mapped[str | None] = mapped_column(String(16))
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id", use_alter=True, name="fk_mentions_case"), index=True)
 
     classification: Mapped["Classification | None"] = relationship(back_populates="mention", uselist=False)

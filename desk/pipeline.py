@@ -16,6 +16,8 @@ Sources page (desk/source_warnings.py).
 `classify_pending` scores unclassified mentions in batches and, in one
 transaction per batch, stores the scores, opens a case for each complaint
 (with its SLA due times) and writes the alert outbox rows those cases cause.
+Each mention's language is detected first; one in a language the model does
+not score is routed by the config instead (desk/languages.py).
 A customer's follow-up in a thread that already has a case joins that case, and
 so does an answer to one of our replies or accounts (`_existing_case`).
 """
@@ -37,7 +39,7 @@ from sqlalchemy.orm import Session
 from collectors import PLATFORMS, clean
 from collectors.base import Mention, PollResult, SetAside
 from collectors.identity import own_id, same_post
-from desk import alerts, audit, set_aside, source_warnings
+from desk import alerts, audit, languages, set_aside, source_warnings
 from desk.config import HearkenConfig
 from desk.db import Store
 from desk.errors import SourceError
@@ -255,6 +257,7 @@ class Outcome:
     classified: int = 0
     cases_opened: int = 0
     followups: int = 0
+    not_scored: int = 0  # in a language the model does not score: queued for a reader, or set aside
 
 
 def answered_ids(m: MentionRow) -> list[str]:
@@ -326,19 +329,23 @@ def customer_posted_at(m: MentionRow) -> datetime:
     return min(m.posted_at, m.detected_at) if m.detected_at is not None else m.posted_at
 
 
-def open_case(s: Session, cfg: HearkenConfig, m: MentionRow, c: Classification) -> Case:
+def open_case(s: Session, cfg: HearkenConfig, m: MentionRow, c: Classification | None) -> Case:
+    """A case for a complaint (`c`), or, with `c` None, for a post in a language the model does not score."""
     posted = customer_posted_at(m)
-    first_due, resolution_due = due_times(cfg.sla, m.platform, c.severity, posted)
+    severity = c.severity if c else None
+    first_due, resolution_due = due_times(cfg.sla, m.platform, severity, posted)
     case = Case(mention_id=m.id, platform=m.platform, source=m.source, thread_id=m.thread_id or m.external_id,
-                status="open", severity=c.severity, score=c.score, topic=c.topic,
+                status="open", severity=severity, score=c.score if c else None, topic=c.topic if c else None,
                 customer_posted_at=posted, opened_at=now_utc(),
                 first_response_due=first_due, resolution_due=resolution_due)
     s.add(case)
     s.flush()
     m.case_id = case.id
     ahead = (m.posted_at - posted).total_seconds()
-    opened = audit.record(s, case.id, "system", "opened", score=round(c.score, 4), severity=c.severity,
-                          model=c.model_version, sla_first_response_due=first_due.isoformat(),
+    opened = audit.record(s, case.id, "system", "opened", score=round(c.score, 4) if c else None, severity=severity,
+                          model=c.model_version if c else None, sla_first_response_due=first_due.isoformat(),
+                          language=None if c else m.language,
+                          not_scored=None if c else languages.not_scored_note(cfg, m.language or "?"),
                           answer_to_our_account=True if (m.extra or {}).get("reply_to_own") else None,
                           platform_time_ahead=f"the platform dated the post {ahead:.0f}s after we read it; the SLA "
                                               "counts from when we read it" if ahead > 0 else None)
@@ -382,33 +389,48 @@ def classify_pending(store: Store, cfg: HearkenConfig, model: Predictor, *, batc
             texts = [_text(m) for m in batch]
             keep = _within_length(texts, max_chars)
             batch, texts = batch[:keep], texts[:keep]
-            preds, vectors = model.predict_with_embeddings(texts, threshold=cfg.classifier.threshold)
+            # the model reads English: a mention in a language the config does not score is routed instead
+            routes = languages.route(cfg, texts)
+            scored = [k for k, r in enumerate(routes) if r.scored]
+            preds, vectors = (model.predict_with_embeddings([texts[k] for k in scored],
+                                                            threshold=cfg.classifier.threshold)
+                              if scored else ([], None))
+            prediction = dict(zip(scored, range(len(scored))))
             _lock_threads(s, batch)
-            for k, (m, p) in enumerate(zip(batch, preds, strict=True)):
+            for k, m in enumerate(batch):
                 claimed = s.execute(update(MentionRow).where(MentionRow.id == m.id, MentionRow.classified.is_(False))
-                                    .values(classified=True)).rowcount
+                                    .values(classified=True, language=routes[k].language)).rowcount
                 if not claimed:
                     continue
-                c = Classification(mention_id=m.id, model_version=model.version, score=float(p.score),
-                                   is_complaint=bool(p.is_complaint), severity=p.severity if p.is_complaint else None,
-                                   topic=p.topic,
-                                   embedding=pack_vector(vectors[k]) if p.is_complaint else None)
-                s.add(c)
+                m.language = routes[k].language
                 out.classified += 1
+                c = None
+                if k in prediction:
+                    p, row = preds[prediction[k]], prediction[k]
+                    c = Classification(mention_id=m.id, model_version=model.version, score=float(p.score),
+                                       is_complaint=bool(p.is_complaint),
+                                       severity=p.severity if p.is_complaint else None, topic=p.topic,
+                                       embedding=pack_vector(vectors[row]) if p.is_complaint else None)
+                    s.add(c)
+                # not scored: under "queue" a person reads it, so it counts as possibly a complaint
+                possible_complaint = c.is_complaint if c else cfg.classifier.other_languages == "queue"
                 existing, how = _existing_case(s, m)
                 if existing is not None:
                     m.case_id = existing.id
                     out.followups += 1
-                    reopen = existing.status == "replied" or (existing.status == "resolved" and c.is_complaint)
+                    reopen = existing.status == "replied" or (existing.status == "resolved" and possible_complaint)
                     audit.record(s, existing.id, "system", "customer_followup", mention_id=m.id, author=m.author,
-                                 reopened=reopen, joined=how)
+                                 reopened=reopen, joined=how, language=None if c else m.language)
                     if reopen:
                         existing.status = "open"
                         existing.resolved_at = None
                     continue
-                if c.is_complaint:
+                if c is None and cfg.classifier.other_languages == "drop":
+                    out.not_scored += 1  # kept, unscored, no case: the Sources page lists it
+                elif c is None or c.is_complaint:
                     open_case(s, cfg, m, c)
                     out.cases_opened += 1
+                    out.not_scored += c is None
     return out
 
 

@@ -51,6 +51,8 @@ class QueueItem:
     due: datetime | None  # the running SLA clock's due time
     age: timedelta
     time_left: timedelta | None  # negative when overdue
+    language: str | None = None  # the post's language (classifier.language); None before it was recorded
+    scored: bool = True  # False: in a language the complaint model does not score, queued for a reader
 
     @property
     def overdue(self) -> bool:
@@ -112,7 +114,8 @@ def open_queue(store: Store, filters: QueueFilters | None = None, *, now: dateti
                     author=m.author, title=m.title or "", excerpt=_excerpt(m.body), url=m.url,
                     severity=case.severity, score=case.score, topic=case.topic, assignee=case.assignee,
                     escalated_to=case.escalated_to, customer_posted_at=case.customer_posted_at, due=due,
-                    age=now - case.customer_posted_at, time_left=(due - now) if due else None))
+                    age=now - case.customer_posted_at, time_left=(due - now) if due else None,
+                    language=m.language, scored=case.score is not None))
         late = sql_case((and_(Case.status == "open", Case.first_response_due < now), 1),
                         (and_(Case.status == "replied", Case.resolution_due < now), 1), else_=0)
         total, overdue_active = s.execute(select(func.count(), func.coalesce(func.sum(late), 0))
@@ -192,6 +195,12 @@ class CaseDetail:
     history: list[HistoryEntry]
     labels: list[str] = field(default_factory=list)
     reply_limit: int = 10000  # characters the platform takes in a reply
+    language: str | None = None  # the post's language (classifier.language)
+
+    @property
+    def scored(self) -> bool:
+        """False for a post in a language the complaint model does not score (queued for a reader)."""
+        return self.score is not None
 
     @property
     def customer(self) -> str:
@@ -241,7 +250,7 @@ def case_detail(store: Store, case_id: int) -> CaseDetail | None:
             first_response_at=case.first_response_at, resolved_at=case.resolved_at,
             resolution_note=case.resolution_note, root_cause=case.root_cause,
             post=_post(m, "this post", is_case_post=True), thread=thread, replies=replies, history=hist,
-            labels=labels, reply_limit=length_limit(case.platform, m.extra))
+            labels=labels, reply_limit=length_limit(case.platform, m.extra), language=m.language)
 
 
 def _thread(s: Session, case: Case, m: Mention) -> list[Post]:

@@ -249,7 +249,7 @@ def test_training_on_a_tiny_set_writes_a_loadable_model_that_learned(tmp_path):
     assert gap_after > gap_before + 0.05, (gap_before, gap_after)
     meta = json.loads((tmp_path / "m1" / "meta.json").read_text())
     assert meta["examples"] == 26 and meta["version"].startswith("minilm-ft-")
-    assert meta["quantised"] == "int8-weights-per-channel"
+    assert meta["quantised"] == "int8-static-qdq"
     assert "severity head: too few labelled complaints" in after.stderr  # 26 rows: the joint head is kept
     m0 = json.loads((tmp_path / "m0" / "meta.json").read_text())
     assert m0["version"] != meta["version"]  # other weights, other version
@@ -339,3 +339,27 @@ def test_refitted_severity_head_uses_all_four_levels_and_reads_the_graphs_own_ve
     untouched = net.severity.weight.detach().clone()
     assert refit_severity_head(net, tokenizer, complaints[:20], progress=None) is None  # too few: head kept
     assert torch.equal(net.severity.weight, untouched)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not DATA.is_file(), reason=f"benchmark data not found at {DATA} (set HEARKEN_DATA)")
+def test_quantise_alone_makes_the_shipped_model_again_from_its_own_files(tmp_path):
+    # `hearken quantise` on an existing model: the same step `hearken train` ends with. The shipped model was
+    # made this way from its int8-weights predecessor; done again on its own files it finds the same int8
+    # weights and the same activation ranges, so it scores exactly as the shipped one.
+    src = tmp_path / "src"
+    shutil.copytree(classifier.SHIPPED_DIR, src)
+    out = _hearken("quantise", "--model", str(src), "--out", str(tmp_path / "q"), "--data", str(DATA))
+    assert out.returncode == 0, out.stderr
+    assert "calibrating on 500 windows of our own texts" in out.stderr
+    again = classifier.load(tmp_path / "q")
+    shipped = classifier.load()
+    assert again.format == "int8-static-qdq"
+    assert again.version.rsplit("-w", 1)[0] == shipped.version.rsplit("-w", 1)[0]  # same model, new graph hash
+    texts = CLEAR_COMPLAINTS + CLEAR_NOT + UNCLEAR
+    ours, theirs = again.predict(texts), shipped.predict(texts)
+    assert [p.is_complaint for p in ours] == [p.is_complaint for p in theirs]
+    assert np.allclose([p.score for p in ours], [p.score for p in theirs], rtol=0, atol=1e-6)
+    missing = _hearken("quantise", "--model", str(tmp_path / "nothing"), "--out", str(tmp_path / "q2"), "--data", str(DATA))
+    assert missing.returncode == 1 and "nothing" in missing.stderr and "missing" in missing.stderr
+    assert "Traceback" not in missing.stderr

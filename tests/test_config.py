@@ -85,6 +85,17 @@ def test_unknown_key_names_key_and_line():
     assert str(p).startswith("broken.yaml:3: brand.exlusions:")
 
 
+def test_the_language_rule_is_checked_with_key_and_line():
+    text = "brand: {terms: [Acme]}\nclassifier:\n  languages: [en, klingon]\n  other_languages: translate\n"
+    problems = {p.key: p for p in problems_of(text)}
+    assert problems["classifier.languages"].line == 3
+    assert "unknown language code 'klingon'" in problems["classifier.languages"].message
+    assert problems["classifier.other_languages"].line == 4
+    assert "'queue' or 'drop'" in problems["classifier.other_languages"].message
+    cfg = parse_config("brand: {terms: [Acme]}\nclassifier: {languages: [EN, de], other_languages: drop}\n")
+    assert (cfg.classifier.languages, cfg.classifier.other_languages) == (["en", "de"], "drop")
+
+
 def test_wrong_type_in_a_source_names_source_index_key_and_line():
     text = """\
 brand:

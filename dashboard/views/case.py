@@ -71,8 +71,13 @@ st.title(f"Case #{case_id}")
 ui.show_flash(flash_key)
 left_now = d.time_left()
 st.markdown(f"**{d.status}** · {ui.severity_label(d.severity)} · {d.platform} ({ui.md_escape(d.source)}) · "
-            f"complaint score {d.score or 0:.2f} · topic {ui.md_escape(d.topic) or '—'} · "
+            f"{'complaint ' if d.scored else ''}{ui.score_or_language(d.score, d.language)} · "
+            f"topic {ui.md_escape(d.topic) or '—'} · "
             f"{'first reply' if d.status == 'open' else 'resolution'}: {ui.fmt_left(left_now)}")
+if not d.scored:
+    st.info(f"Written in '{ui.md_escape(d.language) or '?'}': the complaint model reads English only "
+            f"(classifier.languages: {', '.join(cfg.classifier.languages)}), so this post was not scored. "
+            "Read it and decide: reply, or Not a complaint.", icon=":material/translate:")
 
 post_col, side_col = st.columns([3, 2], gap="large")
 

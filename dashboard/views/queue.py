@@ -60,7 +60,7 @@ def queue_list() -> None:
                 st.markdown(
                     f"**#{item.case_id}** · {ui.severity_label(item.severity)} · {item.platform} · "
                     f"{item.status} · {f':red[**{left_text}**]' if item.overdue else left_text} · "
-                    f"posted {ui.fmt_span(item.age)} ago · score {item.score or 0:.2f}")
+                    f"posted {ui.fmt_span(item.age)} ago · {ui.score_or_language(item.score, item.language)}")
                 st.text(f"{item.author}: {item.title}" if item.title else item.author)
                 st.text(item.excerpt)
                 st.caption(f"Assignee: {ui.md_escape(item.assignee) or 'nobody'}"

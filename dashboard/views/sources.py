@@ -10,6 +10,7 @@ import streamlit as st
 
 from dashboard import components as ui
 from desk import mailer, set_aside, source_warnings
+from desk.languages import set_aside_by_language
 from desk.config import key_location
 from desk.health import describe_problem, email_trouble
 from desk.models import now_utc
@@ -113,6 +114,7 @@ st.subheader("Each source, as the runner last saw it")
 rows = source_health(store, cfg, now=now)
 aside = set_aside.summary(store)
 warned = source_warnings.recent(store, now=now)
+dropped = set_aside_by_language(store)
 if not rows:
     st.info("No sources are configured. Add some under sources: in the configuration.")
 names = [s.name for s in cfg.sources]
@@ -164,6 +166,12 @@ for h in rows:
                     n = set_aside.clear(store, h.name, actor.name)
                     ui.flash("sources", "success", f"{n} set-aside item(s) of {h.name} marked as looked at.")
                     st.rerun()
+        if h.name in dropped:
+            st.info(ui.md_escape(dropped[h.name].line()), icon=":material/translate:")
+            with st.expander("Not scored: the newest of them"):
+                st.dataframe([{"language": lang, "author": author, "text": text[:300]}
+                              for lang, author, text in dropped[h.name].latest],
+                             hide_index=True, width="stretch", key=f"languages-{h.name}")
         if h.read_cap is not None:
             used = h.budget_used or 0.0
             st.progress(min(used, 1.0), text=f"X reads this month: {h.reads_this_month or 0} of {h.read_cap}")
