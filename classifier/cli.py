@@ -50,13 +50,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="cross-validate the classifier on the benchmark and print the protocol's table",
         description="Stratified k-fold cross-validation: fine-tune per fold, score the held-out fold "
         "with the fp32 model and the int8 ONNX model, print mean ± sd and a per-domain breakdown. "
-        "With --model, score that trained model on --data instead (no training).",
+        "With --model, score that trained model on --data instead (no training). With --field, score a "
+        "trained model (--model, default the shipped one) on the field sets in classifier/datasets/.",
     )
     ev.add_argument("--data", help="benchmark CSV (default: ../shared/data/complaints_xci.csv or $HEARKEN_DATA)")
     ev.add_argument("--folds", type=int, default=10)
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--run-folds", type=int, help="run only the first N folds of the split (a quicker check)")
     ev.add_argument("--model", help="score this model directory on --data instead of cross-validating")
+    ev.add_argument(
+        "--field", action="store_true",
+        help="score --model (default: the shipped model) on the field sets: forum/Reddit/X posts, another consumer "
+        "domain, sarcasm (classifier/datasets/SOURCES.md); prints accuracy, recall, macro-F1 per set",
+    )
+    ev.add_argument("--field-dir", help="directory of field sets (default: classifier/datasets/)")
     ev.add_argument("--threshold", type=float, help="operating point to report (default: recall-first from the data)")
     ev.add_argument("--json", help="also write the results as JSON to this path")
     ev.add_argument("--cache", default="build/classifier/cv", help="fold cache directory ('' to disable)")
@@ -109,6 +116,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     from .data import load_benchmark
 
+    if args.field:
+        return run_field(args)
+
     examples = load_benchmark(args.data)
     if args.model:
         from . import ComplaintModel
@@ -137,6 +147,21 @@ def run_evaluate(args: argparse.Namespace) -> int:
     print(format_report(result))
     if args.threshold is None:
         print(f"\nRecall-first operating point (complaint recall >= 90% out of fold): threshold {result['threshold']:.3f}")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=2, default=float) + "\n", encoding="utf-8")
+    return 0
+
+
+def run_field(args: argparse.Namespace) -> int:
+    from . import ComplaintModel
+    from .field import format_field, load_field_sets, score_field_sets
+
+    sets = load_field_sets(args.field_dir)
+    model = ComplaintModel(args.model or SHIPPED_DIR)
+    _progress(f"scoring {sum(len(s.texts) for s in sets)} field texts with {model.version}")
+    result = score_field_sets(model, sets, threshold=args.threshold)
+    print(format_field(result))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result, indent=2, default=float) + "\n", encoding="utf-8")

@@ -20,27 +20,16 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
+from sklearn.metrics import f1_score
 from sklearn.model_selection import StratifiedKFold
 
 from .data import RANDOM_DOMAINS, Example
+from .metrics import binary_metrics
 from .train import (
     Config, Progress, export, fit, predict_torch, refit_severity_head, stderr_progress,
 )
 
 RECALL_TARGET = 0.90
-
-
-def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
-    pred = (p >= threshold).astype(int)
-    out = {
-        "accuracy": accuracy_score(y, pred),
-        "macro_f1": f1_score(y, pred, average="macro", zero_division=0),
-        "precision": precision_score(y, pred, zero_division=0),
-        "recall": recall_score(y, pred, zero_division=0),
-    }
-    out["auc"] = roc_auc_score(y, p) if len(set(y.tolist())) == 2 else float("nan")
-    return out
 
 
 def severity_f1(sev_true: np.ndarray, sev_logits: np.ndarray) -> float:
