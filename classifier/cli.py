@@ -37,6 +37,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--out", default=str(SHIPPED_DIR), help="directory for the model files (default: the shipped model)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--threshold", type=float, default=SHIPPED_THRESHOLD, help="operating point stored with the model")
+    train.add_argument(
+        "--no-extra", action="store_true",
+        help="train on the benchmark (and --extra-labels) only, without classifier/train_extra/'s texts",
+    )
     train.add_argument("--epochs", type=int, help="override the fixed number of epochs")
     train.add_argument("--max-steps", type=int, help="stop after this many optimiser steps (smoke tests)")
     train.add_argument(
@@ -73,7 +77,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_train(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from .data import load_benchmark, load_extra_labels
+    from .data import load_benchmark, load_extra_labels, load_training_extras
     from .train import Config, export, fit
 
     examples = load_benchmark(args.data)
@@ -82,6 +86,12 @@ def run_train(args: argparse.Namespace) -> int:
         _progress(f"adding {len(extra)} staff labels from {args.extra_labels}")
         examples = examples + extra
     config = Config() if args.epochs is None else replace(Config(), epochs=args.epochs)
+    if args.no_extra:
+        config = replace(config, extra_sets=())
+    if config.extra_sets:
+        extras = load_training_extras(config.extra_sets)
+        _progress(f"adding {len(extras)} texts from classifier/train_extra/ ({', '.join(config.extra_sets)})")
+        examples = examples + extras
     _progress(f"fine-tuning on {len(examples)} texts, seed {args.seed}, {config}")
     net, _ = fit(examples, seed=args.seed, config=config, progress=_progress, max_steps=args.max_steps)
     digest = hashlib.sha256("".join(f"{e.label}{e.severity}{e.text}" for e in examples).encode()).hexdigest()[:6]

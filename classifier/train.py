@@ -55,6 +55,9 @@ class Config:
     severity_refit: bool = True
     # the refit's inverse regularisation strength; chosen on unseen texts (the selection split, MODEL.md)
     severity_c: float = 0.01
+    # extra training texts from classifier/train_extra/ (data.EXTRA_SETS), added to the benchmark's training
+    # rows by `hearken train` and to every training part of the cross-validation (never to a test fold)
+    extra_sets: tuple[str, ...] = ("goemotions_friendly", "nlupp_hotels", "hard_cases")
 
 
 def set_seed(seed: int) -> None:
