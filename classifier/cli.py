@@ -19,6 +19,8 @@ from .runtime import SHIPPED_DIR
 # (see MODEL.md); `hearken evaluate` prints the value the data implies.
 SHIPPED_THRESHOLD = 0.24
 DEFAULT_CHECKPOINT = Path("build/classifier/fp32")
+EXTRA_HELP = ("also train on the extra texts in classifier/train_extra/ (friendly Reddit comments, hotel requests, "
+              "hard cases; SOURCES.md there)")
 
 
 def _progress(message: str) -> None:
@@ -37,10 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--out", default=str(SHIPPED_DIR), help="directory for the model files (default: the shipped model)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--threshold", type=float, default=SHIPPED_THRESHOLD, help="operating point stored with the model")
-    train.add_argument(
-        "--no-extra", action="store_true",
-        help="train on the benchmark (and --extra-labels) only, without classifier/train_extra/'s texts",
-    )
+    train.add_argument("--extra", action="store_true", help=EXTRA_HELP)
     train.add_argument("--epochs", type=int, help="override the fixed number of epochs")
     train.add_argument("--max-steps", type=int, help="stop after this many optimiser steps (smoke tests)")
     train.add_argument(
@@ -68,6 +67,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "domain, sarcasm (classifier/datasets/SOURCES.md); prints accuracy, recall, macro-F1 per set",
     )
     ev.add_argument("--field-dir", help="directory of field sets (default: classifier/datasets/)")
+    ev.add_argument("--extra", action="store_true", help=EXTRA_HELP + " (to every fold's training part only)")
     ev.add_argument("--threshold", type=float, help="operating point to report (default: recall-first from the data)")
     ev.add_argument("--json", help="also write the results as JSON to this path")
     ev.add_argument("--cache", default="build/classifier/cv", help="fold cache directory ('' to disable)")
@@ -77,7 +77,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_train(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from .data import load_benchmark, load_extra_labels, load_training_extras
+    from .data import EXTRA_SETS, load_benchmark, load_extra_labels, load_training_extras
     from .train import Config, export, fit
 
     examples = load_benchmark(args.data)
@@ -86,8 +86,8 @@ def run_train(args: argparse.Namespace) -> int:
         _progress(f"adding {len(extra)} staff labels from {args.extra_labels}")
         examples = examples + extra
     config = Config() if args.epochs is None else replace(Config(), epochs=args.epochs)
-    if args.no_extra:
-        config = replace(config, extra_sets=())
+    if args.extra:
+        config = replace(config, extra_sets=EXTRA_SETS)
     if config.extra_sets:
         extras = load_training_extras(config.extra_sets)
         _progress(f"adding {len(extras)} texts from classifier/train_extra/ ({', '.join(config.extra_sets)})")
@@ -147,10 +147,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
             print(f"threshold {label}: " + ", ".join(f"{k} {100 * v:.1f}" for k, v in m.items()))
         return 0
 
+    from .data import EXTRA_SETS
     from .evaluate import cross_validate, format_report, summarise
+    from .train import Config
 
+    config = Config(extra_sets=EXTRA_SETS) if args.extra else Config()
     cv = cross_validate(
-        examples, folds=args.folds, seed=args.seed, cache_dir=args.cache or None,
+        examples, folds=args.folds, seed=args.seed, config=config, cache_dir=args.cache or None,
         progress=_progress, run_folds=args.run_folds,
     )
     result = summarise(examples, cv, threshold=args.threshold)

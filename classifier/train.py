@@ -31,6 +31,9 @@ from .runtime import MODEL_FILE, META_FILE, TOKENIZER_FILE, open_tokenizer
 
 Progress = Callable[[str], None]
 
+# How a long text's windows become one score (runtime.aggregate_windows); written to meta.json by export
+LONG_TEXT_RULE = {"rule": "max"}
+
 
 def stderr_progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
@@ -56,8 +59,9 @@ class Config:
     # the refit's inverse regularisation strength; chosen on unseen texts (the selection split, MODEL.md)
     severity_c: float = 0.01
     # extra training texts from classifier/train_extra/ (data.EXTRA_SETS), added to the benchmark's training
-    # rows by `hearken train` and to every training part of the cross-validation (never to a test fold)
-    extra_sets: tuple[str, ...] = ("goemotions_friendly", "nlupp_hotels", "hard_cases")
+    # rows by `hearken train` and to every training part of the cross-validation (never to a test fold);
+    # `--extra` on either command sets it. Off by default: the shipped model was trained without them (MODEL.md)
+    extra_sets: tuple[str, ...] = ()
 
 
 def set_seed(seed: int) -> None:
@@ -309,6 +313,7 @@ def export(
         "window": 96,
         "stride": 64,
         "max_windows": 12,
+        "aggregate": dict(LONG_TEXT_RULE),
         "quantised": "int8-weights-per-channel" if quantise else "fp32",
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         **(info or {}),
