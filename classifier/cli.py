@@ -77,8 +77,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_train(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from .data import EXTRA_SETS, load_benchmark, load_extra_labels, load_training_extras
-    from .train import Config, export, fit
+    from .data import EXTRA_SETS, load_benchmark, load_extra_labels
+    from .train import Config, export, fit, training_extras
 
     examples = load_benchmark(args.data)
     if args.extra_labels:
@@ -89,8 +89,9 @@ def run_train(args: argparse.Namespace) -> int:
     if args.extra:
         config = replace(config, extra_sets=EXTRA_SETS)
     if config.extra_sets:
-        extras = load_training_extras(config.extra_sets)
-        _progress(f"adding {len(extras)} texts from classifier/train_extra/ ({', '.join(config.extra_sets)})")
+        extras = training_extras(config)
+        _progress(f"adding {len(extras)} texts from classifier/train_extra/ ({', '.join(config.extra_sets)}; "
+                  f"repeated {dict(config.extra_repeat)})")
         examples = examples + extras
     _progress(f"fine-tuning on {len(examples)} texts, seed {args.seed}, {config}")
     net, _ = fit(examples, seed=args.seed, config=config, progress=_progress, max_steps=args.max_steps)

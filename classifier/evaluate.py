@@ -23,10 +23,10 @@ import torch
 from sklearn.metrics import f1_score
 from sklearn.model_selection import StratifiedKFold
 
-from .data import RANDOM_DOMAINS, Example, load_training_extras
+from .data import RANDOM_DOMAINS, Example
 from .metrics import binary_metrics
 from .train import (
-    Config, Progress, export, fit, predict_torch, refit_severity_head, stderr_progress,
+    Config, Progress, export, fit, predict_torch, refit_severity_head, stderr_progress, training_extras,
 )
 
 RECALL_TARGET = 0.90
@@ -50,7 +50,7 @@ def threshold_for_recall(y: np.ndarray, p: np.ndarray, target: float = RECALL_TA
 def _key(examples: Sequence[Example], folds: int, seed: int, config: Config) -> str:
     h = hashlib.sha256()
     h.update(json.dumps([folds, seed, asdict(config)], sort_keys=True).encode())
-    extras = load_training_extras(config.extra_sets) if config.extra_sets else []
+    extras = training_extras(config)
     for e in [*examples, *extras]:
         h.update(f"{e.label}\t{e.severity}\t{e.text}\n".encode())
     return h.hexdigest()[:16]
@@ -78,7 +78,7 @@ def cross_validate(
     oof = {k: np.zeros(n, np.float32) for k in ("fp32", "int8")}
     sev = {k: np.zeros((n, 4), np.float32) for k in ("fp32", "int8", "joint")}
     # the extra training texts join every training part, never a test fold: the folds stay the benchmark's
-    extras = load_training_extras(config.extra_sets) if config.extra_sets else []
+    extras = training_extras(config)
     started = time.monotonic()
     for f, (train_idx, test_idx) in enumerate(splits[: run_folds or folds]):
         fold_of[test_idx] = f

@@ -62,6 +62,18 @@ class Config:
     # rows by `hearken train` and to every training part of the cross-validation (never to a test fold);
     # `--extra` on either command sets it. Off by default: the shipped model was trained without them (MODEL.md)
     extra_sets: tuple[str, ...] = ()
+    # how many times each extra set is repeated in the training rows (sets not named: once); the 61 hand-written
+    # hard cases are outnumbered 15 to 1 by the easy public ones, and only repeated did they move the field
+    # posts in the one experiment that measured it (MODEL.md, "Field accuracy: what was tried")
+    extra_repeat: tuple[tuple[str, int], ...] = (("hard_cases", 8),)
+
+
+def training_extras(config: Config) -> list[Example]:
+    """The extra training texts `config` asks for (none by default), each set repeated as it says."""
+    from .data import load_training_extras
+
+    repeat = dict(config.extra_repeat)
+    return [e for name in config.extra_sets for e in load_training_extras((name,)) * repeat.get(name, 1)]
 
 
 def set_seed(seed: int) -> None:

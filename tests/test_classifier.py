@@ -236,9 +236,10 @@ def test_training_on_a_tiny_set_writes_a_loadable_model_that_learned(tmp_path):
     before = _hearken("train", "--data", str(data), "--out", str(tmp_path / "m0"), "--max-steps", "0", "--checkpoint", "",
                       "--extra")
     assert before.returncode == 0, before.stderr
-    from classifier.data import load_training_extras
+    from classifier.train import Config, training_extras
 
-    n_extra = len(load_training_extras())
+    n_extra = len(training_extras(Config(extra_sets=("goemotions_friendly", "nlupp_hotels", "hard_cases"))))
+    assert n_extra == 600 + 296 + 61 * 8
     assert f"adding {n_extra} texts from classifier/train_extra/" in before.stderr
     assert json.loads((tmp_path / "m0" / "meta.json").read_text())["examples"] == 24 + n_extra
     after = _hearken(
