@@ -65,7 +65,7 @@ class Config:
     # how many times each extra set is repeated in the training rows (sets not named: once); the 61 hand-written
     # hard cases are outnumbered 15 to 1 by the easy public ones, and only repeated did they move the field
     # posts in the one experiment that measured it (MODEL.md, "Field accuracy: what was tried")
-    extra_repeat: tuple[tuple[str, int], ...] = (("hard_cases", 8),)
+    extra_repeat: tuple[tuple[str, int], ...] = (("hard_cases", 8), ("sarcasm_cases", 8))
 
 
 def training_extras(config: Config) -> list[Example]:

@@ -2,8 +2,9 @@
 
     python scripts/field_experiment.py rules [MODEL_DIR]      # long-text rules, windows scored once
     python scripts/field_experiment.py head                   # refit the complaint head on the shipped encoder
-    python scripts/field_experiment.py stage2 OUT_DIR [LR [HARD_REPEAT]]   # second fine-tuning stage of the
-                                                              # shipped weights; hard_cases.jsonl repeated HARD_REPEAT times
+    python scripts/field_experiment.py stage2 OUT_DIR [LR [HARD_REPEAT [SETS]]]   # second fine-tuning stage of
+                       # the shipped weights; hard_cases.jsonl repeated HARD_REPEAT times; SETS: comma-separated
+                       # names in classifier/train_extra/ (default: data.EXTRA_SETS)
 
 None of these is the protocol: `head` and `stage2` start from the shipped encoder, which was fine-tuned
 on every benchmark tweet, so they give field figures only, never a held-out benchmark figure.
@@ -109,7 +110,7 @@ def recover_shipped():
     return net
 
 
-def stage2(out: str, lr: float = 3e-5, hard_repeat: int = 1) -> None:
+def stage2(out: str, lr: float = 3e-5, hard_repeat: int = 1, sets: tuple[str, ...] | None = None) -> None:
     import torch
     from torch import nn
 
@@ -126,8 +127,8 @@ def stage2(out: str, lr: float = 3e-5, hard_repeat: int = 1) -> None:
     probe = ["my parcel never arrived and nobody answers", "thanks for the quick help today"]
     drift = np.abs(predict_torch(net, tok, probe)[0] - classifier.load().scores(probe)[0]).max()
     print(f"recovered weights reproduce the shipped scores to {drift:.1e}")
-    extras = load_training_extras()
-    extras += [e for e in extras if e.domain == "hard_cases"] * (hard_repeat - 1)
+    extras = load_training_extras(sets) if sets else load_training_extras()
+    extras += [e for e in extras if e.domain in ("hard_cases", "sarcasm_cases")] * (hard_repeat - 1)
     data = extras + rng.sample(load_benchmark(), len(extras))  # replay as many benchmark tweets as extra texts
     ids = _encode(tok, [e.text for e in data], 96)
     y = torch.tensor([float(e.label) for e in data])
@@ -167,4 +168,5 @@ if __name__ == "__main__":
     elif sys.argv[1] == "head":
         head()
     else:
-        stage2(sys.argv[2], float(sys.argv[3]) if len(sys.argv) > 3 else 3e-5, int(sys.argv[4]) if len(sys.argv) > 4 else 1)
+        stage2(sys.argv[2], float(sys.argv[3]) if len(sys.argv) > 3 else 3e-5, int(sys.argv[4]) if len(sys.argv) > 4 else 1,
+               tuple(sys.argv[5].split(",")) if len(sys.argv) > 5 else None)
