@@ -19,6 +19,8 @@ from .runtime import SHIPPED_DIR
 # (see MODEL.md); `hearken evaluate` prints the value the data implies.
 SHIPPED_THRESHOLD = 0.24
 DEFAULT_CHECKPOINT = Path("build/classifier/fp32")
+EXTRA_HELP = ("also train on the extra texts in classifier/train_extra/ (friendly Reddit comments, hotel requests, "
+              "hard cases; SOURCES.md there)")
 
 
 def _progress(message: str) -> None:
@@ -37,6 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--out", default=str(SHIPPED_DIR), help="directory for the model files (default: the shipped model)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--threshold", type=float, default=SHIPPED_THRESHOLD, help="operating point stored with the model")
+    train.add_argument("--extra", action="store_true", help=EXTRA_HELP)
     train.add_argument("--epochs", type=int, help="override the fixed number of epochs")
     train.add_argument("--max-steps", type=int, help="stop after this many optimiser steps (smoke tests)")
     train.add_argument(
@@ -65,13 +68,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="cross-validate the classifier on the benchmark and print the protocol's table",
         description="Stratified k-fold cross-validation: fine-tune per fold, score the held-out fold "
         "with the fp32 model and the int8 ONNX model, print mean ± sd and a per-domain breakdown. "
-        "With --model, score that trained model on --data instead (no training).",
+        "With --model, score that trained model on --data instead (no training). With --field, score a "
+        "trained model (--model, default the shipped one) on the field sets in classifier/datasets/.",
     )
     ev.add_argument("--data", help="benchmark CSV (default: ../shared/data/complaints_xci.csv or $HEARKEN_DATA)")
     ev.add_argument("--folds", type=int, default=10)
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--run-folds", type=int, help="run only the first N folds of the split (a quicker check)")
     ev.add_argument("--model", help="score this model directory on --data instead of cross-validating")
+    ev.add_argument(
+        "--field", action="store_true",
+        help="score --model (default: the shipped model) on the field sets: forum/Reddit/X posts, another consumer "
+        "domain, sarcasm (classifier/datasets/SOURCES.md); prints accuracy, recall, macro-F1 per set",
+    )
+    ev.add_argument("--field-dir", help="directory of field sets (default: classifier/datasets/)")
+    ev.add_argument("--extra", action="store_true", help=EXTRA_HELP + " (to every fold's training part only)")
     ev.add_argument("--threshold", type=float, help="operating point to report (default: recall-first from the data)")
     ev.add_argument("--json", help="also write the results as JSON to this path")
     ev.add_argument("--cache", default="build/classifier/cv", help="fold cache directory ('' to disable)")
@@ -81,8 +92,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_train(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from .data import load_benchmark, load_extra_labels
-    from .train import Config, export, fit
+    from .data import EXTRA_SETS, load_benchmark, load_extra_labels
+    from .train import Config, export, fit, training_extras
 
     examples = load_benchmark(args.data)
     if args.extra_labels:
@@ -90,6 +101,13 @@ def run_train(args: argparse.Namespace) -> int:
         _progress(f"adding {len(extra)} staff labels from {args.extra_labels}")
         examples = examples + extra
     config = Config() if args.epochs is None else replace(Config(), epochs=args.epochs)
+    if args.extra:
+        config = replace(config, extra_sets=EXTRA_SETS)
+    if config.extra_sets:
+        extras = training_extras(config)
+        _progress(f"adding {len(extras)} texts from classifier/train_extra/ ({', '.join(config.extra_sets)}; "
+                  f"repeated {dict(config.extra_repeat)})")
+        examples = examples + extras
     _progress(f"fine-tuning on {len(examples)} texts, seed {args.seed}, {config}")
     net, _ = fit(examples, seed=args.seed, config=config, progress=_progress, max_steps=args.max_steps)
     digest = hashlib.sha256("".join(f"{e.label}{e.severity}{e.text}" for e in examples).encode()).hexdigest()[:6]
@@ -144,6 +162,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     from .data import load_benchmark
 
+    if args.field:
+        return run_field(args)
+
     examples = load_benchmark(args.data)
     if args.model:
         from . import ComplaintModel
@@ -162,16 +183,34 @@ def run_evaluate(args: argparse.Namespace) -> int:
             print(f"threshold {label}: " + ", ".join(f"{k} {100 * v:.1f}" for k, v in m.items()))
         return 0
 
+    from .data import EXTRA_SETS
     from .evaluate import cross_validate, format_report, summarise
+    from .train import Config
 
+    config = Config(extra_sets=EXTRA_SETS) if args.extra else Config()
     cv = cross_validate(
-        examples, folds=args.folds, seed=args.seed, cache_dir=args.cache or None,
+        examples, folds=args.folds, seed=args.seed, config=config, cache_dir=args.cache or None,
         progress=_progress, run_folds=args.run_folds,
     )
     result = summarise(examples, cv, threshold=args.threshold)
     print(format_report(result))
     if args.threshold is None:
         print(f"\nRecall-first operating point (complaint recall >= 90% out of fold): threshold {result['threshold']:.3f}")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=2, default=float) + "\n", encoding="utf-8")
+    return 0
+
+
+def run_field(args: argparse.Namespace) -> int:
+    from . import ComplaintModel
+    from .field import format_field, load_field_sets, score_field_sets
+
+    sets = load_field_sets(args.field_dir)
+    model = ComplaintModel(args.model or SHIPPED_DIR)
+    _progress(f"scoring {sum(len(s.texts) for s in sets)} field texts with {model.version}")
+    result = score_field_sets(model, sets, threshold=args.threshold)
+    print(format_field(result))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result, indent=2, default=float) + "\n", encoding="utf-8")

@@ -95,3 +95,21 @@ def load_extra_labels(path: str | os.PathLike) -> list[Example]:
             raise ValueError(f"{path}: record {i} has severity {severity}, expected 1-4")
         out.append(Example(normalise(text), label, severity, "staff"))
     return out
+
+
+EXTRA_DIR = Path(__file__).resolve().parent / "train_extra"
+EXTRA_SETS = ("goemotions_friendly", "nlupp_hotels", "hard_cases")
+
+
+def load_training_extras(names=EXTRA_SETS, directory: str | os.PathLike | None = None) -> list[Example]:
+    """The extra training texts in classifier/train_extra/ (SOURCES.md there), domain = the file's name."""
+    from dataclasses import replace
+
+    directory = Path(directory) if directory else EXTRA_DIR
+    out: list[Example] = []
+    for name in names:
+        matches = [p for p in (directory / f"{name}.csv", directory / f"{name}.jsonl") if p.is_file()]
+        if not matches:
+            raise FileNotFoundError(f"extra training set {name!r} not found in {directory}")
+        out += [replace(e, domain=name) for e in load_extra_labels(matches[0])]
+    return out

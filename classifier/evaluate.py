@@ -20,27 +20,16 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
+from sklearn.metrics import f1_score
 from sklearn.model_selection import StratifiedKFold
 
 from .data import RANDOM_DOMAINS, Example
+from .metrics import binary_metrics
 from .train import (
-    Config, Progress, export, fit, predict_torch, refit_severity_head, stderr_progress,
+    Config, Progress, export, fit, predict_torch, refit_severity_head, stderr_progress, training_extras,
 )
 
 RECALL_TARGET = 0.90
-
-
-def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
-    pred = (p >= threshold).astype(int)
-    out = {
-        "accuracy": accuracy_score(y, pred),
-        "macro_f1": f1_score(y, pred, average="macro", zero_division=0),
-        "precision": precision_score(y, pred, zero_division=0),
-        "recall": recall_score(y, pred, zero_division=0),
-    }
-    out["auc"] = roc_auc_score(y, p) if len(set(y.tolist())) == 2 else float("nan")
-    return out
 
 
 def severity_f1(sev_true: np.ndarray, sev_logits: np.ndarray) -> float:
@@ -61,7 +50,8 @@ def threshold_for_recall(y: np.ndarray, p: np.ndarray, target: float = RECALL_TA
 def _key(examples: Sequence[Example], folds: int, seed: int, config: Config) -> str:
     h = hashlib.sha256()
     h.update(json.dumps([folds, seed, asdict(config)], sort_keys=True).encode())
-    for e in examples:
+    extras = training_extras(config)
+    for e in [*examples, *extras]:
         h.update(f"{e.label}\t{e.severity}\t{e.text}\n".encode())
     return h.hexdigest()[:16]
 
@@ -87,6 +77,8 @@ def cross_validate(
     cache = Path(cache_dir) / _key(examples, folds, seed, config) if cache_dir else None
     oof = {k: np.zeros(n, np.float32) for k in ("fp32", "int8")}
     sev = {k: np.zeros((n, 4), np.float32) for k in ("fp32", "int8", "joint")}
+    # the extra training texts join every training part, never a test fold: the folds stay the benchmark's
+    extras = training_extras(config)
     started = time.monotonic()
     for f, (train_idx, test_idx) in enumerate(splits[: run_folds or folds]):
         fold_of[test_idx] = f
@@ -103,7 +95,7 @@ def cross_validate(
         if progress:
             progress(f"fold {f + 1}/{folds}: fine-tuning on {len(train_idx)} texts")
         train = [examples[i] for i in train_idx]
-        net, tokenizer = fit(train, seed=seed, config=replace(config, severity_refit=False), progress=progress)
+        net, tokenizer = fit(train + extras, seed=seed, config=replace(config, severity_refit=False), progress=progress)
         texts = [examples[i].text for i in test_idx]
         # one pass over every text before the refit: complaint scores, the jointly trained severity head (kept
         # for comparison with the refitted one) and the fine-tuned pooled vectors; the refit changes only the

@@ -51,6 +51,29 @@ def open_tokenizer(path: str | os.PathLike):
     return tok
 
 
+def aggregate_windows(logits: np.ndarray, rule: str = "max", temperature: float = 1.0,
+                      opening_weight: float = 0.0) -> float:
+    """One complaint logit for a text from its windows' logits (in reading order).
+
+    "max": the most complaint-like window decides; a long friendly post that mentions one past problem
+    has many chances to produce a false alarm. "opening-lme": a soft maximum over the windows (their
+    log-mean-exp at `temperature`: near the maximum when one window stands out, near the mean when they
+    agree), blended with the first window (the title and opening, where a post says what it is about)
+    at `opening_weight`. A single window scores as itself under either rule.
+    """
+    logits = np.asarray(logits, dtype=np.float64)
+    if rule == "max":
+        return float(logits.max())
+    if rule != "opening-lme":
+        raise ValueError(f"unknown rule {rule!r}, expected 'max' or 'opening-lme'")
+    if not temperature > 0 or not 0.0 <= opening_weight <= 1.0:
+        raise ValueError("temperature must be > 0 and opening_weight within 0..1")
+    t = float(temperature)
+    top = logits.max()
+    soft = top + t * np.log(np.mean(np.exp((logits - top) / t)))
+    return float(opening_weight * logits[0] + (1.0 - opening_weight) * soft)
+
+
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
@@ -60,9 +83,13 @@ class ComplaintModel:
 
     predict() splits texts longer than one window (meta.json: 96 tokens, the
     training length) into windows overlapping by a third, at most
-    `max_windows` (12) of them: the first eleven and the last one. A text
-    scores as its most complaint-like window and takes that window's severity;
-    embed() averages the windows' normalised embeddings.
+    `max_windows` (12) of them: the first eleven and the last one. How the
+    windows' complaint logits become the text's score is meta.json's
+    "aggregate" (see `aggregate_windows`): "max", the most complaint-like
+    window (models before issue 19), or "opening-lme", the opening window
+    weighted against a soft maximum over all windows. A text takes the
+    severity of its most complaint-like window; embed() averages the windows'
+    normalised embeddings.
     """
 
     def __init__(self, path: str | os.PathLike, *, threads: int | None = None, batch_size: int = 32):
@@ -82,6 +109,11 @@ class ComplaintModel:
         self.window = int(meta.get("window", 96))
         self.stride = int(meta.get("stride", 64))
         self.max_windows = int(meta.get("max_windows", 12))
+        try:
+            self.aggregate = dict(meta.get("aggregate") or {"rule": "max"})
+            aggregate_windows(np.zeros(2, dtype=np.float32), **self.aggregate)
+        except (TypeError, ValueError) as exc:
+            raise ModelError(meta_path, f"model metadata has a bad 'aggregate' ({exc})") from exc
         self.batch_size = batch_size
         self._tokenizer = open_tokenizer(self.path / TOKENIZER_FILE)
         self._cls = self._tokenizer.token_to_id("[CLS]")
@@ -165,14 +197,18 @@ class ComplaintModel:
         best_sev = np.zeros((n, 4), dtype=np.float32)
         dim = emb.shape[1] if emb is not None and emb.size else 384
         pooled = np.zeros((n, dim), dtype=np.float32)
+        per_text: list[list[int]] = [[] for _ in range(n)]
         for w, i in enumerate(owner):
+            per_text[i].append(w)
             if logits[w] > best[i]:
                 best[i] = logits[w]
                 best_sev[i] = sev[w]
             pooled[i] += emb[w]
+        text_logits = np.array([aggregate_windows(logits[ws], **self.aggregate) if len(ws) > 1 else best[i]
+                                for i, ws in enumerate(per_text)], dtype=np.float64)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         pooled /= np.maximum(norms, 1e-12)
-        return _sigmoid(best.astype(np.float64)).astype(np.float32), best_sev, pooled
+        return _sigmoid(text_logits).astype(np.float32), best_sev, pooled
 
     # -- public API ----------------------------------------------------------
 

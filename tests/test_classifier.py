@@ -232,8 +232,16 @@ def test_training_on_a_tiny_set_writes_a_loadable_model_that_learned(tmp_path):
         json.dumps({"text": "support ignored my ticket for a month", "label": 1, "severity": 3}) + "\n"
         + json.dumps({"text": "see you at the match tonight", "label": 0, "severity": None}) + "\n"
     )
-    before = _hearken("train", "--data", str(data), "--out", str(tmp_path / "m0"), "--max-steps", "0", "--checkpoint", "")
+    # no training steps, with the extra training texts of classifier/train_extra/
+    before = _hearken("train", "--data", str(data), "--out", str(tmp_path / "m0"), "--max-steps", "0", "--checkpoint", "",
+                      "--extra")
     assert before.returncode == 0, before.stderr
+    from classifier.train import Config, training_extras
+
+    n_extra = len(training_extras(Config(extra_sets=("goemotions_friendly", "nlupp_hotels", "hard_cases"))))
+    assert n_extra == 600 + 296 + 61 * 8
+    assert f"adding {n_extra} texts from classifier/train_extra/" in before.stderr
+    assert json.loads((tmp_path / "m0" / "meta.json").read_text())["examples"] == 24 + n_extra
     after = _hearken(
         "train", "--data", str(data), "--extra-labels", str(extra), "--out", str(tmp_path / "m1"),
         "--epochs", "4", "--checkpoint", "", "--seed", "1",
@@ -363,3 +371,27 @@ def test_quantise_alone_makes_the_shipped_model_again_from_its_own_files(tmp_pat
     missing = _hearken("quantise", "--model", str(tmp_path / "nothing"), "--out", str(tmp_path / "q2"), "--data", str(DATA))
     assert missing.returncode == 1 and "nothing" in missing.stderr and "missing" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+def test_meta_json_chooses_how_a_long_posts_windows_combine(model_copy, model):
+    # The shipped model scores a long text as its most complaint-like window ("max"); meta.json's
+    # "aggregate" can ask for the opening window weighted against a soft maximum instead. Texts of one
+    # window score the same under both rules.
+    meta_path = model_copy / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    assert meta.get("aggregate", {"rule": "max"}) == {"rule": "max"}
+    friendly = ("Our allotment diary for June. The beans are up, the courgettes are flowering and the new water butt "
+                "fills after one night of rain. ") * 6
+    long_post = prepare_text("Allotment diary", friendly + "The seed company sent the wrong order twice and never refunded me.")
+    texts = [long_post, CLEAR_COMPLAINTS[0], CLEAR_NOT[0]]
+    assert len(model._windows([long_post])[0]) > 2
+    meta["aggregate"] = {"rule": "opening-lme", "temperature": 1.0, "opening_weight": 0.5}
+    meta_path.write_text(json.dumps(meta))
+    soft = classifier.load(model_copy).scores(texts)[0]
+    hard = model.scores(texts)[0]
+    assert soft[0] < hard[0] - 0.01  # one complaint-like window among friendly ones counts for less
+    assert np.allclose(soft[1:], hard[1:], atol=1e-6)
+    meta["aggregate"] = {"rule": "median"}
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match=r"meta\.json.*aggregate.*median"):
+        classifier.ComplaintModel(model_copy)
