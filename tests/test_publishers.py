@@ -347,13 +347,13 @@ def test_discourse_reply_id_is_the_collectors_mention_id_so_answers_join_their_c
     ("Line one\n\nLine two  ", "Line one Line two"),
 ])
 def test_our_text_is_recognised_as_platforms_give_it_back(sent, shown):
-    from desk.publishers.base import same_text
+    from collectors.posting import same_text
 
     assert same_text(sent, shown)
 
 
 def test_a_different_text_is_not_ours():
-    from desk.publishers.base import same_text
+    from collectors.posting import same_text
 
     assert not same_text("Sorry Maria, we're on it", "Sorry Maria, we're on it. Update: fixed")
     assert not same_text("Sorry Maria", "@maria_t Sorry Mario")
