@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import codecs
 import ipaddress
+import math
 import re
 import time
 import urllib.robotparser
@@ -207,37 +208,44 @@ def _read_capped(response: httpx.Response, limits: Limits, what: str, at: float,
 
 
 def retry_after_seconds(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
-    """Seconds the server asked us to wait, from Retry-After or rate-limit reset headers; None if it did not say."""
+    """Seconds the server asked us to wait, from Retry-After or rate-limit reset headers; None if it did not say
+    (or said something that is no length of time: "inf", "nan", a date that does not parse)."""
     now = time.time() if now is None else now
-    value = headers.get("retry-after")
+    value = (headers.get("retry-after") or "").strip()
     if value:
-        value = value.strip()
         try:
-            return max(0.0, float(value))
+            seconds: float | None = float(value)
         except ValueError:
-            try:
-                when = parsedate_to_datetime(value)
-            except (TypeError, ValueError):
-                when = None
-            if when is not None:
-                if when.tzinfo is None:
-                    when = when.replace(tzinfo=timezone.utc)
-                return max(0.0, when.timestamp() - now)
+            seconds = _until(value, now)
+        if seconds is not None and math.isfinite(seconds):
+            return max(0.0, seconds)
     for name in ("x-ratelimit-reset", "x-rate-limit-reset", "ratelimit-reset"):
-        value = headers.get(name)
-        if not value:
-            continue
         try:
-            reset = float(value)
+            reset = float(headers.get(name) or "")
         except ValueError:
             continue
-        # Reddit sends seconds until reset; X and GitHub-style APIs send an epoch time.
-        return max(0.0, reset - now) if reset > 1e9 else max(0.0, reset)
+        if math.isfinite(reset):
+            # Reddit sends seconds until reset; X and GitHub-style APIs send an epoch time.
+            return max(0.0, reset - now) if reset > 1e9 else max(0.0, reset)
     return None
 
 
+def _until(http_date: str, now: float) -> float | None:
+    """Seconds from `now` until an HTTP date (Retry-After's other form)."""
+    try:
+        when = parsedate_to_datetime(http_date)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return when.timestamp() - now
+
+
 def _wait_text(seconds: float | None) -> str:
-    return f"; the server asked us to wait {seconds:.0f}s" if seconds is not None else ""
+    if seconds is None:
+        return ""
+    days = f" (about {seconds / 86400:,.0f} days)" if seconds >= 2 * 86400 else ""
+    return f"; the server asked us to wait {seconds:,.0f}s{days}"
 
 
 def check_response(response: httpx.Response, *, what: str) -> None:
