@@ -26,13 +26,12 @@ def discourse(tmp_path, sqlite_store):
     st.platform.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="adversary: the publish call's 8 MB cap counts bytes on the wire, not "
-                                       "inflated: a gzip answer of 0.5 MB to a reply puts 512 MiB in the dashboard")
 def test_a_gzip_bomb_answering_a_reply_costs_the_dashboard_no_more_than_the_cap(discourse, tmp_path):
     """The forum stores our reply and answers 200 with `Content-Encoding: gzip`: 0.5 MB that inflates to
-    512 MiB. desk/publishers/deadline.py (and its successor collectors/net/deadline.py) counts what the
-    socket delivered against its 8 MB cap, and httpx inflates behind it, so the whole answer lands in the
-    dashboard's memory (twice: the body, then the text json() decodes). Several such posts at once take the dashboard down with every user's session."""
+    512 MiB. collectors/net/deadline.py counted what the socket delivered against its 8 MB cap, and httpx
+    inflated behind it, so the whole answer landed in the dashboard's memory (twice: the body, then the text
+    json() decodes). Several such posts at once take the dashboard down with every user's session. The
+    answer is now inflated a piece at a time and counted (collectors/net/inflate.py)."""
     st = discourse
     db_url = str(st.store.engine.url)
     st.platform.bad.refuse = 403  # a first post refused: what a post costs the dashboard's process
