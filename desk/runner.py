@@ -392,11 +392,12 @@ class Runner:
             st.status, st.status_reason = status, reason
             st.failing_since = st.failing_since or now
             if status in ("disabled", "auth_failed"):  # waiting for a person, not for the platform
-                wait = longest
+                wait = self.cfg.runner.max_backoff_seconds
             elif retry_after is not None:
                 wait = min(retry_after, longest)
             else:
-                wait = min(longest, src.interval_seconds * 2 ** min(st.consecutive_failures - 1, 16))
+                wait = min(self.cfg.runner.max_backoff_seconds,
+                           src.interval_seconds * 2 ** min(st.consecutive_failures - 1, 16))
                 wait *= 1 + random.uniform(0, self.cfg.runner.jitter)
             st.backoff_until = now + timedelta(seconds=wait)
             st.next_poll_at = st.backoff_until
