@@ -40,6 +40,7 @@ from urllib.parse import urlsplit
 
 from collectors import times
 from collectors.base import BadPayload, CollectorError, Mention, PollResult, SetAside
+from collectors.plain import REASON_LIMIT, SURROGATE, clean_text, fit, fix_surrogates, reason_line  # noqa: F401 - named here too
 from collectors.redact import hide_passwords, without_credentials
 
 # The database columns these fit (desk/models.py; tests/test_clean.py checks they agree).
@@ -50,14 +51,9 @@ TITLE_LIMIT = 1000
 BODY_LIMIT = 100_000
 URL_LIMIT = 4096
 RAW_LIMIT = 64 * 1024
-REASON_LIMIT = 500
 EXTRA_DEPTH = 20
 JSON_DEPTH = 200
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
-# C0 and C1 controls and DEL, except tab and newline (CR is turned into newline first).
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-_SPACE = re.compile(r"\s+")
 _X_ENTITY = re.compile(r"&(amp|lt|gt);")
 _X_CHARS = {"amp": "&", "lt": "<", "gt": ">"}
 _URL_NOISE = re.compile("[\t\n\r]")  # browsers drop these inside a URL, so "java\tscript:" is javascript:
@@ -67,36 +63,9 @@ class Unusable(ValueError):
     """A mention that cannot be stored as it is; `str()` is the reason."""
 
 
-def fix_surrogates(text: str) -> str:
-    """Lone surrogates become U+FFFD; a pair that was left split is joined into its character."""
-    if not _SURROGATE.search(text):
-        return text
-    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
-
-
-def clean_text(text: str | None, *, multiline: bool = True) -> str:
-    """Text a database and a person can take: no controls, no lone surrogates.
-
-    `multiline` keeps newlines and tabs (bodies); otherwise every run of
-    whitespace becomes one space and the ends are trimmed (names, ids, titles).
-    """
-    if not text:
-        return ""
-    text = fix_surrogates(str(text))
-    if multiline:
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
-        return _CONTROL.sub("", text)
-    return _SPACE.sub(" ", _CONTROL.sub("", text.replace("\r", " "))).strip()
-
-
 def unescape_x(text: str) -> str:
     """X post text with the three entities X writes (&amp; &lt; &gt;) turned back into characters, in one pass."""
     return _X_ENTITY.sub(lambda m: _X_CHARS[m.group(1)], text)
-
-
-def fit(text: str, limit: int, marker: str = "…") -> str:
-    """`text` cut to `limit` characters, ending in `marker` when something was cut."""
-    return text if len(text) <= limit else text[:limit - len(marker)] + marker
 
 
 def fit_id(value: str, limit: int = ID_LIMIT) -> str:
@@ -191,16 +160,11 @@ def raw_payload(obj: Any) -> str:
 def safe_raw(text: str, limit: int = RAW_LIMIT) -> str:
     """Raw text a database can hold: NUL and lone surrogates written as escapes, capped at `limit` with a marker."""
     text = text.replace("\x00", "\\u0000")
-    if _SURROGATE.search(text):
+    if SURROGATE.search(text):
         text = "".join(f"\\u{ord(c):04x}" if "\ud800" <= c <= "\udfff" else c for c in text)
     if len(text) > limit:
         text = text[:limit] + f"\n[… {len(text) - limit:,} more characters cut]"
     return text
-
-
-def reason_line(reason: object) -> str:
-    """A reason as one line of at most `REASON_LIMIT` characters, with the passwords of addresses hidden."""
-    return fit(hide_passwords(clean_text(str(reason), multiline=False)), REASON_LIMIT)
 
 
 def clean_extra(value: Any, notes: list[str], key: str = "", depth: int = 0) -> Any:

@@ -21,20 +21,24 @@ neither polls nor posts, and whoever asks gets the same error with the same reas
 
 from __future__ import annotations
 
+from collectors.plain import URL_SHOWN, clean_text, fit, reason_line
 from collectors.redact import hide_passwords
 
 
 class PlatformError(Exception):
     """Something went wrong with a platform. `reason` is one line a person can act on; `url` where it happened.
 
-    Both are shown and logged, so a password in an address (``https://user:pw@forum/``) is hidden in them.
+    Both are stored (a source's status, a reply's error), shown and logged, and both may quote what a
+    platform sent: they are kept to one line of plain text of a bounded length (collectors/plain.py), so a
+    NUL, a CR/LF or a megabyte of error page never reaches the database, the log or the page as it came,
+    and a password in an address (``https://user:pw@forum/``) is hidden in them.
     """
 
     def __init__(self, reason: str, *, url: str | None = None) -> None:
-        reason = hide_passwords(str(reason))
+        reason = reason_line(reason)
         super().__init__(reason)
         self.reason = reason
-        self.url = hide_passwords(str(url)) if url else url
+        self.url = fit(hide_passwords(clean_text(str(url), multiline=False)), URL_SHOWN) if url else url
 
     def __str__(self) -> str:
         return f"{self.reason} ({self.url})" if self.url else self.reason

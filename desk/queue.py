@@ -20,7 +20,7 @@ from desk.audit import history as audit_history
 from desk.cases import ACTIVE
 from desk.db import Store
 from desk.models import Case, Label, Mention, Reply, now_utc
-from desk.publishers.base import length_limit
+from desk.publishers import length_limit
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ not posting:
    making another; a reply by someone else in flight or unsettled, or one that
    appeared since the composer was opened (`seen_replies`), stops the post.
 2. The platform is called outside any transaction, under a wall-clock
-   deadline (`replies.publish_deadline_seconds`; see desk/publishers/deadline.py).
+   deadline (`replies.publish_deadline_seconds`; see collectors/net/deadline.py).
 3. The result is recorded: `posted` (with the platform's id and link; the
    case's first response time is set on the first one), `failed` (the platform
    refused it or it was never sent: safe to try again) or `unknown` (no answer

@@ -37,6 +37,7 @@ for other runners; one further ahead than any wait Hearken sets is taken as a cl
 from __future__ import annotations
 
 import logging
+import math
 import os
 import random
 import signal
@@ -57,6 +58,7 @@ import collectors
 from collectors import http
 from collectors.base import AuthFailed, CollectorError, NotConfigured, TryLater
 from collectors.match import TermMatcher
+from collectors.plain import reason_line
 from desk import alerts, audit, mailer
 from desk.config import HearkenConfig
 from desk.db import Store
@@ -373,7 +375,14 @@ class Runner:
     def _record_failure(self, src, platform: str, exc: Exception, *, status: str = "failing",
                         retry_after: float | None = None) -> None:
         now = self.clock()
-        reason = str(exc) if isinstance(exc, CollectorError) else f"{type(exc).__name__}: {exc}"
+        # a platform's words (an error message, an exception quoting a body) as one clean line a database takes
+        reason = reason_line(str(exc) if isinstance(exc, CollectorError) else f"{type(exc).__name__}: {exc}")
+        longest = self.cfg.runner.max_backoff_seconds
+        if retry_after is not None and not (math.isfinite(retry_after) and retry_after >= 0):
+            retry_after = None  # "Retry-After: inf" says nothing we can wait for
+        if status not in ("disabled", "auth_failed") and retry_after is not None and retry_after > longest:
+            # a broken CDN or a misread header must not silence a source for a year: a person chose the longest wait
+            reason += f"; waiting {longest:g}s instead, the longest the runner waits (runner.max_backoff_seconds)"
         with self.store.session() as s:
             st = state_for(s, src.name, platform)
             first = st.status != status
@@ -385,7 +394,7 @@ class Runner:
             if status in ("disabled", "auth_failed"):  # waiting for a person, not for the platform
                 wait = self.cfg.runner.max_backoff_seconds
             elif retry_after is not None:
-                wait = retry_after
+                wait = min(retry_after, longest)
             else:
                 wait = min(self.cfg.runner.max_backoff_seconds,
                            src.interval_seconds * 2 ** min(st.consecutive_failures - 1, 16))

@@ -19,6 +19,8 @@ from hypothesis import strategies as st
 
 from collectors import clean, times
 from collectors.base import Mention, PollResult
+from collectors.errors import Rejected, TryLater
+from collectors.plain import URL_SHOWN
 from desk.models import Mention as MentionRow
 
 UTC = timezone.utc
@@ -133,6 +135,18 @@ def test_json_with_bad_bytes_or_absurd_nesting_still_gives_the_other_posts():
     assert posts[0]["raw"] == "caf\ufffd \ufffd" and posts[2]["raw"] == 'ok [ " ] {'
     with pytest.raises(ValueError):
         clean.loads_json(b"<html>maintenance</html>")
+
+
+@settings(max_examples=60, deadline=None)
+@given(anything, anything)
+def test_whatever_a_platform_says_a_platform_error_keeps_one_storable_line(reason, url):
+    """A reason quotes the platform (X's errors[].message, Discourse's errors list) and is stored as a source's
+    status or a reply's error: PostgreSQL refuses NUL, a CR/LF would forge a log line, and a page-long error
+    body would bury the Sources page."""
+    for exc in (TryLater(reason, url=url), Rejected(reason * 20, url=url * 20)):
+        shown = str(exc)
+        assert STORABLE_LINE.fullmatch(shown), repr(shown)
+        assert len(exc.reason) <= clean.REASON_LIMIT and len(shown) <= clean.REASON_LIMIT + URL_SHOWN + 3
 
 
 def test_column_limits_match_the_database():

@@ -146,6 +146,18 @@ def test_a_429_is_rate_limited_with_the_servers_wait(server):
     assert info.value.url.startswith(server.url + "/posts.json")
 
 
+@pytest.mark.parametrize("header, wait", [("1e12", 1e12), ("inf", None), ("nan", None), ("-5", 0.0),
+                                          ("soon", None)])
+def test_a_retry_after_that_is_no_length_of_time_is_not_taken_for_one(server, header, wait):
+    """A proxy's or a broken CDN's Retry-After: a huge number is passed on (the runner caps it and says so),
+    infinity or garbage is no wait at all (the runner's own backoff applies)."""
+    server.route("/posts.json", Reply(429, {"errors": ["slow down"]}, {"Retry-After": header}))
+    with pytest.raises(RateLimited) as info:
+        make(server).poll({"latest": {"last_id": 1}})
+    assert info.value.retry_after == wait
+    assert "429" in info.value.reason and "\n" not in info.value.reason
+
+
 @pytest.mark.parametrize("reply, problem", [
     (Reply(200, "<html>Maintenance</html>", {"Content-Type": "text/html"}), "not JSON"),
     (Reply(200, {"topic_list": []}), "no latest_posts"),

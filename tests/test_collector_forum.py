@@ -377,3 +377,33 @@ def test_ids_remembered_alone_by_an_older_hearken_still_count_as_seen(server):
     assert result.mentions == []
     [entry] = result.cursor["pages"][url]["seen"]
     assert entry[0] == f"{host}#1" and entry[2] == int(t.timestamp())  # from now on with its author and time
+
+
+NESTED = """<html><head><title>Board</title><base href="/forum/"></head><body>
+<div class="p" id="p1"><h1 class="t">Acme thread</h1><span class="a">ann</span><time datetime="2026-01-05T10:00:00Z">
+</time><div class="b">acme one</div>
+  <div class="p" id="p2"><span class="a">bob</span><time datetime="2026-01-05T10:01:00Z"></time><div class="b">acme two</div>
+  </div></div>
+<div class="p" id="p3"><span class="a">cy</span><time datetime="2026-01-05T10:02:00Z"></time><div class="b">acme three</div>
+<a class="perma" href="p3.html">#</a><a rel="next" href="/t?page=2">next</a></div>
+</body></html>"""
+LAST = """<html><body><div class="p" id="p4"><span class="a">di</span><time datetime="2026-01-05T10:03:00Z"></time>
+<div class="b">acme four</div></div></body></html>"""
+
+
+def test_a_page_read_a_post_at_a_time_answers_as_the_whole_page_would(server):
+    """Posts are read as each one closes and then dropped (collectors/forum/stream.py), yet the page-wide answers
+    are the whole page's: a title that only the first post holds, a next-page link inside the last post, the
+    page's <base> for links, a post nested in another (both read, the outer keeps its own body), and the post
+    selector's second alternative where the first matches nothing."""
+    server.route("/t", lambda req: Reply(200, LAST if req.arg("page") == "2" else NESTED, {"Content-Type": "text/html"}))
+    selectors = {"post": "article.post || div.p", "id_attr": "id", "body": "div.b", "author": ".a",
+                 "time": "time@datetime", "title": "h1.t || title", "next_page": "a[rel=next]@href",
+                 "permalink": "a.perma@href"}
+    collector = make(server, ["/t"], selectors=selectors)
+    result = collector.poll({"pages": {server.url + "/t": {"seen": ["none yet"]}}})
+    got = [(m.extra["post_id"], m.author, m.body, m.title) for m in result.mentions]
+    assert got == [("1", "ann", "acme one", "Acme thread"), ("2", "bob", "acme two", "Acme thread"),
+                   ("3", "cy", "acme three", "Acme thread"), ("4", "di", "acme four", "")]
+    assert result.mentions[2].url == server.url + "/forum/p3.html"
+    assert [r.arg("page") for r in server.requests if r.path == "/t"] == [None, "2"]

@@ -243,6 +243,25 @@ def test_x_errors_map_to_refused_or_unknown(tmp_path, status, body, expected):
         stand.stop()
 
 
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_x_never_follows_a_redirect_on_a_post_and_takes_it_as_unknown(tmp_path, status):
+    """requests would send the POST again on a 307/308 (and a GET on the others, whose answer would be read as
+    the post's): a platform that stored the reply before redirecting would hold two."""
+    import desk.publishers as pubs
+
+    stand = StandIn()
+    stand.routes[("POST", "/2/tweets")] = lambda r: (status, {"title": "moved"}, {"Location": "/2/tweets"})
+    stand.routes[("GET", "/2/tweets")] = lambda r: (200, {"data": {"id": "1", "text": "Sorry Maria"}}, {})
+    stand.start()
+    try:
+        pub = publisher_for(make_cfg(tmp_path, x_base=stand.base_url), "x", ENV)
+        with pytest.raises(pubs.Unknown, match=f"HTTP {status}"):
+            pub.publish(Target("x", "x", "555", "555", "", "@maria_t", {}), "Sorry Maria")
+        assert [r.method for r in stand.requests] == ["POST"]
+    finally:
+        stand.stop()
+
+
 def test_discourse_validation_error_is_refused_with_its_message(tmp_path):
     from tests.e2e_helpers import DISCOURSE_ENV, discourse_config
 
@@ -257,6 +276,43 @@ def test_discourse_validation_error_is_refused_with_its_message(tmp_path):
         with pytest.raises(Rejected, match="too similar"):
             pub.publish(Target("discourse", "community", "h/t/5/2", "h/t/5", "", "k", {"topic_id": 5,
                                                                                    "post_number": 2}), "Hi")
+    finally:
+        stand.stop()
+
+
+# Discourse's documented refusals (its errors list, one of 400/403/404/422/429), and answers that prove nothing:
+# a proxy's redirect, timeout or page, a conflict, an empty 429. Built from Discourse's error format (nobody
+# recorded one); what matters is which side of "nothing was posted" each lands on.
+_SAYS = {"errors": ["You are not permitted to view the requested resource."], "error_type": "invalid_access"}
+
+
+@pytest.mark.parametrize("status, body, outcome", [
+    (400, {"errors": ["param is missing or the value is empty: raw"]}, "Rejected"),
+    (403, _SAYS, "Rejected"),
+    (404, {"errors": ["The requested URL or resource could not be found."], "error_type": "not_found"}, "Rejected"),
+    (422, {"action": "create_post", "errors": ["Body is too similar to what you recently posted"]}, "Rejected"),
+    (429, {"errors": ["You've performed this action too many times."], "error_type": "rate_limit"}, "Rejected"),
+    (301, b"", "Unknown"), (307, b"", "Unknown"), (308, b"", "Unknown"),
+    (408, b"<html>Request Timeout</html>", "Unknown"), (409, {"errors": ["conflict"]}, "Unknown"),
+    (403, b"<html>Forbidden by the firewall</html>", "Unknown"), (422, {"error": "odd"}, "Unknown"),
+    (429, b"", "Unknown"), (502, b"<html>Bad Gateway</html>", "Unknown"),
+])
+def test_only_discourses_own_refusals_say_nothing_was_posted(tmp_path, status, body, outcome):
+    import desk.publishers as pubs
+    from tests.e2e_helpers import DISCOURSE_ENV, discourse_config
+
+    stand = StandIn()
+    stand.routes[("POST", "/posts.json")] = lambda r: (status, body, {"Location": "/posts.json"} if status < 400 else {})
+    stand.start()
+    try:
+        p = tmp_path / "d.yaml"
+        p.write_text(discourse_config(stand.base_url))
+        pub = publisher_for(load_config(p), "community", DISCOURSE_ENV)
+        with pytest.raises(getattr(pubs, outcome)) as caught:
+            pub.publish(Target("discourse", "community", "h/t/5/2", "h/t/5", "", "k", {"topic_id": 5,
+                                                                                   "post_number": 2}), "Hi")
+        assert len(stand.posts("/posts.json")) == 1, "a redirect on a post is never followed"
+        assert str(status) in str(caught.value)
     finally:
         stand.stop()
 
@@ -347,13 +403,13 @@ def test_discourse_reply_id_is_the_collectors_mention_id_so_answers_join_their_c
     ("Line one\n\nLine two  ", "Line one Line two"),
 ])
 def test_our_text_is_recognised_as_platforms_give_it_back(sent, shown):
-    from desk.publishers.base import same_text
+    from collectors.posting import same_text
 
     assert same_text(sent, shown)
 
 
 def test_a_different_text_is_not_ours():
-    from desk.publishers.base import same_text
+    from collectors.posting import same_text
 
     assert not same_text("Sorry Maria, we're on it", "Sorry Maria, we're on it. Update: fixed")
     assert not same_text("Sorry Maria", "@maria_t Sorry Mario")

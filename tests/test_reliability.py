@@ -224,8 +224,10 @@ def platform():
 
 
 def write_config(tmp_path: Path, db_url: str, sources: list[str], *, lease: float = 1.0, extra: str = "",
-                 name: str = "hearken.yaml", runner: str = "", alerts: str = "{enabled: false}") -> Path:
-    """A config for these tests; `runner` adds keys to runner: ("shutdown_seconds: 3"), `alerts` replaces alerts:."""
+                 name: str = "hearken.yaml", runner: str = "", alerts: str = "{enabled: false}",
+                 backoff: float = 2) -> Path:
+    """A config for these tests; `runner` adds keys to runner: ("shutdown_seconds: 3"), `alerts` replaces alerts:,
+    `backoff` is runner.max_backoff_seconds (the longest a failing source waits)."""
     path = tmp_path / name
     src = "\n".join(f"  - {s}" for s in sources)
     path.write_text(f"""\
@@ -237,7 +239,7 @@ team:
   - {{name: Morgan Manager, email: morgan@example.com, role: manager}}
 database: {{url: "{db_url}"}}
 alerts: {alerts}
-runner: {{lease_seconds: {lease}, max_backoff_seconds: 2, jitter: 0.1{", " + runner if runner else ""}}}
+runner: {{lease_seconds: {lease}, max_backoff_seconds: {backoff:g}, jitter: 0.1{", " + runner if runner else ""}}}
 {extra}""")
     return path
 

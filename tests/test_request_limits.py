@@ -9,11 +9,16 @@ fetch content from another origin: the other origin's server counts what reached
 
 from __future__ import annotations
 
+import gzip
 import time
+import tracemalloc
+import zlib
 
 import pytest
 
 from collectors import CollectorError, TermMatcher, build, http
+from collectors.net import inflate
+from tests.adversary import gzip_bomb
 from collectors.discourse.settings import DiscourseSource
 from collectors.forum.settings import ForumSource
 from collectors.reddit.settings import RedditSource
@@ -185,3 +190,47 @@ def test_a_next_page_link_to_another_origin_ends_the_thread_with_a_note(srv, oth
     assert [m.body for m in result.mentions] == ["Northwind outage, page 1"], "this page's posts are kept"
     assert any(f"the next-page link to {other.url}/thread?page=2 was not followed" in n for n in result.notes), \
         result.notes
+
+
+# --- compressed answers (issue 13: the byte cap counts what the body inflates to) -------------------
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_gzip_bomb_is_cut_at_the_cap_without_being_inflated_whole(srv, kind, layers):
+    """A few kB on the wire that inflate to 256 MiB (gzip, or gzip inside gzip): the poll fails with the cap's
+    reason, and the process never held more than a few pieces of it (tracemalloc sees every bytes object
+    zlib hands back, in httpx's path and in urllib3's)."""
+    encoding = ", ".join(["gzip"] * layers)
+    serve(srv, kind, Body(gzip_bomb(256, layers=layers), content_type="application/json",
+                          headers={"Content-Encoding": encoding}))
+    c = collector(kind, srv.url)
+    tracemalloc.start()
+    try:
+        reason, took = poll_failure(c)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "more than 1,000,000 bytes" in reason, reason
+    assert peak < 24 * 2**20, f"reading a 1 MB-capped answer held {peak / 2**20:.0f} MiB at its peak"
+
+
+def test_an_encoding_hearken_did_not_ask_for_is_refused_by_name(srv):
+    serve(srv, "discourse", Body(b"\x1b\x00\x00", content_type="application/json", headers={"Content-Encoding": "br"}))
+    reason, _ = poll_failure(collector("discourse", srv.url))
+    assert "Content-Encoding 'br'" in reason and "gzip, deflate" in reason, reason
+    assert srv.requests[-1].headers.get("accept-encoding") == "gzip, deflate"
+
+
+@pytest.mark.parametrize("encodings, pack", [
+    (["gzip"], gzip.compress), (["deflate"], zlib.compress), (["deflate"], lambda b: zlib.compress(b)[2:-4]),
+    (["gzip", "gzip"], lambda b: gzip.compress(gzip.compress(b))), (["identity"], lambda b: b),
+    (["gzip"], lambda b: gzip.compress(b[:50_000]) + gzip.compress(b[50_000:])),  # two gzip members
+])
+def test_the_inflater_gives_back_the_body_in_bounded_pieces(encodings, pack):
+    body = bytes(range(256)) * 1000 + b"Northwind " * 100_000
+    inflater = inflate.Inflater(encodings, None)
+    wire = pack(body)
+    pieces = [p for i in range(0, len(wire), 4096) for p in inflater.feed(wire[i:i + 4096])]
+    pieces += list(inflater.finish())
+    assert b"".join(pieces) == body and max(map(len, pieces)) <= inflate.PIECE

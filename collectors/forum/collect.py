@@ -49,6 +49,7 @@ page's address stands in for it, with a note.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import re
 import time
@@ -59,12 +60,13 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
 import httpx
-from bs4 import BeautifulSoup, Tag
+from bs4 import Tag
 
 from collectors import clean, times
 from collectors.net import http
 from collectors.base import BadPayload, Mention, NotConfigured, PollResult, SetAside, TryLater, collector_boundary
 from collectors.forum.presets import DEFAULT_NEXT_PAGE, PRESETS
+from collectors.forum.stream import PostStream
 from collectors.forum.text import html_text, line_text
 from collectors.identity import fingerprint, same_fingerprint
 from collectors.match import TermMatcher
@@ -105,16 +107,16 @@ class Spec:
                 return [(el, attr) for el in found]
         return []
 
+    @staticmethod
+    def value(el: Tag, attr: str | None) -> str:
+        """What one found element says: its `attr`, else its text, on one line."""
+        value = el.get(attr) if attr else line_text(el)
+        if isinstance(value, list):
+            value = " ".join(value)
+        return " ".join(str(value).split())
+
     def values(self, scope: Tag) -> list[str]:
-        out = []
-        for el, attr in self.elements(scope):
-            value = el.get(attr) if attr else line_text(el)
-            if isinstance(value, list):
-                value = " ".join(value)
-            value = " ".join(str(value).split())
-            if value:
-                out.append(value)
-        return out
+        return [v for el, attr in self.elements(scope) if (v := self.value(el, attr))]
 
     def first(self, scope: Tag) -> str | None:
         values = self.values(scope)
@@ -302,34 +304,57 @@ class ForumCollector:
 
     # -- parsing ------------------------------------------------------------
 
-    def _posts(self, soup: BeautifulSoup, page_url: str, thread_url: str, notes: list[str]) -> list[dict[str, Any]]:
-        """The page's posts; a post that cannot be read is returned as {"id": ..., "aside": SetAside}."""
-        base_tag = soup.find("base", href=True)
-        base = _join(page_url, base_tag["href"]) if base_tag else page_url
-        canonical_tag = soup.find("link", rel="canonical", href=True)
-        canonical = (_join(base, canonical_tag["href"]) if canonical_tag else None) or page_url
-        title = self.sel["title"].first(soup) or ""
-        elements = [el for el, _ in self.sel["post"].elements(soup)]
-        if not elements:
+    def _read_page(self, html: str, page_url: str, thread_url: str,
+                   notes: list[str]) -> tuple[list[dict[str, Any]], str | None]:
+        """The page's posts and its next page. A post is reduced as it is parsed (collectors/forum/stream.py)
+        to what the seen list needs (id, author, time) and what it gives (a mention, or None), or, when it cannot
+        be read, {"id", "aside"}."""
+        found: list[list[tuple[Any, dict[str, Any]]]] = [[] for _ in self.sel["post"].alternatives]
+        where: dict[str, str] = {}
+        offsite: list[str] = []
+
+        def on_post(page: PostStream, el: Tag, which: int) -> None:
+            if not where:  # <base> and the canonical link are in the head, read before any post
+                where.update(self._page_urls(page, page_url))
+            index = sum(len(f) for f in found)
+            try:
+                post = self._post(el, index, where["base"], where["canonical"], page_url, thread_url, notes, offsite)
+                record = {"id": post["id"], "author": post["author"], "posted_at": post["posted_at"],
+                          "mention": self._mention(post, thread_url)}
+            except Exception as exc:  # noqa: BLE001 - one odd post loses only itself
+                record = self._unreadable(el, index, page_url, thread_url, exc)
+            found[which].append(((el.sourceline or 0, el.sourcepos or 0), record))
+
+        page = PostStream(html, post=self.sel["post"], on_post=on_post, value=Spec.value,
+                          facts={"title": self.sel["title"], "next_page": self.sel["next_page"]})
+        which = page.winner()
+        if which is None:
             raise BadPayload(f"{self.name}: no post on the page matched {self.sel['post'].text!r} "
                              "(the forum's layout changed, or the page needs a login)", url=page_url)
-        posts = []
-        offsite: list[str] = []
-        for index, el in enumerate(elements):
-            try:
-                posts.append(self._post(el, index, base, canonical, page_url, thread_url, title, notes, offsite))
-            except Exception as exc:  # noqa: BLE001 - one odd post loses only itself
-                posts.append(self._unreadable(el, index, page_url, thread_url, exc))
         if offsite:
             notes.append(f"{page_url}: {len(offsite)} permalink(s) lead off {urlsplit(page_url).hostname} "
                          f"(the first: {clean.shown(offsite[0], 200)}); stored the page's address instead")
-        readable = [p for p in posts if "aside" not in p]
-        if not readable and len(posts) > 1:
+        posts = [record for _, record in sorted(found[which], key=lambda pair: pair[0])]
+        if not any("aside" not in p for p in posts) and len(posts) > 1:
             # Not one of several posts readable: the layout changed. Fail the page (nothing is remembered
             # as seen), so the posts are read once the selectors are fixed.
             reasons = "; ".join(p["aside"].reason for p in posts[:3])
-            raise BadPayload(f"{self.name}: {len(elements)} posts found but none readable: {reasons}", url=page_url)
-        return posts
+            raise BadPayload(f"{self.name}: {len(posts)} posts found but none readable: {reasons}", url=page_url)
+        title = page.first("title") or ""
+        for p in posts:
+            if p.get("mention") is not None:
+                p["mention"] = dataclasses.replace(p["mention"], title=title)
+        base = where.get("base") or self._page_urls(page, page_url)["base"]
+        return posts, self._next_page(page.first("next_page"), base, page_url)
+
+    @staticmethod
+    def _page_urls(soup: Tag, page_url: str) -> dict[str, str]:
+        """What the page's links resolve against (its <base>) and its canonical address."""
+        base_tag = soup.find("base", href=True)
+        base = (_join(page_url, base_tag["href"]) if base_tag else None) or page_url
+        canonical_tag = soup.find("link", rel="canonical", href=True)
+        canonical = (_join(base, canonical_tag["href"]) if canonical_tag else None) or page_url
+        return {"base": base, "canonical": canonical}
 
     def _post_id(self, el: Tag) -> str | None:
         raw_id = None
@@ -348,7 +373,7 @@ class ForumCollector:
             return f"{site(thread_url)}{parts.path}" + (f"?{parts.query}" if parts.query else "") + f"#{post_id}"
         return f"{site(page_url)}#{post_id}"
 
-    def _post(self, el: Tag, index: int, base: str, canonical: str, page_url: str, thread_url: str, title: str,
+    def _post(self, el: Tag, index: int, base: str, canonical: str, page_url: str, thread_url: str,
               notes: list[str], offsite: list[str]) -> dict[str, Any]:
         post_id = self._post_id(el)
         body_el = self.sel["body"].elements(el)
@@ -385,7 +410,7 @@ class ForumCollector:
         quoted = self.sel["quote_author"].values(el) if self.sel["quote_author"] else []
         parent = self._parent(el, post_id)
         return {"id": self._external_id(post_id, page_url, thread_url), "post_id": post_id, "url": url,
-                "author": author or "", "body": body, "posted_at": posted_at, "title": title, "quoted": quoted,
+                "author": author or "", "body": body, "posted_at": posted_at, "quoted": quoted,
                 "own_words": own_words,
                 "parent": self._external_id(parent, page_url, thread_url) if parent else None}
 
@@ -428,10 +453,8 @@ class ForumCollector:
             platform=PLATFORM, source=self.name, reason=f"{self.name}: {name}: {why}", raw=clean.safe_raw(raw),
             external_id=external_id if post_id else None, url=page_url)}
 
-    def _next_page(self, soup: BeautifulSoup, page_url: str) -> str | None:
-        base_tag = soup.find("base", href=True)
-        base = (_join(page_url, base_tag["href"]) if base_tag else None) or page_url
-        href = self.sel["next_page"].first(soup)
+    @staticmethod
+    def _next_page(href: str | None, base: str, page_url: str) -> str | None:
         if not href or href.startswith("#"):
             return None
         nxt = clean.safe_link(_join(base, href))  # never javascript:, data:, file: ...
@@ -454,7 +477,7 @@ class ForumCollector:
             extra["reply_to_own"] = True
         return Mention(
             platform=PLATFORM, source=self.name, external_id=post["id"], url=post["url"], author=post["author"],
-            body=post["body"], posted_at=post["posted_at"], title=post["title"], thread_id=thread_url,
+            body=post["body"], posted_at=post["posted_at"], title="", thread_id=thread_url,
             parent_id=post["parent"], matched_terms=terms, extra=extra,
         )
 
@@ -492,18 +515,17 @@ class ForumCollector:
                 fetched[site(url)] = fetched.get(site(url), 0) + 1
                 if response.status_code == 304:
                     break
-                soup = BeautifulSoup(http.decode_html(response.content, response.headers, forced=self.settings.encoding),
-                                     "html.parser")
                 final = str(response.url)  # links resolve against where redirects led
-                posts = self._posts(soup, final, configured, notes)
+                v = http.Validators.from_response(response)
+                html = http.decode_html(response.content, response.headers, forced=self.settings.encoding)
+                del response  # the page's bytes: only what was read from them is kept
+                posts, nxt = self._read_page(html, final, configured, notes)
                 reads += len(posts)
                 pending.append(posts)
                 last_url = url
-                v = http.Validators.from_response(response)
                 new_state.pop("etag", None)
                 new_state.pop("last_modified", None)
                 new_state.update(v.to_cursor())
-                nxt = self._next_page(soup, final)
                 if nxt is not None and (why := http.off_origin(configured, nxt)):
                     notes.append(f"{final}: the next-page link to {nxt} was not followed: {why}")
                     nxt = None
@@ -525,10 +547,8 @@ class ForumCollector:
                         continue
                     if "aside" in post:
                         set_aside.append(post["aside"])
-                        continue
-                    mention = self._mention(post, configured)
-                    if mention is not None:
-                        mentions.append(mention)
+                    elif post["mention"] is not None:
+                        mentions.append(post["mention"])
             new_state["resume"] = unfetched_next or last_url
             if unfetched_next:  # validators belong to the page last read, not to this one
                 new_state.pop("etag", None)

@@ -20,7 +20,10 @@ deadline real inside it:
 - a request that has not begun to go out by then is never sent, and
   `Deadline.sent` says whether any had begun;
 - each connect and read waits at most the time left, and an answer may be
-  at most `MAX_BYTES` long (an endless body is cut, not buffered).
+  at most `MAX_BYTES` long (an endless body is cut, not buffered), counted
+  on the wire and again once inflated (httpx: collectors/net/inflate.py,
+  a piece at a time; requests: urllib3, which bounds each piece itself), so
+  a few kB of gzip bomb is cut at the cap too.
 
 `run` returns within the deadline plus `MARGIN`, whatever the platform does;
 past it, it raises `DeadlinePassed` (with `sent`), and a worker still inside a
@@ -45,6 +48,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import MaxRetryError, NewConnectionError
+
+from collectors.net import inflate
 
 T = TypeVar("T")
 MARGIN = 0.5  # seconds a worker gets, after its sockets are shut, to hand back what it has
@@ -310,17 +315,34 @@ class _Backend(httpcore.NetworkBackend):
         self._inner.sleep(seconds)
 
 
-def httpx_client(base_url: str, **kwargs: Any) -> httpx.Client:
-    """An httpx client for `base_url` whose calls answer to the current deadline. The proxy the
-    environment names for that address (HTTPS_PROXY, NO_PROXY, ...) is used, as httpx would."""
+def httpx_client(base_url: str, *, headers: dict[str, str] | None = None, **kwargs: Any) -> httpx.Client:
+    """An httpx client for `base_url` whose calls answer to the current deadline, and whose answers are
+    inflated within its byte cap (`httpx_transport`). The proxy the environment names for that address
+    (HTTPS_PROXY, NO_PROXY, ...) is used, as httpx would."""
     scheme, host = urlsplit(base_url).scheme, urlsplit(base_url).hostname or ""
     proxy = None if urllib.request.proxy_bypass(host) else urllib.request.getproxies().get(scheme)
-    return httpx.Client(transport=httpx_transport(proxy), trust_env=False, **kwargs)
+    return httpx.Client(transport=httpx_transport(proxy), trust_env=False,
+                        headers={"Accept-Encoding": inflate.ACCEPT_ENCODING, **(headers or {})}, **kwargs)
+
+
+class _Transport(httpx.HTTPTransport):
+    """httpx's transport, with compressed bodies inflated a bounded piece at a time (collectors/net/inflate.py):
+    inside a call, past the call's byte cap the answer is cut (TooLarge, an httpx.DecodingError); outside
+    one, the reader counts (collectors/net/http.py's `fetch`)."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = super().handle_request(request)
+        d = _current.get()
+        try:
+            return inflate.inflating(response, d.max_bytes if d is not None else None)
+        except inflate.InflateError:
+            response.close()
+            raise
 
 
 def httpx_transport(proxy: str | None = None, *, limits: httpx.Limits | None = None) -> httpx.HTTPTransport:
     """An httpx transport whose connections answer to the deadlines of the request and the call using them."""
-    transport = httpx.HTTPTransport(proxy=proxy, **({"limits": limits} if limits is not None else {}))
+    transport = _Transport(proxy=proxy, **({"limits": limits} if limits is not None else {}))
     transport._pool._network_backend = _Backend()  # httpx takes no backend argument; httpcore's pools all keep it here
     return transport
 

@@ -3,7 +3,9 @@
 - `make_client` and `get` / `fetch`: every request is bounded. `Limits` gives it a wall-clock deadline
   (redirects included; it holds against a server that sends one byte every few seconds, where a
   per-read timeout never fires) and a cap on the bytes read (the body is streamed and reading stops
-  at the cap, so an endless answer costs at most that much memory). Inside `poll_deadline(...)`
+  at the cap, so an endless answer costs at most that much memory). The cap counts the body as it is
+  after Content-Encoding is undone, a piece at a time (collectors/net/inflate.py): a gzip bomb is cut
+  at the cap like an endless body. Inside `poll_deadline(...)`
   (the runner sets it around each poll) no request outlives the poll either; both deadlines, and a
   platform call's, are kept by one mechanism, collectors/net/deadline.py, whose transport the
   client uses (posting uses the same). Redirects are followed
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import codecs
 import ipaddress
+import math
 import re
 import time
 import urllib.robotparser
@@ -43,7 +46,7 @@ import httpx
 
 from collectors.clean import loads_json
 from collectors.errors import AuthFailed, BadPayload, RateLimited, TryLater
-from collectors.net import deadline
+from collectors.net import deadline, inflate
 from collectors.net.deadline import poll_deadline, request_deadline  # noqa: F401 - the readers' names for them
 
 DEFAULT_TIMEOUT = 20.0  # seconds one read may wait; the request's deadline bounds the whole
@@ -98,7 +101,7 @@ def make_client(user_agent: str, *, timeout: float = DEFAULT_TIMEOUT, headers: M
                 limits: Limits | None = None) -> Client:
     """An httpx client with our user agent and bounded requests (see `fetch`)."""
     limits = limits or Limits(read_timeout=timeout)
-    all_headers = {"User-Agent": user_agent}
+    all_headers = {"User-Agent": user_agent, "Accept-Encoding": inflate.ACCEPT_ENCODING}
     all_headers.update(headers or {})
     read = min(timeout, limits.read_timeout)
     return Client(limits=limits, timeout=httpx.Timeout(read, connect=min(10.0, read)), headers=all_headers)
@@ -164,6 +167,8 @@ def fetch(client: Client, url: str, *, what: str, headers: Mapping[str, str] | N
                 if time.monotonic() >= at - 0.05:
                     raise TryLater(deadline_reason(what, limits, polls), url=str(request.url)) from exc
                 raise TryLater(f"{what} did not answer in time ({type(exc).__name__})", url=str(request.url)) from exc
+            except inflate.InflateError as exc:
+                raise BadPayload(f"{what} sent an answer that cannot be read: {exc}", url=str(request.url)) from exc
             except httpx.HTTPError as exc:
                 raise TryLater(f"{what} could not be reached: {exc}", url=str(request.url)) from exc
             try:
@@ -187,6 +192,7 @@ def fetch(client: Client, url: str, *, what: str, headers: Mapping[str, str] | N
 
 
 def _read_capped(response: httpx.Response, limits: Limits, what: str, at: float, polls: bool) -> bytes:
+    """The body, inflated (by the transport, a piece at a time) and counted against `limits.max_bytes` as it comes."""
     url = str(response.request.url)
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limits.max_bytes:
@@ -201,43 +207,52 @@ def _read_capped(response: httpx.Response, limits: Limits, what: str, at: float,
         if time.monotonic() >= at - 0.05:
             raise TryLater(deadline_reason(what, limits, polls), url=url) from exc
         raise TryLater(f"{what} stopped sending mid-answer ({type(exc).__name__})", url=url) from exc
+    except inflate.InflateError as exc:
+        raise BadPayload(f"{what} sent an answer that cannot be read: {exc}", url=url) from exc
     except httpx.HTTPError as exc:
         raise TryLater(f"{what} broke off its answer: {exc}", url=url) from exc
     return bytes(body)
 
 
 def retry_after_seconds(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
-    """Seconds the server asked us to wait, from Retry-After or rate-limit reset headers; None if it did not say."""
+    """Seconds the server asked us to wait, from Retry-After or rate-limit reset headers; None if it did not say
+    (or said something that is no length of time: "inf", "nan", a date that does not parse)."""
     now = time.time() if now is None else now
-    value = headers.get("retry-after")
+    value = (headers.get("retry-after") or "").strip()
     if value:
-        value = value.strip()
         try:
-            return max(0.0, float(value))
+            seconds: float | None = float(value)
         except ValueError:
-            try:
-                when = parsedate_to_datetime(value)
-            except (TypeError, ValueError):
-                when = None
-            if when is not None:
-                if when.tzinfo is None:
-                    when = when.replace(tzinfo=timezone.utc)
-                return max(0.0, when.timestamp() - now)
+            seconds = _until(value, now)
+        if seconds is not None and math.isfinite(seconds):
+            return max(0.0, seconds)
     for name in ("x-ratelimit-reset", "x-rate-limit-reset", "ratelimit-reset"):
-        value = headers.get(name)
-        if not value:
-            continue
         try:
-            reset = float(value)
+            reset = float(headers.get(name) or "")
         except ValueError:
             continue
-        # Reddit sends seconds until reset; X and GitHub-style APIs send an epoch time.
-        return max(0.0, reset - now) if reset > 1e9 else max(0.0, reset)
+        if math.isfinite(reset):
+            # Reddit sends seconds until reset; X and GitHub-style APIs send an epoch time.
+            return max(0.0, reset - now) if reset > 1e9 else max(0.0, reset)
     return None
 
 
+def _until(http_date: str, now: float) -> float | None:
+    """Seconds from `now` until an HTTP date (Retry-After's other form)."""
+    try:
+        when = parsedate_to_datetime(http_date)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return when.timestamp() - now
+
+
 def _wait_text(seconds: float | None) -> str:
-    return f"; the server asked us to wait {seconds:.0f}s" if seconds is not None else ""
+    if seconds is None:
+        return ""
+    days = f" (about {seconds / 86400:,.0f} days)" if seconds >= 2 * 86400 else ""
+    return f"; the server asked us to wait {seconds:,.0f}s{days}"
 
 
 def check_response(response: httpx.Response, *, what: str) -> None:

@@ -11,7 +11,9 @@
   cannot grow the process (the response then raises instead of returning);
 - a default timeout (Tweepy passes none, which in requests means wait forever);
 - redirects only on the origin asked for (`http.off_origin`), so a bearer token or cookie never
-  follows a redirect to another site.
+  follows a redirect to another site, and only for a GET or HEAD: requests would send a POST again on
+  a 307 or 308 (and a platform that stored the post before redirecting would hold two), so the caller
+  gets the 3xx itself and a publisher reads it as "may have been posted".
 
 Failures raise `LimitExceeded` or `RedirectRefused`, both `requests.RequestException`s, so the
 clients' own error handling (prawcore's RequestException, our `except requests.RequestException`)
@@ -29,6 +31,7 @@ import requests
 from collectors.net import deadline, http
 
 CONNECT_TIMEOUT = 10.0
+SAFE_METHODS = frozenset({"GET", "HEAD"})  # the only requests whose redirects are followed
 
 
 class LimitExceeded(requests.RequestException):
@@ -107,6 +110,8 @@ class BoundedSession(requests.Session):
         return super().request(method, url, *args, **kwargs)
 
     def get_redirect_target(self, resp):  # type: ignore[override]
+        if (resp.request.method or "GET").upper() not in SAFE_METHODS:
+            return None  # the 3xx itself goes back to the caller: it may answer a post that was made
         location = super().get_redirect_target(resp)
         if location:
             why = http.off_origin(resp.url, urljoin(resp.url, location))

@@ -47,8 +47,9 @@ class XPublisher:
             if never_sent(exc):
                 raise Rejected(f"could not reach X: {exc}") from exc
             raise Unknown(f"no clear answer from X ({type(exc).__name__})") from exc
-        except tweepy.TwitterServerError as exc:
-            raise Unknown(f"no clear answer from X ({type(exc).__name__})") from exc
+        except tweepy.HTTPException as exc:  # a 5xx, or a 3xx (never followed on a POST), or anything else undocumented
+            status = exc.response.status_code if exc.response is not None else "?"
+            raise Unknown(f"no clear answer from X (HTTP {status}); it may have been posted") from exc
         try:
             tweet_id = str(_json(r)["data"]["id"])
         except (ValueError, KeyError, TypeError) as exc:

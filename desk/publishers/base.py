@@ -1,25 +1,32 @@
-"""What every publisher shares: the reply target, the result, and the errors that decide a retry.
+"""What the desk's publishers share: the errors that decide a retry, in desk's tree, and the platform's
+publisher seen through them.
 
 The error classes answer the one question that matters for exactly-once:
 did the reply go out?
 
-    PublishError        anything that went wrong
+    PublishError        anything that went wrong (a desk.errors.PostingError)
      +-- Rejected       the platform refused it, or it was never sent: nothing was posted, a retry is safe
      +-- Unknown        it may have been posted (timeout, connection lost, 5xx): check the platform first
      +-- NotConfigured  no credentials to post with (nothing was sent)
      +-- ReadOnlySource the source is read-only (nothing was sent)
+
+A platform's publisher (collectors/<platform>/publish.py) raises the same four from collectors/errors.py,
+which imports nothing of desk/; `DeskPublisher` turns them into these before they reach desk/replies.py or
+a person, so the dashboard catches one root (desk.errors.HearkenError).
 """
 
 from __future__ import annotations
 
-import html
-import re
-import unicodedata
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, TypeVar
 
+from collectors import errors as platform_errors
+from collectors.posting import Posted, Publisher, Target, same_text  # noqa: F401 - the desk's names for them
 from desk.errors import PostingError
+
+T = TypeVar("T")
 
 
 class PublishError(PostingError):
@@ -46,68 +53,38 @@ class ReadOnlySource(PublishError):
     """The source is read-only; Hearken never posts through it."""
 
 
-@dataclass(frozen=True)
-class Target:
-    """The post to answer, as the collector stored it."""
-
-    platform: str
-    source: str
-    external_id: str
-    thread_id: str | None
-    url: str
-    author: str
-    extra: dict[str, Any] = field(default_factory=dict)
+_AS_DESK: tuple[tuple[type[platform_errors.PlatformError], type[PublishError]], ...] = (
+    (platform_errors.ReadOnlySource, ReadOnlySource), (platform_errors.NotConfigured, NotConfigured),
+    (platform_errors.Rejected, Rejected), (platform_errors.Unknown, Unknown))
 
 
-@dataclass(frozen=True)
-class Posted:
-    """Our reply as it stands on the platform."""
+@contextmanager
+def in_desk_terms() -> Iterator[None]:
+    """A platform package's publish error raised inside the block comes out as the desk's of the same kind
+    (any other PlatformError as Unknown: whether it went out is not known)."""
+    try:
+        yield
+    except platform_errors.PlatformError as exc:
+        kind = next((desk for plat, desk in _AS_DESK if isinstance(exc, plat)), Unknown)
+        raise kind(str(exc)) from exc
 
-    external_id: str
-    url: str | None = None
 
+class DeskPublisher:
+    """A platform's publisher whose errors are the desk's (`in_desk_terms`)."""
 
-class Publisher(Protocol):
-    """One platform's posting. desk/replies.py runs both calls under a wall-clock deadline
-    (desk/publishers/deadline.py), so a publisher's HTTP client must be one built there."""
+    def __init__(self, inner: Publisher) -> None:
+        self._inner = inner
+        self.platform = inner.platform
 
-    platform: str
+    def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        with in_desk_terms():
+            return fn(*args)
 
     def publish(self, target: Target, text: str) -> Posted:
-        """Post `text` as a public reply to `target`. Raises Rejected or Unknown.
-        `Posted.external_id` is in the format the platform's collector gives its mentions."""
+        return self._call(self._inner.publish, target, text)
 
     def find_ours(self, target: Target, text: str, since: datetime, skew: timedelta) -> Posted | None:
-        """Our account's reply to `target` with this text, made since `since` (our clock; the platform's
-        may be `skew` off either way). Pages back through our posts, newest first, until they are older
-        than `since - skew`. None: it is not there. Raises when it could not read back that far."""
+        return self._call(self._inner.find_ours, target, text, since, skew)
 
-    def close(self) -> None: ...
-
-
-LIMITS = {"x": 280, "reddit": 10000, "discourse": 32000, "forum": 10000}
-
-
-def length_limit(platform: str, extra: dict[str, Any] | None = None) -> int:
-    """The longest reply the platform takes, in characters (demo posts in X style get X's limit)."""
-    if platform == "demo":
-        return 280 if (extra or {}).get("style") == "x" else 10000
-    return LIMITS.get(platform, 10000)
-
-
-_WS = re.compile(r"\s+")
-_LINK = re.compile(r"https?://\S+")
-_LEADING_HANDLES = re.compile(r"^(?:@\w+\s+)+")
-
-
-def _comparable(text: str) -> str:
-    text = unicodedata.normalize("NFC", html.unescape(text or ""))
-    text = _LINK.sub("<link>", text)  # X shortens links to t.co
-    text = _LEADING_HANDLES.sub("", text.strip())  # X puts the @handles a reply answers before its text
-    return _WS.sub(" ", text).strip().casefold()
-
-
-def same_text(a: str, b: str) -> bool:
-    """Whether two texts are the same reply, as platforms give back what we sent: trimmed and re-wrapped,
-    with &, < and > as entities (Reddit, X), links shortened and the answered @handles put first (X)."""
-    return _comparable(a) == _comparable(b)
+    def close(self) -> None:
+        self._inner.close()
