@@ -63,6 +63,12 @@ def _model():
         return _identifier
 
 
+def load() -> None:
+    """Load the detector's model now (about 100 MB, a few seconds) rather than on the first post: the runner
+    calls it at start, beside the complaint model, so its memory and time are paid before polling begins."""
+    _model()
+
+
 def _readable(text: str) -> str:
     return " ".join(_NOISE.sub(" ", text or "").split())
 

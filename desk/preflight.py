@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from collectors.redact import HIDDEN, hide_passwords
 from desk.config import HearkenConfig, Problem
+from desk.errors import UserError
 
 SIGN_IN_KEYS = ("redirect_uri", "cookie_secret", "client_id", "client_secret", "server_metadata_url")
 
@@ -227,7 +228,7 @@ CONNECT_SECONDS = 5  # a server's connect_timeout when the URL gives none (or 0,
 QUERY_SECONDS = 1  # then the server has this long to answer SELECT 1 (statement_timeout, and a wall clock)
 
 
-class DatabaseTimeout(OSError):
+class DatabaseTimeout(UserError, OSError):
     """The database check ran past its deadline."""
 
 

@@ -508,6 +508,9 @@ class Runner:
             signal.signal(signal.SIGINT, self.stop)
         log.info("runner %s started with %d source(s)", self.owner, len(self.sources))
         self.model  # load before polling: loading holds the GIL, which would starve the lease heartbeat
+        from classifier import language
+
+        language.load()  # the same for the language detector (desk/languages.py)
         self._lease_owner = self.owner
         try:
             self._sign_in()

@@ -146,7 +146,8 @@ def test_export_labels_writes_no_cell_a_spreadsheet_would_run(tmp_path, monkeypa
     cid = seed_case(store, cfg, external_id="f1", body=formula)
     store.close()
     at = page(path, monkeypatch)
-    at.button(key=f"dismiss-{cid}").click().run()  # Not a complaint: the label export-labels writes
+    at.button(key=f"dismiss-{cid}").click().run()  # Not a complaint (asks once more): the label export-labels writes
+    at.button(key=f"dismiss-{cid}-confirm").click().run()
     assert not at.exception
     out = hearken("export-labels", "--config", str(path), "--out", "-",
                   env={"HEARKEN_DATABASE_URL": f"sqlite:///{tmp_path / 'hearken.db'}"})
