@@ -266,7 +266,9 @@ def test_one_sources_long_posts_do_not_hold_up_the_other_sources_polls(tmp_path,
     """The same 64 long posts on one source; a healthy forum beside it, polled every second. Polls are started
     only from the main loop's tick, between classification batches, so for as long as a batch takes the
     healthy forum is not asked at all, and a complaint posted there waits with it."""
-    srv.serve("/good/posts.json", _latest([discourse_post(9000, "Northwind is fine")]))
+    # topic 2: both forums are on one host, and the long source's first post is topic 1's first, by the same
+    # author: one external id, stored once, for whichever source is polled first (the long one then has 64)
+    srv.serve("/good/posts.json", _latest([discourse_post(9000, "Northwind is fine", topic=2)]))
     proc, db = _start_with_long_posts(tmp_path, srv, extra_sources=[discourse("good", srv.url + "/good", interval=1)])
     try:
         time.sleep(1)  # the batch is being scored
