@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from desk.db import Store, connect, make_engine  # noqa: E402
+from desk.store.db import Store, connect, make_engine  # noqa: E402
 
 UTC = timezone.utc
 PLATFORMS = [("reddit", 0.35), ("x", 0.35), ("discourse", 0.15), ("forum", 0.1), ("demo", 0.05)]
@@ -422,7 +422,7 @@ class ReplayForum:
 
 
 def hearken_config(db_url: str, sources: list[dict], **extra) -> "HearkenConfig":  # noqa: F821
-    from desk.config import HearkenConfig
+    from desk.config.schema import HearkenConfig
 
     data = {"brand": {"terms": ["Northwind", "@NorthwindHelp"], "exclusions": ["Northwind Traders"]},
             "sources": sources, "alerts": {"enabled": False}, "database": {"url": db_url},

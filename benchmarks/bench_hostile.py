@@ -45,7 +45,7 @@ from pathlib import Path
 from _common import REPO, database, header, kinds, pct, replay_posts
 from sqlalchemy import func, select
 
-from desk.models import Mention, Outbox, SourceState
+from desk.store.models import Mention, Outbox, SourceState
 from tests.hostile import Drip, Flood, HostileServer, Json, Redirect, Stall
 
 UTC = timezone.utc

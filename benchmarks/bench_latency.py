@@ -6,7 +6,7 @@ A real `hearken run` process polls a Discourse stand-in on 127.0.0.1 (benchmarks
 `--interval` seconds (with the configured 10 % jitter). For `--duration` seconds the stand-in publishes
 a complaint at random moments (about one every two seconds), each in a topic of its own by an author
 of their own, so each opens its own case. Meanwhile this script reads the queue the way the Queue page
-does (`desk.queue.open_queue`) every 0.2 s and notes when each post's case first shows.
+does (`desk.cases.queue.open_queue`) every 0.2 s and notes when each post's case first shows.
 
 - ours: publish -> case in the queue.
 - baseline, from the same run: publish -> first served to the runner, i.e. the wait for the next
@@ -32,7 +32,7 @@ from pathlib import Path
 
 from _common import REPO, ReplayForum, database, header, kinds, pct, replay_posts
 
-from desk.queue import open_queue
+from desk.cases.queue import open_queue
 
 
 def run(kind: str, pg_url: str | None, interval: float, duration: float) -> dict:

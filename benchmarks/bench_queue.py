@@ -7,11 +7,11 @@ spread over two years; the newest 2 % active, half open, half replied; the rest 
 dismissed, each answered case with one public reply and every case with its audit event), loaded in
 bulk. Then, timed on the same data:
 
-- queue, ours: `desk.queue.open_queue(store)` as the Queue page calls it (no filters, first 500).
+- queue, ours: `desk.cases.queue.open_queue(store)` as the Queue page calls it (no filters, first 500).
 - queue, baseline: the naive way: read every case with its mention, filter and sort in Python.
-- queue, SQL-ordered (a proposal, not in desk/queue.py): the same first 500 items and counts, with the
+- queue, SQL-ordered (a proposal, not in desk/cases/queue.py): the same first 500 items and counts, with the
   ordering, limit and counts done by the database on the (status, due) indexes.
-- case page, ours: `desk.queue.case_detail(store, id)` for 30 random cases (p50 and p95).
+- case page, ours: `desk.cases.queue.case_detail(store, id)` for 30 random cases (p50 and p95).
 - case page, baseline: the same calls after dropping the indexes the case page's queries use
   (mentions by thread, replies by case, events by case, labels by mention), recreated afterwards.
 
@@ -28,9 +28,9 @@ from datetime import datetime, timedelta
 from _common import UTC, database, fmt_ms, generate, header, kinds, median, pct, timed
 from sqlalchemy import and_, case as sql_case, func, select, text
 
-from desk.cases import ACTIVE
-from desk.models import Case, Mention
-from desk.queue import QueueItem, _due, _excerpt, case_detail, open_queue
+from desk.cases.actions import ACTIVE
+from desk.store.models import Case, Mention
+from desk.cases.queue import QueueItem, _due, _excerpt, case_detail, open_queue
 
 TARGET = 0.300
 CASE_PAGE_INDEXES = {

@@ -35,8 +35,8 @@ from datetime import timedelta
 from _common import UTC, database, fmt_ms, generate, header, kinds
 from sqlalchemy import func, select
 
-from desk.config import HearkenConfig
-from desk.models import Case, Mention, Reply
+from desk.config.schema import HearkenConfig
+from desk.store.models import Case, Mention, Reply
 from desk.periods import last_full_week, parse_week, previous_week
 from desk.reports.weekly import weekly_report
 from zoneinfo import ZoneInfo

@@ -43,7 +43,7 @@ from collectors.base import BadPayload, CollectorError, Mention, PollResult, Set
 from collectors.plain import REASON_LIMIT, SURROGATE, clean_text, fit, fix_surrogates, reason_line  # noqa: F401 - named here too
 from collectors.redact import hide_passwords, without_credentials
 
-# The database columns these fit (desk/models.py; tests/test_clean.py checks they agree).
+# The database columns these fit (desk/store/models.py; tests/test_clean.py checks they agree).
 ID_LIMIT = 200
 AUTHOR_LIMIT = 200
 AUTHOR_FULL_LIMIT = 2000

@@ -6,7 +6,7 @@ uses such an address to connect, but never repeats its password: every error a p
 raises (collectors/errors.py), every note and reason (collectors/clean.py), every log line
 (desk/logs.py) and every address `hearken` prints goes through `hide_passwords`; a link stored or
 drawn for a post carries no credentials at all (`without_credentials`). A database URL is shown by
-desk.db.shown_url instead, which reads it as SQLAlchemy does (percent-encoded parameter names included).
+desk.store.db.shown_url instead, which reads it as SQLAlchemy does (percent-encoded parameter names included).
 """
 
 from __future__ import annotations

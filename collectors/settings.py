@@ -1,7 +1,7 @@
 """The keys every source has under `sources:` in the YAML; each platform's model adds its own.
 
 A platform's settings model (collectors/<platform>/settings.py) subclasses
-`SourceBase` and fixes `type`. desk/config.py validates the whole file, `type`
+`SourceBase` and fixes `type`. desk/config/schema.py validates the whole file, `type`
 picking the model from the registry (collectors/__init__.py). Secrets never
 appear here: a field ending in `_env` names the environment variable that
 holds the secret.
@@ -41,7 +41,7 @@ _MOVED = {"DemoSource": "collectors.demo.settings", "RedditSource": "collectors.
 
 
 def __getattr__(name: str):
-    """The platform models under their old names here, until desk/config.py takes them from the registry."""
+    """The platform models under their old names here, until desk/config/schema.py takes them from the registry."""
     if name in _MOVED:
         import importlib
 

@@ -19,12 +19,12 @@ import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
 from dashboard.configuration import check_command, config, logged_once, problems, version
-from desk.config import HearkenConfig, is_loopback, key_location, local_mode_exposure
-from desk.db import Store, connect
+from desk.config.schema import HearkenConfig, is_loopback, key_location, local_mode_exposure
+from desk.store.db import Store, connect
 from desk.errors import HearkenError
-from desk.health import email_trouble, runner_trouble, source_trouble
-from desk.sla import human_duration
-from desk.users import Actor, SignInRefused, local_actor, sign_in, sign_out, sync_team, touch
+from desk.notify.health import email_trouble, runner_trouble, source_trouble
+from desk.cases.sla import human_duration
+from desk.team.users import Actor, SignInRefused, local_actor, sign_in, sign_out, sync_team, touch
 
 PAGES = {"queue": "views/queue.py", "case": "views/case.py", "metrics": "views/metrics.py",
          "sources": "views/sources.py", "team": "views/team.py"}
@@ -55,7 +55,7 @@ def database_down(exc: BaseException) -> None:
     """The database cannot be opened or stopped answering: one clear message instead of a traceback. Where
     its URL comes from is said to everyone; why it failed (host, user) only in local mode, and in the
     dashboard's own output."""
-    from desk.preflight import database_origin, database_problem
+    from desk.config.preflight import database_origin, database_problem
 
     cfg = config()
     line = database_problem(cfg, exc)

@@ -16,13 +16,13 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import components as ui
-from desk import replies
-from desk.config import HearkenConfig
-from desk.db import Store
-from desk.publishers import can_post
-from desk.queue import CaseDetail
-from desk.replies import ReplyConflict, ReplyOutcome
-from desk.users import Actor
+from desk.cases import replies
+from desk.config.schema import HearkenConfig
+from desk.store.db import Store
+from desk.cases.publishers import can_post
+from desk.cases.queue import CaseDetail
+from desk.cases.replies import ReplyConflict, ReplyOutcome
+from desk.team.users import Actor
 
 NO_TEMPLATE = "(write my own)"
 

@@ -22,8 +22,8 @@ import streamlit as st
 import yaml
 
 from desk import logs
-from desk.config import DEFAULT_CONFIG, ConfigError, HearkenConfig, is_loopback, load_config
-from desk.models import now_utc
+from desk.config.schema import DEFAULT_CONFIG, ConfigError, HearkenConfig, is_loopback, load_config
+from desk.store.models import now_utc
 
 log = logging.getLogger("hearken")
 

@@ -15,9 +15,9 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.components import md_escape
-from desk.config import HearkenConfig
-from desk.db import Store
-from desk.models import now_utc
+from desk.config.schema import HearkenConfig
+from desk.store.db import Store
+from desk.store.models import now_utc
 from desk.periods import recent_weeks
 from desk.reports import weekly
 from desk.reports.weekly import CASE_TABLE_COLUMNS, FIGURE_LABELS, WeeklyReport, cell, fmt, fmt_change

@@ -2,21 +2,21 @@
 
     HearkenError                 Hearken refused or failed at something; str(exc) is one line a person can act on
      +-- UserError               what a person asked for, or wrote in the config, cannot be done as it stands
-     |    +-- ConfigError        (desk.config) the config file is missing or wrong; each problem names file, line, key
-     |    +-- NotAllowed         (desk.users) the member's role does not allow the action
-     |    +-- SignInRefused      (desk.users) this sign-in does not let its holder in
-     |    +-- CaseError          (desk.cases) the action does not fit the case as it is now
+     |    +-- ConfigError        (desk.config.schema) the config file is missing or wrong; each problem names file, line, key
+     |    +-- NotAllowed         (desk.team.users) the member's role does not allow the action
+     |    +-- SignInRefused      (desk.team.users) this sign-in does not let its holder in
+     |    +-- CaseError          (desk.cases.actions) the action does not fit the case as it is now
      |    |    +-- CaseNotFound
-     |    |    +-- ReplyConflict (desk.replies) posting now could make a second public reply
-     |    +-- PortError          (desk.serve) the dashboard cannot listen where it was told to
-     |    +-- SmtpSetupError     (desk.mailer) the SMTP settings cannot work as they are
+     |    |    +-- ReplyConflict (desk.cases.replies) posting now could make a second public reply
+     |    +-- PortError          (desk.cli.serve) the dashboard cannot listen where it was told to
+     |    +-- SmtpSetupError     (desk.notify.mailer) the SMTP settings cannot work as they are
      |    +-- WeekError          (desk.periods) not an ISO week
      |    +-- ReportError        (desk.reports.weekly) a report that cannot be made as asked (a format it lacks)
      +-- SourceError             a poll's result could not be kept
-     |    +-- LeaseLost          (desk.pipeline) another process took the source over meanwhile
-     |    +-- StoreFailed        (desk.pipeline) the database refused the whole poll
+     |    +-- LeaseLost          (desk.intake.pipeline) another process took the source over meanwhile
+     |    +-- StoreFailed        (desk.intake.pipeline) the database refused the whole poll
      +-- PostingError            a public reply could not be posted
-          +-- PublishError       (desk.publishers) the subclass says whether it went out: Rejected, Unknown,
+          +-- PublishError       (desk.cases.publishers) the subclass says whether it went out: Rejected, Unknown,
                                  NotConfigured, ReadOnlySource
 
 The dashboard catches `HearkenError` in one place (`dashboard.components.refusals`) and shows the message;

@@ -86,7 +86,7 @@ def setup(verbose: bool = False, stream=None) -> None:
 
 def config_secrets(cfg, env: Mapping[str, str] | None = None) -> list[str]:
     """The values of every secret the configuration names through a `*_env` key, plus database passwords."""
-    from desk.db import url_secrets
+    from desk.store.db import url_secrets
 
     env = os.environ if env is None else env
     found: list[str] = []

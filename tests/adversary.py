@@ -144,10 +144,10 @@ def gzip_bomb(mib: int, layers: int = 2) -> bytes:
 
 POSTER = r"""
 import json, resource, sys
-from desk.config import load_config
-from desk.db import connect
-from desk.replies import check_reply, new_key, post_reply
-from desk.users import actor_for_name
+from desk.config.schema import load_config
+from desk.store.db import connect
+from desk.cases.replies import check_reply, new_key, post_reply
+from desk.team.users import actor_for_name
 cfg = load_config(sys.argv[1]); store = connect(sys.argv[2])
 try:
     if sys.argv[4] == "--check":
@@ -180,8 +180,8 @@ def check_as_dashboard(cfg_path: Path, db_url: str, reply_id: int, env: dict[str
 
 def outbox_health(db_url: str) -> dict[str, Any]:
     """What the Sources page's outbox box and the email banner are drawn from."""
-    from desk.db import connect
-    from desk.mailer import outbox_health as health
+    from desk.store.db import connect
+    from desk.notify.mailer import outbox_health as health
 
     store = connect(db_url)
     try:
@@ -191,9 +191,9 @@ def outbox_health(db_url: str) -> dict[str, Any]:
 
 
 def queue_alert(db_url: str, *, key: str, recipients: list[str], subject: str) -> None:
-    """An alert in the outbox, as desk/alerts.py writes one when its event happens."""
-    from desk import alerts
-    from desk.db import connect
+    """An alert in the outbox, as desk/notify/alerts.py writes one when its event happens."""
+    from desk.notify import alerts
+    from desk.store.db import connect
 
     store = connect(db_url)
     try:

@@ -55,7 +55,7 @@ def pg_url():
         pytest.skip("PostgreSQL not configured: set HEARKEN_TEST_PG_URL")
     from sqlalchemy import create_engine, text
 
-    from desk.db import make_engine
+    from desk.store.db import make_engine
 
     schema = f"t_{uuid.uuid4().hex[:12]}"
     admin = make_engine(PG_URL)
@@ -78,7 +78,7 @@ def db_url(request, tmp_path):
 
 @pytest.fixture
 def store(db_url):
-    from desk.db import connect
+    from desk.store.db import connect
 
     s = connect(db_url)
     yield s
@@ -87,7 +87,7 @@ def store(db_url):
 
 @pytest.fixture
 def sqlite_store(tmp_path):
-    from desk.db import connect
+    from desk.store.db import connect
 
     s = connect(f"sqlite:///{tmp_path / 'hearken.db'}")
     yield s
@@ -102,7 +102,7 @@ def config_text():
 @pytest.fixture
 def cfg(tmp_path, config_text):
     """A small valid config (demo source, three team members) loaded from a file in tmp_path."""
-    from desk.config import load_config
+    from desk.config.schema import load_config
 
     path = tmp_path / "hearken.yaml"
     path.write_text(config_text)

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from collectors.base import Mention
-from desk.models import Classification, Mention as MentionRow
-from desk.pipeline import mention_values, open_case
+from desk.store.models import Classification, Mention as MentionRow
+from desk.intake.pipeline import mention_values, open_case
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent

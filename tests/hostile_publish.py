@@ -498,7 +498,7 @@ FAST = {"publish_deadline_seconds": 1, "check_deadline_seconds": 5, "stale_after
 
 def stage(kind: str, store, tmp_path, **replies: float) -> Stage:
     """Start the `kind` stand-in (stop it with `stage.platform.stop()`) and open a case on it."""
-    from desk.config import load_config
+    from desk.config.schema import load_config
 
     platform = {"discourse": HostileDiscourse, "x": HostileX, "reddit": HostileReddit}[kind]().start()
     path = tmp_path / f"{kind}.yaml"

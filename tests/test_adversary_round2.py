@@ -22,7 +22,7 @@ T0 = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
 
 
 def _config_with_database(tmp_path: Path, url: str):
-    from desk.config import load_config
+    from desk.config.schema import load_config
 
     path = tmp_path / "hearken.yaml"
     path.write_text(MINIMAL_CONFIG + f"database:\n  url: '{url}'\n")
@@ -39,7 +39,7 @@ def test_check_config_hides_a_database_password_sqlalchemy_reads_with_a_slash(tm
     stops the password at the first / ? or #, finds no '@' after it and hides nothing."""
     from sqlalchemy.engine import make_url
 
-    from desk.preflight import database_problems
+    from desk.config.preflight import database_problems
 
     url = f"postgresql://hearken:{password}@127.0.0.1:{free_port()}/hearken"
     assert make_url(url).password == password  # the password the driver is given
@@ -54,7 +54,7 @@ def test_check_config_hides_a_database_password_sqlalchemy_reads_with_a_slash(tm
 def test_check_config_hides_a_percent_encoded_password_parameter(tmp_path):
     from sqlalchemy.engine import make_url
 
-    from desk.preflight import database_problems
+    from desk.config.preflight import database_problems
 
     url = f"postgresql://hearken@127.0.0.1:{free_port()}/hearken?pass%77ord=hunter2-db"
     assert make_url(url).query.get("password") == "hunter2-db"
@@ -138,7 +138,7 @@ class _StallingPostgres:
 
 def test_database_check_ends_when_the_server_stops_answering_after_connecting(tmp_path):
     pytest.importorskip("psycopg")
-    from desk.preflight import database_problems
+    from desk.config.preflight import database_problems
 
     server = _StallingPostgres()
     try:
@@ -171,8 +171,8 @@ def test_a_new_post_under_a_reused_id_is_stored_when_authors_are_not_told_apart(
     author to compare (the selector is optional; guests all show as 'Guest'), `same_post`'s "same author
     OR same time" rule says same author, so the new complaint never reaches the queue."""
     from collectors.base import PollResult
-    from desk.models import Mention as MentionRow
-    from desk.pipeline import store_poll
+    from desk.store.models import Mention as MentionRow
+    from desk.intake.pipeline import store_poll
 
     first = _forum_post("102", author, T0, "Northwind lost my parcel")
     store_poll(sqlite_store, "board", "forum", PollResult([first], None), now=T0)
@@ -196,9 +196,9 @@ def test_a_leading_apostrophe_in_a_labelled_text_survives_export_and_load(tmp_pa
     from classifier.text import normalise
     from collectors.base import Mention, PollResult
     from desk.cli.labels import export_labels
-    from desk.db import connect
-    from desk.models import Label, Mention as MentionRow
-    from desk.pipeline import store_poll
+    from desk.store.db import connect
+    from desk.store.models import Label, Mention as MentionRow
+    from desk.intake.pipeline import store_poll
 
     store = connect(cfg.database_url())
     texts = ["'--- worst Northwind service ever", "'@Northwind is the worst", "'=( Northwind refund please"]
@@ -223,7 +223,7 @@ def test_a_leading_apostrophe_in_a_labelled_text_survives_export_and_load(tmp_pa
 @pytest.mark.parametrize("secret", ["0123456789" * 4, "abcdefghijklmnopqrstuvwxyz0123456789",
                                     "a long random string, a long random string"])
 def test_check_config_refuses_a_sequential_cookie_secret(tmp_path, secret):
-    from desk.preflight import auth_problems
+    from desk.config.preflight import auth_problems
 
     cfg = _config_with_database(tmp_path, "sqlite:///hearken.db")
     cfg.dashboard.auth = "oidc"

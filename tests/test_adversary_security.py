@@ -153,10 +153,10 @@ def discourse_stage(tmp_path, sqlite_store):
 def test_an_agent_cannot_check_the_platform_for_a_reply_on_a_case_another_agent_holds(discourse_stage):
     """post_reply and post_anyway call cases.authorize; check_reply, which the composer's "Check the platform"
     calls and which rewrites the reply's status and the case's history, does not."""
-    from desk import cases
-    from desk.queue import case_detail
-    from desk.replies import check_reply, post_reply
-    from desk.users import Actor, NotAllowed, actor_for_name
+    from desk.cases import actions as cases
+    from desk.cases.queue import case_detail
+    from desk.cases.replies import check_reply, post_reply
+    from desk.team.users import Actor, NotAllowed, actor_for_name
 
     st = discourse_stage
     jo = Actor("Jo Agent", "jo@example.com", "agent")

@@ -135,8 +135,8 @@ def test_check_config_prints_no_database_password_given_in_the_query(tmp_path, u
 def test_export_labels_writes_no_cell_a_spreadsheet_would_run(tmp_path, monkeypatch):
     """The weekly report's CSV neutralises = + - @ tab CR (OWASP); the labels CSV, the other CSV Hearken
     writes and the one a lead opens to review what staff marked "Not a complaint", does not."""
-    from desk.config import load_config
-    from desk.db import connect
+    from desk.config.schema import load_config
+    from desk.store.db import connect
     from tests.e2e_helpers import seed_case
 
     path = tmp_path / "hearken.yaml"

@@ -85,12 +85,12 @@ def test_check_config_refuses_alert_rules_that_reach_nobody(tmp_path, text, need
 
 
 def test_an_alert_refused_for_one_recipient_is_not_shown_as_delivered(tmp_path, monkeypatch):
-    """smtplib.send_message returns the refused recipients when at least one was accepted; desk/mailer.py
+    """smtplib.send_message returns the refused recipients when at least one was accepted; desk/notify/mailer.py
     then marks the row sent with a note in last_error, which neither the banner, the Sources page's
     outbox state nor the case history reads: every page says all is well."""
-    from desk.config import load_config
-    from desk.db import connect
-    from desk.models import Outbox
+    from desk.config.schema import load_config
+    from desk.store.db import connect
+    from desk.store.models import Outbox
     from sqlalchemy import select
     from tests.e2e_helpers import seed_case
     from tests.test_alerts_support import SmtpServer
@@ -161,7 +161,7 @@ def test_a_database_that_cannot_be_reached_is_one_clear_line(tmp_path, url):
 
 
 def test_a_port_held_on_ipv4_is_refused_for_a_dual_stack_host(tmp_path):
-    """desk/serve.py checks "::" with IPV6_V6ONLY=1, but Streamlit binds "::" with IPV6_V6ONLY=0 (IPv4 too),
+    """desk/cli/serve.py checks "::" with IPV6_V6ONLY=1, but Streamlit binds "::" with IPV6_V6ONLY=0 (IPv4 too),
     which conflicts with any IPv4 listener on the port. The check passes, "Hearken dashboard: http://HOST:P"
     is printed (that address answers with the other program), and only then does Streamlit say
     "Port P is not available", without naming what holds it."""

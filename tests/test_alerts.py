@@ -6,8 +6,9 @@ import datetime as dt
 
 from sqlalchemy import func, select
 
-from desk import alerts, mailer
-from desk.models import Event, Outbox, SourceState
+from desk.notify import alerts
+from desk.notify import mailer
+from desk.store.models import Event, Outbox, SourceState
 from tests.test_alerts_support import make_cfg, new_case, smtp_server, update_case  # noqa: F401
 
 UTC = dt.timezone.utc
@@ -182,7 +183,7 @@ def test_alerts_disabled_writes_nothing(store, smtp_server):
 def test_the_runner_schedules_the_scans_and_the_mailer(store, smtp_server):
     import classifier
 
-    from desk.runner import Runner
+    from desk.intake.runner import Runner
 
     clock = {"now": T0}
     cfg = _cfg(smtp_server.port, sources=[], **{"alerts.rules.sla_warning_minutes": 0})

@@ -19,10 +19,10 @@ import yaml
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from desk.config import HearkenConfig
-from desk.db import Store
-from desk.models import Case, Classification, Mention
-from desk.pipeline import open_case
+from desk.config.schema import HearkenConfig
+from desk.store.db import Store
+from desk.store.models import Case, Classification, Mention
+from desk.intake.pipeline import open_case
 from tests.conftest import MINIMAL_CONFIG, free_port
 
 UTC = dt.timezone.utc

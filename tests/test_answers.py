@@ -1,7 +1,7 @@
 """Answers to our replies join their case on every platform, whatever the id format.
 
 Cases are opened by the real classifier from stored mentions; our public replies are recorded the way
-desk/replies.py records a posted one, with the external id each publisher returns (Reddit t1_...,
+desk/cases/replies.py records a posted one, with the external id each publisher returns (Reddit t1_...,
 an X post id, Discourse "host/t/topic/n" - the form mentions carry); the answers then come in as
 collectors hand them over (`reply_to_own`, `parent_id`, Discourse `quotes`). Real SQLite, and
 PostgreSQL when HEARKEN_TEST_PG_URL is set. The last test drives the Discourse collector end to end:
@@ -20,11 +20,11 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import select
 
 from collectors.base import Mention, PollResult
-from desk.db import MIGRATIONS, make_engine
-from desk.models import Case, Event, Mention as MentionRow, Reply
-from desk.pipeline import classify_pending, store_poll
-from desk.runner import Runner
-from desk.config import parse_config
+from desk.store.db import MIGRATIONS, make_engine
+from desk.store.models import Case, Event, Mention as MentionRow, Reply
+from desk.intake.pipeline import classify_pending, store_poll
+from desk.intake.runner import Runner
+from desk.config.schema import parse_config
 from tests.collector_helpers import LocalServer, Reply as Answer
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
@@ -53,7 +53,7 @@ def case_of(store, platform, ext) -> int | None:
 
 
 def record_reply(store, case_id, platform, external_id, *, kind="public") -> None:
-    """Our reply as desk/replies.py records one that went out (or cases.replied_elsewhere one made elsewhere)."""
+    """Our reply as desk/cases/replies.py records one that went out (or cases.replied_elsewhere one made elsewhere)."""
     with store.session() as s:
         s.add(Reply(case_id=case_id, idempotency_key=f"k{case_id}-{external_id}", kind=kind, platform=platform,
                     body="Sorry about this, an engineer is booked for tomorrow.", author="Sam Agent",

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from desk import cases
-from desk.audit import history
-from desk.models import Case, Label, Outbox
-from desk.queue import QueueFilters, case_detail, open_queue
-from desk.users import NotAllowed, actor_for_name, local_actor, sync_team
+from desk.cases import actions as cases
+from desk.cases.audit import history
+from desk.store.models import Case, Label, Outbox
+from desk.cases.queue import QueueFilters, case_detail, open_queue
+from desk.team.users import NotAllowed, actor_for_name, local_actor, sync_team
 from tests.e2e_helpers import seed_case
 
 
@@ -122,8 +122,8 @@ def test_team_sync_and_local_user(store, cfg):
 
 
 def test_similar_past_cases_rank_by_meaning_and_show_how_they_were_answered(sqlite_store, cfg, people):
-    from desk.queue import similar_cases
-    from desk.replies import new_key, post_reply
+    from desk.cases.queue import similar_cases
+    from desk.cases.replies import new_key, post_reply
 
     store = sqlite_store
     billing = seed_case(store, cfg, external_id="s1", body="Northwind charged me twice this month, I want a refund")
@@ -140,8 +140,8 @@ def test_similar_past_cases_rank_by_meaning_and_show_how_they_were_answered(sqli
 
 
 def test_source_health_lists_config_sources_with_runner_state(sqlite_store, cfg):
-    from desk.models import SourceState, now_utc
-    from desk.sources import source_health
+    from desk.store.models import SourceState, now_utc
+    from desk.intake.sources import source_health
 
     with sqlite_store.session() as s:
         s.add(SourceState(name="demo", platform="demo", status="failing", last_error="boom", last_error_at=now_utc(),

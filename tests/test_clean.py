@@ -2,7 +2,7 @@
 
 Hypothesis throws any text at the normaliser: what comes out must be storable (no NUL, no control
 character but newline and tab, no lone surrogate, fitted to its column) whatever went in, and the
-normaliser must leave clean text alone. The column limits are checked against desk/models.py so a
+normaliser must leave clean text alone. The column limits are checked against desk/store/models.py so a
 narrower column can never slip past the boundary.
 """
 
@@ -21,7 +21,7 @@ from collectors import clean, times
 from collectors.base import Mention, PollResult
 from collectors.errors import Rejected, TryLater
 from collectors.plain import URL_SHOWN
-from desk.models import Mention as MentionRow
+from desk.store.models import Mention as MentionRow
 
 UTC = timezone.utc
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)

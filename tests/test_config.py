@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from desk.config import DEFAULT_CONFIG, ConfigError, HearkenConfig, load_config, parse_config
+from desk.config.schema import DEFAULT_CONFIG, ConfigError, HearkenConfig, load_config, parse_config
 
 ROOT = Path(__file__).resolve().parent.parent
 

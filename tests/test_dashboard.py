@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy import select, update
 from streamlit.testing.v1 import AppTest
 
-from desk.db import connect
-from desk.models import Label, Outbox, SourceState, now_utc
-from desk.publishers.demo import platform_file, read_posts
+from desk.store.db import connect
+from desk.store.models import Label, Outbox, SourceState, now_utc
+from desk.cases.publishers.demo import platform_file, read_posts
 from tests.conftest import MINIMAL_CONFIG, ROOT
 from tests.e2e_helpers import HOSTILE_BODY, add_followup, seed_case
 
@@ -26,7 +26,7 @@ APP = str(ROOT / "dashboard" / "app.py")
 @pytest.fixture
 def env(tmp_path, monkeypatch):
     """A config file and a SQLite database the app reads through HEARKEN_CONFIG / HEARKEN_DATABASE_URL."""
-    from desk.config import load_config
+    from desk.config.schema import load_config
 
     def make(config_text: str = MINIMAL_CONFIG):
         path = tmp_path / "hearken.yaml"
@@ -196,7 +196,7 @@ def test_hostile_post_is_shown_as_plain_text(env):
     at = app("views/case.py", case_id=cid)
     assert HOSTILE_BODY in texts(at)  # exactly as written, newlines kept
     assert "# <b>Big</b>" in texts(at)
-    from desk import audit
+    from desk.cases import audit
 
     with store.session() as s:
         audit.record(s, cid, "system", "customer_followup", author="[x](https://evil.example) **b**")
@@ -464,8 +464,8 @@ def test_reply_goes_to_the_customers_newest_post_in_the_case(env):
 
 
 def test_team_page_for_managers_only(env):
-    from desk import cases
-    from desk.users import actor_for_name
+    from desk.cases import actions as cases
+    from desk.team.users import actor_for_name
 
     cfg, store = env(MINIMAL_CONFIG + "dashboard: {auth: local, local_user: Morgan Manager}\n")
     cid = seed_case(store, cfg, external_id="e", body="Northwind lost my line")
@@ -485,7 +485,7 @@ def test_team_page_for_managers_only(env):
 def test_opening_the_dashboard_is_audited(env):
     from sqlalchemy import select as sel
 
-    from desk.models import Event
+    from desk.store.models import Event
 
     cfg, store = env()
     app()
@@ -542,8 +542,8 @@ def test_case_page_without_an_id_offers_the_queue_and_unknown_id_says_so(env):
 
 
 def test_an_agent_sees_no_actions_on_a_case_another_agent_has_claimed(env):
-    from desk import cases
-    from desk.users import Actor
+    from desk.cases import actions as cases
+    from desk.team.users import Actor
 
     team = MINIMAL_CONFIG + "  - {name: Jo Agent, email: jo@example.com, role: agent}\n"
     cfg, store = env(team + "dashboard: {auth: local, local_user: Sam Agent}\n")

@@ -14,9 +14,9 @@ from datetime import timedelta
 
 import pytest
 
-from desk.config import load_config
-from desk.db import connect
-from desk.replies import unsettled
+from desk.config.schema import load_config
+from desk.store.db import connect
+from desk.cases.replies import unsettled
 from tests.conftest import MINIMAL_CONFIG, need_fixtures
 from tests.e2e_helpers import (ARTIFACTS, CHROMIUM_ARGS, DISCOURSE_ENV, HOSTILE_BODY, ROOT, DiscourseForum,
                                discourse_config, free_port, oidc_account, oidc_home, oidc_sign_in, seed_case,
@@ -117,7 +117,7 @@ def test_sign_in_claim_reply_resolve_in_chromium(tmp_path, browser, oidc):
         shot(page, "02-queue")
 
         # the hostile post's own page: plain text, no link, no script, no heading (history included)
-        from desk import audit
+        from desk.cases import audit
 
         with store.session() as s:
             audit.record(s, hostile, "system", "customer_followup", author="[x](https://evil.example) www.evil.example")
@@ -177,7 +177,7 @@ def test_sign_in_claim_reply_resolve_in_chromium(tmp_path, browser, oidc):
         shot(page, "05-case-resolved")
         from sqlalchemy import select
 
-        from desk.models import Event
+        from desk.store.models import Event
 
         with store.session() as s:
             trail = [(e.actor, e.action) for e in s.scalars(select(Event).where(Event.case_id == case_id))]
@@ -356,7 +356,7 @@ def test_who_gets_in_unverified_email_copied_cookie_and_removal_in_chromium(tmp_
         ctx.close()
         from sqlalchemy import select
 
-        from desk.models import DashboardSession, User
+        from desk.store.models import DashboardSession, User
 
         with store.session() as s:
             ended = {(s.get(User, r.user_id).name, r.end_reason) for r in s.scalars(select(DashboardSession))}
@@ -373,9 +373,9 @@ def test_failures_nobody_can_miss_in_chromium(tmp_path, browser):
     page shows the outbox and each state in words; the case history shows when the email was delivered."""
     from playwright.sync_api import expect
 
-    from desk import mailer
-    from desk.models import now_utc
-    from desk.runner import Runner
+    from desk.notify import mailer
+    from desk.store.models import now_utc
+    from desk.intake.runner import Runner
     from tests.collector_helpers import LocalServer, Reply
     from tests.test_alerts_support import SmtpServer
 

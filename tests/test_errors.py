@@ -10,7 +10,7 @@ import desk
 from desk.errors import HearkenError, PostingError, SourceError, UserError
 
 # raised and caught inside one module, never shown to a person: they stay out of the tree on purpose
-INTERNAL = {"desk.mailer.SessionDeadline"}  # a platform call's deadline is collectors/net/deadline.py's
+INTERNAL = {"desk.notify.mailer.SessionDeadline"}  # a platform call's deadline is collectors/net/deadline.py's
 
 
 def _desk_exceptions() -> dict[str, type[BaseException]]:
@@ -27,19 +27,19 @@ def _desk_exceptions() -> dict[str, type[BaseException]]:
 
 def test_every_error_desk_defines_is_a_hearken_error():
     found = _desk_exceptions()
-    assert "desk.cases.CaseError" in found and "desk.config.ConfigError" in found  # the walk did find them
+    assert "desk.cases.actions.CaseError" in found and "desk.config.schema.ConfigError" in found  # the walk did find them
     assert INTERNAL <= set(found), f"no longer defined, drop from INTERNAL: {sorted(INTERNAL - set(found))}"
     outside = sorted(name for name, cls in found.items() if name not in INTERNAL and not issubclass(cls, HearkenError))
     assert outside == [], f"these errors are not under desk.errors.HearkenError: {outside}"
 
 
 def test_each_error_sits_on_its_branch():
-    from desk.cases import CaseError
-    from desk.config import ConfigError
-    from desk.pipeline import LeaseLost, StoreFailed
-    from desk.publishers import NotConfigured, ReadOnlySource, Rejected, Unknown
-    from desk.replies import ReplyConflict
-    from desk.users import NotAllowed, SignInRefused
+    from desk.cases.actions import CaseError
+    from desk.config.schema import ConfigError
+    from desk.intake.pipeline import LeaseLost, StoreFailed
+    from desk.cases.publishers import NotConfigured, ReadOnlySource, Rejected, Unknown
+    from desk.cases.replies import ReplyConflict
+    from desk.team.users import NotAllowed, SignInRefused
 
     for cls in (ConfigError, CaseError, ReplyConflict, NotAllowed, SignInRefused):
         assert issubclass(cls, UserError), cls

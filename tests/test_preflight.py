@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from desk.config import DEFAULT_CONFIG
+from desk.config.schema import DEFAULT_CONFIG
 from tests.conftest import MINIMAL_CONFIG, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -107,8 +107,8 @@ def test_an_enabled_source_that_would_be_skipped_is_a_problem(tmp_path):
 def test_a_secret_is_named_only_where_it_would_cross_the_network_unencrypted(tmp_path):
     """Loopback servers, TLS and https are fine, and so is a key nobody set; a login in clear to another
     machine is a warning with its line (check-config prints it and still passes)."""
-    from desk.config import load_config
-    from desk.preflight import cleartext_secrets
+    from desk.config.schema import load_config
+    from desk.config.preflight import cleartext_secrets
 
     env = {"SMTP_USER": "hearken", "SMTP_PASSWORD": "pw-1234", "DISCOURSE_KEY": "key-5678"}
 
@@ -144,7 +144,7 @@ def test_a_cookie_secret_made_as_the_readme_says_passes_and_typed_ones_do_not():
     import base64
     import random
 
-    from desk.preflight import guessable_secret
+    from desk.config.preflight import guessable_secret
 
     rng = random.Random(0)
     made = [base64.urlsafe_b64encode(rng.randbytes(32)).decode().rstrip("=") for _ in range(20)]

@@ -69,8 +69,8 @@ def test_the_readme_run_command_brings_up_a_dashboard_with_demo_cases(tmp_path):
                 time.sleep(0.5)
         assert health == "ok", "".join(lines)
 
-        from desk.db import connect
-        from desk.models import Case
+        from desk.store.db import connect
+        from desk.store.models import Case
 
         store = connect(f"sqlite:///{db}", upgrade=False)
         deadline = time.monotonic() + 60

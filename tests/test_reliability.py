@@ -29,11 +29,12 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from sqlalchemy import func, select
 
-from desk import alerts, mailer
-from desk.config import load_config
-from desk.db import connect
-from desk.models import Case, Classification, Mention, Outbox, SourceState
-from desk.runner import Runner
+from desk.notify import alerts
+from desk.notify import mailer
+from desk.config.schema import load_config
+from desk.store.db import connect
+from desk.store.models import Case, Classification, Mention, Outbox, SourceState
+from desk.intake.runner import Runner
 from tests.hostile import Drip, Flood, HostileServer, Redirect, SmtpTarpit, Stall
 from tests.test_alerts_support import SmtpServer, free_port, make_cfg
 

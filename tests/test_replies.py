@@ -21,14 +21,14 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from desk import cases
-from desk.models import Event, Reply
-from desk.publishers import ReadOnlySource
-from desk.publishers.demo import platform_file, read_posts
-from desk.queue import case_detail, open_queue
-from desk.replies import (ReplyConflict, TEMPLATES, check_reply, fill_template, new_key, post_anyway, post_reply,
+from desk.cases import actions as cases
+from desk.store.models import Event, Reply
+from desk.cases.publishers import ReadOnlySource
+from desk.cases.publishers.demo import platform_file, read_posts
+from desk.cases.queue import case_detail, open_queue
+from desk.cases.replies import (ReplyConflict, TEMPLATES, check_reply, fill_template, new_key, post_anyway, post_reply,
                           seen_replies, unsettled)
-from desk.users import actor_for_name
+from desk.team.users import actor_for_name
 from tests.conftest import ROOT
 from tests.e2e_helpers import seed_case
 from tests.hostile_publish import stage
@@ -150,10 +150,10 @@ def test_concurrent_clicks_post_at_most_once(store, cfg, sam, same_key):
 POSTER = """\
 import json, os, sys, time
 from pathlib import Path
-from desk.config import load_config
-from desk.db import connect
-from desk.replies import ReplyConflict, post_reply
-from desk.users import actor_for_name
+from desk.config.schema import load_config
+from desk.store.db import connect
+from desk.cases.replies import ReplyConflict, post_reply
+from desk.team.users import actor_for_name
 cfg_path, db_url, case_id, key, text, go = sys.argv[1:7]
 cfg = load_config(cfg_path)
 store = connect(db_url)
@@ -225,7 +225,7 @@ def test_killed_before_platform_call_is_not_resent_without_a_person(store, cfg, 
 
 
 def test_read_only_source_never_posts(tmp_path, sqlite_store):
-    from desk.config import load_config
+    from desk.config.schema import load_config
 
     path = tmp_path / "ro.yaml"
     path.write_text("brand: {terms: [Northwind]}\nsources:\n  - {type: demo, name: demo, read_only: true}\n"
@@ -253,7 +253,7 @@ def test_templates_fill_name_and_reference():
 
 
 def test_typed_placeholders_are_filled_like_the_templates_and_unknown_ones_refused():
-    from desk.replies import PlaceholderError, fill_placeholders
+    from desk.cases.replies import PlaceholderError, fill_placeholders
 
     assert fill_placeholders("Hi {name}, about {case}: fixed.", customer="@maria_t", case_id=7) == \
         "Hi maria_t, about #HK7: fixed."
@@ -278,7 +278,7 @@ def test_reply_to_a_followup_answers_that_post(store, cfg, sam):
     post_reply(store, cfg, cid, sam, "Sorry, still on it", key=new_key(), mention_id=posts[0].mention_id)
     assert [p["in_reply_to"] for p in platform_posts(cfg)] == ["f2"]
     with store.session() as s:
-        from desk.models import Mention
+        from desk.store.models import Mention
 
         stranger = s.scalar(select(Mention.id).where(Mention.external_id == "f3"))
     with pytest.raises(cases.CaseError, match="not part of case"):
@@ -481,7 +481,7 @@ def test_only_a_reply_with_our_text_counts_as_ours(hostile):
 @pytest.fixture
 def hostile_db(tmp_path, db_url):
     """The same on the `db_url` database (SQLite, then PostgreSQL when configured)."""
-    from desk.db import connect
+    from desk.store.db import connect
 
     store = connect(db_url)
     yield from _stages(store, tmp_path)
@@ -570,7 +570,7 @@ def test_case_page_flow_from_a_lost_answer_to_post_anyway(hostile, monkeypatch, 
 
 
 def test_replies_settings_are_checked_with_file_line_and_key(tmp_path):
-    from desk.config import ConfigError, load_config
+    from desk.config.schema import ConfigError, load_config
 
     path = tmp_path / "bad.yaml"
     path.write_text("brand: {terms: [Northwind]}\nreplies:\n  publish_deadline_seconds: 30\n  stale_after_seconds: 20\n")

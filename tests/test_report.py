@@ -16,8 +16,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from desk import alerts, mailer, periods
-from desk.models import Mention, Reply
+from desk import periods
+from desk.notify import alerts
+from desk.notify import mailer
+from desk.store.models import Mention, Reply
 from desk.reports import weekly
 from tests.test_alerts_support import make_cfg, new_case, smtp_server, update_case  # noqa: F401
 

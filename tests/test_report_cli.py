@@ -9,8 +9,8 @@ import json
 import yaml
 
 from desk.cli import main
-from desk.config import load_config
-from desk.db import connect
+from desk.config.schema import load_config
+from desk.store.db import connect
 from tests.conftest import MINIMAL_CONFIG
 from tests.test_alerts_support import new_case, smtp_server, update_case  # noqa: F401
 

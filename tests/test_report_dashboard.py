@@ -10,8 +10,8 @@ from logging.handlers import BufferingHandler
 import yaml
 from streamlit.testing.v1 import AppTest
 
-from desk.config import load_config
-from desk.db import connect
+from desk.config.schema import load_config
+from desk.store.db import connect
 from tests.conftest import MINIMAL_CONFIG
 from tests.test_alerts_support import new_case, update_case
 
@@ -20,8 +20,8 @@ UTC = dt.timezone.utc
 SCRIPT = """
 import datetime as dt
 from dashboard.weekly_report import weekly_report_view
-from desk.config import load_config
-from desk.db import connect
+from desk.config.schema import load_config
+from desk.store.db import connect
 
 def no_embed(texts):
     raise RuntimeError("no embeddings here")

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from desk.config import load_config
-from desk.db import connect
-from desk.models import Case, Event, Mention, SourceState
-from desk.runner import Runner
+from desk.config.schema import load_config
+from desk.store.db import connect
+from desk.store.models import Case, Event, Mention, SourceState
+from desk.intake.runner import Runner
 from tests.hostile import Drip, HostileServer, Json, Stall, discourse_post
 from tests.test_reliability import write_config as write_reliability_config
 
@@ -309,8 +309,8 @@ def test_the_banner_names_a_runner_gone_quiet_and_a_database_outage_just_over(tm
     never a runner that stopped properly."""
     from datetime import timedelta
 
-    from desk.health import runner_trouble
-    from desk.models import RunnerState
+    from desk.notify.health import runner_trouble
+    from desk.store.models import RunnerState
 
     cfg = load_config(write_config(tmp_path))
     store = connect(cfg.database_url())

@@ -21,15 +21,17 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from desk import alerts, cases, mailer
-from desk.config import ConfigError, parse_config
+from desk.notify import alerts
+from desk.cases import actions as cases
+from desk.notify import mailer
+from desk.config.schema import ConfigError, parse_config
 from desk.logs import OneLineFormatter, Redact
-from desk.models import DashboardSession, Event, Outbox, Reply, User
+from desk.store.models import DashboardSession, Event, Outbox, Reply, User
 from desk.periods import week_name
-from desk.publishers.demo import platform_file, read_posts
-from desk.replies import post_reply
+from desk.cases.publishers.demo import platform_file, read_posts
+from desk.cases.replies import post_reply
 from desk.reports import weekly
-from desk.users import Actor, NotAllowed, SignInRefused, actor_for_name, sign_in, sign_out, sync_team
+from desk.team.users import Actor, NotAllowed, SignInRefused, actor_for_name, sign_in, sign_out, sync_team
 from tests.collector_helpers import LocalServer, Reply as HttpReply
 from tests.conftest import MINIMAL_CONFIG, ROOT
 from tests.e2e_helpers import seed_case
@@ -106,7 +108,7 @@ def test_removal_from_the_team_ends_every_session_of_that_person(store, cfg):
 
 
 def test_an_admin_forgets_a_replaced_sign_in_and_the_next_verified_one_binds(store, cfg):
-    from desk.users import forget_identity
+    from desk.team.users import forget_identity
 
     old = claims("sam@example.com", "sam-old-account")
     sign_in(store, cfg, old)
@@ -387,8 +389,8 @@ def _stand_ins(server: LocalServer) -> None:
 
 
 def test_hearken_run_verbose_logs_no_secret_and_no_forged_line(tmp_path):
-    from desk.db import connect
-    from desk.models import SourceState
+    from desk.store.db import connect
+    from desk.store.models import SourceState
 
     smtp = SmtpServer(authenticator=password_authenticator(SECRETS["SMTP_USER"], SECRETS["SMTP_PASSWORD"]),
                       auth_require_tls=False).start()

@@ -6,8 +6,8 @@ import datetime as dt
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
-from desk import sla
-from desk.config import Sla
+from desk.cases import sla
+from desk.config.schema import Sla
 
 UTC = dt.timezone.utc
 LONDON = ZoneInfo("Europe/London")

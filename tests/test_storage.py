@@ -11,9 +11,9 @@ from alembic.migration import MigrationContext
 from sqlalchemy import func, inspect, select, text
 
 from collectors.base import Mention, PollResult
-from desk.db import connect
-from desk.models import Base, Case, Mention as MentionRow, Outbox, SourceState
-from desk.pipeline import StoreFailed, classify_pending, store_poll
+from desk.store.db import connect
+from desk.store.models import Base, Case, Mention as MentionRow, Outbox, SourceState
+from desk.intake.pipeline import StoreFailed, classify_pending, store_poll
 
 T0 = datetime(2026, 11, 20, 9, 30, tzinfo=timezone.utc)
 
@@ -161,8 +161,8 @@ def test_a_complaints_embedding_is_stored_with_its_classification_and_reused_by_
     import numpy as np
     from types import SimpleNamespace
 
-    from desk.models import Classification
-    from desk.models import pack_vector
+    from desk.store.models import Classification
+    from desk.store.models import pack_vector
     from desk.reports.weekly.themes import vectors
 
     store_poll(store, "demo", "demo", PollResult([mention(1, body=COMPLAINT), mention(2, body=PRAISE)], None), now=T0)

@@ -6,12 +6,12 @@ import streamlit as st
 
 from dashboard import components as ui
 from dashboard.composer import reply_composer
-from desk import cases
-from desk.alerts import case_emails
-from desk.cases import ROOT_CAUSES
-from desk.queue import case_detail, open_queue, similar_cases
+from desk.cases import actions as cases
+from desk.notify.alerts import case_emails
+from desk.cases.actions import ROOT_CAUSES
+from desk.cases.queue import case_detail, open_queue, similar_cases
 from desk.untrusted import web_url
-from desk.users import team_names
+from desk.team.users import team_names
 
 actor = ui.require_actor()
 cfg = ui.config()
@@ -140,7 +140,7 @@ with side_col:
             st.text(d.resolution_note)
 
     active = d.status in ("open", "replied")
-    held_by_other = cases.may(actor, "reply", d.assignee)  # the role rule, as desk/cases.py enforces it
+    held_by_other = cases.may(actor, "reply", d.assignee)  # the role rule, as desk/cases/actions.py enforces it
     if held_by_other:
         st.info(held_by_other, icon=":material/lock:")
     with st.container(horizontal=True):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import components as ui
-from desk import cases
-from desk.queue import QueueFilters, open_queue
-from desk.users import team_names
+from desk.cases import actions as cases
+from desk.cases.queue import QueueFilters, open_queue
+from desk.team.users import team_names
 
 actor = ui.require_actor()
 cfg = ui.config()

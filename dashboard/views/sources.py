@@ -9,13 +9,15 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import components as ui
-from desk import mailer, set_aside, source_warnings
-from desk.languages import set_aside_by_language
-from desk.config import key_location
-from desk.health import describe_problem, email_trouble
-from desk.models import now_utc
-from desk.publishers import can_post
-from desk.sources import SourceHealth, source_health
+from desk.notify import mailer
+from desk.intake import set_aside
+from desk.intake import source_warnings
+from desk.intake.languages import set_aside_by_language
+from desk.config.schema import key_location
+from desk.notify.health import describe_problem, email_trouble
+from desk.store.models import now_utc
+from desk.cases.publishers import can_post
+from desk.intake.sources import SourceHealth, source_health
 
 actor = ui.require_actor()
 cfg = ui.config()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import components as ui
-from desk.queue import QueueFilters, open_queue
-from desk.users import forget_identity, team_overview
+from desk.cases.queue import QueueFilters, open_queue
+from desk.team.users import forget_identity, team_overview
 
 actor = ui.require_actor()
 cfg = ui.config()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from desk.config import DEFAULT_CONFIG, ConfigError, load_config
+from desk.config.schema import DEFAULT_CONFIG, ConfigError, load_config
 
 
 def register(sub) -> None:
@@ -13,8 +13,8 @@ def register(sub) -> None:
 
 
 def cmd_check_config(args) -> int:
-    from desk.db import shown_url
-    from desk.preflight import (alert_reach_problems, auth_problems, cleartext_secrets, database_problems,
+    from desk.store.db import shown_url
+    from desk.config.preflight import (alert_reach_problems, auth_problems, cleartext_secrets, database_problems,
                                 model_problems, source_lines)
 
     path = args.config or os.environ.get("HEARKEN_CONFIG") or DEFAULT_CONFIG

@@ -7,7 +7,7 @@ import os
 import sys
 
 from desk import logs
-from desk.config import ConfigError, HearkenConfig, load_config
+from desk.config.schema import ConfigError, HearkenConfig, load_config
 
 log = logging.getLogger("hearken")
 
@@ -30,8 +30,8 @@ def open_store(cfg: HearkenConfig):
     server that is down, a driver that is not installed), with the traceback only under --verbose."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from desk.db import connect
-    from desk.preflight import database_problem
+    from desk.store.db import connect
+    from desk.config.preflight import database_problem
 
     try:
         return connect(cfg.database_url())

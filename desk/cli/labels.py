@@ -19,7 +19,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from desk.cli.common import load, open_store
-from desk.models import Label, Mention
+from desk.store.models import Label, Mention
 from desk.untrusted import csv_cell
 
 

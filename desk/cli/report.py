@@ -24,9 +24,10 @@ def register(subparsers) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from desk import alerts, mailer
+    from desk.notify import alerts
+    from desk.notify import mailer
     from desk.errors import UserError
-    from desk.models import now_utc
+    from desk.store.models import now_utc
     from desk.reports import weekly
 
     cfg = load(args)

@@ -4,7 +4,7 @@
     hearken run            the runner alone: poll, classify, open cases, send alerts
     hearken dashboard      the Streamlit dashboard alone
 
-The dashboard is Streamlit in a child process (desk/serve.py keeps it bounded by our stop signals); its
+The dashboard is Streamlit in a child process (desk/cli/serve.py keeps it bounded by our stop signals); its
 port is claimed and its sign-in checked here before it starts.
 """
 
@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from desk.cli.common import load, open_store, red
-from desk.config import SERVED_URL_ENV, HearkenConfig, is_loopback, local_mode_exposure, served_url
+from desk.config.schema import SERVED_URL_ENV, HearkenConfig, is_loopback, local_mode_exposure, served_url
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "dashboard" / "app.py"
@@ -38,14 +38,14 @@ def _guard_exposure(cfg: HearkenConfig, host: str) -> None:
 
 
 def cmd_run(args) -> int:
-    from desk.runner import Runner
+    from desk.intake.runner import Runner
 
     cfg = load(args)
     store = open_store(cfg)
     runner = Runner(cfg, store)
     if args.once:
         runner.run_once()
-        from desk.pipeline import counts
+        from desk.intake.pipeline import counts
 
         print(counts(store))
         return _exit(runner, 0)
@@ -83,8 +83,8 @@ def _dashboard_env(cfg: HearkenConfig, url: str) -> dict[str, str]:
 
 def _serve_dashboard(args, cfg: HearkenConfig):
     """Claim the port, check sign-in and start Streamlit; exits with the reason when it cannot."""
-    from desk.preflight import auth_problems
-    from desk.serve import Child, PortError, claim_port
+    from desk.config.preflight import auth_problems
+    from desk.cli.serve import Child, PortError, claim_port
 
     host = args.host or cfg.dashboard.host
     _guard_exposure(cfg, host)
@@ -109,7 +109,7 @@ def cmd_dashboard(args) -> int:
     (1, or Streamlit's own code), so a supervisor's restart-on-failure sees it."""
     import threading
 
-    from desk.serve import on_stop_signals
+    from desk.cli.serve import on_stop_signals
 
     cfg = load(args)
     open_store(cfg).close()  # migrate before the app starts
@@ -137,9 +137,9 @@ def cmd_dashboard(args) -> int:
 def cmd_up(args) -> int:
     import threading
 
-    from desk.db import shown_url
-    from desk.runner import Runner
-    from desk.serve import on_stop_signals
+    from desk.store.db import shown_url
+    from desk.intake.runner import Runner
+    from desk.cli.serve import on_stop_signals
 
     cfg = load(args)
     store = open_store(cfg)

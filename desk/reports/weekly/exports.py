@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from desk.config import HearkenConfig
+from desk.config.schema import HearkenConfig
 from desk.reports.weekly.definitions import FIGURE_LABELS
 from desk.reports.weekly.formatting import cell
 from desk.reports.weekly.page import to_html

@@ -16,9 +16,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from desk import sla as sla_mod
-from desk.config import HearkenConfig
-from desk.models import Case, Mention, Reply
+from desk.cases import sla as sla_mod
+from desk.config.schema import HearkenConfig
+from desk.store.models import Case, Mention, Reply
 from desk.reports.weekly.values import CaseRow, Figures
 
 PRIVATE_WORDS = re.compile(r"\b(dm|dms|direct|private|phone|call|called|email|e-mail|mail|message|pm|chat)\b", re.I)

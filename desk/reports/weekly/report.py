@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
-from desk.config import HearkenConfig
-from desk.db import Store
-from desk.models import now_utc
+from desk.config.schema import HearkenConfig
+from desk.store.db import Store
+from desk.store.models import now_utc
 from desk.periods import canonical_week, last_full_week, parse_week, previous_week
 from desk.reports.weekly.figures import by_platform, case_rows, daily, mention_counts
 from desk.reports.weekly.themes import themes_of

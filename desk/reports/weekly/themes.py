@@ -2,7 +2,7 @@
 
 numpy only: average-linkage agglomerative clustering that merges the two closest groups while their mean
 pairwise cosine similarity is at least `THEME_SIMILARITY`. The embeddings are those the classifier stored
-when it scored each complaint (`desk.models.Classification.embedding`), computed again only where missing.
+when it scored each complaint (`desk.store.models.Classification.embedding`), computed again only where missing.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Callable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from desk.models import Classification, Mention, unpack_vector
+from desk.store.models import Classification, Mention, unpack_vector
 from desk.reports.weekly.definitions import THEME_SIMILARITY
 from desk.reports.weekly.formatting import clip
 from desk.reports.weekly.values import CaseRow, Theme

@@ -1,0 +1,1 @@
+"""Notifying people: alert rules and their outbox, the mailer, and the banner of what is broken."""

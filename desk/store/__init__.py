@@ -1,0 +1,1 @@
+"""The store: connecting to the database, its tables, and their migrations."""

@@ -1,0 +1,1 @@
+"""The team: people, their roles and their sign-ins."""
