@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from bs4 import BeautifulSoup
 
 from collectors import TermMatcher, build
 from collectors.forum.presets import PRESETS
@@ -135,3 +136,27 @@ def test_body_text_and_parents_on_the_real_saved_pages(server, name, preset, ter
 def test_every_preset_names_a_parent_or_says_why_not():
     without = {name for name, p in PRESETS.items() if not p.get("parent")}
     assert without == {"discourse_crawler"}  # its quotes name a post number of any topic, not this thread's
+
+
+_SPACE_BEFORE_PUNCTUATION = re.compile(r"\S [.,;:!?)](?=\s|$)")
+PAGES = [("phpBB.html", "phpbb"), ("vBulletin3.html", "vbulletin3"), ("vBulletin4.html", "vbulletin4"),
+         ("Xenforo1.html", "xenforo1"), ("Xenforo2.html", "xenforo2"), ("discourse_topic.response", "discourse_crawler")]
+
+
+@pytest.mark.parametrize("name, preset", PAGES, ids=[p for _, p in PAGES])
+def test_no_post_on_a_real_page_gains_a_space_before_punctuation_or_a_line_break_at_inline_markup(
+        server, name, preset):
+    """The posts of every real saved page that use a common word: each body has a
+    space before punctuation only where the page's own text has one, and no line opens with punctuation
+    that the page writes straight after a word (a break added at an inline element)."""
+    page = fixture("html_forums", name).read_bytes()
+    result, _, _ = poll(server, page, preset, terms=["the", "a", "to", "and", "it", "is", "I"], own=())
+    own_text = " ".join(BeautifulSoup(page.decode("utf-8", "replace"), "html.parser").get_text("").split())
+    assert len(result.mentions) >= 2
+    for m in result.mentions:
+        for spaced in _SPACE_BEFORE_PUNCTUATION.findall(m.body):
+            assert spaced in own_text, (m.extra["post_id"], spaced)
+        lines = m.body.split("\n")
+        for before, line in zip(lines, lines[1:]):
+            if before and line and line[0] in ".,;:!?)":
+                assert before.split()[-1] + line.split()[0] not in own_text, (m.extra["post_id"], before, line)

@@ -1,4 +1,4 @@
-"""Selector presets for common forum software, read by collectors/forum.py.
+"""Selector presets for common forum software, read by collectors/forum/page.py.
 
 Each preset is what `ForumSelectors` (collectors/forum/settings.py) would say in a
 config. Syntax, shared with configs:
@@ -14,7 +14,7 @@ A time without `@attr` is read from the element's `data-time`, `datetime`,
 
 `parent` finds where a post names the post it answers or quotes (a quote's
 "View Post" link, a reply-to marker); the post id is read from it
-(collect.py's `post_ref`). Where a page names none (phpBB 3.0's quotes carry
+(selectors.py's `post_ref`). Where a page names none (phpBB 3.0's quotes carry
 only a name), the mention has no parent.
 
 The presets were written against real saved pages (phpBB 3.0 prosilver,
