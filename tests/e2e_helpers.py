@@ -18,7 +18,7 @@ from typing import Any
 
 from collectors.base import Mention
 from desk.store.models import Classification, Mention as MentionRow
-from desk.intake.pipeline import open_case
+from desk.intake.case_rules import open_case
 from desk.intake.storing import mention_values
 from tests.conftest import free_port
 
