@@ -8,7 +8,7 @@ One poll fetches them all through the real Discourse collector, paging back to t
 of them were already stored by an earlier poll (a re-poll after a crash), so dedupe has work to do.
 Each path starts from a fresh database holding that tenth, classified.
 
-- ours: the runner's stages: `collector.poll` -> `desk.intake.pipeline.store_poll` (every new mention and
+- ours: the runner's stages: `collector.poll` -> `desk.intake.storing.store_poll` (every new mention and
   the cursor in one transaction, ON CONFLICT DO NOTHING) -> `desk.intake.pipeline.classify_pending`
   (batches of 64 through the shipped classifier; cases and their alerts in the batch's transaction).
 - baseline: the naive way: the same fetch, then per mention a SELECT on (platform, external_id),
@@ -31,7 +31,9 @@ import classifier
 import collectors
 from collectors.match import TermMatcher
 from desk.store.models import Case, Mention as MentionRow
-from desk.intake.pipeline import classify_pending, mention_values, state_for, store_poll
+from desk.intake.pipeline import classify_pending
+from desk.intake.source_state import state_for
+from desk.intake.storing import mention_values, store_poll
 
 
 def fetch(cfg, first_id: int):

@@ -120,6 +120,8 @@ class PollResult:
     `reads` counts every post the platform sent, matched or not; X bills each one.
     `cursor` is opaque to the runner: JSON-serialisable, handed back on the next poll.
     `set_aside` holds the items that could not be read (the cursor still moves past them).
+    `capped` says the poll stopped early because the source's read budget (`read_budget`) ran out: the
+    desk shows the source paused until the budget renews.
     `notes` say what this poll did unusually (they last until the next poll); `warnings` say what a
     person should know about the platform itself (its post ids went backwards: it was restored or
     moved), which the desk keeps on the Sources page for days.
@@ -131,6 +133,7 @@ class PollResult:
     notes: list[str] = field(default_factory=list)
     set_aside: list[SetAside] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    capped: bool = False
 
 
 @runtime_checkable

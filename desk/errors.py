@@ -13,8 +13,8 @@
      |    +-- WeekError          (desk.periods) not an ISO week
      |    +-- ReportError        (desk.reports.weekly) a report that cannot be made as asked (a format it lacks)
      +-- SourceError             a poll's result could not be kept
-     |    +-- LeaseLost          (desk.intake.pipeline) another process took the source over meanwhile
-     |    +-- StoreFailed        (desk.intake.pipeline) the database refused the whole poll
+     |    +-- LeaseLost          (desk.intake.source_state) another process took the source over meanwhile
+     |    +-- StoreFailed        (desk.intake.storing) the database refused the whole poll
      +-- PostingError            a public reply could not be posted
           +-- PublishError       (desk.cases.publishers) the subclass says whether it went out: Rejected, Unknown,
                                  NotConfigured, ReadOnlySource

@@ -18,7 +18,8 @@ from typing import Any
 
 from collectors.base import Mention
 from desk.store.models import Classification, Mention as MentionRow
-from desk.intake.pipeline import mention_values, open_case
+from desk.intake.case_rules import open_case
+from desk.intake.storing import mention_values
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent

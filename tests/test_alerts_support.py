@@ -22,7 +22,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from desk.config.schema import HearkenConfig
 from desk.store.db import Store
 from desk.store.models import Case, Classification, Mention
-from desk.intake.pipeline import open_case
+from desk.intake.case_rules import open_case
 from tests.conftest import MINIMAL_CONFIG, free_port
 
 UTC = dt.timezone.utc

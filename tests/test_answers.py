@@ -22,7 +22,8 @@ from sqlalchemy import select
 from collectors.base import Mention, PollResult
 from desk.store.db import MIGRATIONS, make_engine
 from desk.store.models import Case, Event, Mention as MentionRow, Reply
-from desk.intake.pipeline import classify_pending, store_poll
+from desk.intake.pipeline import classify_pending
+from desk.intake.storing import store_poll
 from desk.intake.runner import Runner
 from desk.config.schema import parse_config
 from tests.collector_helpers import LocalServer, Reply as Answer

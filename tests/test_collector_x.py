@@ -182,16 +182,16 @@ def test_the_read_cap_stops_reading_and_the_backlog_is_read_later(server):
     collector = make(terms=["acme"], base_url=server.url, page_size=10, monthly_read_cap=1000)
     capped = collector.poll({"since_id": "1005"}, read_budget=25)
     assert capped.reads == 20  # two pages of 10; a third would pass the cap
-    assert any("monthly read cap reached" in n for n in capped.notes)
+    assert capped.capped and any("monthly read cap reached" in n for n in capped.notes)
     assert capped.cursor == {"since_id": "1005", "backlog": {"until_id": "1016", "newest": "1035"}}
 
     nothing = collector.poll(capped.cursor, read_budget=0)
-    assert nothing.reads == 0 and nothing.cursor == capped.cursor and len(server.requests) == 2
+    assert nothing.reads == 0 and nothing.cursor == capped.cursor and len(server.requests) == 2 and nothing.capped
 
     rest = collector.poll(capped.cursor, read_budget=100)
     assert [int(m.external_id) for m in rest.mentions] == list(range(1006, 1016))
     assert server.requests[-1].arg("until_id") == "1016"
-    assert rest.cursor == {"since_id": "1035"}
+    assert rest.cursor == {"since_id": "1035"} and not rest.capped
 
 
 def test_max_pages_keeps_a_backlog(server):

@@ -36,7 +36,8 @@ def test_every_error_desk_defines_is_a_hearken_error():
 def test_each_error_sits_on_its_branch():
     from desk.cases.actions import CaseError
     from desk.config.schema import ConfigError
-    from desk.intake.pipeline import LeaseLost, StoreFailed
+    from desk.intake.source_state import LeaseLost
+    from desk.intake.storing import StoreFailed
     from desk.cases.publishers import NotConfigured, ReadOnlySource, Rejected, Unknown
     from desk.cases.replies import ReplyConflict
     from desk.team.users import NotAllowed, SignInRefused

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from collectors.base import Mention, PollResult
 from desk.store.models import Label, Mention as MentionRow
-from desk.intake.pipeline import store_poll
+from desk.intake.storing import store_poll
 
 ROOT = Path(__file__).resolve().parent.parent
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)

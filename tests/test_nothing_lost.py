@@ -22,7 +22,7 @@ from sqlalchemy import select, text
 from desk.intake import set_aside
 from desk.config.schema import parse_config
 from desk.store.models import Event, Mention, SetAsideItem, SourceState
-from desk.intake.pipeline import store_poll
+from desk.intake.storing import store_poll
 from desk.intake.runner import Runner
 from collectors.base import Mention as Found, PollResult
 from tests.collector_helpers import LocalServer, Reply

@@ -27,7 +27,7 @@ from sqlalchemy import func, select
 from collectors.base import Mention as Post, PollResult
 from desk.store.db import connect
 from desk.store.models import Case, Classification, Event, Mention, SourceState
-from desk.intake.pipeline import store_poll
+from desk.intake.storing import store_poll
 from tests.test_reliability import (COMPLAINTS, Platform, discourse_source, hearken, last_id, stop, stored_ids,
                                     unclassified, wait_for, write_config)
 

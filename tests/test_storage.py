@@ -13,7 +13,8 @@ from sqlalchemy import func, inspect, select, text
 from collectors.base import Mention, PollResult
 from desk.store.db import connect
 from desk.store.models import Base, Case, Mention as MentionRow, Outbox, SourceState
-from desk.intake.pipeline import StoreFailed, classify_pending, store_poll
+from desk.intake.pipeline import classify_pending
+from desk.intake.storing import StoreFailed, store_poll
 
 T0 = datetime(2026, 11, 20, 9, 30, tzinfo=timezone.utc)
 
@@ -86,6 +87,17 @@ def test_the_read_count_starts_again_each_month(store):
     with store.session() as s:
         st = s.get(SourceState, "x")
         assert (st.reads_month, st.reads_count) == ("2026-11", 4)
+
+
+def test_a_poll_stopped_by_the_read_cap_shows_the_source_capped_whatever_its_notes_say(store):
+    cap_words = "monthly read cap reached: 0 reads left this month"
+    store_poll(store, "x", "x", PollResult([], {"since_id": "1"}, reads=9, notes=["read 9 posts"], capped=True), now=T0)
+    with store.session() as s:
+        assert s.get(SourceState, "x").status == "capped"
+    store_poll(store, "x", "x", PollResult([], {"since_id": "2"}, reads=1, notes=[cap_words]), now=T0)
+    with store.session() as s:  # a note is only words: the field says whether the poll stopped at the cap
+        st = s.get(SourceState, "x")
+        assert st.status == "ok" and cap_words in st.status_reason
 
 
 def test_a_failed_transaction_keeps_neither_mentions_nor_cursor(store):

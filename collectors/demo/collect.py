@@ -93,7 +93,11 @@ class DemoCollector:
             epoch, index = now, 0
         mentions: list[Mention] = []
         reads = 0
-        while reads < MAX_PER_POLL and (read_budget is None or reads < read_budget):
+        capped = False
+        while reads < MAX_PER_POLL:
+            if read_budget is not None and reads >= read_budget:
+                capped = True  # the rest once the budget renews
+                break
             try:
                 post, ext_id, appears, posted = self._item(index, epoch)
             except IndexError:
@@ -122,7 +126,8 @@ class DemoCollector:
                 matched_terms=terms,
                 extra={"style": post.style},
             ))
-        return PollResult(mentions=mentions, cursor={"epoch": epoch.isoformat(), "next": index}, reads=reads)
+        return PollResult(mentions=mentions, cursor={"epoch": epoch.isoformat(), "next": index}, reads=reads,
+                          capped=capped)
 
     def close(self) -> None:
         pass

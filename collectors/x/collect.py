@@ -222,12 +222,13 @@ class XCollector:
         reads = 0
         oldest: str | None = None
         next_token = None
-        finished = False
+        finished = capped = False
         for _ in range(1 if first_poll else self.settings.max_pages):
             left = None if read_budget is None else read_budget - reads
             if left is not None and left < MIN_PAGE:
                 notes.append(f"monthly read cap reached: {read_budget - reads if read_budget else 0} reads left this month"
                              f" (cap {self.settings.monthly_read_cap}); not reading X until next month")
+                capped = True
                 break
             size = self.settings.page_size if left is None else min(self.settings.page_size, left)
             payload, url, headers = self._page(size, since_id=since, until_id=until, next_token=next_token)
@@ -261,7 +262,8 @@ class XCollector:
             if newest is not None:
                 new_cursor["backlog"] = {"until_id": oldest or until, "newest": newest}
         mentions.sort(key=lambda m: (m.posted_at, int(m.external_id)))
-        return PollResult(mentions=mentions, cursor=new_cursor, reads=reads, notes=notes, set_aside=set_aside)
+        return PollResult(mentions=mentions, cursor=new_cursor, reads=reads, notes=notes, set_aside=set_aside,
+                          capped=capped)
 
     def close(self) -> None:
         self.client.session.close()

@@ -30,14 +30,11 @@ not posting:
 from __future__ import annotations
 
 import logging
-import os
 import re
-import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -45,6 +42,7 @@ from sqlalchemy.orm import Session
 from desk.cases import audit
 from desk.cases.actions import ACTIVE, CaseError, authorize, lock_case
 from desk.config.schema import HearkenConfig, Replies
+from desk.failpoints import failpoint
 from desk.store.db import Store
 from desk.store.models import Case, Event, Mention, Reply, now_utc
 from desk.cases.publishers import Posted, Publisher, Rejected, Target, Unknown, deadline, length_limit, publisher_for
@@ -166,14 +164,6 @@ def case_ref(case_id: int) -> str:
 def new_key() -> str:
     """A fresh idempotency key for one draft."""
     return uuid.uuid4().hex
-
-
-def _failpoint(name: str) -> None:
-    """Test hook: with HEARKEN_FAILPOINT=name:FILE, touch FILE and hang here (so a test can kill -9 the process)."""
-    spec = os.environ.get("HEARKEN_FAILPOINT", "")
-    if spec.startswith(name + ":"):
-        Path(spec.split(":", 1)[1]).touch()
-        time.sleep(3600)
 
 
 def _clock(t: datetime | None) -> str:
@@ -361,7 +351,7 @@ def post_anyway(store: Store, cfg: HearkenConfig, reply_id: int, actor: Actor, *
 
 def _send(store: Store, publisher: Publisher, rules: Replies, reply_id: int, token: datetime, actor: Actor,
           target: Target, text: str) -> ReplyOutcome:
-    _failpoint("reply_before_call")
+    failpoint("reply_before_call")
     seconds = rules.publish_deadline_seconds
     try:
         posted = deadline.run(publisher.publish, seconds, target, text)
@@ -374,7 +364,7 @@ def _send(store: Store, publisher: Publisher, rules: Replies, reply_id: int, tok
     except Exception as exc:  # noqa: BLE001 - an unexpected failure mid-call: we cannot tell whether it went out
         log.exception("publishing reply %s failed unexpectedly", reply_id)
         return _record(store, rules, reply_id, token, actor, error=Unknown(f"{type(exc).__name__}: {exc}"))
-    _failpoint("reply_after_call")
+    failpoint("reply_after_call")
     return _record(store, rules, reply_id, token, actor, found=posted)
 
 

@@ -12,7 +12,7 @@ config's `classifier.other_languages` says what happens to it instead:
   (`set_aside_by_language`).
 
 A post too short to tell (`und`) is scored: nothing shows it is not English.
-A follow-up in another language still joins its case (desk.intake.pipeline).
+A follow-up in another language still joins its case (desk.intake.case_rules).
 """
 
 from __future__ import annotations
