@@ -374,6 +374,21 @@ def test_sources_page_says_each_state_in_words_and_each_error_once(env):
     assert not any("Waiting until" in c and "x-brand" in c for c in shown(at.caption))
 
 
+def test_sources_page_shows_the_monthly_read_budget_only_where_the_platform_caps_reads(env):
+    """The cap comes from the platform's own hook (X: monthly_read_cap), named by the platform's label."""
+    from desk.periods import month_key
+
+    cfg, store = env(with_x().replace("interval_seconds: 60, bearer", "interval_seconds: 60, monthly_read_cap: 400, bearer"))
+    with store.session() as s:
+        s.add(SourceState(name="x-brand", platform="x", status="ok", reads_month=month_key(now_utc()), reads_count=100))
+        s.add(SourceState(name="demo", platform="demo", status="ok", mentions_total=2))
+    at = app("views/sources.py")
+    assert not at.exception
+    bars = [e for e in at.get("progress")]
+    assert [b.proto.text for b in bars] == ["X reads this month: 100 of 400"]
+    assert abs(bars[0].proto.value - 25) <= 1  # a quarter of the month's budget
+
+
 def test_every_page_carries_a_banner_naming_what_is_broken_and_where_to_fix_it(env):
     cfg, store = env(with_x())
     failing_demo_and_x_without_credentials(store)

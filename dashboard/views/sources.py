@@ -176,4 +176,4 @@ for h in rows:
                              hide_index=True, width="stretch", key=f"languages-{h.name}")
         if h.read_cap is not None:
             used = h.budget_used or 0.0
-            st.progress(min(used, 1.0), text=f"X reads this month: {h.reads_this_month or 0} of {h.read_cap}")
+            st.progress(min(used, 1.0), text=f"{h.platform_label} reads this month: {h.reads_this_month or 0} of {h.read_cap}")

@@ -7,6 +7,8 @@ from datetime import datetime
 
 from sqlalchemy import select
 
+import collectors
+
 from desk.config.schema import HearkenConfig
 from desk.store.db import Store
 from desk.store.models import SourceState, now_utc
@@ -30,8 +32,9 @@ class SourceHealth:
     next_poll_at: datetime | None
     mentions_total: int
     last_mention_at: datetime | None
-    reads_this_month: int | None  # X only: posts read this calendar month
+    reads_this_month: int | None  # sources on a platform with a monthly read cap: posts read this calendar month
     read_cap: int | None
+    platform_label: str = ""
     failing_since: datetime | None = None
     interval_seconds: float | None = None
 
@@ -57,17 +60,26 @@ def source_health(store: Store, cfg: HearkenConfig, *, now: datetime | None = No
     for src in cfg.sources:
         seen.add(src.name)
         out.append(_row(src.name, src.type, src.enabled, src.read_only, states.get(src.name),
-                        getattr(src, "monthly_read_cap", None), now, interval=src.interval_seconds))
+                        _read_cap(src), now, interval=src.interval_seconds))
     for name, st in states.items():
         if name not in seen:
             out.append(_row(name, st.platform, False, True, st, None, now, gone=True))
     return out
 
 
+def _read_cap(src) -> int | None:
+    """The source's monthly read cap, as its platform reads it from the source's settings (None: no cap)."""
+    return collectors.platform(src.type).read_cap(src) if src.type in collectors.PLATFORMS else None
+
+
+def _label(type_: str) -> str:
+    return collectors.PLATFORMS[type_].label if type_ in collectors.PLATFORMS else type_
+
+
 def _row(name: str, type_: str, enabled: bool, read_only: bool, st: SourceState | None, cap: int | None,
          now: datetime, *, gone: bool = False, interval: float | None = None) -> SourceHealth:
     reads = None
-    if st is not None and type_ == "x":
+    if st is not None and (cap is not None or (gone and st.reads_month)):
         reads = st.reads_count if st.reads_month == month_key(now) else 0
     status = "removed from config" if gone else ("disabled" if not enabled else (st.status if st else "new"))
     return SourceHealth(
@@ -78,5 +90,5 @@ def _row(name: str, type_: str, enabled: bool, read_only: bool, st: SourceState 
         consecutive_failures=st.consecutive_failures if st else 0,
         backoff_until=st.backoff_until if st else None, next_poll_at=st.next_poll_at if st else None,
         mentions_total=st.mentions_total if st else 0, last_mention_at=st.last_mention_at if st else None,
-        reads_this_month=reads, read_cap=cap if type_ == "x" else None,
+        reads_this_month=reads, read_cap=cap, platform_label=_label(type_),
         failing_since=st.failing_since if st else None, interval_seconds=interval)
