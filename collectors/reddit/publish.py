@@ -25,9 +25,9 @@ from praw.exceptions import PRAWException, RedditAPIException
 from prawcore.sessions import FiniteRetryStrategy
 
 from collectors.errors import NotConfigured, Rejected, Unknown
-from collectors.net.deadline import mount_on, never_sent
+from collectors.net.requests_adapter import mount_on, never_sent
 from collectors.posting import Posted, Target, same_text
-from collectors.reddit.collect import SITE, make_reddit
+from collectors.reddit.client import SITE, make_reddit
 
 LISTING_LIMIT = 1000  # Reddit serves at most this many items of a listing
 

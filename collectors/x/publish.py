@@ -22,7 +22,7 @@ import requests
 import tweepy
 
 from collectors.errors import NotConfigured, Rejected, Unknown
-from collectors.net.deadline import mount_on, never_sent
+from collectors.net.requests_adapter import mount_on, never_sent
 from collectors.posting import Posted, Target, same_text
 from collectors.x.collect import make_client
 
