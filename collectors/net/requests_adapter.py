@@ -5,7 +5,8 @@
 deadline passes), a request that has not begun to go out by then is never sent, every timeout is cut
 to the time left, and a body is read counted against the call's byte cap (urllib3 bounds each
 inflated piece itself). Outside a call the adapter is requests' own. `never_sent` tells from a
-requests error whether the request never left, so a reply may be tried again without doubling it.
+requests error whether the request never left, so a reply may be tried again without doubling it;
+`post_failure` makes of such an error the publish error a publisher raises.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
+from collectors.errors import PublishError, Rejected, Unknown
 from collectors.net.deadline import Deadline, TooLarge, current
 
 
@@ -125,6 +127,14 @@ def never_sent(exc: BaseException) -> bool:
         exc = getattr(exc, "original_exception", None) or exc.__cause__ or \
             next((a for a in exc.args if isinstance(a, BaseException)), None)
     return False
+
+
+def post_failure(exc: BaseException, platform: str, detail: str) -> PublishError:
+    """What a requests error while posting means: `Rejected` where the request never left (nothing was
+    posted; it may be tried again), else `Unknown` (it may have been posted). `detail` ends the latter."""
+    if never_sent(exc):
+        return Rejected(f"could not reach {platform}: {exc}")
+    return Unknown(f"no clear answer from {platform} ({detail})")
 
 
 def mount_on(session) -> None:
