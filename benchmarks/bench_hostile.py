@@ -42,7 +42,8 @@ from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
-from _common import REPO, database, header, kinds, pct, replay_posts
+from _common import REPO, database, header, kinds, pct
+from _replay import replay_posts
 from sqlalchemy import func, select
 
 from desk.store.models import Mention, Outbox, SourceState

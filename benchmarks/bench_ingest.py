@@ -24,7 +24,8 @@ import argparse
 import random
 import time
 
-from _common import ReplayForum, database, header, hearken_config, kinds, replay_posts
+from _common import database, header, kinds
+from _replay import ReplayForum, hearken_config, replay_posts
 from sqlalchemy import func, select
 
 import classifier

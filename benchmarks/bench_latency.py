@@ -30,7 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import REPO, ReplayForum, database, header, kinds, pct, replay_posts
+from _common import REPO, database, header, kinds, pct
+from _replay import ReplayForum, replay_posts
 
 from desk.cases.queue import open_queue
 

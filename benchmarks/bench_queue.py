@@ -30,9 +30,10 @@ from sqlalchemy import and_, case as sql_case, func, select, text
 
 from desk.cases.actions import ACTIVE
 from desk.store.models import Case, Mention
-from desk.cases.queue import QueueItem, _due, _excerpt, case_detail, open_queue
+from desk.cases.queue import QueueItem, case_detail, open_queue
 
 TARGET = 0.300
+EXCERPT = 160  # characters of a post the Queue page shows
 CASE_PAGE_INDEXES = {
     # name: (table, columns)
     "ix_mentions_thread": ("mentions", "platform, thread_id"),
@@ -40,6 +41,17 @@ CASE_PAGE_INDEXES = {
     "ix_events_case": ("events", "case_id, at"),
     "ix_labels_mention_id": ("labels", "mention_id"),
 }
+
+
+def due(c: Case) -> datetime | None:
+    """The due time a case runs on: the first response while it is open, the resolution once replied."""
+    return c.first_response_due if c.status == "open" else c.resolution_due
+
+
+def excerpt(text: str) -> str:
+    """The post's excerpt as the Queue page shows it: one line, cut with an ellipsis."""
+    text = " ".join(text.split())
+    return text if len(text) <= EXCERPT else text[:EXCERPT - 1] + "…"
 
 
 def naive_queue(store, now: datetime, limit: int = 500):
@@ -51,8 +63,7 @@ def naive_queue(store, now: datetime, limit: int = 500):
     for c, m in rows:
         if c.status not in ACTIVE:
             continue
-        due = _due(c)
-        items.append((due or far, -(c.severity or 0), c.customer_posted_at, c.id, m.author))
+        items.append((due(c) or far, -(c.severity or 0), c.customer_posted_at, c.id, m.author))
     items.sort()
     return items[:limit]
 
@@ -67,13 +78,13 @@ def sql_queue(store, now: datetime, limit: int = 500):
             q = (select(Case, Mention).join(Mention, Mention.id == Case.mention_id).where(Case.status == status)
                  .order_by(due_col, Case.severity.desc(), Case.customer_posted_at, Case.id).limit(limit))
             for c, m in s.execute(q):
-                due = _due(c)
+                until = due(c)
                 out.append(QueueItem(
                     case_id=c.id, status=c.status, platform=c.platform, source=c.source, author=m.author,
-                    title=m.title or "", excerpt=_excerpt(m.body), url=m.url, severity=c.severity, score=c.score,
+                    title=m.title or "", excerpt=excerpt(m.body), url=m.url, severity=c.severity, score=c.score,
                     topic=c.topic, assignee=c.assignee, escalated_to=c.escalated_to,
-                    customer_posted_at=c.customer_posted_at, due=due, age=now - c.customer_posted_at,
-                    time_left=(due - now) if due else None))
+                    customer_posted_at=c.customer_posted_at, due=until, age=now - c.customer_posted_at,
+                    time_left=(until - now) if until else None))
         overdue = sql_case((and_(Case.status == "open", Case.first_response_due < now), 1),
                            (and_(Case.status == "replied", Case.resolution_due < now), 1), else_=0)
         total, overdue_active = s.execute(select(func.count(), func.coalesce(func.sum(overdue), 0))

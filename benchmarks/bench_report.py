@@ -144,7 +144,7 @@ def themes_split(n: int) -> None:
     import numpy as np
 
     import classifier
-    from _common import replay_posts
+    from _replay import replay_posts
     from desk.reports.weekly import THEME_SIMILARITY, cluster
 
     texts = [f"{p['topic_title']}\n\n{p['raw']}" for p in replay_posts(n, seed=9)]

@@ -93,7 +93,8 @@ def run_train(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from .data import EXTRA_SETS, load_benchmark, load_extra_labels
-    from .train import Config, export, fit, training_extras
+    from .export import export
+    from .train import Config, fit, training_extras
 
     examples = load_benchmark(args.data)
     if args.extra_labels:

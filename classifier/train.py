@@ -1,8 +1,8 @@
 """Fine-tuning and export (needs the `train` extra: torch, scikit-learn, onnx).
 
 `fit` fine-tunes all-MiniLM-L6-v2 with a complaint head and a severity head;
-`export` writes the files that `classifier.load` reads: an int8 ONNX graph
-(`classifier.quantise.quantise_model`), the tokenizer and meta.json. Hyperparameters are fixed in `Config` and were
+`export_fp32` writes the fp32 model folder, which `classifier.export.export` turns into the files that
+`classifier.load` reads: an int8 ONNX graph (`classifier.quantise.quantise_model`), the tokenizer and meta.json. Hyperparameters are fixed in `Config` and were
 not tuned on the evaluation folds (see MODEL.md).
 """
 
@@ -14,7 +14,6 @@ import math
 import random
 import shutil
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -319,37 +318,6 @@ def export_fp32(
     }
     (out_dir / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return out_dir
-
-
-def export(
-    net: ComplaintNet,
-    out_dir: str | Path,
-    *,
-    version: str,
-    threshold: float,
-    info: dict | None = None,
-    quantise: bool = True,
-    calibration: Sequence[str] | None = None,
-    fp32_dir: str | Path | None = None,
-    progress: Progress | None = None,
-) -> Path:
-    """Write the model folder `classifier.load` reads: int8 (static, see quantise.py) unless quantise=False.
-
-    `calibration` are the texts the int8 activation ranges are measured on: the training texts
-    (default: the benchmark's). `fp32_dir`, when given, keeps the fp32 model folder there too.
-    """
-    from .quantise import quantise_model
-
-    if not quantise:
-        return export_fp32(net, out_dir, version=version, threshold=threshold, info=info)
-    if calibration is None:
-        from .data import load_benchmark
-
-        calibration = [e.text for e in load_benchmark()]
-    with tempfile.TemporaryDirectory() as tmp:
-        fp32 = Path(fp32_dir) if fp32_dir else Path(tmp)
-        export_fp32(net, fp32, version=version, threshold=threshold, info=info)
-        return quantise_model(fp32, out_dir, calibration, progress=progress)
 
 
 def export_checkpoint_fp32(checkpoint: str | Path, out_dir: str | Path) -> Path:

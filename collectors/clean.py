@@ -39,7 +39,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from collectors import times
-from collectors.base import BadPayload, CollectorError, Mention, PollResult, SetAside
+from collectors.errors import BadPayload, CollectorError
+from collectors.results import Mention, PollResult, SetAside
 from collectors.plain import REASON_LIMIT, SURROGATE, clean_text, fit, fix_surrogates, reason_line  # noqa: F401 - named here too
 from collectors.redact import hide_passwords, without_credentials
 

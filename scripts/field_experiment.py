@@ -117,7 +117,8 @@ def stage2(out: str, lr: float = 3e-5, hard_repeat: int = 1, sets: tuple[str, ..
     from classifier.data import load_benchmark, load_training_extras
     from classifier.net import base_encoder_dir
     from classifier.runtime import open_tokenizer
-    from classifier.train import _encode, _length_bucketed_batches, _pad, export, predict_torch
+    from classifier.export import export
+    from classifier.train import _encode, _length_bucketed_batches, _pad, predict_torch
 
     torch.set_num_threads(2)
     torch.manual_seed(0)

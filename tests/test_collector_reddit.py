@@ -10,7 +10,7 @@ import pytest
 import vcr
 
 from collectors import AuthFailed, BadPayload, NotConfigured, RateLimited, TermMatcher, build
-from collectors.reddit.collect import ratelimit_wait
+from collectors.reddit.client import ratelimit_wait
 from collectors.reddit.settings import RedditSource
 from tests.collector_helpers import LocalServer, Reply, fixture
 

@@ -10,9 +10,9 @@ Two kinds, one mechanism in the transports built here:
 httpx and requests time out each read, not a call: a platform that drips one
 byte a second, or a client library that retries or sleeps on a rate-limit
 header, keeps a call going for ever. `run(fn, seconds)` runs `fn` in a worker
-thread with a `Deadline`, and the HTTP plumbing built here (`httpx_transport`
-for httpx, `DeadlineAdapter` for requests, so tweepy and praw) makes that
-deadline real inside it:
+thread with a `Deadline`, and the HTTP plumbing built for it (`httpx_transport`
+here, for httpx; collectors/net/requests_adapter.py's `DeadlineAdapter` for
+requests, so tweepy and praw) makes that deadline real inside it:
 
 - every socket the call opens or reuses is registered with its Deadline; when
   the deadline passes, those sockets are shut down, so a blocked read or
@@ -45,9 +45,6 @@ from urllib.parse import urlsplit
 import httpcore
 import httpx
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from collectors.net import inflate
 
@@ -345,119 +342,3 @@ def httpx_transport(proxy: str | None = None, *, limits: httpx.Limits | None = N
     transport = _Transport(proxy=proxy, **({"limits": limits} if limits is not None else {}))
     transport._pool._network_backend = _Backend()  # httpx takes no backend argument; httpcore's pools all keep it here
     return transport
-
-
-# --- requests (tweepy, praw): connections that register their sockets ---------------------
-
-
-class _Watched:
-    """Registers the connection's socket with the current deadline on connect and on every request."""
-
-    sock: socket.socket | None
-
-    def connect(self) -> None:
-        super().connect()  # type: ignore[misc]
-        d = _current.get()
-        if d is not None:
-            d.watch(self.sock)
-
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        d = _current.get()
-        if d is not None:
-            if self.sock is None:
-                self.connect()  # here rather than inside the request, so a connect that never completes is not "sent"
-            d.watch(self.sock)  # a kept-alive socket from an earlier call
-            d.sending()
-        super().request(*args, **kwargs)  # type: ignore[misc]
-
-
-_WATCHED: dict[type, type] = {}
-
-
-def _watched(cls: type) -> type:
-    """`cls` with its sockets registered: built on whatever connection class urllib3 is set to use now
-    (a test's recorder may have swapped in its own)."""
-    if issubclass(cls, _Watched):
-        return cls
-    if cls not in _WATCHED:
-        _WATCHED[cls] = type(f"Watched{cls.__name__}", (_Watched, cls), {})
-    return _WATCHED[cls]
-
-
-class _Pool(HTTPConnectionPool):
-    @property  # type: ignore[override]
-    def ConnectionCls(self) -> type:  # noqa: N802 - urllib3's name
-        return _watched(HTTPConnectionPool.ConnectionCls)
-
-
-class _TlsPool(HTTPSConnectionPool):
-    @property  # type: ignore[override]
-    def ConnectionCls(self) -> type:  # noqa: N802 - urllib3's name
-        return _watched(HTTPSConnectionPool.ConnectionCls)
-
-
-_POOLS = {"http": _Pool, "https": _TlsPool}
-
-
-class DeadlineAdapter(HTTPAdapter):
-    """A requests adapter whose connections answer to the deadline of the call using them.
-    Mount it on a session for both schemes (`mount_on`)."""
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = _POOLS
-
-    def proxy_manager_for(self, proxy: str, **kwargs: Any):
-        manager = super().proxy_manager_for(proxy, **kwargs)
-        manager.pool_classes_by_scheme = _POOLS
-        return manager
-
-    def send(self, request, stream=False, timeout=None, verify=True, cert=None, proxies=None):  # type: ignore[override]
-        d = _current.get()
-        if d is None:
-            return super().send(request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies)
-        response = super().send(request, stream=True, timeout=_bounded(timeout, d), verify=verify, cert=cert,
-                                proxies=proxies)
-        if not stream:  # read the body here, counted against the cap, as requests would have read it whole
-            body = bytearray()
-            try:
-                for chunk in response.raw.stream(64 * 1024, decode_content=True):
-                    d.took(len(chunk))
-                    body += chunk
-            except TooLarge:
-                response.close()
-                raise
-            response._content = bytes(body)  # what Response.content caches; requests reads bodies the same way
-            response._content_consumed = True
-        return response
-
-
-def _bounded(timeout: Any, d: Deadline) -> Any:
-    left = max(d.remaining(), 0.001)
-    if isinstance(timeout, tuple):
-        return tuple(left if t is None else min(float(t), left) for t in timeout)
-    if timeout is None or isinstance(timeout, (int, float)):
-        return left if timeout is None else min(float(timeout), left)
-    return timeout  # a urllib3 Timeout object: the watchdog still bounds it
-
-
-def never_sent(exc: BaseException) -> bool:
-    """Whether a requests error shows the request never left: no connection was made (refused, no such host,
-    connect timeout). A connection lost after that (`Connection aborted`) may have carried the request."""
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, (requests.exceptions.ConnectTimeout, NewConnectionError)):
-            return True
-        if isinstance(exc, MaxRetryError) and isinstance(exc.reason, NewConnectionError):
-            return True
-        exc = getattr(exc, "original_exception", None) or exc.__cause__ or \
-            next((a for a in exc.args if isinstance(a, BaseException)), None)
-    return False
-
-
-def mount_on(session) -> None:
-    """Send every request of a requests.Session through a DeadlineAdapter."""
-    adapter = DeadlineAdapter()
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)

@@ -1,4 +1,4 @@
-"""HTTP plumbing shared by the httpx collectors (Discourse, HTML forums).
+"""HTTP plumbing shared by the httpx collectors (Discourse, HTML forums): bounded requests.
 
 - `make_client` and `get` / `fetch`: every request is bounded. `Limits` gives it a wall-clock deadline
   (redirects included; it holds against a server that sends one byte every few seconds, where a
@@ -8,46 +8,36 @@
   at the cap like an endless body. Inside `poll_deadline(...)`
   (the runner sets it around each poll) no request outlives the poll either; both deadlines, and a
   platform call's, are kept by one mechanism, collectors/net/deadline.py, whose transport the
-  client uses (posting uses the same). Redirects are followed
-  only on the origin asked for (an http -> https upgrade of the same host included): a redirect to
-  another site, to a private or loopback address, or to a scheme other than http(s) is refused
-  with the reason, so credentials and content never come from anywhere but the configured platform.
-- `check_response` turns a status code into the collector errors of base.py:
-  429 and 503-with-Retry-After become `RateLimited` with the wait the server
-  asked for; 401/403 become `AuthFailed`; other failures `TryLater`. Every
-  error names the URL.
-- `retry_after_seconds` reads `Retry-After` (seconds or an HTTP date) and the
-  `X-RateLimit-Reset` family of headers.
-- `Validators` keeps an ETag / Last-Modified pair for a conditional GET.
+  client uses (posting uses the same). Redirects are followed only on the origin asked for
+  (collectors/net/origins.py).
 - `Robots` fetches and caches robots.txt per host (RFC 9309: a 4xx robots.txt
   allows everything, a 5xx or unreachable one allows nothing for now).
-- `decode_html` picks a page's charset the way browsers do (header, BOM,
-  <meta>), reading a declared latin-1 as windows-1252.
 
+What an answer means (status codes to collector errors, Retry-After, JSON, conditional-GET validators)
+is collectors/net/responses.py's; the charset a page is read with, collectors/net/charset.py's. Their
+names are also reachable here, as the collectors have always asked for them.
 collectors/net/sessions.py gives the requests-based clients (PRAW, Tweepy) the same limits.
 """
 
 from __future__ import annotations
 
-import codecs
-import ipaddress
-import math
-import re
 import time
 import urllib.robotparser
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
-from collectors.clean import loads_json
-from collectors.errors import AuthFailed, BadPayload, RateLimited, TryLater
+from collectors.errors import BadPayload, RateLimited, TryLater
 from collectors.net import deadline, inflate
+from collectors.net.charset import decode_html  # noqa: F401 - the readers' names for them
 from collectors.net.deadline import poll_deadline, request_deadline  # noqa: F401 - the readers' names for them
+from collectors.net.origins import off_origin  # noqa: F401 - the readers' names for them
+from collectors.net.responses import (  # noqa: F401 - the readers' names for them
+    Validators, check_response, parse_json, retry_after_seconds, wait_text,
+)
 
 DEFAULT_TIMEOUT = 20.0  # seconds one read may wait; the request's deadline bounds the whole
 USER_AGENT = "hearken/0.1 (+https://github.com/hearken/hearken)"
@@ -105,44 +95,6 @@ def make_client(user_agent: str, *, timeout: float = DEFAULT_TIMEOUT, headers: M
     all_headers.update(headers or {})
     read = min(timeout, limits.read_timeout)
     return Client(limits=limits, timeout=httpx.Timeout(read, connect=min(10.0, read)), headers=all_headers)
-
-
-# --- where a request may go ------------------------------------------------------------------------
-
-
-def _is_private(host: str) -> bool:
-    host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return not ip.is_global
-
-
-def origin_of(url: str | httpx.URL) -> str:
-    u = httpx.URL(str(url))
-    return f"{u.scheme}://{u.netloc.decode('ascii')}"
-
-
-def off_origin(origin: str | httpx.URL, target: str | httpx.URL) -> str | None:
-    """Why a request that began at `origin` must not go to `target`; None when it may.
-
-    Allowed: the same scheme, host and port, or the same host upgraded from http to https (default
-    ports). Refused: any other scheme, a private or loopback address (unless `origin` is one
-    itself, then as another origin), any other host or port.
-    """
-    o, t = httpx.URL(str(origin)), httpx.URL(str(target))
-    if t.scheme not in ("http", "https"):
-        return f"a {t.scheme or 'schemeless'}: address is never followed"
-    if (t.scheme, t.host, t.port) == (o.scheme, o.host, o.port):
-        return None
-    if t.host == o.host and o.scheme == "http" and t.scheme == "https" and o.port is None and t.port is None:
-        return None
-    if _is_private(t.host) and not _is_private(o.host):
-        return f"{t.host} is a private or loopback address"
-    return f"it is another site (requests stay on {origin_of(o)}; if the platform moved, change its address in the config)"
 
 
 # --- one bounded request ------------------------------------------------------------------------
@@ -214,112 +166,12 @@ def _read_capped(response: httpx.Response, limits: Limits, what: str, at: float,
     return bytes(body)
 
 
-def retry_after_seconds(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
-    """Seconds the server asked us to wait, from Retry-After or rate-limit reset headers; None if it did not say
-    (or said something that is no length of time: "inf", "nan", a date that does not parse)."""
-    now = time.time() if now is None else now
-    value = (headers.get("retry-after") or "").strip()
-    if value:
-        try:
-            seconds: float | None = float(value)
-        except ValueError:
-            seconds = _until(value, now)
-        if seconds is not None and math.isfinite(seconds):
-            return max(0.0, seconds)
-    for name in ("x-ratelimit-reset", "x-rate-limit-reset", "ratelimit-reset"):
-        try:
-            reset = float(headers.get(name) or "")
-        except ValueError:
-            continue
-        if math.isfinite(reset):
-            # Reddit sends seconds until reset; X and GitHub-style APIs send an epoch time.
-            return max(0.0, reset - now) if reset > 1e9 else max(0.0, reset)
-    return None
-
-
-def _until(http_date: str, now: float) -> float | None:
-    """Seconds from `now` until an HTTP date (Retry-After's other form)."""
-    try:
-        when = parsedate_to_datetime(http_date)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return when.timestamp() - now
-
-
-def _wait_text(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    days = f" (about {seconds / 86400:,.0f} days)" if seconds >= 2 * 86400 else ""
-    return f"; the server asked us to wait {seconds:,.0f}s{days}"
-
-
-def check_response(response: httpx.Response, *, what: str) -> None:
-    """Raise the collector error for a failed response; return quietly on 2xx/304.
-
-    `what` names the source in the reason ("Discourse forum.example.com").
-    """
-    status = response.status_code
-    if 200 <= status < 300 or status == 304:
-        return
-    url = str(response.request.url)
-    wait = retry_after_seconds(response.headers)
-    phrase = response.reason_phrase or ""
-    if status == 429 or (status == 503 and "retry-after" in response.headers):
-        raise RateLimited(f"{what} rate-limited us (HTTP {status} {phrase}){_wait_text(wait)}".replace("  ", " "),
-                          url=url, retry_after=wait)
-    if status in (401, 403):
-        raise AuthFailed(f"{what} refused access (HTTP {status} {phrase}): check the API key and username", url=url)
-    if status == 404:
-        raise TryLater(f"{what} has no such page (HTTP 404): check the address in the config", url=url)
-    raise TryLater(f"{what} answered HTTP {status} {phrase}".rstrip(), url=url, retry_after=wait)
-
-
 def get(client: Client, url: str, *, what: str, headers: Mapping[str, str] | None = None,
         params: Mapping[str, Any] | None = None) -> httpx.Response:
     """`fetch`, then HTTP failures as `check_response`."""
     response = fetch(client, url, what=what, headers=headers, params=params)
     check_response(response, what=what)
     return response
-
-
-def parse_json(response: httpx.Response, *, what: str) -> Any:
-    """The response body as JSON, or `BadPayload` saying what was wrong and where."""
-    url = str(response.request.url)
-    try:
-        return loads_json(response.content)  # bad UTF-8 and absurd nesting cost one item, not the page
-    except ValueError as exc:
-        ctype = response.headers.get("content-type", "no content type")
-        raise BadPayload(f"{what} sent something that is not JSON ({ctype}): {exc}", url=url) from exc
-
-
-@dataclass(slots=True)
-class Validators:
-    """ETag / Last-Modified of one URL, kept in a cursor between polls."""
-
-    etag: str | None = None
-    last_modified: str | None = None
-
-    @classmethod
-    def from_cursor(cls, data: Mapping[str, Any] | None) -> Validators:
-        data = data or {}
-        return cls(etag=data.get("etag"), last_modified=data.get("last_modified"))
-
-    @classmethod
-    def from_response(cls, response: httpx.Response) -> Validators:
-        return cls(etag=response.headers.get("etag"), last_modified=response.headers.get("last-modified"))
-
-    def headers(self) -> dict[str, str]:
-        out = {}
-        if self.etag:
-            out["If-None-Match"] = self.etag
-        if self.last_modified:
-            out["If-Modified-Since"] = self.last_modified
-        return out
-
-    def to_cursor(self) -> dict[str, str]:
-        return {k: v for k, v in (("etag", self.etag), ("last_modified", self.last_modified)) if v}
 
 
 class Robots:
@@ -346,7 +198,7 @@ class Robots:
             raise TryLater(f"{exc.reason}; not crawling until it can be read", url=url) from exc
         if response.status_code == 429:
             wait = retry_after_seconds(response.headers)
-            raise RateLimited(f"robots.txt rate-limited us (HTTP 429){_wait_text(wait)}", url=url, retry_after=wait)
+            raise RateLimited(f"robots.txt rate-limited us (HTTP 429){wait_text(wait)}", url=url, retry_after=wait)
         if response.status_code >= 500:
             raise TryLater(f"robots.txt answered HTTP {response.status_code}; not crawling until it can be read", url=url)
         if 400 <= response.status_code < 500:
@@ -406,49 +258,3 @@ def _fractional_delay(lines: list[str], agent: str) -> float:
         if delays:
             return delays[0]
     return 0.0
-
-
-_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_\-:.]+)""", re.I)
-_BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
-# WHATWG Encoding: a page labelled latin-1 or ASCII is decoded as windows-1252 by every browser.
-_WHATWG_ALIASES = {"iso-8859-1": "cp1252", "latin-1": "cp1252", "latin1": "cp1252", "l1": "cp1252",
-                   "us-ascii": "cp1252", "ascii": "cp1252", "iso8859-1": "cp1252", "windows-1252": "cp1252"}
-
-
-def _codec(label: str | None) -> str | None:
-    if not label:
-        return None
-    label = label.strip().strip("\"'").lower()
-    label = _WHATWG_ALIASES.get(label, label)
-    try:
-        return codecs.lookup(label).name
-    except LookupError:
-        return None
-
-
-def page_charset(content: bytes, headers: Mapping[str, str], *, forced: str | None = None, sniff_meta: bool = True) -> str:
-    """The charset to read a page with: forced, BOM, Content-Type header, <meta>, else UTF-8."""
-    if forced and _codec(forced):
-        return _codec(forced)  # type: ignore[return-value]
-    for bom, name in _BOMS:
-        if content.startswith(bom):
-            return name
-    ctype = headers.get("content-type", "")
-    match = re.search(r"charset\s*=\s*([^;\s]+)", ctype, re.I)
-    if match and _codec(match.group(1)):
-        return _codec(match.group(1))  # type: ignore[return-value]
-    if sniff_meta:
-        meta = _META_CHARSET.search(content[:4096])
-        if meta and _codec(meta.group(1).decode("ascii", "replace")):
-            return _codec(meta.group(1).decode("ascii", "replace"))  # type: ignore[return-value]
-    return "utf-8"
-
-
-def decode_html(content: bytes, headers: Mapping[str, str], *, forced: str | None = None, sniff_meta: bool = True) -> str:
-    charset = page_charset(content, headers, forced=forced, sniff_meta=sniff_meta)
-    text = content.decode(charset, errors="replace")
-    return text[1:] if text.startswith("\ufeff") else text
-
-
-def now_utc() -> datetime:
-    return datetime.now(timezone.utc)

@@ -10,7 +10,7 @@
 - a byte cap: the body is streamed and reading stops past `Limits.max_bytes`, so an endless answer
   cannot grow the process (the response then raises instead of returning);
 - a default timeout (Tweepy passes none, which in requests means wait forever);
-- redirects only on the origin asked for (`http.off_origin`), so a bearer token or cookie never
+- redirects only on the origin asked for (collectors/net/origins.py), so a bearer token or cookie never
   follows a redirect to another site, and only for a GET or HEAD: requests would send a POST again on
   a 307 or 308 (and a platform that stored the post before redirecting would hold two), so the caller
   gets the 3xx itself and a publisher reads it as "may have been posted".
@@ -29,6 +29,8 @@ from urllib.parse import urljoin
 import requests
 
 from collectors.net import deadline, http
+from collectors.net.origins import off_origin
+from collectors.net.requests_adapter import DeadlineAdapter
 
 CONNECT_TIMEOUT = 10.0
 SAFE_METHODS = frozenset({"GET", "HEAD"})  # the only requests whose redirects are followed
@@ -52,8 +54,8 @@ def _cut_timeout(timeout: Any, left: float) -> tuple[float, float]:
     return min(float(connect), left), min(float(read), left)
 
 
-class _BoundedAdapter(deadline.DeadlineAdapter):
-    """collectors/net/deadline.py's adapter, each request under a Deadline of its own: the request's (or the
+class _BoundedAdapter(DeadlineAdapter):
+    """collectors/net/requests_adapter.py's adapter, each request under a Deadline of its own: the request's (or the
     poll's) time and this source's byte cap, inside the call's deadline when there is one."""
 
     def __init__(self, limits: http.Limits) -> None:
@@ -114,7 +116,7 @@ class BoundedSession(requests.Session):
             return None  # the 3xx itself goes back to the caller: it may answer a post that was made
         location = super().get_redirect_target(resp)
         if location:
-            why = http.off_origin(resp.url, urljoin(resp.url, location))
+            why = off_origin(resp.url, urljoin(resp.url, location))
             if why:
                 raise RedirectRefused(f"{resp.url.split('?')[0]} redirected to {location}, which was not followed: {why}",
                                       request=resp.request, response=resp)

@@ -18,7 +18,7 @@ PLATFORM = Platform(
 
 def __getattr__(name: str):
     if name in ("make_reddit", "ratelimit_wait", "translate"):  # imported here only when asked for: praw is heavy
-        from collectors.reddit import collect
+        from collectors.reddit import client
 
-        return getattr(collect, name)
+        return getattr(client, name)
     raise AttributeError(name)

@@ -25,9 +25,9 @@ from praw.exceptions import PRAWException, RedditAPIException
 from prawcore.sessions import FiniteRetryStrategy
 
 from collectors.errors import NotConfigured, Rejected, Unknown
-from collectors.net.deadline import mount_on, never_sent
+from collectors.net.requests_adapter import mount_on, post_failure
 from collectors.posting import Posted, Target, same_text
-from collectors.reddit.collect import SITE, make_reddit
+from collectors.reddit.client import SITE, make_reddit
 
 LISTING_LIMIT = 1000  # Reddit serves at most this many items of a listing
 
@@ -81,9 +81,7 @@ class RedditPublisher:
         except _REFUSED as exc:
             raise Rejected(f"Reddit refused the comment ({type(exc).__name__})") from exc
         except prawcore.exceptions.RequestException as exc:
-            if never_sent(exc):
-                raise Rejected(f"could not reach Reddit: {exc}") from exc
-            raise Unknown(f"no clear answer from Reddit ({type(exc).__name__}: {exc})") from exc
+            raise post_failure(exc, "Reddit", f"{type(exc).__name__}: {exc}") from exc
         except (prawcore.exceptions.PrawcoreException, PRAWException) as exc:
             raise Unknown(f"no clear answer from Reddit ({type(exc).__name__}: {exc})") from exc
         if comment is None:

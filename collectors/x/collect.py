@@ -40,7 +40,8 @@ from collectors import clean, times
 from collectors.base import (
     AuthFailed, BadPayload, Mention, NotConfigured, PollResult, RateLimited, SetAside, TryLater, collector_boundary,
 )
-from collectors.net.http import Limits, retry_after_seconds
+from collectors.net.http import Limits
+from collectors.net.responses import retry_after_seconds
 from collectors.net.sessions import BoundedSession, LimitExceeded, RedirectRefused
 from collectors.match import TermMatcher
 

@@ -22,7 +22,7 @@ import requests
 import tweepy
 
 from collectors.errors import NotConfigured, Rejected, Unknown
-from collectors.net.deadline import mount_on, never_sent
+from collectors.net.requests_adapter import mount_on, post_failure
 from collectors.posting import Posted, Target, same_text
 from collectors.x.collect import make_client
 
@@ -44,9 +44,7 @@ class XPublisher:
         except _REFUSED as exc:
             raise Rejected(f"X refused the post ({type(exc).__name__}: {'; '.join(exc.api_messages) or exc})") from exc
         except requests.exceptions.RequestException as exc:
-            if never_sent(exc):
-                raise Rejected(f"could not reach X: {exc}") from exc
-            raise Unknown(f"no clear answer from X ({type(exc).__name__})") from exc
+            raise post_failure(exc, "X", type(exc).__name__) from exc
         except tweepy.HTTPException as exc:  # a 5xx, or a 3xx (never followed on a POST), or anything else undocumented
             status = exc.response.status_code if exc.response is not None else "?"
             raise Unknown(f"no clear answer from X (HTTP {status}); it may have been posted") from exc
