@@ -13,6 +13,9 @@ if [ -z "$uv" ] || [ "$("$uv" --version | cut -d' ' -f2)" != "$UV_VERSION" ]; th
   uv="$tools/bin/uv"
 fi
 # pip itself is pinned too: _setup.sh upgrades the fresh venv's pip to this version before installing
+# uv keeps the pins of an existing output file unless asked to upgrade (--upgrade, --upgrade-package P):
+# seeding it from constraints.txt means adding a package moves no other pin
+[ -f constraints.txt ] && grep -v '^#' constraints.txt > constraints.body
 printf 'pip\n' | "$uv" pip compile pyproject.toml - --all-extras --universal --python-version 3.11 \
   --no-header --annotation-style line --quiet "$@" -o constraints.body
 {
