@@ -14,16 +14,16 @@ import socket
 from dataclasses import dataclass
 from datetime import time
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from collectors.settings import DemoSource, DiscourseSource, ForumSource, RedditSource, XSource
+from collectors import NAMES, SourceSettings
 from desk.errors import UserError
 
-PLATFORMS = ("demo", "reddit", "x", "discourse", "forum")
+PlatformName = Literal[NAMES]  # type: ignore[valid-type]  # every package under collectors/, from its registry
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config" / "example.yaml"
 SERVED_URL_ENV = "HEARKEN_DASHBOARD_URL"
 
@@ -37,7 +37,7 @@ class Brand(_Model):
     exclusions: list[str] = Field(default_factory=list, description="A post naming any of these is ignored.")
 
 
-Source = Annotated[DemoSource | RedditSource | XSource | DiscourseSource | ForumSource, Field(discriminator="type")]
+Source = SourceSettings  # one model per platform, picked by `type`
 
 Severity = Literal[1, 2, 3, 4]
 
@@ -109,7 +109,7 @@ class Sla(_Model):
     timezone: str = Field("UTC", description="IANA time zone for business hours and report weeks.")
     business_hours: BusinessHours | None = Field(None, description="Count only these hours; omit for round-the-clock.")
     targets: SlaTargets = Field(default_factory=SlaTargets)
-    platforms: dict[Literal["demo", "reddit", "x", "discourse", "forum"], SlaTargets] = Field(
+    platforms: dict[PlatformName, SlaTargets] = Field(
         default_factory=dict, description="Per-platform targets that replace the defaults for that platform.")
 
     @field_validator("timezone")
@@ -291,7 +291,7 @@ class Replies(_Model):
 
 class HearkenConfig(_Model):
     brand: Brand
-    accounts: dict[Literal["demo", "reddit", "x", "discourse", "forum"], list[str]] = Field(
+    accounts: dict[PlatformName, list[str]] = Field(
         default_factory=dict, description="Our own accounts per platform: never ingested, used to find our replies.")
     sources: list[Source] = Field(default_factory=list)
     sla: Sla = Field(default_factory=Sla)
@@ -402,7 +402,7 @@ def _friendly(err: dict[str, Any]) -> str:
         ctx = err.get("ctx", {})
         return f"unknown source type {ctx.get('tag')!r}; expected one of {ctx.get('expected_tags')}"
     if kind == "union_tag_not_found":
-        return "each source needs a 'type' (demo, reddit, x, discourse or forum)"
+        return "each source needs a 'type' (" + " or ".join(filter(None, [", ".join(NAMES[:-1]), NAMES[-1]])) + ")"
     msg = msg.removeprefix("Value error, ")
     if "input" in err and kind not in ("missing",) and not isinstance(err["input"], (dict, list)):
         return f"{msg} (got {err['input']!r})"
@@ -413,7 +413,7 @@ def _clean_loc(loc: tuple) -> tuple:
     # pydantic puts the union member's tag in the location: sources.0.reddit.subreddits
     out: list = []
     for i, part in enumerate(loc):
-        if i > 0 and out and out[0] == "sources" and len(out) == 2 and part in PLATFORMS:
+        if i > 0 and out and out[0] == "sources" and len(out) == 2 and part in NAMES:
             continue
         out.append(part)
     return tuple(out)
