@@ -32,7 +32,7 @@ from desk.config.sections import (
 from desk.errors import UserError
 
 __all__ = [
-    "DEFAULT_CONFIG", "SERVED_URL_ENV", "ConfigError", "Problem", "load_config", "parse_config", "key_location",
+    "DEFAULT_CONFIG", "SERVED_URL_ENV", "ConfigError", "Problem", "problem_at", "load_config", "parse_config", "key_location",
     "email_key", "is_loopback", "local_mode_exposure", "served_url", "HearkenConfig", "Alerts", "AlertRules",
     "BusinessHours", "ClassifierSettings", "Dashboard", "Database", "Member", "Replies", "Report", "Runner", "Sla",
     "SlaTargets", "Smtp",
@@ -59,6 +59,11 @@ class ConfigError(UserError):
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
+
+
+def problem_at(cfg: HearkenConfig, key: tuple[str, ...], message: str) -> Problem:
+    """A problem with the key `key` of the file `cfg` was loaded from, at its line."""
+    return Problem(str(cfg.path or "<config>"), cfg.line_of(*key), ".".join(key), message)
 
 
 def _friendly(err: dict[str, Any]) -> str:
