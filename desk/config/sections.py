@@ -183,6 +183,8 @@ class ClassifierSettings(_Model):
     model_path: str | None = Field(None, description="Folder of a trained model; empty = the one shipped with Hearken.")
     threshold: float | None = Field(None, gt=0, lt=1, description="Complaint threshold; empty = the model's recall-first operating point.")
     batch_size: int = Field(64, ge=1)
+    threads: int | None = Field(None, ge=1, description="ONNX Runtime's intra-op threads; empty = 2 (1 on a one-core "
+                                                      "machine). On a busy machine one can do more than two.")
     languages: list[str] = Field(
         default_factory=lambda: ["en"], min_length=1,
         description="Languages the complaint model scores (ISO 639-1 codes). A mention detected in another "
