@@ -113,12 +113,11 @@ def run_pipeline(texts: list[str], checkpoint: str, threads: int, repeats: int) 
 def run_ours(texts: list[str], model: str | None, threads: int, repeats: int) -> dict:
     import time
 
-    os.environ["HEARKEN_THREADS"] = str(threads)
     t0 = time.perf_counter()
     sys.path.insert(0, str(REPO))
     import classifier
 
-    m = classifier.load(model)
+    m = classifier.load(model, threads=threads)
     load_s = time.perf_counter() - t0
     m.predict(texts[:8])  # warm-up
     wall, cpu, preds = _best(lambda: m.predict(texts), repeats)

@@ -19,22 +19,24 @@ from typing import Sequence
 
 import numpy as np
 
-from .runtime import SHIPPED_DIR, ComplaintModel, ModelError, Prediction
+from .runtime import SHIPPED_DIR, ComplaintModel, ModelError, Prediction, default_threads
 from .text import prepare_text
 
 __all__ = ["ComplaintModel", "ModelError", "Prediction", "embed", "load", "prepare_text", "SHIPPED_DIR"]
 
-_cache: dict[Path, ComplaintModel] = {}
+_cache: dict[tuple[Path, int], ComplaintModel] = {}
 _lock = threading.Lock()
 
 
-def load(path: str | os.PathLike | None = None) -> ComplaintModel:
-    """The model in `path` (a directory), or the shipped one; cached per path."""
-    key = Path(path).resolve() if path is not None else SHIPPED_DIR
+def load(path: str | os.PathLike | None = None, *, threads: int | None = None) -> ComplaintModel:
+    """The model in `path` (a directory), or the shipped one, run on `threads` intra-op threads (default two,
+    one on a one-core machine); cached per path and threads."""
+    folder = Path(path).resolve() if path is not None else SHIPPED_DIR
+    key = (folder, threads or default_threads())
     with _lock:
         model = _cache.get(key)
         if model is None:
-            model = _cache[key] = ComplaintModel(key)
+            model = _cache[key] = ComplaintModel(folder, threads=key[1])
         return model
 
 

@@ -78,6 +78,12 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
+def default_threads() -> int:
+    """ONNX Runtime's intra-op threads when none are asked for (classifier.threads in the config): two, or
+    one on a one-core machine."""
+    return min(2, os.cpu_count() or 1)
+
+
 class ComplaintModel:
     """A trained complaint model read from a directory of files.
 
@@ -123,8 +129,7 @@ class ComplaintModel:
             raise ModelError(model_path, "model file is missing")
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        threads = threads or int(os.environ.get("HEARKEN_THREADS", "0")) or min(2, os.cpu_count() or 1)
-        options.intra_op_num_threads = threads
+        options.intra_op_num_threads = threads or default_threads()
         options.inter_op_num_threads = 1
         self.format = str(meta.get("quantised") or "int8-weights-per-channel")
         if self.format == "int8-weights-per-channel":

@@ -34,20 +34,3 @@ class SourceBase(BaseModel):
             raise ValueError("a source needs a non-empty name")
         return v
 
-
-_MOVED = {"DemoSource": "collectors.demo.settings", "RedditSource": "collectors.reddit.settings",
-          "XSource": "collectors.x.settings", "DiscourseSource": "collectors.discourse.settings",
-          "ForumSource": "collectors.forum.settings", "ForumSelectors": "collectors.forum.settings"}
-
-
-def __getattr__(name: str):
-    """The platform models under their old names here, until desk/config/schema.py takes them from the registry."""
-    if name in _MOVED:
-        import importlib
-
-        return getattr(importlib.import_module(_MOVED[name]), name)
-    if name == "SourceSettings":
-        import collectors
-
-        return collectors.SourceSettings
-    raise AttributeError(name)

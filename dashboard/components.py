@@ -8,7 +8,6 @@ Links are drawn only for http(s) addresses (`desk.untrusted.web_url`).
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,7 +41,7 @@ def _synced(url: str, path: str | None, mtime: float) -> int:
 
 def store() -> Store:
     cfg = config()
-    url = os.environ.get("HEARKEN_DATABASE_URL") or cfg.database_url()
+    url = cfg.database_url()
     try:
         s = _store(url)
         _synced(url, *version())  # once per version of the team: removed members' sessions end

@@ -19,6 +19,7 @@ import sys
 from collections.abc import Iterable, Mapping
 
 from collectors.redact import hide_passwords
+from desk.config.environment import database_url_from_env
 from desk.untrusted import log_text
 
 # libraries that log headers, tokens or request bodies at DEBUG
@@ -109,7 +110,7 @@ def config_secrets(cfg, env: Mapping[str, str] | None = None) -> list[str]:
                 walk(value)
 
     walk(cfg)
-    for url in (cfg.database_url(dict(env)), env.get("HEARKEN_DATABASE_URL", "")):
+    for url in (cfg.database_url(dict(env)), database_url_from_env(env) or ""):
         found.extend(url_secrets(url))
     return [v for v in found if v]
 

@@ -27,7 +27,7 @@ APP = str(ROOT / "dashboard" / "app.py")
 
 def hearken(*args: str, env: dict | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "desk.cli", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "HEARKEN_THREADS": "1", **(env or {})})
+                          timeout=timeout, env={**os.environ, **(env or {})})
 
 
 def page(at_path: Path, monkeypatch, page_file: str | None = None, query: dict | None = None):

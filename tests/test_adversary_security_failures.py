@@ -23,7 +23,7 @@ APP = str(ROOT / "dashboard" / "app.py")
 
 def hearken(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "desk.cli", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "HEARKEN_THREADS": "1", **(env or {})})
+                          timeout=timeout, env={**os.environ, **(env or {})})
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -108,7 +108,7 @@ def test_an_alert_refused_for_one_recipient_is_not_shown_as_delivered(tmp_path, 
         cid = seed_case(store, cfg, external_id="sev4", body="Northwind cut off my business line", severity=4)
         proc = subprocess.Popen([sys.executable, "-m", "desk.cli", "run", "--config", str(path)], cwd=ROOT,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                env={**os.environ, "HEARKEN_THREADS": "1"})
+                                env=dict(os.environ))
         try:
             deadline = time.monotonic() + 90
             while time.monotonic() < deadline:

@@ -395,3 +395,25 @@ def test_meta_json_chooses_how_a_long_posts_windows_combine(model_copy, model):
     meta_path.write_text(json.dumps(meta))
     with pytest.raises(ModelError, match=r"meta\.json.*aggregate.*median"):
         classifier.ComplaintModel(model_copy)
+
+
+def test_classifier_threads_in_the_config_sets_onnx_runtimes_threads_and_the_environment_does_not(monkeypatch):
+    """Every setting is a config key: `classifier.threads` reaches the runner's model; the old HEARKEN_THREADS
+    variable is no longer read."""
+    from desk.config.schema import parse_config
+    from desk.intake.runner import Runner
+    from desk.store.db import connect
+
+    monkeypatch.setenv("HEARKEN_THREADS", "3")
+    cfg = parse_config("brand: {terms: [Acme]}\nclassifier: {threads: 1}\n")
+    store = connect("sqlite:///:memory:")
+    try:
+        one = Runner(cfg, store).model
+    finally:
+        store.close()
+    assert one._session.get_session_options().intra_op_num_threads == 1
+    default = classifier.load()
+    assert default is not one
+    assert default._session.get_session_options().intra_op_num_threads == min(2, os.cpu_count() or 1)
+    assert one.predict(["my order never arrived"])[0].score == pytest.approx(
+        default.predict(["my order never arrived"])[0].score, abs=1e-4)

@@ -192,3 +192,33 @@ def test_other_commands_refuse_a_broken_config_with_the_same_messages(tmp_path):
                          capture_output=True, text=True, cwd=ROOT)
     assert run.returncode == 2
     assert f"{bad}:4: sources.0.interval_seconds: Input should be greater than 0" in run.stderr
+
+
+def test_every_registered_platform_is_a_key_of_sla_platforms_and_accounts_and_no_other():
+    import collectors
+
+    for name in collectors.NAMES:
+        cfg = parse_config(f"brand: {{terms: [A]}}\naccounts:\n  {name}: [us]\nsla:\n  platforms:\n"
+                           f"    {name}: {{first_response: {{1: 5}}}}\n")
+        assert cfg.accounts[name] == ["us"] and cfg.sla.targets_for(name).first_response[1] == 5
+    found = problems_of("brand: {terms: [A]}\naccounts:\n  myspace: [us]\n")
+    assert [p.line for p in found] == [3] and found[0].key.startswith("accounts.myspace")
+    assert all(name in found[0].message for name in collectors.NAMES), found[0].message
+    found = problems_of("brand: {terms: [A]}\nsources:\n  - {name: typeless}\n")
+    assert found[0].key == "sources.0" and all(name in found[0].message for name in collectors.NAMES)
+
+
+def test_the_config_package_names_no_platform():
+    """A platform package added under collectors/ needs no edit here: desk/config/ takes the names from the
+    registry, so no string in it is a platform's name and it imports no platform's package."""
+    import ast
+
+    import collectors
+
+    for path in (ROOT / "desk" / "config").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                assert node.value not in collectors.NAMES, f"{path.name}:{node.lineno} names {node.value!r}"
+            if isinstance(node, ast.ImportFrom) and node.module:
+                assert node.module.split(".")[:2] not in ([["collectors", n] for n in collectors.NAMES]), \
+                    f"{path.name}:{node.lineno} imports {node.module}"

@@ -154,3 +154,39 @@ def test_a_cookie_secret_made_as_the_readme_says_passes_and_typed_ones_do_not():
     assert glued and "words" in glued, glued
     keys = guessable_secret("qwertyuiopasdfghjklzxcvbnm1234567890")
     assert keys and "guesses" in keys, keys
+
+
+STREAMLIT_SAYS = ("import json; from streamlit import config; "
+                  "print(json.dumps([str(p) for p in config.get_option('secrets.files')]))")
+WE_SAY = ("import json; from desk.config.preflight import secrets_files; "
+          "print(json.dumps([str(p) for p in secrets_files()]))")
+
+
+def test_the_secrets_files_are_the_ones_streamlit_reads_found_without_importing_it(tmp_path):
+    """desk/ finds secrets.toml as Streamlit does (its defaults, then secrets.files in ~/.streamlit/config.toml
+    and in the working directory's, the later winning) and never imports Streamlit to do it."""
+    import json
+
+    home, work = tmp_path / "home", tmp_path / "work"
+    (home / ".streamlit").mkdir(parents=True)
+    (work / ".streamlit").mkdir(parents=True)
+
+    def both() -> tuple[list[str], list[str]]:
+        env = {**os.environ, "HOME": str(home), "PYTHONPATH": str(ROOT)}
+        said = [subprocess.run([sys.executable, "-c", code], cwd=work, env=env, capture_output=True, text=True,
+                               timeout=60, check=True).stdout for code in (STREAMLIT_SAYS, WE_SAY)]
+        return json.loads(said[0]), json.loads(said[1])
+
+    theirs, ours = both()
+    assert ours == theirs == [str(home / ".streamlit" / "secrets.toml"), str(work / ".streamlit" / "secrets.toml")]
+    (home / ".streamlit" / "config.toml").write_text(f'[secrets]\nfiles = ["{tmp_path}/a.toml", "{tmp_path}/b.toml"]\n')
+    theirs, ours = both()
+    assert ours == theirs == [f"{tmp_path}/a.toml", f"{tmp_path}/b.toml"]
+    (work / ".streamlit" / "config.toml").write_text(f'[server]\nport = 9\n\n[secrets]\nfiles = ["{tmp_path}/c.toml"]\n')
+    theirs, ours = both()
+    assert ours == theirs == [f"{tmp_path}/c.toml"]
+
+    loaded = subprocess.run([sys.executable, "-c", "import sys, desk.config.preflight, desk.cli.check; "
+                             "print('streamlit' in sys.modules)"], cwd=work, capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60, check=True)
+    assert loaded.stdout.strip() == "False"

@@ -19,7 +19,7 @@ UTC = dt.timezone.utc
 
 SCRIPT = """
 import datetime as dt
-from dashboard.weekly_report import weekly_report_view
+from dashboard.views.metrics import weekly_report_view
 from desk.config.schema import load_config
 from desk.store.db import connect
 

@@ -413,6 +413,7 @@ alerts:
 team:
   - {{name: Alex Admin, email: alex@example.com, role: admin}}
 database: {{url: "sqlite:///{tmp_path / 'h.db'}"}}
+classifier: {{threads: 1}}
 """)
         store = connect(f"sqlite:///{tmp_path / 'h.db'}")
         with store.session() as s:
@@ -420,7 +421,7 @@ database: {{url: "sqlite:///{tmp_path / 'h.db'}"}}
                          body_text="hi")
         proc = subprocess.Popen([sys.executable, "-m", "desk.cli", "run", "--verbose", "--config", str(path)],
                                 cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                env={**os.environ, **SECRETS, "HEARKEN_THREADS": "1"})
+                                env={**os.environ, **SECRETS})
         try:
             deadline = time.monotonic() + 120
             polled: set[str] = set()

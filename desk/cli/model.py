@@ -34,7 +34,7 @@ def cmd_classify(args) -> int:
     import classifier
 
     cfg = load(args)
-    model = classifier.load(cfg.classifier.model_path) if cfg.classifier.model_path else classifier.load()
+    model = classifier.load(cfg.classifier.model_path, threads=cfg.classifier.threads)
     texts = args.text or [line.rstrip("\n") for line in sys.stdin if line.strip()]
     for text, p in zip(texts, model.predict(texts, threshold=cfg.classifier.threshold)):
         verdict = f"complaint (severity {p.severity}, {p.topic})" if p.is_complaint else "not a complaint"

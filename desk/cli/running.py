@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from desk.cli.common import load, open_store, red
+from desk.config.environment import DATABASE_URL_ENV
 from desk.config.schema import SERVED_URL_ENV, HearkenConfig, is_loopback, local_mode_exposure, served_url
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,7 +77,7 @@ def _dashboard_env(cfg: HearkenConfig, url: str) -> dict[str, str]:
     env = dict(os.environ)
     if cfg.path:
         env["HEARKEN_CONFIG"] = str(cfg.path)
-    env.setdefault("HEARKEN_DATABASE_URL", cfg.database_url())
+    env.setdefault(DATABASE_URL_ENV, cfg.database_url())
     env[SERVED_URL_ENV] = url  # an unset dashboard.public_url follows the port actually used
     return env
 

@@ -131,8 +131,7 @@ class Runner:
             if self._model_loader is None:
                 import classifier
 
-                path = self.cfg.classifier.model_path
-                self._model = classifier.load(path) if path else classifier.load()
+                self._model = classifier.load(self.cfg.classifier.model_path, threads=self.cfg.classifier.threads)
             else:
                 self._model = self._model_loader()
         return self._model

@@ -22,7 +22,7 @@ The rooms, in the order a report is made:
     exports.py       CSV and JSON, and the files written to report.output_dir
 
 desk/ computes and renders; the dashboard draws a WeeklyReport with its own
-widgets (dashboard/weekly_report.py). Nothing here imports Streamlit.
+widgets (dashboard/views/metrics.py). Nothing here imports Streamlit.
 """
 
 from desk.reports.weekly.definitions import DEFINITIONS, FIGURE_LABELS, THEME_SIMILARITY

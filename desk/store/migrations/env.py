@@ -1,10 +1,9 @@
 """Alembic environment: runs on the connection desk.store.db.migrate() hands over, or on HEARKEN_DATABASE_URL."""
 
-import os
-
 from alembic import context
 from sqlalchemy import create_engine
 
+from desk.config.environment import database_url_from_env
 from desk.store.models import Base
 
 config = context.config
@@ -18,7 +17,7 @@ def run() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    engine = create_engine(os.environ.get("HEARKEN_DATABASE_URL", "sqlite:///var/hearken.db"))
+    engine = create_engine(database_url_from_env() or "sqlite:///var/hearken.db")
     with engine.begin() as c:
         context.configure(connection=c, target_metadata=target_metadata, render_as_batch=True)
         with context.begin_transaction():

@@ -1,0 +1,24 @@
+"""What Hearken reads from the environment, named in one place.
+
+Every setting is a key of the config file (config/example.yaml, desk/config/sections.py). The environment
+holds only what must not be written into a file: the secrets the config names by its `*_env` keys, and the
+database URL (it may carry a password), which `HEARKEN_DATABASE_URL` sets over the config's database: keys.
+Two more variables are no settings: HEARKEN_CONFIG says which file to load, and HEARKEN_DASHBOARD_URL is
+how `hearken up` tells the dashboard it starts where it is served.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+DATABASE_URL_ENV = "HEARKEN_DATABASE_URL"
+SERVED_URL_ENV = "HEARKEN_DASHBOARD_URL"
+
+
+def database_url_from_env(env: Mapping[str, str] | None = None) -> str | None:
+    """The database URL in HEARKEN_DATABASE_URL (it wins over database.url and database.url_env), or None
+    where it is unset or empty. The one place that reads it: everything else asks here or
+    `HearkenConfig.database_url`."""
+    env = os.environ if env is None else env
+    return env.get(DATABASE_URL_ENV) or None
