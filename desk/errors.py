@@ -9,7 +9,7 @@
      |    |    +-- CaseNotFound
      |    |    +-- ReplyConflict (desk.cases.replies) posting now could make a second public reply
      |    +-- PortError          (desk.cli.serve) the dashboard cannot listen where it was told to
-     |    +-- SmtpSetupError     (desk.notify.mailer) the SMTP settings cannot work as they are
+     |    +-- SmtpSetupError     (desk.notify.smtp) the SMTP settings cannot work as they are
      |    +-- WeekError          (desk.periods) not an ISO week
      |    +-- ReportError        (desk.reports.weekly) a report that cannot be made as asked (a format it lacks)
      +-- SourceError             a poll's result could not be kept

@@ -10,7 +10,7 @@ import desk
 from desk.errors import HearkenError, PostingError, SourceError, UserError
 
 # raised and caught inside one module, never shown to a person: they stay out of the tree on purpose
-INTERNAL = {"desk.notify.mailer.SessionDeadline"}  # a platform call's deadline is collectors/net/deadline.py's
+INTERNAL = {"desk.notify.smtp.SessionDeadline"}  # a platform call's deadline is collectors/net/deadline.py's
 
 
 def _desk_exceptions() -> dict[str, type[BaseException]]:

@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 from desk.notify import alerts
 from desk.cases import actions as cases
-from desk.notify import mailer
+from desk.notify import mailer, outbox
 from desk.config.schema import ConfigError, parse_config
 from desk.logs import OneLineFormatter, Redact
 from desk.store.models import DashboardSession, Event, Outbox, Reply, User
@@ -416,7 +416,7 @@ database: {{url: "sqlite:///{tmp_path / 'h.db'}"}}
 """)
         store = connect(f"sqlite:///{tmp_path / 'h.db'}")
         with store.session() as s:
-            alerts.queue(s, kind="test", dedupe_key="t", recipients=["alex@example.com"], subject="hello",
+            outbox.queue(s, kind="test", dedupe_key="t", recipients=["alex@example.com"], subject="hello",
                          body_text="hi")
         proc = subprocess.Popen([sys.executable, "-m", "desk.cli", "run", "--verbose", "--config", str(path)],
                                 cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
