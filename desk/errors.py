@@ -8,6 +8,7 @@
      |    +-- CaseError          (desk.cases.actions) the action does not fit the case as it is now
      |    |    +-- CaseNotFound
      |    |    +-- ReplyConflict (desk.cases.replies) posting now could make a second public reply
+     |    |    +-- PlaceholderError (desk.cases.templates) the reply holds a {word} Hearken does not fill in
      |    +-- PortError          (desk.cli.serve) the dashboard cannot listen where it was told to
      |    +-- SmtpSetupError     (desk.notify.smtp) the SMTP settings cannot work as they are
      |    +-- WeekError          (desk.periods) not an ISO week
