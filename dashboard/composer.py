@@ -19,7 +19,7 @@ from dashboard import components as ui
 from desk.cases import replies, reply_status, templates
 from desk.config.schema import HearkenConfig
 from desk.store.db import Store
-from desk.cases.publishers import can_post
+from desk.cases.publishing import can_post
 from desk.cases.queue import CaseDetail
 from desk.cases.replies import ReplyConflict
 from desk.cases.reply_status import ReplyOutcome

@@ -17,7 +17,7 @@
      |    +-- LeaseLost          (desk.intake.source_state) another process took the source over meanwhile
      |    +-- StoreFailed        (desk.intake.storing) the database refused the whole poll
      +-- PostingError            a public reply could not be posted
-          +-- PublishError       (desk.cases.publishers) the subclass says whether it went out: Rejected, Unknown,
+          +-- PublishError       (desk.cases.publishing) the subclass says whether it went out: Rejected, Unknown,
                                  NotConfigured, ReadOnlySource
 
 The dashboard catches `HearkenError` in one place (`dashboard.components.refusals`) and shows the message;

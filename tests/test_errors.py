@@ -38,7 +38,7 @@ def test_each_error_sits_on_its_branch():
     from desk.config.schema import ConfigError
     from desk.intake.source_state import LeaseLost
     from desk.intake.storing import StoreFailed
-    from desk.cases.publishers import NotConfigured, ReadOnlySource, Rejected, Unknown
+    from desk.cases.publishing import NotConfigured, ReadOnlySource, Rejected, Unknown
     from desk.cases.replies import ReplyConflict
     from desk.team.users import NotAllowed, SignInRefused
 

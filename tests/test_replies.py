@@ -23,8 +23,9 @@ from sqlalchemy import select
 
 from desk.cases import actions as cases
 from desk.store.models import Event, Reply
-from desk.cases.publishers import ReadOnlySource
-from desk.cases.publishers.demo import platform_file, read_posts
+from desk.cases.publishing import ReadOnlySource
+from collectors.demo.publish import read_posts
+from tests.e2e_helpers import platform_file
 from desk.cases.queue import case_detail, open_queue
 from desk.cases.replies import ReplyConflict, check_reply, new_key, post_anyway, post_reply
 from desk.cases.reply_status import seen_replies, unsettled

@@ -28,7 +28,8 @@ from desk.config.schema import ConfigError, parse_config
 from desk.logs import OneLineFormatter, Redact
 from desk.store.models import DashboardSession, Event, Outbox, Reply, User
 from desk.periods import week_name
-from desk.cases.publishers.demo import platform_file, read_posts
+from collectors.demo.publish import read_posts
+from tests.e2e_helpers import platform_file
 from desk.cases.replies import post_reply
 from desk.reports import weekly
 from desk.team.users import Actor, NotAllowed, SignInRefused, actor_for_name, sign_in, sign_out, sync_team

@@ -16,7 +16,7 @@ from desk.intake.languages import set_aside_by_language
 from desk.config.schema import key_location
 from desk.notify.health import describe_problem, email_trouble
 from desk.store.models import now_utc
-from desk.cases.publishers import can_post
+from desk.cases.publishing import can_post
 from desk.intake.sources import SourceHealth, source_health
 
 actor = ui.require_actor()

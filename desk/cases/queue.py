@@ -20,7 +20,7 @@ from desk.cases.audit import history as audit_history
 from desk.cases.actions import ACTIVE
 from desk.store.db import Store
 from desk.store.models import Case, Label, Mention, Reply, now_utc
-from desk.cases.publishers import length_limit
+from desk.cases.publishing import length_limit
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ from sqlalchemy.orm import Session
 
 from desk.cases import audit
 from desk.cases.actions import ACTIVE, CaseError, authorize, lock_case
-from desk.cases.publishers import Posted, Publisher, Rejected, Target, Unknown, deadline, length_limit, publisher_for
+from desk.cases.publishing import Posted, Publisher, Rejected, Target, Unknown, deadline, length_limit, publisher_for
 from desk.cases.reply_status import (BUSY, CHECK_FAILED, UNSETTLED, ReplyOutcome, answered_count, clock, conclusive_at,
                                      is_busy, is_unsettled, outcome_of, sent_at)
 from desk.config.schema import HearkenConfig, Replies
