@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 
 import collectors
 from desk.cases import audit
+from desk.cases.actions import ACTIVE
 from desk.config.schema import HearkenConfig
 from desk.notify import emails, outbox
 from desk.notify.mailer import SEND_INTERVAL_SECONDS, send_pending
@@ -44,7 +45,6 @@ from desk.store.models import Case, Mention, Outbox, SourceState
 
 log = logging.getLogger(__name__)
 
-OPEN_STATUSES = ("open", "replied")
 STALE_BREACH = timedelta(days=7)  # a target missed longer ago than this is backlog, not news: no escalation
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -54,7 +54,7 @@ def on_case_opened(session: Session, cfg: HearkenConfig, case: Case, mention: Me
     rules = cfg.alerts.rules
     if not cfg.alerts.enabled or not rules.severe_complaint:
         return
-    if (case.severity or 0) < rules.min_severity or case.status not in OPEN_STATUSES:
+    if (case.severity or 0) < rules.min_severity or case.status not in ACTIVE:
         return
     recipients = cfg.resolve_recipients(rules.severe_recipients, fallback_role="manager")
     who = f" from {mention.author}" if mention.author else ""
@@ -84,7 +84,7 @@ def scan_sla(session: Session, cfg: HearkenConfig, now: datetime) -> list[Outbox
         return []
     written: list[Outbox] = []
     lead = timedelta(minutes=rules.sla_warning_minutes)
-    cases = session.scalars(select(Case).where(Case.status.in_(OPEN_STATUSES), Case.resolved_at.is_(None))
+    cases = session.scalars(select(Case).where(Case.status.in_(ACTIVE), Case.resolved_at.is_(None))
                             .order_by(Case.id))
     for case in cases:
         for clock, (label, due_attr, stop_attr) in _CLOCKS.items():
@@ -207,7 +207,7 @@ def daily_digest(session: Session, cfg: HearkenConfig, now: datetime) -> Outbox 
     key = f"digest:{local.date().isoformat()}"
     if session.scalar(select(Outbox.id).where(Outbox.dedupe_key == key)) is not None:
         return None
-    cases = list(session.scalars(select(Case).where(Case.status.in_(OPEN_STATUSES))
+    cases = list(session.scalars(select(Case).where(Case.status.in_(ACTIVE))
                                  .order_by(Case.first_response_due, Case.id)))
     overdue = sum(1 for c in cases if c.first_response_at is None and c.first_response_due and c.first_response_due < now)
     unassigned = sum(1 for c in cases if not c.assignee)

@@ -58,7 +58,7 @@ def compose(intro: str, facts: list[tuple[str, str]], *, quote: str | None = Non
 def excerpt(mention: Mention | None) -> str:
     if mention is None:
         return ""
-    body = f"{mention.title}\n\n{mention.body}".strip() if mention.title else mention.body
+    body = mention.text
     return body if len(body) <= QUOTE_LIMIT else body[:QUOTE_LIMIT - 3].rstrip() + "..."
 
 
