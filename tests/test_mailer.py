@@ -206,7 +206,7 @@ def test_no_alert_for_a_case_resolved_before_sending(store, smtp_server):
 
 
 def _raw_row(store, subject: str, key: str = "raw:0") -> int:
-    """An outbox row written as it is, without alerts.queue's header cleaning (as rows written before it was)."""
+    """An outbox row written as it is, without outbox.queue's header cleaning (as rows written before it was)."""
     with store.session() as s:
         row = Outbox(kind="test", dedupe_key=key, recipients=["sam@example.com"], subject=subject, body_text="body",
                      status="pending", attempts=0, created_at=T0, next_attempt_at=T0)
