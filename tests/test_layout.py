@@ -10,8 +10,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 MAX_LINES = 400
 # modules over MAX_LINES until their room is made (issue 15); a module that shrinks is struck off the list
-TOO_LONG_FOR_NOW = {"desk/config/schema.py", "desk/config/preflight.py",
-                    "collectors/discourse/collect.py"}
+TOO_LONG_FOR_NOW = {"desk/config/schema.py", "desk/config/preflight.py"}
 # desk/ modules that import Streamlit until their room is made (issue 15): preflight reads Streamlit's own
 # config to find the secrets file the dashboard will read
 STREAMLIT_FOR_NOW = {"desk/config/preflight.py"}
