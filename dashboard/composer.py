@@ -16,12 +16,13 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import components as ui
-from desk.cases import replies
+from desk.cases import replies, reply_status, templates
 from desk.config.schema import HearkenConfig
 from desk.store.db import Store
-from desk.cases.publishers import can_post
+from desk.cases.publishing import can_post
 from desk.cases.queue import CaseDetail
-from desk.cases.replies import ReplyConflict, ReplyOutcome
+from desk.cases.replies import ReplyConflict
+from desk.cases.reply_status import ReplyOutcome
 from desk.team.users import Actor
 
 NO_TEMPLATE = "(write my own)"
@@ -35,13 +36,13 @@ def reply_composer(store: Store, cfg: HearkenConfig, actor: Actor, d: CaseDetail
     ok, why_not = can_post(cfg, d.source)
     if kkey not in st.session_state:
         st.session_state[kkey] = replies.new_key()
-        st.session_state[skey] = replies.seen_replies(store, cid)
+        st.session_state[skey] = reply_status.seen_replies(store, cid)
 
-    waiting = replies.unsettled(store, cfg, cid, with_in_flight=True)
+    waiting = reply_status.unsettled(store, cfg, cid, with_in_flight=True)
     for u in waiting:
         _unsettled_reply(store, cfg, actor, u, flash_key, kkey, cid)
 
-    names = [NO_TEMPLATE] + list(replies.TEMPLATES)
+    names = [NO_TEMPLATE] + list(templates.TEMPLATES)
     if st.session_state.pop(f"reset-{cid}", False):  # after a post: an empty composer
         st.session_state[dkey] = ""
         st.session_state[tkey] = NO_TEMPLATE
@@ -49,7 +50,7 @@ def reply_composer(store: Store, cfg: HearkenConfig, actor: Actor, d: CaseDetail
     tpl = st.selectbox("Template", names, key=tkey,
                        help="Acknowledge, show you understand, give a plan with a time, thank them.")
     if tpl != NO_TEMPLATE and tpl != st.session_state.get(used):
-        st.session_state[dkey] = replies.fill_template(replies.TEMPLATES[tpl], customer=d.customer, case_id=cid)[:limit]
+        st.session_state[dkey] = templates.fill_template(templates.TEMPLATES[tpl], customer=d.customer, case_id=cid)[:limit]
         st.session_state[used] = tpl
 
     reply_to = None
@@ -87,7 +88,7 @@ def reply_composer(store: Store, cfg: HearkenConfig, actor: Actor, d: CaseDetail
                                      seen_replies=st.session_state[skey], mention_id=reply_to)
         except ReplyConflict as exc:
             ui.flash(flash_key, "error", str(exc))
-            st.session_state[skey] = replies.seen_replies(store, cid)  # shown it now: posting anyway must be explicit
+            st.session_state[skey] = reply_status.seen_replies(store, cid)  # shown it now: posting anyway must be explicit
             st.session_state[f"conflict-{cid}"] = True
         else:
             kind = {"posted": "success", "failed": "error", "unknown": "warning",
@@ -105,12 +106,12 @@ def reply_composer(store: Store, cfg: HearkenConfig, actor: Actor, d: CaseDetail
 def _filled(draft: str, d: CaseDetail) -> tuple[str, str | None]:
     """What will be posted for this draft (its placeholders filled, as the templates are), or why it cannot be."""
     try:
-        return replies.fill_placeholders(draft, customer=d.customer, case_id=d.case_id), None
-    except replies.PlaceholderError as exc:
+        return templates.fill_placeholders(draft, customer=d.customer, case_id=d.case_id), None
+    except templates.PlaceholderError as exc:
         return draft, str(exc)
 
 
-def _unsettled_reply(store: Store, cfg: HearkenConfig, actor: Actor, u: replies.Unsettled, flash_key: str,
+def _unsettled_reply(store: Store, cfg: HearkenConfig, actor: Actor, u: reply_status.Unsettled, flash_key: str,
                      kkey: str, cid: int) -> None:
     """One reply that may or may not be up: what is known, Check the platform, and (after the grace
     period) Post anyway with a reason."""
@@ -132,7 +133,7 @@ def _unsettled_reply(store: Store, cfg: HearkenConfig, actor: Actor, u: replies.
                        "Hearken will not post again until it has looked.")
         st.caption(f"Sent by {ui.md_escape(u.author)} at {ui.fmt_time(u.sent_at, seconds=True)}:")
         st.text(u.body)
-        if u.note and u.note.startswith(replies.CHECK_FAILED):
+        if u.note and u.note.startswith(reply_status.CHECK_FAILED):
             st.caption(ui.md_escape(u.note))
         if st.button("Check the platform", key=f"check-{rid}"):
             with ui.refusals(flash_key):

@@ -8,15 +8,16 @@
      |    +-- CaseError          (desk.cases.actions) the action does not fit the case as it is now
      |    |    +-- CaseNotFound
      |    |    +-- ReplyConflict (desk.cases.replies) posting now could make a second public reply
+     |    |    +-- PlaceholderError (desk.cases.templates) the reply holds a {word} Hearken does not fill in
      |    +-- PortError          (desk.cli.serve) the dashboard cannot listen where it was told to
-     |    +-- SmtpSetupError     (desk.notify.mailer) the SMTP settings cannot work as they are
+     |    +-- SmtpSetupError     (desk.notify.smtp) the SMTP settings cannot work as they are
      |    +-- WeekError          (desk.periods) not an ISO week
      |    +-- ReportError        (desk.reports.weekly) a report that cannot be made as asked (a format it lacks)
      +-- SourceError             a poll's result could not be kept
      |    +-- LeaseLost          (desk.intake.source_state) another process took the source over meanwhile
      |    +-- StoreFailed        (desk.intake.storing) the database refused the whole poll
      +-- PostingError            a public reply could not be posted
-          +-- PublishError       (desk.cases.publishers) the subclass says whether it went out: Rejected, Unknown,
+          +-- PublishError       (desk.cases.publishing) the subclass says whether it went out: Rejected, Unknown,
                                  NotConfigured, ReadOnlySource
 
 The dashboard catches `HearkenError` in one place (`dashboard.components.refusals`) and shows the message;

@@ -181,7 +181,7 @@ def check_as_dashboard(cfg_path: Path, db_url: str, reply_id: int, env: dict[str
 def outbox_health(db_url: str) -> dict[str, Any]:
     """What the Sources page's outbox box and the email banner are drawn from."""
     from desk.store.db import connect
-    from desk.notify.mailer import outbox_health as health
+    from desk.notify.outbox import outbox_health as health
 
     store = connect(db_url)
     try:
@@ -192,13 +192,13 @@ def outbox_health(db_url: str) -> dict[str, Any]:
 
 def queue_alert(db_url: str, *, key: str, recipients: list[str], subject: str) -> None:
     """An alert in the outbox, as desk/notify/alerts.py writes one when its event happens."""
-    from desk.notify import alerts
+    from desk.notify import outbox
     from desk.store.db import connect
 
     store = connect(db_url)
     try:
         with store.session() as s:
-            alerts.queue(s, kind="test", dedupe_key=key, recipients=recipients, subject=subject,
+            outbox.queue(s, kind="test", dedupe_key=key, recipients=recipients, subject=subject,
                          body_text=f"{subject}\n\nsee the dashboard")
     finally:
         store.close()

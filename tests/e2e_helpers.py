@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from collectors.base import Mention
+from collectors.demo.publish import platform_file as demo_platform_file
+from desk.cases.publishing import data_dir
 from desk.store.models import Classification, Mention as MentionRow
 from desk.intake.case_rules import open_case
 from desk.intake.storing import mention_values
@@ -27,6 +29,12 @@ ARTIFACTS = ROOT / "test-artifacts"
 
 HOSTILE_BODY = ("<script>window.hacked=1</script> **bold** [click me](https://evil.example/phish) "
                 "<img src=x onerror=alert(1)>\n# GIANT HEADER\nNorthwind took my money")
+
+
+def platform_file(cfg, env) -> Path:
+    """The file the demo platform keeps its replies in for this config, found where the desk's publisher puts it
+    (beside the SQLite database; HEARKEN_DEMO_PLATFORM_FILE if set)."""
+    return demo_platform_file(data_dir(cfg, env), env)
 
 
 def seed_case(store, cfg, *, external_id: str, body: str, author: str = "maria_t", title: str = "",

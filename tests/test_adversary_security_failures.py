@@ -70,7 +70,7 @@ def _with_rule(rule: str) -> str:
     pytest.param(TEAM_WITHOUT_MANAGER, None, id="no-manager"),
 ])
 def test_check_config_refuses_alert_rules_that_reach_nobody(tmp_path, text, needle):
-    """Config.resolve_recipients keeps a name that is on no team entry as if it were an address; alerts.queue
+    """Config.resolve_recipients keeps a name that is on no team entry as if it were an address; outbox.queue
     then drops everything without an "@" and, with nobody left, writes no outbox row at all: no email, no
     banner, no line in the log, no "throttled" row. The fallbacks ("empty = managers") count role ==
     "manager" only, so a team of an admin and agents gets no severe-complaint or SLA-breach alert ever.

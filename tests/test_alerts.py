@@ -7,7 +7,7 @@ import datetime as dt
 from sqlalchemy import func, select
 
 from desk.notify import alerts
-from desk.notify import mailer
+from desk.notify import mailer, outbox
 from desk.store.models import Event, Outbox, SourceState
 from tests.test_alerts_support import make_cfg, new_case, smtp_server, update_case  # noqa: F401
 
@@ -177,7 +177,7 @@ def test_alerts_disabled_writes_nothing(store, smtp_server):
     cfg = _cfg(smtp_server.port, **{"alerts.enabled": False})
     new_case(store, cfg, posted_at=T0, severity=4)
     _run(store, cfg, T0 + dt.timedelta(minutes=61))
-    assert mailer.outbox_health(store)["pending"] == 0 and not smtp_server.messages
+    assert outbox.outbox_health(store)["pending"] == 0 and not smtp_server.messages
 
 
 def test_the_runner_schedules_the_scans_and_the_mailer(store, smtp_server):

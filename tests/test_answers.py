@@ -194,3 +194,33 @@ team:
     assert case_of(store, "discourse", f"{host}/t/5/3") == case_id
     assert followup(store, case_id)["joined"] == "answer to our reply"
     json.dumps(followup(store, case_id))
+
+
+def test_an_answer_to_the_reply_our_discourse_publisher_posted_joins_its_case(store, model, tmp_path):
+    """End to end on a real HTTP stand-in: the desk posts our reply through the Discourse publisher, the
+    customer's partner answers it (no brand term), the runner polls the forum and classifies: the answer is in the
+    case, as a follow-up to our reply, not a case of its own. It joins because the reference the publisher
+    records for our reply is the id the collector gives the answer's parent ("host/t/topic/n")."""
+    from desk.cases.replies import new_key, post_reply
+    from desk.team.users import actor_for_name
+    from tests.hostile_publish import stage
+
+    st = stage("discourse", store, tmp_path)
+    try:
+        out = post_reply(store, st.cfg, st.case_id, actor_for_name(st.cfg, "Sam Agent"),
+                         "Sorry Kevin, an engineer is looking at the hub today.", key=new_key(), env=st.env)
+        assert out.status == "posted"
+        st.platform.add_posts(1, username="sam_w", reply_to=2, text=STILL_BROKEN)  # not the case's author
+        runner = Runner(st.cfg, store, model_loader=lambda: model)
+        runner.poll_source(st.cfg.sources[0])
+        runner.classify()
+        host = st.platform.base_url.removeprefix("http://")
+        with store.session() as s:
+            answer = s.scalars(select(MentionRow).where(MentionRow.platform == "discourse",
+                                                        MentionRow.body == STILL_BROKEN)).one()
+            assert answer.parent_id == out.external_id == f"{host}/t/17/2"
+            opened = s.scalars(select(Case.id)).all()
+    finally:
+        st.platform.stop()
+    assert answer.case_id == st.case_id and opened == [st.case_id]
+    assert followup(store, st.case_id)["joined"] == "answer to our reply"

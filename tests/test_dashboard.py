@@ -16,7 +16,8 @@ from streamlit.testing.v1 import AppTest
 
 from desk.store.db import connect
 from desk.store.models import Label, Outbox, SourceState, now_utc
-from desk.cases.publishers.demo import platform_file, read_posts
+from collectors.demo.publish import read_posts
+from tests.e2e_helpers import platform_file
 from tests.conftest import MINIMAL_CONFIG, ROOT
 from tests.e2e_helpers import HOSTILE_BODY, add_followup, seed_case
 

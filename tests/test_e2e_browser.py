@@ -16,7 +16,7 @@ import pytest
 
 from desk.config.schema import load_config
 from desk.store.db import connect
-from desk.cases.replies import unsettled
+from desk.cases.reply_status import unsettled
 from tests.conftest import MINIMAL_CONFIG, need_fixtures
 from tests.e2e_helpers import (ARTIFACTS, CHROMIUM_ARGS, DISCOURSE_ENV, HOSTILE_BODY, ROOT, DiscourseForum,
                                discourse_config, free_port, oidc_account, oidc_home, oidc_sign_in, seed_case,

@@ -10,7 +10,7 @@ import desk
 from desk.errors import HearkenError, PostingError, SourceError, UserError
 
 # raised and caught inside one module, never shown to a person: they stay out of the tree on purpose
-INTERNAL = {"desk.notify.mailer.SessionDeadline"}  # a platform call's deadline is collectors/net/deadline.py's
+INTERNAL = {"desk.notify.smtp.SessionDeadline"}  # a platform call's deadline is collectors/net/deadline.py's
 
 
 def _desk_exceptions() -> dict[str, type[BaseException]]:
@@ -38,7 +38,7 @@ def test_each_error_sits_on_its_branch():
     from desk.config.schema import ConfigError
     from desk.intake.source_state import LeaseLost
     from desk.intake.storing import StoreFailed
-    from desk.cases.publishers import NotConfigured, ReadOnlySource, Rejected, Unknown
+    from desk.cases.publishing import NotConfigured, ReadOnlySource, Rejected, Unknown
     from desk.cases.replies import ReplyConflict
     from desk.team.users import NotAllowed, SignInRefused
 

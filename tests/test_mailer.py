@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from desk.notify import alerts
-from desk.notify import mailer
+from desk.notify import delivery, mailer, outbox
 from desk.store.models import Outbox
 from tests.test_alerts_support import (SmtpServer, certs, free_port, make_cfg, new_case,  # noqa: F401
                                        password_authenticator, smtp_server, update_case)
@@ -24,7 +24,7 @@ def _queue(store, n: int = 1, kind: str = "test", to: str = "sam@example.com") -
     ids = []
     with store.session() as s:
         for i in range(n):
-            row = alerts.queue(s, kind=kind, dedupe_key=f"{kind}:{i}", recipients=[to], subject=f"Alert {i}",
+            row = outbox.queue(s, kind=kind, dedupe_key=f"{kind}:{i}", recipients=[to], subject=f"Alert {i}",
                                body_text=f"body {i}", now=T0)
             s.flush()
             ids.append(row.id)
@@ -66,7 +66,7 @@ def test_server_down_then_up_delivers_each_alert_once(store):
 
     down = mailer.send_pending(store, cfg, now=T0)
     assert sorted(down.retrying) == ids and not down.sent
-    health = mailer.outbox_health(store)
+    health = outbox.outbox_health(store)
     assert health["pending"] == 3 and health["retrying"] == 3 and health["failed"] == 0
     assert "refused" in health["last_error"]["error"].lower()
     row = _status(store, ids[0])
@@ -82,12 +82,12 @@ def test_server_down_then_up_delivers_each_alert_once(store):
         server.stop()
     assert sorted(up.sent) == ids and not later.sent
     assert sorted(m.message["Subject"] for m in server.messages) == ["Alert 0", "Alert 1", "Alert 2"]
-    health = mailer.outbox_health(store)
+    health = outbox.outbox_health(store)
     assert health["sent"] == 3 and health["pending"] == 0 and health["last_sent_at"] == T0 + dt.timedelta(seconds=61)
 
 
 def test_backoff_doubles_and_is_capped():
-    assert [mailer.backoff_seconds(a) for a in (1, 2, 3, 7, 8, 30)] == [60, 120, 240, 3600, 3600, 3600]
+    assert [delivery.backoff_seconds(a) for a in (1, 2, 3, 7, 8, 30)] == [60, 120, 240, 3600, 3600, 3600]
 
 
 def test_two_workers_never_send_the_same_row(store, smtp_server):
@@ -144,7 +144,7 @@ def test_starttls_with_login(store, certs):
 def test_wrong_password_is_retried_and_shown(store, certs):
     server, row_id, res = _send_over_starttls(store, certs, "wrong")
     assert res.retrying == [row_id] and not server.messages
-    err = mailer.outbox_health(store)["last_error"]
+    err = outbox.outbox_health(store)["last_error"]
     assert err["id"] == row_id and "535" in err["error"]
 
 
@@ -186,9 +186,9 @@ def test_permanent_rejection_fails_at_once(store, smtp_server):
     [good] = _queue(store, kind="good")
     res = mailer.send_pending(store, cfg, now=T0)
     assert res.failed == [bad] and res.sent == [good]
-    health = mailer.outbox_health(store)
+    health = outbox.outbox_health(store)
     assert health["failed"] == 1 and "550" in health["last_error"]["error"]
-    assert mailer.retry_failed(store) == 1 and mailer.outbox_health(store)["pending"] == 1
+    assert outbox.retry_failed(store) == 1 and outbox.outbox_health(store)["pending"] == 1
 
 
 def test_no_alert_for_a_case_resolved_before_sending(store, smtp_server):
@@ -206,7 +206,7 @@ def test_no_alert_for_a_case_resolved_before_sending(store, smtp_server):
 
 
 def _raw_row(store, subject: str, key: str = "raw:0") -> int:
-    """An outbox row written as it is, without alerts.queue's header cleaning (as rows written before it was)."""
+    """An outbox row written as it is, without outbox.queue's header cleaning (as rows written before it was)."""
     with store.session() as s:
         row = Outbox(kind="test", dedupe_key=key, recipients=["sam@example.com"], subject=subject, body_text="body",
                      status="pending", attempts=0, created_at=T0, next_attempt_at=T0)
@@ -224,7 +224,7 @@ def test_an_smtp_server_that_never_finishes_its_greeting_is_cut_off_at_the_sessi
         took = time.monotonic() - started
     assert took < 3, f"the session took {took:.1f}s; 220- lines every 0.3s never trip a 5s read timeout"
     assert sorted(res.retrying) == ids and not res.sent, "all wait for the next try, with backoff"
-    err = mailer.outbox_health(store)["last_error"]
+    err = outbox.outbox_health(store)["last_error"]
     assert "passed its 1.5s deadline" in err["error"] and "session_deadline_seconds" in err["error"], err
     assert tarpit.connections == 1
     assert _status(store, ids[0]).next_attempt_at == T0 + dt.timedelta(seconds=60)
@@ -240,7 +240,7 @@ def test_a_row_that_cannot_be_built_fails_alone_and_the_rest_are_delivered(store
     row = _status(store, bad)
     assert row.status == "failed" and row.attempts == 1
     assert "could not be built" in row.last_error and "linefeed or carriage return" in row.last_error, row.last_error
-    health = mailer.outbox_health(store)
+    health = outbox.outbox_health(store)
     assert health["failed"] == 1 and health["last_error"]["id"] == bad and "could not be built" in health["last_error"]["error"]
     assert not mailer.send_pending(store, cfg, now=T0 + dt.timedelta(days=1)).sent, "and it is not tried again"
 
@@ -259,7 +259,7 @@ def test_a_customer_name_with_cr_lf_cannot_add_a_header(store, smtp_server):
 
 def _to_many(store, recipients: list[str], key: str = "esc:1") -> int:
     with store.session() as s:
-        row = alerts.queue(s, kind="sla_breach", dedupe_key=key, recipients=recipients, subject="Escalated",
+        row = outbox.queue(s, kind="sla_breach", dedupe_key=key, recipients=recipients, subject="Escalated",
                            body_text="see the dashboard", now=T0)
         s.flush()
         return row.id
@@ -277,7 +277,7 @@ def test_a_recipient_refused_for_now_gets_it_alone_on_a_later_try_and_the_others
     row = _status(store, row_id)
     assert row.status == "pending" and row.delivered_to == ["alex@example.com", "morgan@example.com"]
     assert "bob@example.com: 450 4.2.0 greylisted" in row.last_error and row.refused is None
-    health = mailer.outbox_health(store)
+    health = outbox.outbox_health(store)
     assert health["pending"] == 1 and health["retrying"] == 1
     smtp_server.sink.defer.clear()
     assert not mailer.send_pending(store, cfg, now=T0 + dt.timedelta(seconds=30)).sent, "backing off"
@@ -322,10 +322,10 @@ def test_a_message_the_server_kept_before_hanging_up_is_not_sent_again_until_a_p
     for later in (dt.timedelta(minutes=2), dt.timedelta(hours=2), dt.timedelta(days=2)):
         assert not mailer.send_pending(store, cfg, now=T0 + later).claimed
     assert len(smtp_server.messages) == 1
-    assert mailer.outbox_health(store)["unknown"] == 1
+    assert outbox.outbox_health(store)["unknown"] == 1
     trouble = email_trouble(store, cfg, now=T0 + dt.timedelta(days=2))
     assert trouble is not None and "May not have arrived" in trouble.headline and "sam@example.com" in trouble.headline
-    assert mailer.retry_failed(store, now=T0 + dt.timedelta(days=2)) == 1
+    assert outbox.retry_failed(store, now=T0 + dt.timedelta(days=2)) == 1
     assert mailer.send_pending(store, cfg, now=T0 + dt.timedelta(days=2)).sent == [row_id]
     ids = [m.message["Message-ID"] for m in smtp_server.messages]
     assert len(ids) == 2 and ids[0] == ids[1], "the one resend carries the same Message-ID"
@@ -368,4 +368,4 @@ def test_a_wave_from_one_source_waits_its_turn_behind_no_other_source(store, smt
 
 
 def test_header_text_keeps_one_line():
-    assert mailer.header_text("a\r\nb\x00c\x1b[31m\u2028d\te") == "a b c [31m d e"
+    assert outbox.header_text("a\r\nb\x00c\x1b[31m\u2028d\te") == "a b c [31m d e"

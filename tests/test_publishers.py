@@ -12,7 +12,7 @@ import pytest
 import vcr
 
 from desk.config.schema import load_config
-from desk.cases.publishers import NotConfigured, ReadOnlySource, Rejected, Target, can_post, publisher_for
+from desk.cases.publishing import NotConfigured, ReadOnlySource, Rejected, Target, can_post, publisher_for
 from desk.cases.replies import new_key, post_reply
 from desk.team.users import actor_for_name
 from tests.conftest import need_fixtures
@@ -206,7 +206,7 @@ def test_reddit_ratelimit_is_a_clean_refusal(tmp_path):
 
 
 def test_reddit_server_error_is_unknown(tmp_path):
-    from desk.cases.publishers import Unknown
+    from desk.cases.publishing import Unknown
 
     stand = _reddit_stand_in(lambda r: (500, b"<html>oops</html>", {}))
     try:
@@ -227,7 +227,7 @@ def test_reddit_server_error_is_unknown(tmp_path):
      "Unknown"),
 ])
 def test_x_errors_map_to_refused_or_unknown(tmp_path, status, body, expected):
-    import desk.cases.publishers as pubs
+    import desk.cases.publishing as pubs
 
     stand = StandIn()
     stand.routes[("POST", "/2/tweets")] = lambda r: (status, body, {})
@@ -247,7 +247,7 @@ def test_x_errors_map_to_refused_or_unknown(tmp_path, status, body, expected):
 def test_x_never_follows_a_redirect_on_a_post_and_takes_it_as_unknown(tmp_path, status):
     """requests would send the POST again on a 307/308 (and a GET on the others, whose answer would be read as
     the post's): a platform that stored the reply before redirecting would hold two."""
-    import desk.cases.publishers as pubs
+    import desk.cases.publishing as pubs
 
     stand = StandIn()
     stand.routes[("POST", "/2/tweets")] = lambda r: (status, {"title": "moved"}, {"Location": "/2/tweets"})
@@ -298,7 +298,7 @@ _SAYS = {"errors": ["You are not permitted to view the requested resource."], "e
     (429, b"", "Unknown"), (502, b"<html>Bad Gateway</html>", "Unknown"),
 ])
 def test_only_discourses_own_refusals_say_nothing_was_posted(tmp_path, status, body, outcome):
-    import desk.cases.publishers as pubs
+    import desk.cases.publishing as pubs
     from tests.e2e_helpers import DISCOURSE_ENV, discourse_config
 
     stand = StandIn()

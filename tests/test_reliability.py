@@ -30,7 +30,7 @@ import pytest
 from sqlalchemy import func, select
 
 from desk.notify import alerts
-from desk.notify import mailer
+from desk.notify import mailer, outbox
 from desk.config.schema import load_config
 from desk.store.db import connect
 from desk.store.models import Case, Classification, Mention, Outbox, SourceState
@@ -492,7 +492,7 @@ def test_smtp_down_for_a_while_then_up_delivers_every_alert_exactly_once(store):
         with store.session() as s:
             for i in range(n):
                 key = f"reliability:{minute}:{i}"
-                alerts.queue(s, kind="test", dedupe_key=key, recipients=["morgan@example.com"],
+                outbox.queue(s, kind="test", dedupe_key=key, recipients=["morgan@example.com"],
                              subject=f"Alert {key}", body_text=f"alert {key}", now=t0 + dt.timedelta(minutes=minute))
                 queued.append(f"Alert {key}")
 
@@ -641,7 +641,7 @@ def test_a_stalled_smtp_server_holds_up_no_poll_and_a_bad_alert_row_holds_up_no_
                      subject="Complaint from evil\r\nBcc: x@y.example", body_text="quoted post", status="pending",
                      attempts=0, created_at=dt.datetime.now(UTC), next_attempt_at=dt.datetime.now(UTC)))
         for i in range(6):
-            alerts.queue(s, kind="test", dedupe_key=f"good:{i}", recipients=["morgan@example.com"],
+            outbox.queue(s, kind="test", dedupe_key=f"good:{i}", recipients=["morgan@example.com"],
                          subject=f"Alert {i}", body_text=f"alert {i}")
     log = tmp_path / "runner.log"
     with SmtpTarpit(every=0.5) as tarpit:
@@ -653,7 +653,7 @@ def test_a_stalled_smtp_server_holds_up_no_poll_and_a_bad_alert_row_holds_up_no_
         try:
             wait_for(lambda: last_id(store, "good"), 60, "the first poll")
             platform.start_publishing(["good"], per_second=4)
-            wait_for(lambda: "deadline" in str((mailer.outbox_health(store)["last_error"] or {}).get("error")), 30,
+            wait_for(lambda: "deadline" in str((outbox.outbox_health(store)["last_error"] or {}).get("error")), 30,
                      "an SMTP session to be cut at its deadline")
             time.sleep(3)
             platform.stop_publishing()
@@ -667,7 +667,7 @@ def test_a_stalled_smtp_server_holds_up_no_poll_and_a_bad_alert_row_holds_up_no_
                 proc.kill()
     assert code == 0 and took < 4 + 1.0, (took, log.read_text()[-3000:])
     assert set(stored_ids(store, "good")) == platform.published("good")
-    health = mailer.outbox_health(store)
+    health = outbox.outbox_health(store)
     assert health["sent"] == 0 and health["failed"] == 1 and health["pending"] == 6, health
     assert "passed its 2s deadline" in health["last_error"]["error"] or \
         "could not be built" in health["last_error"]["error"], health["last_error"]
@@ -694,7 +694,7 @@ def test_a_stalled_smtp_server_holds_up_no_poll_and_a_bad_alert_row_holds_up_no_
     with store.session() as s:
         bad = s.scalar(select(Outbox).where(Outbox.dedupe_key == "raw:evil"))
     assert bad.status == "failed" and "could not be built" in bad.last_error, bad.last_error
-    health = mailer.outbox_health(store)
+    health = outbox.outbox_health(store)
     assert health["sent"] == 6 and health["failed"] == 1 and health["last_error"]["id"] == bad.id
     store.close()
 

@@ -23,11 +23,13 @@ from sqlalchemy import select
 
 from desk.cases import actions as cases
 from desk.store.models import Event, Reply
-from desk.cases.publishers import ReadOnlySource
-from desk.cases.publishers.demo import platform_file, read_posts
+from desk.cases.publishing import ReadOnlySource
+from collectors.demo.publish import read_posts
+from tests.e2e_helpers import platform_file
 from desk.cases.queue import case_detail, open_queue
-from desk.cases.replies import (ReplyConflict, TEMPLATES, check_reply, fill_template, new_key, post_anyway, post_reply,
-                          seen_replies, unsettled)
+from desk.cases.replies import ReplyConflict, check_reply, new_key, post_anyway, post_reply
+from desk.cases.reply_status import seen_replies, unsettled
+from desk.cases.templates import TEMPLATES, fill_template
 from desk.team.users import actor_for_name
 from tests.conftest import ROOT
 from tests.e2e_helpers import seed_case
@@ -253,7 +255,7 @@ def test_templates_fill_name_and_reference():
 
 
 def test_typed_placeholders_are_filled_like_the_templates_and_unknown_ones_refused():
-    from desk.cases.replies import PlaceholderError, fill_placeholders
+    from desk.cases.templates import PlaceholderError, fill_placeholders
 
     assert fill_placeholders("Hi {name}, about {case}: fixed.", customer="@maria_t", case_id=7) == \
         "Hi maria_t, about #HK7: fixed."

@@ -23,12 +23,13 @@ from sqlalchemy import select
 
 from desk.notify import alerts
 from desk.cases import actions as cases
-from desk.notify import mailer
+from desk.notify import mailer, outbox
 from desk.config.schema import ConfigError, parse_config
 from desk.logs import OneLineFormatter, Redact
 from desk.store.models import DashboardSession, Event, Outbox, Reply, User
 from desk.periods import week_name
-from desk.cases.publishers.demo import platform_file, read_posts
+from collectors.demo.publish import read_posts
+from tests.e2e_helpers import platform_file
 from desk.cases.replies import post_reply
 from desk.reports import weekly
 from desk.team.users import Actor, NotAllowed, SignInRefused, actor_for_name, sign_in, sign_out, sync_team
@@ -417,7 +418,7 @@ classifier: {{threads: 1}}
 """)
         store = connect(f"sqlite:///{tmp_path / 'h.db'}")
         with store.session() as s:
-            alerts.queue(s, kind="test", dedupe_key="t", recipients=["alex@example.com"], subject="hello",
+            outbox.queue(s, kind="test", dedupe_key="t", recipients=["alex@example.com"], subject="hello",
                          body_text="hi")
         proc = subprocess.Popen([sys.executable, "-m", "desk.cli", "run", "--verbose", "--config", str(path)],
                                 cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

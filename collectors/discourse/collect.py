@@ -24,7 +24,8 @@ leaves `reply_to_user` out when the reply quotes the post it answers
 (suppress_reply_when_quoting), which is why quotes are read at all.
 
 A post without a numeric id, a readable time or the fields an id is made of
-is set aside with its JSON and the reason; the rest of the page is kept.
+is set aside with its JSON and the reason; the rest of the page is kept. What one
+post's JSON says (its own words, its quotes, its fields) is posts.py.
 
 Cursor: ``{"latest": {"last_id": 123, "last_at": "<ISO time>", "etag": ..., "last_modified": ...},
 "search": {"<query>": {"last_id": 120, "last_at": ...}}, "ours": ["<host>/t/5/3", ...]}``. The first poll ever reads one
@@ -35,86 +36,20 @@ backfill a forum's history.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
-
-from bs4 import BeautifulSoup
 
 from collectors import clean, times
 from collectors.net import http
 from collectors.base import BadPayload, Mention, NotConfigured, PollResult, SetAside, collector_boundary
+from collectors.discourse.posts import as_int, created, own_words, required, text_of
 from collectors.match import TermMatcher
 from collectors.redact import site
 
 PLATFORM = "discourse"
 _REGULAR_POST = 1  # post_type: 1 regular, 2 moderator action, 3 small action, 4 whisper
-
-
-_QUOTE = re.compile(r'\[quote="?([^,"\]]+)([^\]]*)\](.*?)\[/quote\]', re.S | re.I)
-_QUOTE_POST = re.compile(r"\bpost:\s*(\d+)")
-_QUOTE_TOPIC = re.compile(r"\btopic:\s*(\d+)")
 OURS_MAX = 500  # our own recent posts remembered in the cursor, to recognise answers to them
-
-
-@dataclass(frozen=True)
-class Quote:
-    """A post quoted in another: whose, and where (topic and post number) when the quote says."""
-
-    username: str
-    topic: int | None
-    post: int | None
-
-
-def _text(cooked: str) -> str:
-    return BeautifulSoup(cooked or "", "html.parser").get_text(" ", strip=True)
-
-
-def _int(value: object) -> int | None:
-    try:
-        return int(str(value))
-    except (TypeError, ValueError):
-        return None
-
-
-def _own_words(post: dict) -> tuple[str, list[Quote]]:
-    """What the author wrote without the posts they quote, and the quotes.
-
-    raw: ``[quote="name, post:3, topic:5"]...[/quote]``; cooked: ``<aside class="quote" data-username
-    data-post data-topic>``. Either way Discourse leaves out `reply_to_user` when the reply quotes the
-    post it answers (the site setting suppress_reply_when_quoting, on by default).
-    """
-    raw = post.get("raw")
-    if isinstance(raw, str) and raw:
-        quotes = []
-        for m in _QUOTE.finditer(raw):
-            where = m.group(2)
-            topic, number = _QUOTE_TOPIC.search(where), _QUOTE_POST.search(where)
-            quotes.append(Quote(m.group(1).strip(), int(topic.group(1)) if topic else None,
-                                int(number.group(1)) if number else None))
-        return _QUOTE.sub(" ", raw).strip(), quotes
-    soup = BeautifulSoup(str(post.get("cooked") or post.get("blurb") or ""), "html.parser")
-    quotes = [Quote(str(q.get("data-username")), _int(q.get("data-topic")), _int(q.get("data-post")))
-              for q in soup.select("aside.quote[data-username]")]
-    for q in soup.select("aside.quote"):
-        q.decompose()
-    return soup.get_text(" ", strip=True), quotes
-
-
 _SLUG = re.compile(r"[^\w-]+")
-
-
-def _field(post: dict, name: str) -> Any:
-    if post.get(name) is None:
-        raise ValueError(f"no {name!r} field")
-    return post[name]
-
-
-def _created(post: dict) -> datetime | None:
-    try:
-        return times.parse(post.get("created_at"))
-    except times.BadTime:
-        return None
 
 
 class _Reading:
@@ -129,7 +64,7 @@ class _Reading:
     """
 
     def __init__(self, state: dict[str, Any] | None) -> None:
-        self.last_id = _int(state.get("last_id")) if state else None
+        self.last_id = as_int(state.get("last_id")) if state else None
         self.last_at = _parse_mark(state.get("last_at")) if state else None
         self.head: int | None = None  # the highest id on the first page: the forum's numbering now
         self.newest_at = self.last_at
@@ -147,7 +82,7 @@ class _Reading:
             self.head = max(i for _, i in pairs)
         oldest: tuple[int, bool] | None = None
         for post, pid in pairs:
-            at = _created(post)
+            at = created(post)
             new = self._new(pid, at)
             if new:
                 self.posts.append(post)
@@ -268,10 +203,10 @@ class DiscourseCollector:
                 raise BadPayload(f"{self.what}: search.json has no posts list", url=str(response.request.url))
             items = data.get("posts", [])
             topics = {i: t for t in data.get("topics") or []
-                      if isinstance(t, dict) and (i := _int(t.get("id"))) is not None}
+                      if isinstance(t, dict) and (i := as_int(t.get("id"))) is not None}
             pairs = self._ids(items, str(response.request.url), unreadable)
             for item, _ in pairs:
-                topic = topics.get(_int(item.get("topic_id"))) or {}
+                topic = topics.get(as_int(item.get("topic_id"))) or {}
                 item.setdefault("topic_title", topic.get("title", ""))
                 item.setdefault("topic_slug", topic.get("slug", "topic"))
             reads += len(items)
@@ -287,7 +222,7 @@ class DiscourseCollector:
         """Each post of a page with its numeric id; a post without one is set aside."""
         out: list[tuple[dict, int]] = []
         for item in items:
-            pid = _int(item.get("id")) if isinstance(item, dict) else None
+            pid = as_int(item.get("id")) if isinstance(item, dict) else None
             if pid is None:
                 shown = clean.shown(item.get("id")) if isinstance(item, dict) else f"a {type(item).__name__}"
                 unreadable.append(SetAside(platform=PLATFORM, source=self.name, url=url, raw=clean.raw_payload(item),
@@ -302,27 +237,27 @@ class DiscourseCollector:
         return f"{self.host}/t/{topic}/{number}"
 
     def _mention(self, post: dict, ours: set[str]) -> Mention | None:
-        username = clean.clean_text(str(_field(post, "username")), multiline=False)
-        topic_id = int(_field(post, "topic_id"))
-        number = int(_field(post, "post_number"))
-        posted_at = times.parse(_field(post, "created_at"))
+        username = clean.clean_text(str(required(post, "username")), multiline=False)
+        topic_id = int(required(post, "topic_id"))
+        number = int(required(post, "post_number"))
+        posted_at = times.parse(required(post, "created_at"))
         if username.casefold() in self.own:
             return None
         if post.get("post_type", _REGULAR_POST) != _REGULAR_POST or post.get("hidden") or post.get("deleted_at"):
             return None
         title = str(post.get("topic_title") or "")
         raw = post.get("raw")
-        body = str(raw) if isinstance(raw, str) and raw else _text(str(post.get("cooked") or post.get("blurb") or ""))
-        reply_to = _int(post.get("reply_to_post_number"))
+        body = str(raw) if isinstance(raw, str) and raw else text_of(str(post.get("cooked") or post.get("blurb") or ""))
+        reply_to = as_int(post.get("reply_to_post_number"))
         reply_user = post.get("reply_to_user")
         reply_user = str(reply_user.get("username", "")) if isinstance(reply_user, dict) else ""
         parent = self._ext(topic_id, reply_to) if reply_to else None
-        own_words, quotes = _own_words(post)
+        words, quotes = own_words(post)
         quoted_ours = [self._ext(q.topic or topic_id, q.post) for q in quotes
                        if q.username.casefold() in self.own and q.post is not None]
         reply_to_own = (bool(reply_to) and reply_user.casefold() in self.own) or parent in ours or \
             any(q.username.casefold() in self.own for q in quotes)
-        terms = self.matcher.match(title, own_words) if number == 1 else self.matcher.match(own_words)
+        terms = self.matcher.match(title, words) if number == 1 else self.matcher.match(words)
         if not terms and not reply_to_own:
             return None
         extra: dict[str, Any] = {
@@ -357,7 +292,7 @@ class DiscourseCollector:
         ours = list(remembered)
         for p in posts:
             if str(p.get("username", "")).casefold() in self.own:
-                topic, number = _int(p.get("topic_id")), _int(p.get("post_number"))
+                topic, number = as_int(p.get("topic_id")), as_int(p.get("post_number"))
                 if topic is not None and number is not None:
                     ours.append(self._ext(topic, number))
         return list(dict.fromkeys(ours))[-OURS_MAX:]
@@ -395,7 +330,7 @@ class DiscourseCollector:
                           set_aside=unreadable + aside, warnings=warnings)
 
     def _describe(self, post: dict) -> str:
-        topic, number = _int(post.get("topic_id")), _int(post.get("post_number"))
+        topic, number = as_int(post.get("topic_id")), as_int(post.get("post_number"))
         return self._ext(topic, number) if topic is not None and number is not None else f"post id {post.get('id')}"
 
     def close(self) -> None:

@@ -7,7 +7,7 @@ import streamlit as st
 from dashboard import components as ui
 from dashboard.composer import reply_composer
 from desk.cases import actions as cases
-from desk.notify.alerts import case_emails
+from desk.notify.history import case_emails
 from desk.cases.actions import ROOT_CAUSES
 from desk.cases.queue import case_detail, open_queue, similar_cases
 from desk.untrusted import web_url

@@ -9,14 +9,14 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import components as ui
-from desk.notify import mailer
+from desk.notify import outbox
 from desk.intake import set_aside
 from desk.intake import source_warnings
 from desk.intake.languages import set_aside_by_language
 from desk.config.schema import key_location
 from desk.notify.health import describe_problem, email_trouble
 from desk.store.models import now_utc
-from desk.cases.publishers import can_post
+from desk.cases.publishing import can_post
 from desk.intake.sources import SourceHealth, source_health
 
 actor = ui.require_actor()
@@ -35,7 +35,7 @@ with st.container(border=True, key="outbox"):
     st.caption(f"Sent through alerts.smtp: {ui.md_escape(smtp.host)}:{smtp.port}, security {smtp.security} "
                f"({ui.md_escape(key_location(cfg, 'alerts', 'smtp'))})")
     box = st.container(key="outbox-state")
-    ob = mailer.outbox_health(store)
+    ob = outbox.outbox_health(store)
     trouble = email_trouble(store, cfg, now=now)
     if not cfg.alerts.enabled:
         box.info("**OFF**: alerts.enabled is false; no alert emails are written.", icon=":material/mail:")
@@ -75,7 +75,7 @@ with st.container(border=True, key="outbox"):
     if (ob["failed"] or ob["unknown"]) and actor.at_least("manager") \
             and st.button("Retry failed emails" + (" and those that may not have arrived" if ob["unknown"] else ""),
                           key="outbox-retry"):
-        n = mailer.retry_failed(store)
+        n = outbox.retry_failed(store)
         ui.flash("sources", "success", f"{n} failed email(s) queued again; the runner sends them within a minute.")
         st.rerun()
 

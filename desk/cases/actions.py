@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from desk.notify import alerts
+from desk.notify import emails, outbox
 from desk.cases import audit
 from desk.config.schema import HearkenConfig
 from desk.store.db import Store
@@ -199,14 +199,14 @@ def escalate(store: Store, cfg: HearkenConfig, case_id: int, actor: Actor, *, ma
         s.flush()
         if cfg.alerts.enabled:
             mention = s.get(Mention, case.mention_id)
-            text, body_html = alerts.compose(
+            text, body_html = emails.compose(
                 f"{actor.name} escalated case #{case_id} to you.",
                 [("Reason", reason), ("Platform", f"{case.platform} ({case.source})"),
                  ("Customer", mention.author if mention else "?"), ("Severity", str(case.severity or "-"))],
                 quote=(mention.body[:500] if mention else None),
-                links=[("Open the case", alerts.case_url(cfg, case_id))]
+                links=[("Open the case", emails.case_url(cfg, case_id))]
                 + ([("Original post", mention.url)] if mention and mention.url else []))
-            alerts.queue(s, kind="escalation", dedupe_key=f"escalation:case:{case_id}:event:{ev.id}",
+            outbox.queue(s, kind="escalation", dedupe_key=f"escalation:case:{case_id}:event:{ev.id}",
                          recipients=[target.email], case_id=case_id,
                          subject=f"[Hearken] {actor.name} escalated case #{case_id} to you",
                          body_text=text, body_html=body_html)

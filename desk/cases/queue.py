@@ -20,7 +20,7 @@ from desk.cases.audit import history as audit_history
 from desk.cases.actions import ACTIVE
 from desk.store.db import Store
 from desk.store.models import Case, Label, Mention, Reply, now_utc
-from desk.cases.publishers import length_limit
+from desk.cases.publishing import length_limit
 
 
 @dataclass(frozen=True)
@@ -291,10 +291,6 @@ class SimilarCase:
 Embed = Callable[[Sequence[str]], np.ndarray]
 
 
-def _text(m: Mention) -> str:
-    return f"{m.title}\n\n{m.body}".strip() if m.title else m.body
-
-
 def similar_cases(store: Store, case_id: int, *, k: int = 3, embed: Embed | None = None,
                   candidates: int = 200, min_similarity: float = 0.3) -> list[SimilarCase]:
     """Past cases closest in meaning (classifier embeddings) that were answered or resolved, with their answers."""
@@ -313,7 +309,7 @@ def similar_cases(store: Store, case_id: int, *, k: int = 3, embed: Embed | None
         for r in s.scalars(select(Reply).where(Reply.case_id.in_([c.id for c, _ in rows]), Reply.status == "posted")
                            .order_by(Reply.posted_at)):
             first_reply.setdefault(r.case_id, r.body)
-        texts = [_text(me)] + [_text(m) for _, m in rows]
+        texts = [me.text] + [m.text for _, m in rows]
     if embed is None:
         import classifier
 
@@ -326,6 +322,6 @@ def similar_cases(store: Store, case_id: int, *, k: int = 3, embed: Embed | None
         if float(sims[i]) < min_similarity:
             continue
         c, m = rows[int(i)]
-        out.append(SimilarCase(c.id, float(sims[i]), c.status, _excerpt(_text(m), 200), first_reply.get(c.id),
+        out.append(SimilarCase(c.id, float(sims[i]), c.status, _excerpt(m.text, 200), first_reply.get(c.id),
                                c.resolution_note, c.root_cause))
     return out

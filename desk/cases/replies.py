@@ -25,140 +25,37 @@ not posting:
    which still posts nothing by itself.
 5. Only `post_anyway`, by a person giving a reason, sends an unsettled reply
    again (once the grace period is over); who and why go to the audit trail.
+
+What each state means, and the outcome a person is shown, is desk/cases/reply_status.py; the saved
+replies and the {name}/{case} placeholders are desk/cases/templates.py.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from desk.cases import audit
 from desk.cases.actions import ACTIVE, CaseError, authorize, lock_case
+from desk.cases.publishing import Posted, Publisher, Rejected, Target, Unknown, deadline, length_limit, publisher_for
+from desk.cases.reply_status import (BUSY, CHECK_FAILED, UNSETTLED, ReplyOutcome, answered_count, clock, conclusive_at,
+                                     is_busy, is_unsettled, outcome_of, sent_at)
 from desk.config.schema import HearkenConfig, Replies
 from desk.failpoints import failpoint
 from desk.store.db import Store
 from desk.store.models import Case, Event, Mention, Reply, now_utc
-from desk.cases.publishers import Posted, Publisher, Rejected, Target, Unknown, deadline, length_limit, publisher_for
 from desk.team.users import Actor
 
 log = logging.getLogger(__name__)
 
-BUSY = ("posting", "checking")  # a process is at the platform with it right now (until stale)
-UNSETTLED = ("unknown", "not_found")  # it may be up: nothing more is posted to the case until it is settled
-CHECK_FAILED = "could not check the platform"  # how the note of a look that failed begins
-
 
 class ReplyConflict(CaseError):
     """Posting now could make a second reply: someone else's is in flight, unknown, or new since you looked."""
-
-
-@dataclass(frozen=True)
-class ReplyOutcome:
-    reply_id: int
-    status: str  # posted | failed | unknown | not_found | posting | checking
-    url: str | None = None
-    external_id: str | None = None
-    error: str | None = None
-    earlier: bool = False  # this is the result of an earlier attempt with the same key
-    checked: bool = False  # this outcome comes from looking on the platform
-    conclusive_at: datetime | None = None  # when not finding it will count (unknown after a check)
-
-    @property
-    def message(self) -> str:
-        if self.status == "posted":
-            if self.checked:
-                return "Found our reply on the platform; recorded as posted" + (f": {self.url}" if self.url else ".")
-            return ("This reply was already posted" if self.earlier else "Posted publicly") + (
-                f": {self.url}" if self.url else ".")
-        if self.status == "failed":
-            return f"Not posted: {self.error}. Nothing went out; you can try again."
-        if self.status == "unknown" and self.checked:
-            return (f"Our reply is not on the platform yet. That is not conclusive before {_clock(self.conclusive_at)}"
-                    ": a platform can store or show a post late. Hearken will not post again; check again then.")
-        if self.status == "unknown":
-            return (f"The platform did not confirm the reply ({self.error}). It may be up: "
-                    "Hearken will not post again until it has looked; use 'Check the platform'.")
-        if self.status == "not_found":
-            return ("Our reply is not on the platform. Hearken will not post it again by itself; if it should "
-                    "go out, use 'Post anyway' and say why.")
-        if self.status == "checking":
-            return "Someone is checking the platform for this reply right now; wait a moment."
-        return "This reply is being posted right now; wait a moment."
-
-
-@dataclass(frozen=True)
-class Unsettled:
-    """A reply that may or may not be up: what the case page shows and offers for it."""
-
-    reply_id: int
-    status: str  # unknown | not_found | posting or checking left by a process that died
-    author: str
-    body: str
-    sent_at: datetime
-    checked_at: datetime | None
-    conclusive_at: datetime  # from then on, not finding it is conclusive
-    note: str | None
-    in_flight: bool = False  # someone is at the platform with it right now (listed only when asked for)
-
-    def may_post_anyway(self, now: datetime | None = None) -> bool:
-        return (now or now_utc()) >= self.conclusive_at
-
-
-TEMPLATES: dict[str, str] = {
-    "Acknowledge and investigate": (
-        "Hi {name}, thank you for raising this, and sorry for the trouble. I can see how frustrating this is. "
-        "We're looking into it now and will update you here within 24 hours. Ref {case}"),
-    "Billing correction": (
-        "Hi {name}, thanks for flagging this. Being charged wrongly is stressful, and we'll put it right: "
-        "our billing team will correct it and confirm here within 2 working days. Ref {case}"),
-    "Outage update": (
-        "Hi {name}, sorry, losing your connection is disruptive. We know about the fault in your area; "
-        "engineers are on it and we'll post an update here by 6pm today. Thanks for telling us. Ref {case}"),
-    "Move to private channel": (
-        "Hi {name}, thanks for letting us know and sorry this happened. To fix it we need your account "
-        "details: please send us a private message quoting {case} and we'll reply within 4 hours."),
-    "Follow-up: resolved": (
-        "Hi {name}, following up on {case}: this should now be fixed. Thank you for your patience and for "
-        "raising it. If anything still isn't right, reply here and we'll pick it straight back up."),
-}
-
-
-PLACEHOLDERS = {"name": "the customer's name", "case": "the case reference, such as #HK12"}
-_PLACEHOLDER = re.compile(r"\{(\w+)\}")
-
-
-class PlaceholderError(CaseError):
-    """A reply still holds a {placeholder} that Hearken does not fill: posted, it would reach the public as is."""
-
-
-def fill_placeholders(text: str, *, customer: str, case_id: int) -> str:
-    """Put the customer's name and the case reference where a reply (a template, or what staff typed) says
-    {name} and {case}: one pass over the text, so a name that itself holds braces is never filled again.
-    Any other {word} raises PlaceholderError naming it: it would be posted literally."""
-    values = {"name": customer.lstrip("@") or "there", "case": case_ref(case_id)}
-    unknown = sorted({m.group(1) for m in _PLACEHOLDER.finditer(text) if m.group(1) not in values})
-    if unknown:
-        known = " and ".join(f"{{{k}}} ({v})" for k, v in PLACEHOLDERS.items())
-        names = ", ".join(f"{{{u}}}" for u in unknown)
-        raise PlaceholderError(f"the reply holds {names}, which Hearken does not fill in (it fills {known}); "
-                               "write the words in its place, or it would reach the public as typed")
-    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
-
-
-def fill_template(template: str, *, customer: str, case_id: int) -> str:
-    """A template with the customer's name and the case reference put in (the same filling as a typed reply)."""
-    return fill_placeholders(template, customer=customer, case_id=case_id)
-
-
-def case_ref(case_id: int) -> str:
-    return f"#HK{case_id}"
 
 
 def new_key() -> str:
@@ -166,8 +63,6 @@ def new_key() -> str:
     return uuid.uuid4().hex
 
 
-def _clock(t: datetime | None) -> str:
-    return t.strftime("%H:%M:%S UTC") if t else "later"
 
 
 def target_for(s: Session, case: Case, mention_id: int | None = None) -> Target:
@@ -185,41 +80,6 @@ def _attempt_mention(s: Session, case_id: int, reply_id: int) -> int | None:
         if (ev.detail or {}).get("reply_id") == reply_id:
             return (ev.detail or {}).get("in_reply_to")
     return None
-
-
-def answered_count(s: Session, case_id: int) -> int:
-    """Replies the case has (posted publicly or recorded as made elsewhere): the composer's `seen_replies`."""
-    return s.scalar(select(func.count()).select_from(Reply).where(Reply.case_id == case_id,
-                                                                   Reply.status == "posted")) or 0
-
-
-def seen_replies(store: Store, case_id: int) -> int:
-    with store.session() as s:
-        return answered_count(s, case_id)
-
-
-def _sent_at(r: Reply) -> datetime:
-    return r.sent_at or r.attempted_at or r.created_at
-
-
-def _conclusive_at(r: Reply, rules: Replies) -> datetime:
-    return _sent_at(r) + timedelta(seconds=rules.check_grace_seconds)
-
-
-def _outcome(r: Reply, *, earlier: bool = False, checked: bool = False, rules: Replies | None = None) -> ReplyOutcome:
-    return ReplyOutcome(r.id, r.status, r.url, r.external_id, r.error, earlier, checked,
-                        _conclusive_at(r, rules) if rules is not None and r.status == "unknown" else None)
-
-
-def _busy(r: Reply, now: datetime, rules: Replies) -> bool:
-    """At the platform right now, by a process that is still alive."""
-    return r.status in BUSY and r.attempted_at is not None and \
-        r.attempted_at > now - timedelta(seconds=rules.stale_after_seconds)
-
-
-def _unsettled(r: Reply, now: datetime, rules: Replies) -> bool:
-    """May be up, and nobody is at the platform with it: it must be looked for before anything else is posted."""
-    return r.status in UNSETTLED or (r.status in BUSY and not _busy(r, now, rules))
 
 
 def _claim(r: Reply, status: str, actor: Actor, now: datetime) -> datetime:
@@ -257,20 +117,20 @@ def post_reply(store: Store, cfg: HearkenConfig, case_id: int, actor: Actor, tex
                 raise CaseError(f"the reply has {len(text)} characters; {case.platform} allows {limit}")
             check: tuple[str, str, datetime] | None = None  # (status it had, text sent, when sent)
             if reply is not None:
-                if reply.status == "posted" or _busy(reply, now, rules):
-                    return _outcome(reply, earlier=True, rules=rules)
+                if reply.status == "posted" or is_busy(reply, now, rules):
+                    return outcome_of(reply, earlier=True, rules=rules)
                 if reply.status == "failed":  # certainly not up: safe to send again
                     audit.record(s, case_id, actor.name, "reply_retry", reply_id=reply.id, previous_error=reply.error)
                     reply.body = text
                     token = _claim(reply, "posting", actor, now)
                 else:  # it may be up: look, never send
-                    check = (reply.status if reply.status in UNSETTLED else "unknown", reply.body, _sent_at(reply))
+                    check = (reply.status if reply.status in UNSETTLED else "unknown", reply.body, sent_at(reply))
                     audit.record(s, case_id, actor.name, "reply_check", reply_id=reply.id, was=reply.status)
                     token = _claim(reply, "checking", actor, now)
             else:
                 if case.status not in ACTIVE:
                     raise CaseError(f"case #{case_id} is {case.status}; reopen it before replying")
-                _refuse_if_unsettled(s, case_id, now, rules)
+                _refuse_ifis_unsettled(s, case_id, now, rules)
                 if seen_replies is not None and answered_count(s, case_id) != seen_replies:
                     raise ReplyConflict("a reply was added to this case while you were writing; read it before posting")
                 reply = Reply(case_id=case_id, idempotency_key=key, kind="public", platform=case.platform,
@@ -303,12 +163,12 @@ def check_reply(store: Store, cfg: HearkenConfig, reply_id: int, actor: Actor, *
             authorize(actor, case, "reply")  # it settles a reply and writes the case's history
             reply = s.get(Reply, reply_id, populate_existing=True)
             assert reply is not None
-            if not _unsettled(reply, now, rules):
-                return _outcome(reply, earlier=True, rules=rules)
+            if not is_unsettled(reply, now, rules):
+                return outcome_of(reply, earlier=True, rules=rules)
             was = reply.status if reply.status in UNSETTLED else "unknown"
             target = target_for(s, case, _attempt_mention(s, case_id, reply_id))
             audit.record(s, case_id, actor.name, "reply_check", reply_id=reply_id, was=reply.status)
-            body, sent = reply.body, _sent_at(reply)
+            body, sent = reply.body, sent_at(reply)
             token = _claim(reply, "checking", actor, now)
         return _check(store, publisher, rules, reply_id, token, actor, target, body, sent, was)
     finally:
@@ -334,14 +194,14 @@ def post_anyway(store: Store, cfg: HearkenConfig, reply_id: int, actor: Actor, *
             authorize(actor, case, "reply")
             if case.status not in ACTIVE:
                 raise CaseError(f"case #{case_id} is {case.status}; reopen it before replying")
-            if not _unsettled(reply, now, rules):
-                return _outcome(reply, earlier=True, rules=rules)
-            if now < _conclusive_at(reply, rules):
+            if not is_unsettled(reply, now, rules):
+                return outcome_of(reply, earlier=True, rules=rules)
+            if now < conclusive_at(reply, rules):
                 raise CaseError(f"reply #{reply_id} may still appear on the platform until "
-                                f"{_clock(_conclusive_at(reply, rules))}; check the platform again then")
+                                f"{clock(conclusive_at(reply, rules))}; check the platform again then")
             target = target_for(s, case, _attempt_mention(s, case_id, reply_id))
             audit.record(s, case_id, actor.name, "reply_post_anyway", reply_id=reply_id, reason=reason,
-                         was=reply.status, sent_before=_sent_at(reply), checked=reply.checked_at)
+                         was=reply.status, sent_before=sent_at(reply), checked=reply.checked_at)
             body = reply.body
             token = _claim(reply, "posting", actor, now)
         return _send(store, publisher, rules, reply_id, token, actor, target, body)
@@ -376,7 +236,7 @@ def _check(store: Store, publisher: Publisher, rules: Replies, reply_id: int, to
     try:
         found = deadline.run(publisher.find_ours, seconds, target, text, sent, skew)
     except Exception as exc:  # noqa: BLE001 - any failure to look leaves the outcome unknown
-        why = (f"could not read our posts back to {_clock(sent - skew)} within {seconds:g} s"
+        why = (f"could not read our posts back to {clock(sent - skew)} within {seconds:g} s"
                if isinstance(exc, deadline.DeadlinePassed) else str(exc) or type(exc).__name__)
         _checked(store, rules, reply_id, token, actor, was, note=f"{CHECK_FAILED}: {why}",
                  action="reply_check_failed", looked=False)
@@ -386,10 +246,10 @@ def _check(store: Store, publisher: Publisher, rules: Replies, reply_id: int, to
         return _record(store, rules, reply_id, token, actor, found=found, via="check")
     if token < sent + timedelta(seconds=rules.check_grace_seconds):
         return _checked(store, rules, reply_id, token, actor, "unknown", action="reply_not_found_yet", note=(
-            f"not on the platform when checked at {_clock(token)}; not conclusive before "
-            f"{_clock(sent + timedelta(seconds=rules.check_grace_seconds))}"))
+            f"not on the platform when checked at {clock(token)}; not conclusive before "
+            f"{clock(sent + timedelta(seconds=rules.check_grace_seconds))}"))
     return _checked(store, rules, reply_id, token, actor, "not_found", action="reply_not_found", note=(
-        f"not on the platform when checked at {_clock(token)} (our posts read back to {_clock(sent - skew)}); "
+        f"not on the platform when checked at {clock(token)} (our posts read back to {clock(sent - skew)}); "
         "not posted again unless someone chooses Post anyway"))
 
 
@@ -401,12 +261,12 @@ def _checked(store: Store, rules: Replies, reply_id: int, token: datetime, actor
         lock_case(s, reply.case_id)
         s.refresh(reply)
         if reply.status != "checking" or reply.attempted_at != token:
-            return _outcome(reply, earlier=True, rules=rules)
+            return outcome_of(reply, earlier=True, rules=rules)
         reply.status, reply.error = status, note
         if looked:
             reply.checked_at = token
         audit.record(s, reply.case_id, actor.name, action, reply_id=reply_id, note=note)
-        return _outcome(reply, checked=True, rules=rules)
+        return outcome_of(reply, checked=True, rules=rules)
 
 
 def _record(store: Store, rules: Replies, reply_id: int, token: datetime, actor: Actor, *,
@@ -431,20 +291,20 @@ def _record(store: Store, rules: Replies, reply_id: int, token: datetime, actor:
                     case.status = "replied"
                 audit.record(s, case.id, actor.name, "replied" if via == "post" else "reply_found",
                              reply_id=reply_id, platform=reply.platform, url=found.url, external_id=found.external_id)
-            return _outcome(reply, checked=via == "check")
+            return outcome_of(reply, checked=via == "check")
         if reply.status != "posting" or reply.attempted_at != token:
-            return _outcome(reply, earlier=True, rules=rules)
+            return outcome_of(reply, earlier=True, rules=rules)
         status = "failed" if isinstance(error, Rejected) else "unknown"
         reason = getattr(error, "reason", None) or str(error)
         reply.status, reply.error = status, reason
         audit.record(s, case.id, actor.name, "reply_failed" if status == "failed" else "reply_unknown",
                      reply_id=reply_id, error=reason)
-        return _outcome(reply)
+        return outcome_of(reply)
 
 
-def _refuse_if_unsettled(s: Session, case_id: int, now: datetime, rules: Replies) -> None:
+def _refuse_ifis_unsettled(s: Session, case_id: int, now: datetime, rules: Replies) -> None:
     for other in s.scalars(select(Reply).where(Reply.case_id == case_id, Reply.status.in_(BUSY + UNSETTLED))):
-        if _busy(other, now, rules):
+        if is_busy(other, now, rules):
             doing = "checking the platform for a reply to" if other.status == "checking" else "posting a reply to"
             raise ReplyConflict(f"{other.author} is {doing} this case right now")
         raise ReplyConflict(f"an earlier reply (#{other.id}) by {other.author} may already be up (its outcome is "
@@ -462,22 +322,3 @@ def _locate(store: Store, *, case_id: int | None = None, reply_id: int | None = 
     if row is None:
         raise CaseError(f"there is no reply #{reply_id}" if reply_id is not None else f"there is no case #{case_id}")
     return row[0], row[1]
-
-
-def unsettled(store: Store, cfg: HearkenConfig, case_id: int, *, now: datetime | None = None,
-              with_in_flight: bool = False) -> list[Unsettled]:
-    """Replies of a case that may or may not be up; nothing more is posted to the case until each is settled.
-    `with_in_flight` adds those someone is posting or checking right now."""
-    rules = cfg.replies
-    now = now or now_utc()
-    with store.session() as s:
-        rows = s.scalars(select(Reply).where(Reply.case_id == case_id, Reply.status.in_(BUSY + UNSETTLED))
-                         .order_by(Reply.id))
-        return [Unsettled(r.id, r.status, r.author, r.body, _sent_at(r), r.checked_at, _conclusive_at(r, rules),
-                          r.error, _busy(r, now, rules)) for r in rows
-                if _unsettled(r, now, rules) or (with_in_flight and _busy(r, now, rules))]
-
-
-__all__ = ["BUSY", "CHECK_FAILED", "PLACEHOLDERS", "TEMPLATES", "UNSETTLED", "PlaceholderError", "ReplyConflict", "ReplyOutcome", "Unsettled", "answered_count",
-           "case_ref", "check_reply", "fill_placeholders", "fill_template", "new_key", "post_anyway", "post_reply", "seen_replies",
-           "target_for", "unsettled"]

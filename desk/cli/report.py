@@ -25,7 +25,7 @@ def register(subparsers) -> None:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from desk.notify import alerts
-    from desk.notify import mailer
+    from desk.notify import mailer, outbox
     from desk.errors import UserError
     from desk.store.models import now_utc
     from desk.reports import weekly
@@ -57,7 +57,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         if row is None:
             print(f"the report for {rep.week} was already queued or sent; see the Sources page")
         result = mailer.send_pending(store, cfg, now=now)
-        health = mailer.outbox_health(store)
+        health = outbox.outbox_health(store)
         print(f"emails sent: {len(result.sent)}, waiting to retry: {len(result.retrying)}, failed: {len(result.failed)}")
         if result.retrying or result.failed:
             err = health["last_error"]

@@ -29,7 +29,7 @@ def source_lines(cfg: HearkenConfig, env: Mapping[str, str] | None = None) -> tu
     """One line per source saying whether it will poll and post, and a problem for each enabled source that
     will be skipped."""
     from collectors import PLATFORM_OF_TYPE, NotConfigured, TermMatcher, build
-    from desk.cases.publishers import can_post
+    from desk.cases.publishing import can_post
 
     env = dict(os.environ if env is None else env)
     file = str(cfg.path or "<config>")

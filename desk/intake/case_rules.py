@@ -15,6 +15,8 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+import collectors
+from collectors.platform import answers_us as flagged_as_answer
 from desk.cases import audit
 from desk.cases.sla import due_times
 from desk.config.schema import HearkenConfig
@@ -24,6 +26,13 @@ from desk.store.models import Case, Classification, Mention as MentionRow, Reply
 
 # called with (session, cfg, case, mention) once a case is opened, in the transaction that opened it
 ON_CASE_OPENED: list[Callable[[Session, HearkenConfig, Case, MentionRow], object]] = [alerts.on_case_opened]
+
+
+def _answers_us(m: MentionRow) -> bool:
+    """Whether the post answers one of our accounts, as its platform reads it (`Platform.answers_us`: by
+    default the collector's `reply_to_own` flag; a platform no longer installed keeps that default)."""
+    plat = collectors.PLATFORMS.get(m.platform)
+    return (plat.answers_us if plat is not None else flagged_as_answer)(m.extra or {})
 
 
 def answered_ids(m: MentionRow) -> list[str]:
@@ -64,7 +73,7 @@ def existing_case(s: Session, m: MentionRow) -> tuple[Case | None, str]:
         case = s.scalars(answer_to_reply).first()
         if case is not None:
             return case, "answer to our reply"
-    if (m.extra or {}).get("reply_to_own") and m.thread_id:
+    if _answers_us(m) and m.thread_id:
         in_thread = (select(Case).join(Reply, Reply.case_id == Case.id)
                      .where(Case.platform == m.platform, Case.thread_id == m.thread_id,
                             Reply.status == "posted")
@@ -99,7 +108,7 @@ def open_case(s: Session, cfg: HearkenConfig, m: MentionRow, c: Classification |
                           model=c.model_version if c else None, sla_first_response_due=first_due.isoformat(),
                           language=None if c else m.language,
                           not_scored=None if c else languages.not_scored_note(cfg, m.language or "?"),
-                          answer_to_our_account=True if (m.extra or {}).get("reply_to_own") else None,
+                          answer_to_our_account=True if _answers_us(m) else None,
                           platform_time_ahead=f"the platform dated the post {ahead:.0f}s after we read it; the SLA "
                                               "counts from when we read it" if ahead > 0 else None)
     opened.at = case.opened_at  # the hooks' rows (the alert) are queued as of this instant too: the opening comes first

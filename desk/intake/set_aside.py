@@ -16,13 +16,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from collectors.base import SetAside
 from desk.cases import audit
-from desk.store.db import Store
+from desk.store.db import Store, insert_for
 from desk.store.models import SetAsideItem, now_utc
 
 
@@ -50,7 +48,7 @@ def _key(item: SetAside) -> str:
 def record(session: Session, items: Iterable[SetAside], *, now: datetime | None = None) -> int:
     """Store set-aside items in the caller's transaction; an item seen before updates its row. Returns how many."""
     now = now or now_utc()
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    insert = insert_for(session)
     n = 0
     for item in items:
         stmt = insert(SetAsideItem).values(

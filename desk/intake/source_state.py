@@ -23,8 +23,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 import collectors
@@ -34,7 +32,7 @@ from collectors.plain import reason_line
 from desk.cases import audit
 from desk.errors import SourceError
 from desk.periods import month_key
-from desk.store.db import Store
+from desk.store.db import Store, insert_for
 from desk.store.models import SourceState
 
 log = logging.getLogger(__name__)
@@ -47,7 +45,7 @@ def state_for(session: Session, name: str, platform: str) -> SourceState:
     """The source's row, created (status `new`) when it has none yet."""
     state = session.get(SourceState, name)
     if state is None:  # several runners may register the same source at once: insert-if-absent
-        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        insert = insert_for(session)
         session.execute(insert(SourceState).values(
             name=name, platform=platform, status="new", consecutive_failures=0, mentions_total=0, reads_count=0,
         ).on_conflict_do_nothing(index_elements=["name"]))

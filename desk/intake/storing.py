@@ -23,8 +23,6 @@ from dataclasses import replace
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -34,14 +32,10 @@ from collectors.identity import own_id, same_post
 from desk.errors import SourceError
 from desk.intake import set_aside, source_state, source_warnings
 from desk.intake.source_state import LeaseLost  # noqa: F401 - store_poll raises it
-from desk.store.db import Store
+from desk.store.db import Store, insert_for
 from desk.store.models import Mention as MentionRow, now_utc
 
 log = logging.getLogger(__name__)
-
-
-def _insert(session: Session):
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
 def mention_values(m: Mention, detected_at: datetime) -> dict:
@@ -130,7 +124,7 @@ def _insert_mentions(s: Session, mentions: Sequence[Mention], now: datetime, ref
     each in its own savepoint, so one refusal costs that row only.
     """
     def insert(rows: list[dict]) -> int:
-        stmt = _insert(s)(MentionRow).values(rows).on_conflict_do_nothing(
+        stmt = insert_for(s)(MentionRow).values(rows).on_conflict_do_nothing(
             index_elements=["platform", "external_id"]).returning(MentionRow.id)
         with s.begin_nested():
             return len(s.execute(stmt).all())

@@ -43,15 +43,15 @@ The one gap no outbox closes: a worker that dies after the server accepted
 a message but before it marked the row sent will send it again after the
 lease, with the same Message-ID.
 
-`outbox_health(store)` summarises the queue for the dashboard's Sources page.
+Here: claiming rows, one pass over them (`send_pending`) and the thread that runs passes. The SMTP
+session is desk/notify/smtp.py, each recipient's fate after a try desk/notify/delivery.py, and writing
+rows, `outbox_health` and `retry_failed` desk/notify/outbox.py.
 """
 
 from __future__ import annotations
 
-import email.policy
 import logging
 import os
-import re
 import smtplib
 import socket
 import ssl
@@ -59,61 +59,23 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from email.message import EmailMessage
-from email.utils import format_datetime
 from typing import Any, Callable, Mapping
 
 from sqlalchemy import and_, func, literal, or_, select, update
 
-from desk.config.schema import HearkenConfig, Smtp
+from desk.config.schema import HearkenConfig
+from desk.notify.delivery import BACKOFF_CAP_SECONDS, Try, failure, outcome, to_try
+from desk.notify.smtp import (SessionDeadline, SessionWatch, SmtpSetupError, address, build_message, close, connect,
+                              describe, past_deadline)
 from desk.store.db import Store
-from desk.errors import UserError
 from desk.store.models import Case, Outbox, now_utc
 
 log = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 20
-BACKOFF_BASE_SECONDS = 60.0
-BACKOFF_CAP_SECONDS = 3600.0
 LEASE_SECONDS = 300.0
 SEND_INTERVAL_SECONDS = 15.0
 BATCH = 50  # rows per pass (one SMTP session); a full pass is followed by the next at once
 CLOCK_SLACK = timedelta(minutes=5)  # a stored time further ahead than any we set, plus this: written on a fast clock
-
-
-class SmtpSetupError(UserError):
-    """The SMTP settings cannot work as they are (e.g. a login variable that is not set)."""
-
-
-class SessionDeadline(OSError):
-    """The SMTP session ran past `alerts.smtp.session_deadline_seconds`; the server is treated as unusable for now."""
-
-
-class _SessionWatch:
-    """Shuts an SMTP connection's socket once the session's deadline passes, whatever smtplib is waiting for."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.conn: smtplib.SMTP | None = None
-        self.fired = False
-        self._timer = threading.Timer(seconds, self._fire)
-        self._timer.daemon = True
-
-    def _fire(self) -> None:
-        self.fired = True
-        sock = getattr(self.conn, "sock", None)
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def __enter__(self) -> _SessionWatch:
-        self._timer.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._timer.cancel()
 
 
 @dataclass
@@ -124,10 +86,6 @@ class SendResult:
     unknown: list[int] = field(default_factory=list)  # the server may hold them: not sent again by itself
     claimed: int = 0
 
-
-def backoff_seconds(attempts: int) -> float:
-    """Wait before the next try after `attempts` failed tries: 1, 2, 4 ... minutes, at most an hour."""
-    return min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(0, attempts - 1))
 
 
 def _due(now: datetime):
@@ -176,115 +134,6 @@ def claim(store: Store, worker: str, now: datetime, *, limit: int = 20,
         return token, ids
 
 
-# headers unfolded up to the SMTP line limit: folding a long subject can leave it starting with a space
-_POLICY = email.policy.default.clone(max_line_length=998)
-
-
-def build_message(row: Outbox, smtp: Smtp) -> EmailMessage:
-    """The email for an outbox row: plain text, with an HTML alternative when the row has one."""
-    msg = EmailMessage(policy=_POLICY)
-    msg["From"] = smtp.sender
-    msg["To"] = ", ".join(row.recipients)
-    msg["Subject"] = row.subject
-    msg["Date"] = format_datetime(row.created_at)
-    msg["Message-ID"] = f"<hearken.{row.id}.{re.sub(r'[^A-Za-z0-9.-]', '-', row.dedupe_key)}@hearken.invalid>"
-    msg["Auto-Submitted"] = "auto-generated"
-    msg["X-Hearken-Alert"] = row.kind
-    msg.set_content(row.body_text)
-    if row.body_html:
-        msg.add_alternative(row.body_html, subtype="html")
-    return msg
-
-
-class _Tracked:
-    """What an SMTP connection learnt during one message: the server's answer to each RCPT TO, and whether
-    the whole message, final dot included, was written to the server (after which it may hold it)."""
-
-    rcpt_replies: dict[str, tuple[int, bytes]]
-    dot_sent: bool
-
-    def forget(self) -> None:
-        self.rcpt_replies, self.dot_sent = {}, False
-
-    def rcpt(self, recip: str, options: Any = ()) -> tuple[int, bytes]:
-        code, resp = super().rcpt(recip, options)  # type: ignore[misc]
-        self.rcpt_replies[recip] = (code, resp)
-        return code, resp
-
-    def send(self, s: Any) -> None:
-        super().send(s)  # type: ignore[misc]
-        if isinstance(s, bytes) and s.endswith(b"\r\n.\r\n"):  # smtplib.SMTP.data writes the message in one go
-            self.dot_sent = True
-
-
-class _WatchedSMTP(_Tracked, smtplib.SMTP):
-    """smtplib.SMTP that its watch can cut from the start, while the server's greeting is still awaited."""
-
-    def __init__(self, watch: _SessionWatch, *args: Any, **kwargs: Any) -> None:
-        watch.conn = self
-        self.forget()
-        super().__init__(*args, **kwargs)
-
-
-class _WatchedSMTPSSL(_Tracked, smtplib.SMTP_SSL):
-    def __init__(self, watch: _SessionWatch, *args: Any, **kwargs: Any) -> None:
-        watch.conn = self
-        self.forget()
-        super().__init__(*args, **kwargs)
-
-
-def connect(smtp: Smtp, *, env: Mapping[str, str] | None = None, tls_context: ssl.SSLContext | None = None,
-            watch: _SessionWatch | None = None) -> smtplib.SMTP:
-    """Open, secure and log in to the SMTP server as configured (under `watch`'s deadline when given)."""
-    env = os.environ if env is None else env
-    login = None
-    if smtp.username_env:
-        user, password = env.get(smtp.username_env), env.get(smtp.password_env or "", "")
-        if not user:
-            raise SmtpSetupError(f"alerts.smtp.username_env names ${smtp.username_env}, which is not set")
-        if smtp.password_env and not password:
-            raise SmtpSetupError(f"alerts.smtp.password_env names ${smtp.password_env}, which is not set")
-        login = (user, password)
-    context = tls_context or ssl.create_default_context()
-    watch = watch or _SessionWatch(smtp.session_deadline_seconds)
-    if smtp.security == "ssl":
-        conn: smtplib.SMTP = _WatchedSMTPSSL(watch, smtp.host, smtp.port, timeout=smtp.timeout_seconds, context=context)
-    else:
-        conn = _WatchedSMTP(watch, smtp.host, smtp.port, timeout=smtp.timeout_seconds)
-    try:
-        conn.ehlo()
-        if smtp.security == "starttls":
-            conn.starttls(context=context)
-            conn.ehlo()
-        if login:
-            conn.login(*login)
-    except BaseException:
-        conn.close()
-        raise
-    return conn
-
-
-def _permanent(exc: Exception) -> bool:
-    """True when the server rejected the message for good (5xx) rather than for now."""
-    if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        return all(code >= 500 for code, _ in exc.recipients.values())
-    if isinstance(exc, (smtplib.SMTPAuthenticationError, smtplib.SMTPConnectError, smtplib.SMTPHeloError,
-                        smtplib.SMTPNotSupportedError)):
-        return False  # the server or our settings, not this message: keep the alert until they are fixed
-    code = getattr(exc, "smtp_code", None)
-    return isinstance(code, int) and code >= 500
-
-
-def _describe(exc: Exception) -> str:
-    if isinstance(exc, smtplib.SMTPResponseException):
-        text = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
-        return f"{type(exc).__name__}: {exc.smtp_code} {text}"
-    if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        return "every recipient refused: " + "; ".join(
-            f"{r} ({c} {m.decode(errors='replace') if isinstance(m, bytes) else m})" for r, (c, m) in exc.recipients.items())
-    return f"{type(exc).__name__}: {exc}"
-
-
 def _finish(store: Store, token: str, row_id: int, values: dict[str, Any]) -> bool:
     """Write a row's outcome if this worker still holds its claim; False when it lost it."""
     with store.session() as s:
@@ -294,88 +143,6 @@ def _finish(store: Store, token: str, row_id: int, values: dict[str, Any]) -> bo
                         .execution_options(synchronize_session=False))
         return bool(res.rowcount)
 
-
-def _reply_text(code: int, resp: bytes | str) -> str:
-    text = resp.decode(errors="replace") if isinstance(resp, bytes) else str(resp)
-    return clean_line(f"{code} {text}")
-
-
-def clean_line(text: str) -> str:
-    return header_text(text)[:500]
-
-
-def to_try(row: Outbox) -> list[str]:
-    """The row's recipients still to be tried: neither delivered, refused for good, nor possibly delivered."""
-    done = set(row.delivered_to or []) | set(row.refused or {}) | set(row.unknown_to or [])
-    return [r for r in row.recipients if r not in done]
-
-
-@dataclass
-class _Try:
-    """One try of one row, recipient by recipient."""
-
-    delivered: list[str] = field(default_factory=list)
-    refused: dict[str, str] = field(default_factory=dict)  # for good (5xx)
-    deferred: dict[str, str] = field(default_factory=dict)  # for now: tried again after the backoff
-    unknown: list[str] = field(default_factory=list)  # the server may hold it: never sent again by itself
-
-    @classmethod
-    def of(cls, conn: smtplib.SMTP | None, recipients: list[str], exc: Exception | None) -> _Try:
-        """What happened to each recipient, from the server's answers to RCPT TO and how the try ended."""
-        t = cls()
-        replies: dict[str, tuple[int, bytes]] = getattr(conn, "rcpt_replies", {}) if conn is not None else {}
-        dot_sent = bool(getattr(conn, "dot_sent", False)) if conn is not None else False
-        whole = _describe(exc) if exc is not None else ""
-        for r in recipients:
-            code, resp = replies.get(r, (0, b""))
-            if code and code not in (250, 251):  # refused at RCPT TO, whatever came after
-                (t.refused if code >= 500 else t.deferred)[r] = _reply_text(code, resp)
-            elif exc is None:
-                t.delivered.append(r)
-            elif isinstance(exc, smtplib.SMTPResponseException):  # the server answered MAIL FROM or the message
-                (t.refused if _permanent(exc) else t.deferred)[r] = whole
-            elif code and dot_sent:
-                t.unknown.append(r)
-            else:  # the session broke before the server could hold the message for this recipient
-                t.deferred[r] = whole
-        return t
-
-
-def _outcome(row: Outbox, t: _Try, now: datetime) -> dict[str, Any]:
-    """The row's new state after a try: per recipient, and as a whole."""
-    delivered = list(dict.fromkeys([*(row.delivered_to or []), *t.delivered]))
-    refused = {**(row.refused or {}), **t.refused}
-    unknown = list(dict.fromkeys([*(row.unknown_to or []), *t.unknown]))
-    attempts = row.attempts + 1
-    left = [r for r in row.recipients if r not in delivered and r not in refused and r not in unknown]
-    if left and attempts >= MAX_ATTEMPTS:
-        refused.update({r: f"gave up after {attempts} tries: {t.deferred.get(r, 'not delivered')}" for r in left})
-        left = []
-    notes = [f"refused for {r}: {why}" for r, why in t.refused.items()]
-    notes += [f"{r}: {why} (tried again later)" for r, why in t.deferred.items() if r in left]
-    if t.unknown:
-        notes.append("the server took the whole message and hung up before confirming it: it may have reached "
-                     + ", ".join(t.unknown) + "; not sent again by itself (Retry on the Sources page sends it again)")
-    values: dict[str, Any] = {"attempts": attempts, "delivered_to": delivered or None, "refused": refused or None,
-                              "unknown_to": unknown or None}
-    if notes:
-        values["last_error"] = "; ".join(notes)[:4000]
-    if left:
-        values.update(status="pending", next_attempt_at=now + timedelta(seconds=backoff_seconds(attempts)))
-    elif unknown:
-        values.update(status="unknown", sent_at=now if delivered else None)
-    elif delivered:
-        values.update(status="sent", sent_at=now)
-        if not refused:
-            values["last_error"] = None
-    else:
-        values["status"] = "failed"
-    return values
-
-
-def _failure(row: Outbox, exc: Exception, now: datetime) -> dict[str, Any]:
-    """The row's new state when the whole try failed before any recipient was asked (the server is down...)."""
-    return _outcome(row, _Try.of(None, to_try(row), exc), now) | {"last_error": _describe(exc)}
 
 
 def send_pending(store: Store, cfg: HearkenConfig, *, now: datetime | None = None, worker: str | None = None,
@@ -407,7 +174,7 @@ def send_pending(store: Store, cfg: HearkenConfig, *, now: datetime | None = Non
                       "unknown": result.unknown}[values["status"]]
             bucket.append(row.id)
 
-    with _SessionWatch(smtp.session_deadline_seconds) as watch:
+    with SessionWatch(smtp.session_deadline_seconds) as watch:
         try:
             for row in rows:
                 recipients = to_try(row)
@@ -415,40 +182,40 @@ def send_pending(store: Store, cfg: HearkenConfig, *, now: datetime | None = Non
                     message = build_message(row, smtp)
                 except Exception as exc:  # noqa: BLE001 - a row that cannot become an email fails alone
                     record(row, {"status": "failed", "attempts": row.attempts + 1,
-                                 "last_error": f"the email could not be built: {_describe(exc)}"})
+                                 "last_error": f"the email could not be built: {describe(exc)}"})
                     continue
                 if down is None and conn is None:
                     try:
                         conn = connect(smtp, env=env, tls_context=tls_context, watch=watch)
                     except (smtplib.SMTPException, OSError, SmtpSetupError) as exc:
-                        down = _past_deadline(exc, watch, smtp)
+                        down = past_deadline(exc, watch, smtp)
                         log.warning("cannot send alert emails via %s:%s: %s (%d waiting; retrying with backoff)",
-                                    smtp.host, smtp.port, _describe(down), len(rows))
+                                    smtp.host, smtp.port, describe(down), len(rows))
                 if down is not None or conn is None:
-                    record(row, _failure(row, down or SessionDeadline("no SMTP connection"), now))
+                    record(row, failure(row, down or SessionDeadline("no SMTP connection"), now))
                     continue
                 conn.forget()  # type: ignore[attr-defined]
                 try:
-                    conn.send_message(message, from_addr=_address(smtp.sender), to_addrs=recipients)
+                    conn.send_message(message, from_addr=address(smtp.sender), to_addrs=recipients)
                 except smtplib.SMTPRecipientsRefused:  # every recipient refused at RCPT TO: their answers say how
-                    record(row, _outcome(row, _Try.of(conn, recipients, None), now))
+                    record(row, outcome(row, Try.of(conn, recipients, None), now))
                 except (smtplib.SMTPException, OSError, SmtpSetupError) as exc:
-                    exc = _past_deadline(exc, watch, smtp)
+                    exc = past_deadline(exc, watch, smtp)
                     if watch.fired:
                         down = exc
-                    record(row, _outcome(row, _Try.of(conn, recipients, exc), now))
+                    record(row, outcome(row, Try.of(conn, recipients, exc), now))
                     if watch.fired or not isinstance(exc, (smtplib.SMTPDataError, smtplib.SMTPSenderRefused)):
-                        _close(conn)
+                        close(conn)
                         conn = None
                 except Exception as exc:  # noqa: BLE001 - e.g. an address the server cannot take; this row only
                     record(row, {"status": "failed", "attempts": row.attempts + 1,
-                                 "last_error": f"the email could not be sent: {_describe(exc)}"})
-                    _close(conn)
+                                 "last_error": f"the email could not be sent: {describe(exc)}"})
+                    close(conn)
                     conn = None
                 else:
-                    record(row, _outcome(row, _Try.of(conn, recipients, None), now))
+                    record(row, outcome(row, Try.of(conn, recipients, None), now))
         finally:
-            _close(conn)
+            close(conn)
     return result
 
 
@@ -464,14 +231,6 @@ def _round_robin(rows: list[Outbox], group: Callable[[Outbox], str]) -> list[Out
             if not queues[key]:
                 del queues[key]
     return out
-
-
-def _past_deadline(exc: Exception, watch: _SessionWatch, smtp: Smtp) -> Exception:
-    """The error to record: the deadline when the watch cut the session, else `exc` itself."""
-    if not watch.fired or isinstance(exc, SessionDeadline):
-        return exc
-    return SessionDeadline(f"the SMTP session with {smtp.host}:{smtp.port} passed its {watch.seconds:g}s deadline "
-                           "(alerts.smtp.session_deadline_seconds): the server answers too slowly or never finishes")
 
 
 CASE_ALERTS = ("severe_complaint", "sla_warning", "sla_breach")
@@ -490,21 +249,6 @@ def _no_longer_needed(session, row: Outbox) -> str | None:
             and case.first_response_at is not None:
         return f"not sent: case #{case.id} was answered before the warning could go out"
     return None
-
-
-def _address(sender: str) -> str:
-    from email.utils import parseaddr
-
-    return parseaddr(sender)[1] or sender
-
-
-def _close(conn: smtplib.SMTP | None) -> None:
-    if conn is None:
-        return
-    try:
-        conn.quit()
-    except (smtplib.SMTPException, OSError):
-        conn.close()
 
 
 class MailerThread:
@@ -551,68 +295,3 @@ class MailerThread:
             return True
         self._thread.join(max(0.0, timeout))
         return not self._thread.is_alive()
-
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-
-
-def header_text(value: str) -> str:
-    """`value` fit for an email header: one line, every control character (CR, LF, NUL, ESC...) a space."""
-    return " ".join(_CONTROL.sub(" ", value).split())
-
-
-def retry_failed(store: Store, ids: list[int] | None = None, *, now: datetime | None = None) -> int:
-    """Put failed rows, and rows that may not have arrived (`unknown`), back in the queue (all, or these ids),
-    for the recipients who did not certainly get them; returns how many. For the Sources page."""
-    now = now or now_utc()
-    with store.session() as s:
-        n = 0
-        for status, values in (("failed", {"refused": None}), ("unknown", {"unknown_to": None})):
-            q = update(Outbox).where(Outbox.status == status)
-            if ids is not None:
-                q = q.where(Outbox.id.in_(ids))
-            res = s.execute(q.values(status="pending", attempts=0, next_attempt_at=now, **values)
-                            .execution_options(synchronize_session=False))
-            n += res.rowcount or 0
-        return n
-
-
-def outbox_health(store: Store) -> dict[str, Any]:
-    """The email queue at a glance.
-
-    Keys: pending (waiting or being sent), retrying (pending after at least one failure), failed,
-    sent, unknown (the server may hold them: not sent again by itself), refused (sent rows that one or
-    more recipients refused for good), throttled (held back by alerts.rules.throttle_minutes), cancelled
-    (a case alert whose case was resolved or answered before it went out), oldest_pending_at,
-    last_sent_at, last_error ({id, kind, subject, error, attempts, status, next_attempt_at, refused,
-    unknown_to} of the latest failing row, or None), recent_failures (up to 10 such dicts, newest first).
-    """
-    with store.session() as s:
-        counts = dict(s.execute(select(Outbox.status, func.count()).group_by(Outbox.status)).all())
-        retrying = s.scalar(select(func.count()).select_from(Outbox)
-                            .where(Outbox.status.in_(["pending", "sending"]), Outbox.attempts > 0)) or 0
-        oldest = s.scalar(select(func.min(Outbox.created_at)).where(Outbox.status.in_(["pending", "sending"])))
-        last_sent = s.scalar(select(func.max(Outbox.sent_at)).where(Outbox.status == "sent"))
-        refused = s.scalar(select(func.count()).select_from(Outbox)
-                           .where(Outbox.status == "sent", Outbox.refused.is_not(None))) or 0
-        failing = list(s.scalars(select(Outbox).where(Outbox.last_error.is_not(None),
-                                                      or_(Outbox.status != "sent", Outbox.refused.is_not(None)))
-                                 .order_by(Outbox.next_attempt_at.desc(), Outbox.id.desc()).limit(10)))
-        recent = [{"id": r.id, "kind": r.kind, "subject": r.subject, "recipients": list(r.recipients),
-                   "error": r.last_error, "attempts": r.attempts, "status": r.status,
-                   "next_attempt_at": r.next_attempt_at, "refused": dict(r.refused or {}),
-                   "unknown_to": list(r.unknown_to or [])} for r in failing]
-    return {
-        "pending": counts.get("pending", 0) + counts.get("sending", 0),
-        "retrying": retrying,
-        "failed": counts.get("failed", 0),
-        "sent": counts.get("sent", 0),
-        "unknown": counts.get("unknown", 0),
-        "refused": refused,
-        "throttled": counts.get("throttled", 0),
-        "cancelled": counts.get("cancelled", 0),
-        "oldest_pending_at": oldest,
-        "last_sent_at": last_sent,
-        "last_error": recent[0] if recent else None,
-        "recent_failures": recent,
-    }

@@ -21,6 +21,7 @@ from typing import Iterator
 from urllib.parse import urlencode
 
 from sqlalchemy import create_engine, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -139,6 +140,11 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def insert_for(session: Session):
+    """The `insert` of the session's dialect, which has `on_conflict_do_nothing`/`_do_update` (SQLite, PostgreSQL)."""
+    return (postgresql if session.get_bind().dialect.name == "postgresql" else sqlite).insert
 
 
 def connect(url: str, *, upgrade: bool = True) -> Store:

@@ -103,6 +103,11 @@ class Mention(Base):
 
     classification: Mapped["Classification | None"] = relationship(back_populates="mention", uselist=False)
 
+    @property
+    def text(self) -> str:
+        """Title and body together, as the classifier read them (collectors.base.Mention.text)."""
+        return f"{self.title}\n\n{self.body}".strip() if self.title else self.body
+
 
 class Classification(Base):
     __tablename__ = "classifications"

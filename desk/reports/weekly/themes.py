@@ -107,7 +107,7 @@ def themes_of(s: Session, rows: list[CaseRow], embed: Callable | None, notes: li
     if len(complaints) < 2:
         return [], len(complaints)
     mentions = {m.id: m for m in s.scalars(select(Mention).where(Mention.id.in_([r.mention_id for r in complaints])))}
-    texts = [_text(mentions[r.mention_id]) for r in complaints]
+    texts = [mentions[r.mention_id].text for r in complaints]
     try:
         import numpy as np
 
@@ -163,5 +163,3 @@ def vectors(s: Session, complaints: list[CaseRow], texts: list[str], embed: Call
     return np.asarray(rows, dtype=np.float64)
 
 
-def _text(m: Mention) -> str:
-    return f"{m.title}\n\n{m.body}".strip() if m.title else m.body
