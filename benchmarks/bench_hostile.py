@@ -46,7 +46,7 @@ from _common import REPO, database, header, kinds, pct
 from _replay import replay_posts
 from sqlalchemy import func, select
 
-from desk.store.models import Mention, Outbox, SourceState
+from desk.store.models import MentionRow, Outbox, SourceState
 from tests.hostile import Drip, Flood, HostileServer, Json, Redirect, Stall
 
 UTC = timezone.utc
@@ -197,8 +197,8 @@ def run(kind: str, pg_url: str | None, minutes: float, hostile: bool) -> dict:
         time.sleep(1)
         inbox.close()
         with store.session() as s:
-            rows = list(s.execute(select(Mention.external_id, Mention.detected_at)
-                                  .where(Mention.source.like("forum%"))))
+            rows = list(s.execute(select(MentionRow.external_id, MentionRow.detected_at)
+                                  .where(MentionRow.source.like("forum%"))))
             outbox = dict(s.execute(select(Outbox.status, func.count()).group_by(Outbox.status)).all())
             written = sum(outbox.values())
             sent_rows = {str(i) for i in s.scalars(select(Outbox.id).where(Outbox.status == "sent"))}
@@ -221,9 +221,9 @@ def run(kind: str, pg_url: str | None, minutes: float, hostile: bool) -> dict:
 
 def count(store, healthy: bool = False) -> int:
     with store.session() as s:
-        q = select(func.count()).select_from(Mention)
+        q = select(func.count()).select_from(MentionRow)
         if healthy:
-            q = q.where(Mention.source.like("forum%"))
+            q = q.where(MentionRow.source.like("forum%"))
         return s.scalar(q) or 0
 
 

@@ -31,7 +31,7 @@ from sqlalchemy import func, select
 import classifier
 import collectors
 from collectors.match import TermMatcher
-from desk.store.models import Case, Mention as MentionRow
+from desk.store.models import Case, MentionRow
 from desk.intake.pipeline import classify_pending
 from desk.intake.source_state import state_for
 from desk.intake.storing import mention_values, store_poll

@@ -29,7 +29,7 @@ from _common import UTC, database, fmt_ms, generate, header, kinds, median, pct,
 from sqlalchemy import and_, case as sql_case, func, select, text
 
 from desk.cases.actions import ACTIVE
-from desk.store.models import Case, Mention
+from desk.store.models import Case, MentionRow
 from desk.cases.queue import QueueItem, case_detail, open_queue
 
 TARGET = 0.300
@@ -58,7 +58,7 @@ def naive_queue(store, now: datetime, limit: int = 500):
     """Baseline: every case and its mention into Python, then filter and sort there."""
     far = datetime.max.replace(tzinfo=UTC)
     with store.session() as s:
-        rows = s.execute(select(Case, Mention).join(Mention, Mention.id == Case.mention_id)).all()
+        rows = s.execute(select(Case, MentionRow).join(MentionRow, MentionRow.id == Case.mention_id)).all()
     items = []
     for c, m in rows:
         if c.status not in ACTIVE:
@@ -75,7 +75,7 @@ def sql_queue(store, now: datetime, limit: int = 500):
     out: list[QueueItem] = []
     with store.session() as s:
         for status, due_col in (("open", Case.first_response_due), ("replied", Case.resolution_due)):
-            q = (select(Case, Mention).join(Mention, Mention.id == Case.mention_id).where(Case.status == status)
+            q = (select(Case, MentionRow).join(MentionRow, MentionRow.id == Case.mention_id).where(Case.status == status)
                  .order_by(due_col, Case.severity.desc(), Case.customer_posted_at, Case.id).limit(limit))
             for c, m in s.execute(q):
                 until = due(c)

@@ -36,7 +36,7 @@ from _common import UTC, database, fmt_ms, generate, header, kinds
 from sqlalchemy import func, select
 
 from desk.config.schema import HearkenConfig
-from desk.store.models import Case, Mention, Reply
+from desk.store.models import Case, MentionRow, Reply
 from desk.periods import last_full_week, parse_week, previous_week
 from desk.reports.weekly import weekly_report
 from zoneinfo import ZoneInfo
@@ -72,7 +72,7 @@ def naive(store, c: HearkenConfig, week: str, limit: int | None = None) -> tuple
             hours, complaints = [], 0
             for cid in ids:
                 case = s.get(Case, cid)
-                s.get(Mention, case.mention_id)
+                s.get(MentionRow, case.mention_id)
                 replies = s.scalars(select(Reply).where(Reply.case_id == cid)).all()
                 done += 1
                 if case.status == "dismissed":
@@ -81,8 +81,8 @@ def naive(store, c: HearkenConfig, week: str, limit: int | None = None) -> tuple
                 posted = [r.posted_at for r in replies if r.status == "posted" and r.kind == "public" and r.posted_at]
                 if posted:
                     hours.append((min(posted) - case.customer_posted_at).total_seconds() / 3600)
-            mentions = s.scalar(select(func.count()).select_from(Mention)
-                                .where(Mention.posted_at >= start, Mention.posted_at < end))
+            mentions = s.scalar(select(func.count()).select_from(MentionRow)
+                                .where(MentionRow.posted_at >= start, MentionRow.posted_at < end))
             out[w] = {"mentions": mentions, "complaints": complaints, "answered": len(hours),
                       "median_h": statistics.median(hours) if hours else None}
             s.expunge_all()
@@ -104,8 +104,8 @@ def run(kind: str, shape: str, n: int, pg_url: str | None) -> dict:
         else:
             gen = generate(store, mentions=n, cases=n // 5, span=end - pstart, now=end)
         with store.session() as s:
-            in_week = s.scalar(select(func.count()).select_from(Mention)
-                               .where(Mention.posted_at >= start, Mention.posted_at < end))
+            in_week = s.scalar(select(func.count()).select_from(MentionRow)
+                               .where(MentionRow.posted_at >= start, MentionRow.posted_at < end))
             cases_in_week = s.scalar(select(func.count()).select_from(Case)
                                      .where(Case.customer_posted_at >= start, Case.customer_posted_at < end))
         print(f"\n## {kind}, {shape}: {n:,} mentions, {gen.cases:,} cases; week {week} holds {in_week:,} mentions and "

@@ -17,15 +17,15 @@
      |    +-- LeaseLost          (desk.intake.source_state) another process took the source over meanwhile
      |    +-- StoreFailed        (desk.intake.storing) the database refused the whole poll
      +-- PostingError            a public reply could not be posted
-          +-- PublishError       (desk.cases.publishing) the subclass says whether it went out: Rejected, Unknown,
-                                 NotConfigured, ReadOnlySource
+          +-- PostFailed         (desk.cases.publishing) the subclass says whether it went out: NotPosted, MaybePosted,
+                                 CannotPost, ReadOnly
 
 The dashboard catches `HearkenError` in one place (`dashboard.components.refusals`) and shows the message;
 anything else is a bug and surfaces as one.
 
 What a platform package raises while reading or posting (`collectors.errors.PlatformError`) is not in this
 tree: collectors/ imports nothing of desk/. The runner records those on the source's state, and a publisher
-turns them into a `PublishError` before they reach a person.
+turns them into a `PostFailed` before they reach a person.
 """
 
 from __future__ import annotations

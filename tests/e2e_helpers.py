@@ -19,7 +19,7 @@ from typing import Any
 from collectors.base import Mention
 from collectors.demo.publish import platform_file as demo_platform_file
 from desk.cases.publishing import data_dir
-from desk.store.models import Classification, Mention as MentionRow
+from desk.store.models import Classification, MentionRow
 from desk.intake.case_rules import open_case
 from desk.intake.storing import mention_values
 from tests.conftest import free_port

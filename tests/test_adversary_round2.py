@@ -171,7 +171,7 @@ def test_a_new_post_under_a_reused_id_is_stored_when_authors_are_not_told_apart(
     author to compare (the selector is optional; guests all show as 'Guest'), `same_post`'s "same author
     OR same time" rule says same author, so the new complaint never reaches the queue."""
     from collectors.base import PollResult
-    from desk.store.models import Mention as MentionRow
+    from desk.store.models import MentionRow
     from desk.intake.storing import store_poll
 
     first = _forum_post("102", author, T0, "Northwind lost my parcel")
@@ -197,7 +197,7 @@ def test_a_leading_apostrophe_in_a_labelled_text_survives_export_and_load(tmp_pa
     from collectors.base import Mention, PollResult
     from desk.cli.labels import export_labels
     from desk.store.db import connect
-    from desk.store.models import Label, Mention as MentionRow
+    from desk.store.models import Label, MentionRow
     from desk.intake.storing import store_poll
 
     store = connect(cfg.database_url())

@@ -21,7 +21,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from desk.config.schema import HearkenConfig
 from desk.store.db import Store
-from desk.store.models import Case, Classification, Mention
+from desk.store.models import Case, Classification, MentionRow
 from desk.intake.case_rules import open_case
 from tests.conftest import MINIMAL_CONFIG, free_port
 
@@ -171,7 +171,7 @@ def new_case(store: Store, cfg: HearkenConfig, *, posted_at: dt.datetime, severi
     """Store a mention and open its case the way the pipeline does (due times, severe alert). Returns the case id."""
     n = next(_counter)
     with store.session() as s:
-        m = Mention(platform=platform, source=platform, external_id=f"t{n}", url=f"https://{platform}.example.com/p/{n}",
+        m = MentionRow(platform=platform, source=platform, external_id=f"t{n}", url=f"https://{platform}.example.com/p/{n}",
                     author=author, title=title, body=body, posted_at=posted_at,
                     detected_at=detected_at or posted_at + dt.timedelta(minutes=5), matched_terms=["Northwind"],
                     extra={}, classified=True, thread_id=f"thread{n}")

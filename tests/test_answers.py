@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from collectors.base import Mention, PollResult
 from desk.store.db import MIGRATIONS, make_engine
-from desk.store.models import Case, Event, Mention as MentionRow, Reply
+from desk.store.models import Case, Event, MentionRow, Reply
 from desk.intake.pipeline import classify_pending
 from desk.intake.storing import store_poll
 from desk.intake.runner import Runner

@@ -21,7 +21,7 @@ from collectors import clean, times
 from collectors.base import Mention, PollResult
 from collectors.errors import Rejected, TryLater
 from collectors.plain import URL_SHOWN
-from desk.store.models import Mention as MentionRow
+from desk.store.models import MentionRow
 
 UTC = timezone.utc
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)

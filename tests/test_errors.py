@@ -38,7 +38,7 @@ def test_each_error_sits_on_its_branch():
     from desk.config.schema import ConfigError
     from desk.intake.source_state import LeaseLost
     from desk.intake.storing import StoreFailed
-    from desk.cases.publishing import NotConfigured, ReadOnlySource, Rejected, Unknown
+    from desk.cases.publishing import CannotPost, ReadOnly, NotPosted, MaybePosted
     from desk.cases.replies import ReplyConflict
     from desk.team.users import NotAllowed, SignInRefused
 
@@ -46,5 +46,5 @@ def test_each_error_sits_on_its_branch():
         assert issubclass(cls, UserError), cls
     for cls in (LeaseLost, StoreFailed):
         assert issubclass(cls, SourceError), cls
-    for cls in (Rejected, Unknown, NotConfigured, ReadOnlySource):
+    for cls in (NotPosted, MaybePosted, CannotPost, ReadOnly):
         assert issubclass(cls, PostingError) and not issubclass(cls, UserError), cls

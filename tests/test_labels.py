@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from collectors.base import Mention, PollResult
-from desk.store.models import Label, Mention as MentionRow
+from desk.store.models import Label, MentionRow
 from desk.intake.storing import store_poll
 
 ROOT = Path(__file__).resolve().parent.parent

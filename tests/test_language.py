@@ -19,7 +19,7 @@ from classifier.language import UNDETERMINED, detect
 from desk.config.schema import parse_config
 from desk.store.db import connect
 from desk.intake.languages import set_aside_by_language
-from desk.store.models import Case, Classification, Mention as MentionRow
+from desk.store.models import Case, Classification, MentionRow
 from desk.intake.runner import Runner
 from desk.intake.set_aside import summary
 from tests.collector_helpers import LocalServer, Reply as Answer

@@ -21,7 +21,7 @@ from sqlalchemy import select, text
 
 from desk.intake import set_aside
 from desk.config.schema import parse_config
-from desk.store.models import Event, Mention, SetAsideItem, SourceState
+from desk.store.models import Event, MentionRow, SetAsideItem, SourceState
 from desk.intake.storing import store_poll
 from desk.intake.runner import Runner
 from collectors.base import Mention as Found, PollResult
@@ -51,9 +51,9 @@ team:
     return runner, cfg.sources[0]
 
 
-def stored(store, source: str) -> dict[str, Mention]:
+def stored(store, source: str) -> dict[str, MentionRow]:
     with store.session() as s:
-        rows = list(s.scalars(select(Mention).where(Mention.source == source)))
+        rows = list(s.scalars(select(MentionRow).where(MentionRow.source == source)))
         s.expunge_all()
     return {m.external_id: m for m in rows}
 

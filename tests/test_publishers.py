@@ -12,7 +12,7 @@ import pytest
 import vcr
 
 from desk.config.schema import load_config
-from desk.cases.publishing import NotConfigured, ReadOnlySource, Rejected, Target, can_post, publisher_for
+from desk.cases.publishing import CannotPost, ReadOnly, NotPosted, Target, can_post, publisher_for
 from desk.cases.replies import new_key, post_reply
 from desk.team.users import actor_for_name
 from tests.conftest import need_fixtures
@@ -163,20 +163,20 @@ def test_reddit_find_ours_reads_our_comments(tmp_path):
 
 def test_read_only_and_missing_credentials_never_post(tmp_path):
     cfg = make_cfg(tmp_path)
-    with pytest.raises(ReadOnlySource):
+    with pytest.raises(ReadOnly):
         publisher_for(cfg, "reddit-ro", ENV)
     without_user = {k: v for k, v in ENV.items() if k != "REDDIT_PASSWORD"}
-    with pytest.raises(NotConfigured, match="no Reddit user credentials"):
+    with pytest.raises(CannotPost, match="no Reddit user credentials"):
         publisher_for(cfg, "reddit", without_user)
     ok, why = can_post(cfg, "x", {k: v for k, v in ENV.items() if not k.startswith("X_ACCESS")})
     assert not ok and "X_ACCESS_TOKEN" in why
-    with pytest.raises(NotConfigured, match="no longer in the configuration"):
+    with pytest.raises(CannotPost, match="no longer in the configuration"):
         publisher_for(cfg, "gone", ENV)
 
 
 def test_reddit_target_must_be_a_thing(tmp_path):
     pub = publisher_for(make_cfg(tmp_path), "reddit", ENV)
-    with pytest.raises(Rejected, match="not a Reddit"):
+    with pytest.raises(NotPosted, match="not a Reddit"):
         pub.publish(Target("reddit", "reddit", "abc", None, "", "u", {}), "hi")
 
 
@@ -198,7 +198,7 @@ def test_reddit_ratelimit_is_a_clean_refusal(tmp_path):
          "ratelimit"]]}}, {}))
     try:
         pub = publisher_for(make_cfg(tmp_path, reddit_base=stand.base_url), "reddit", ENV)
-        with pytest.raises(Rejected, match="RATELIMIT"):
+        with pytest.raises(NotPosted, match="RATELIMIT"):
             pub.publish(Target("reddit", "reddit", "t3_abc", "t3_abc", "", "u", {"fullname": "t3_abc"}), "Hi")
         assert len(stand.posts("/api/comment/")) == 1
     finally:
@@ -206,12 +206,12 @@ def test_reddit_ratelimit_is_a_clean_refusal(tmp_path):
 
 
 def test_reddit_server_error_is_unknown(tmp_path):
-    from desk.cases.publishing import Unknown
+    from desk.cases.publishing import MaybePosted
 
     stand = _reddit_stand_in(lambda r: (500, b"<html>oops</html>", {}))
     try:
         pub = publisher_for(make_cfg(tmp_path, reddit_base=stand.base_url), "reddit", ENV)
-        with pytest.raises(Unknown):
+        with pytest.raises(MaybePosted):
             pub.publish(Target("reddit", "reddit", "t1_abc", "t3_x", "", "u", {"fullname": "t1_abc"}), "Hi")
         assert len(stand.posts("/api/comment/")) == 1  # prawcore would have sent it three times
     finally:
@@ -220,11 +220,11 @@ def test_reddit_server_error_is_unknown(tmp_path):
 
 @pytest.mark.parametrize("status,body,expected", [
     (429, {"title": "Too Many Requests", "detail": "Too Many Requests", "type": "about:blank", "status": 429},
-     "Rejected"),
+     "NotPosted"),
     (403, {"detail": "You are not allowed to create a Tweet with duplicate content.", "type": "about:blank",
-           "title": "Forbidden", "status": 403}, "Rejected"),
+           "title": "Forbidden", "status": 403}, "NotPosted"),
     (503, {"title": "Service Unavailable", "detail": "Service Unavailable", "type": "about:blank", "status": 503},
-     "Unknown"),
+     "MaybePosted"),
 ])
 def test_x_errors_map_to_refused_or_unknown(tmp_path, status, body, expected):
     import desk.cases.publishing as pubs
@@ -255,7 +255,7 @@ def test_x_never_follows_a_redirect_on_a_post_and_takes_it_as_unknown(tmp_path, 
     stand.start()
     try:
         pub = publisher_for(make_cfg(tmp_path, x_base=stand.base_url), "x", ENV)
-        with pytest.raises(pubs.Unknown, match=f"HTTP {status}"):
+        with pytest.raises(pubs.MaybePosted, match=f"HTTP {status}"):
             pub.publish(Target("x", "x", "555", "555", "", "@maria_t", {}), "Sorry Maria")
         assert [r.method for r in stand.requests] == ["POST"]
     finally:
@@ -273,7 +273,7 @@ def test_discourse_validation_error_is_refused_with_its_message(tmp_path):
         p = tmp_path / "d.yaml"
         p.write_text(discourse_config(stand.base_url))
         pub = publisher_for(load_config(p), "community", DISCOURSE_ENV)
-        with pytest.raises(Rejected, match="too similar"):
+        with pytest.raises(NotPosted, match="too similar"):
             pub.publish(Target("discourse", "community", "h/t/5/2", "h/t/5", "", "k", {"topic_id": 5,
                                                                                    "post_number": 2}), "Hi")
     finally:
@@ -287,15 +287,15 @@ _SAYS = {"errors": ["You are not permitted to view the requested resource."], "e
 
 
 @pytest.mark.parametrize("status, body, outcome", [
-    (400, {"errors": ["param is missing or the value is empty: raw"]}, "Rejected"),
-    (403, _SAYS, "Rejected"),
-    (404, {"errors": ["The requested URL or resource could not be found."], "error_type": "not_found"}, "Rejected"),
-    (422, {"action": "create_post", "errors": ["Body is too similar to what you recently posted"]}, "Rejected"),
-    (429, {"errors": ["You've performed this action too many times."], "error_type": "rate_limit"}, "Rejected"),
-    (301, b"", "Unknown"), (307, b"", "Unknown"), (308, b"", "Unknown"),
-    (408, b"<html>Request Timeout</html>", "Unknown"), (409, {"errors": ["conflict"]}, "Unknown"),
-    (403, b"<html>Forbidden by the firewall</html>", "Unknown"), (422, {"error": "odd"}, "Unknown"),
-    (429, b"", "Unknown"), (502, b"<html>Bad Gateway</html>", "Unknown"),
+    (400, {"errors": ["param is missing or the value is empty: raw"]}, "NotPosted"),
+    (403, _SAYS, "NotPosted"),
+    (404, {"errors": ["The requested URL or resource could not be found."], "error_type": "not_found"}, "NotPosted"),
+    (422, {"action": "create_post", "errors": ["Body is too similar to what you recently posted"]}, "NotPosted"),
+    (429, {"errors": ["You've performed this action too many times."], "error_type": "rate_limit"}, "NotPosted"),
+    (301, b"", "MaybePosted"), (307, b"", "MaybePosted"), (308, b"", "MaybePosted"),
+    (408, b"<html>Request Timeout</html>", "MaybePosted"), (409, {"errors": ["conflict"]}, "MaybePosted"),
+    (403, b"<html>Forbidden by the firewall</html>", "MaybePosted"), (422, {"error": "odd"}, "MaybePosted"),
+    (429, b"", "MaybePosted"), (502, b"<html>Bad Gateway</html>", "MaybePosted"),
 ])
 def test_only_discourses_own_refusals_say_nothing_was_posted(tmp_path, status, body, outcome):
     import desk.cases.publishing as pubs

@@ -33,7 +33,7 @@ from desk.notify import alerts
 from desk.notify import mailer, outbox
 from desk.config.schema import load_config
 from desk.store.db import connect
-from desk.store.models import Case, Classification, Mention, Outbox, SourceState
+from desk.store.models import Case, Classification, MentionRow, Outbox, SourceState
 from desk.intake.runner import Runner
 from tests.hostile import Drip, Flood, HostileServer, Redirect, SmtpTarpit, Stall
 from tests.test_alerts_support import SmtpServer, free_port, make_cfg
@@ -278,12 +278,12 @@ def last_id(store, name: str) -> int | None:
 
 def stored_ids(store, source: str) -> list[str]:
     with store.session() as s:
-        return list(s.scalars(select(Mention.external_id).where(Mention.source == source)))
+        return list(s.scalars(select(MentionRow.external_id).where(MentionRow.source == source)))
 
 
 def unclassified(store) -> int:
     with store.session() as s:
-        return s.scalar(select(func.count()).select_from(Mention).where(Mention.classified.is_(False)))
+        return s.scalar(select(func.count()).select_from(MentionRow).where(MentionRow.classified.is_(False)))
 
 
 def sigterm(proc: subprocess.Popen) -> tuple[int, float]:
@@ -365,12 +365,12 @@ def test_kill_9_at_random_points_loses_no_post_and_stores_none_twice(tmp_path, d
             assert set(ids) == published, f"{n}: stored posts the forum never published {why}"
             assert len(published) > 30, "the forums published throughout the kills"
         with store.session() as s:
-            mentions = s.scalar(select(func.count()).select_from(Mention))
+            mentions = s.scalar(select(func.count()).select_from(MentionRow))
             assert s.scalar(select(func.count()).select_from(Classification)) == mentions, why
             # one customer's complaints in one thread make one case, whichever run classified them
-            doubled = s.execute(select(Case.thread_id, Mention.author, func.count())
-                                .join(Mention, Mention.id == Case.mention_id)
-                                .group_by(Case.thread_id, Mention.author).having(func.count() > 1)).all()
+            doubled = s.execute(select(Case.thread_id, MentionRow.author, func.count())
+                                .join(MentionRow, MentionRow.id == Case.mention_id)
+                                .group_by(Case.thread_id, MentionRow.author).having(func.count() > 1)).all()
             assert doubled == [], f"a customer got two cases in one thread {why}: {doubled[:3]}"
     finally:
         platform.stop_publishing()

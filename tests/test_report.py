@@ -19,7 +19,7 @@ import pytest
 from desk import periods
 from desk.notify import alerts
 from desk.notify import mailer
-from desk.store.models import Mention, Reply
+from desk.store.models import MentionRow, Reply
 from desk.reports import weekly
 from tests.test_alerts_support import make_cfg, new_case, smtp_server, update_case  # noqa: F401
 
@@ -46,7 +46,7 @@ def _reply(store, case_id: int, at: dt.datetime, kind: str = "public", where: st
 
 def _mention(store, platform: str, posted: dt.datetime, n: int) -> None:
     with store.session() as s:
-        s.add(Mention(platform=platform, source=platform, external_id=f"extra{platform}{n}{posted:%d%H}",
+        s.add(MentionRow(platform=platform, source=platform, external_id=f"extra{platform}{n}{posted:%d%H}",
                       url="", author="fan", body="Northwind is fine today", posted_at=posted, detected_at=posted,
                       matched_terms=[], extra={}, classified=True))
 

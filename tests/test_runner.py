@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 
 from desk.config.schema import load_config
 from desk.store.db import connect
-from desk.store.models import Case, Event, Mention, SourceState
+from desk.store.models import Case, Event, MentionRow, SourceState
 from desk.intake.runner import Runner
 from tests.hostile import Drip, HostileServer, Json, Stall, discourse_post
 from tests.test_reliability import write_config as write_reliability_config
@@ -93,17 +93,17 @@ def test_a_demo_run_fills_the_queue_and_a_second_run_adds_nothing(tmp_path, db_u
     runner = Runner(cfg, store, model_loader=lambda: model)
     runner.run_once()
     with store.session() as s:
-        ids = set(s.scalars(select(Mention.external_id)))
+        ids = set(s.scalars(select(MentionRow.external_id)))
         assert DEMO_PAST <= ids, "every past demo post is stored"
         assert "d009" not in ids and "d010" not in ids, "excluded and own-account posts are not"
         cases = count(store, Case)
         assert cases >= 8, "the demo's complaints open cases"
         assert s.get(SourceState, "demo").status == "ok"
-    before = count(store, Mention)
+    before = count(store, MentionRow)
     runner.run_once()
-    assert count(store, Mention) >= before and count(store, Case) >= cases
+    assert count(store, MentionRow) >= before and count(store, Case) >= cases
     with store.session() as s:
-        dupes = s.execute(select(Mention.external_id, func.count()).group_by(Mention.external_id)
+        dupes = s.execute(select(MentionRow.external_id, func.count()).group_by(MentionRow.external_id)
                           .having(func.count() > 1)).all()
     assert dupes == []
     store.close()
@@ -123,7 +123,7 @@ def test_one_failing_source_never_stops_the_others_and_is_reported_once(tmp_path
         assert "500" in st.last_error and forum in st.last_error, st.last_error
         assert st.backoff_until is not None and st.backoff_until > st.last_error_at
         assert s.get(SourceState, "demo").status == "ok"
-        assert DEMO_PAST <= set(s.scalars(select(Mention.external_id).where(Mention.source == "demo")))
+        assert DEMO_PAST <= set(s.scalars(select(MentionRow.external_id).where(MentionRow.source == "demo")))
         downs = s.scalars(select(Event).where(Event.action == "source_failing")).all()
         assert len(downs) == 1 and downs[0].detail["source"] == "community"
     warnings = [r for r in caplog.records if "community" in r.getMessage() and r.levelno == logging.WARNING]
@@ -136,7 +136,7 @@ def test_one_failing_source_never_stops_the_others_and_is_reported_once(tmp_path
         st = s.get(SourceState, "community")
         assert st.status == "ok" and st.consecutive_failures == 0 and st.backoff_until is None
         assert s.scalar(select(func.count()).select_from(Event).where(Event.action == "source_recovered")) == 1
-        post = s.scalars(select(Mention).where(Mention.source == "community")).one()
+        post = s.scalars(select(MentionRow).where(MentionRow.source == "community")).one()
         assert post.author == "pat_w" and "payment after I cancelled" in post.body
     recovered = [r for r in caplog.records if "recovered" in r.getMessage()]
     assert len(recovered) == 1
@@ -199,7 +199,7 @@ def test_a_runner_killed_between_fetch_and_commit_loses_nothing_and_duplicates_n
     kill_between_fetch_and_commit(path, marker)
     store = connect(cfg.database_url())
     with store.session() as s:
-        assert s.scalar(select(func.count()).select_from(Mention)) == 0, "nothing was committed before the kill"
+        assert s.scalar(select(func.count()).select_from(MentionRow)) == 0, "nothing was committed before the kill"
         state = s.get(SourceState, "demo")
         assert state.cursor is None, "and the cursor did not move"
         lease_until = state.lease_until
@@ -210,14 +210,14 @@ def test_a_runner_killed_between_fetch_and_commit_loses_nothing_and_duplicates_n
     out, _ = again.communicate(timeout=120)
     assert again.returncode == 0, out
     with store.session() as s:
-        ids = list(s.scalars(select(Mention.external_id)))
+        ids = list(s.scalars(select(MentionRow.external_id)))
         assert DEMO_PAST <= set(ids)
         assert len(ids) == len(set(ids))
         assert s.get(SourceState, "demo").cursor["next"] >= len(DEMO_PAST)
     # killed again after the first commit, mid-way through the next poll: still nothing lost or doubled
     kill_between_fetch_and_commit(path, marker)
     with store.session() as s:
-        ids2 = list(s.scalars(select(Mention.external_id)))
+        ids2 = list(s.scalars(select(MentionRow.external_id)))
         assert set(ids) <= set(ids2) and len(ids2) == len(set(ids2))
     store.close()
 
@@ -256,7 +256,7 @@ def test_a_poll_past_its_deadline_is_abandoned_and_what_it_returns_late_is_never
         late.join(timeout=10)
         assert not late.is_alive()
         with store.session() as s:
-            assert s.scalar(select(func.count()).select_from(Mention)) == 0, "the late result was not stored"
+            assert s.scalar(select(func.count()).select_from(MentionRow)) == 0, "the late result was not stored"
             st = s.get(SourceState, "community")
             assert st.cursor is None and st.status == "failing" and st.consecutive_failures == 1
         assert any("what it returned is dropped" in r.getMessage() for r in caplog.records)

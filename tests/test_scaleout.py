@@ -26,7 +26,7 @@ from sqlalchemy import func, select
 
 from collectors.base import Mention as Post, PollResult
 from desk.store.db import connect
-from desk.store.models import Case, Classification, Event, Mention, SourceState
+from desk.store.models import Case, Classification, Event, MentionRow, SourceState
 from desk.intake.storing import store_poll
 from tests.test_reliability import (COMPLAINTS, Platform, discourse_source, hearken, last_id, stop, stored_ids,
                                     unclassified, wait_for, write_config)
@@ -108,7 +108,7 @@ def test_runners_poll_each_source_one_at_a_time_and_take_over_a_killed_runners_s
         assert len(ids) == len(set(ids)) and set(ids) == platform.published(n), f"{n}: lost or doubled posts"
     with store.session() as s:
         assert s.scalar(select(func.count()).select_from(Classification)) == \
-            s.scalar(select(func.count()).select_from(Mention))
+            s.scalar(select(func.count()).select_from(MentionRow))
         assert all(st.lease_owner is None for st in s.scalars(select(SourceState))), \
             "the survivors gave their leases back when stopped"
     store.close()
@@ -201,12 +201,12 @@ def test_runners_share_classification_and_never_classify_a_mention_twice(tmp_pat
                                 .having(func.count() > 1)).all()
         complaints = s.scalar(select(func.count()).select_from(Classification)
                               .where(Classification.is_complaint.is_(True)))
-        cases = list(s.execute(select(Case.thread_id, Mention.author, func.count())
-                               .join(Mention, Mention.id == Case.mention_id).where(Case.source == "seeded")
-                               .group_by(Case.thread_id, Mention.author)).all())
+        cases = list(s.execute(select(Case.thread_id, MentionRow.author, func.count())
+                               .join(MentionRow, MentionRow.id == Case.mention_id).where(Case.source == "seeded")
+                               .group_by(Case.thread_id, MentionRow.author)).all())
         all_cases = s.scalar(select(func.count()).select_from(Case))
         opened = s.scalar(select(func.count()).select_from(Event).where(Event.action == "opened"))
-        mentions = s.scalar(select(func.count()).select_from(Mention))
+        mentions = s.scalar(select(func.count()).select_from(MentionRow))
     assert mentions >= 600
     assert sum(per_version.values()) == mentions and per_mention == []
     assert len(per_version) == 3 and min(per_version.values()) > 0, f"every runner took a share: {per_version}"

@@ -12,7 +12,7 @@ from sqlalchemy import func, inspect, select, text
 
 from collectors.base import Mention, PollResult
 from desk.store.db import connect
-from desk.store.models import Base, Case, Mention as MentionRow, Outbox, SourceState
+from desk.store.models import Base, Case, MentionRow, Outbox, SourceState
 from desk.intake.pipeline import classify_pending
 from desk.intake.storing import StoreFailed, store_poll
 

@@ -29,7 +29,7 @@ class InflateError(httpx.DecodingError):
     """The body could not be inflated (corrupt data, an encoding we did not ask for)."""
 
 
-class TooLarge(InflateError):
+class CapExceeded(InflateError):
     """The inflated body is longer than the limit."""
 
     def __init__(self, limit: int) -> None:
@@ -99,7 +99,7 @@ class Inflater:
             if data:
                 self.inflated += len(data)
                 if self.limit is not None and self.inflated > self.limit:
-                    raise TooLarge(self.limit)
+                    raise CapExceeded(self.limit)
                 yield data
             return
         for piece in self._layers[i].pieces(data):

@@ -166,7 +166,7 @@ class RedditCollector:
 
     # -- items to mentions ----------------------------------------------------
 
-    def _mention(self, post: things.Post, *, reply_to_own: bool = False, terms: tuple[str, ...]) -> Mention:
+    def _mention(self, post: things.Thing, *, reply_to_own: bool = False, terms: tuple[str, ...]) -> Mention:
         extra: dict[str, Any] = {"subreddit": post.subreddit, "fullname": post.fullname, "kind": post.kind_name}
         if post.kind == "t1":
             extra.update(link_id=post.link_id, parent_id=post.parent_id)
@@ -182,10 +182,10 @@ class RedditCollector:
             matched_terms=terms, extra=extra,
         )
 
-    def _terms(self, post: things.Post) -> tuple[str, ...]:
+    def _terms(self, post: things.Thing) -> tuple[str, ...]:
         return self.matcher.match(post.title, post.body) if post.kind == "t3" else self.matcher.match(post.body)
 
-    def _answers_to_us(self, comments: list[things.Post]) -> set[str]:
+    def _answers_to_us(self, comments: list[things.Thing]) -> set[str]:
         """Fullnames of the comments whose parent was written by one of our accounts."""
         parents = sorted({c.parent_id for c in comments if c.parent_id and things.FULLNAME.fullmatch(c.parent_id)})
         if not parents or not self.own:

@@ -1,7 +1,7 @@
 """What Reddit's listing JSON holds, read one child at a time.
 
 A listing (`Listing`) is a page of children; a child that is a submission (t3) or a comment (t1) is read
-into a `Post` by `read_post`, which raises, naming what is wrong, for a child without a usable id, time
+into a `Thing` by `read_post`, which raises, naming what is wrong, for a child without a usable id, time
 or link id (the collector sets that one aside and keeps the rest of the page), and builds Reddit's
 id-only address (``/comments/<post>/_/<comment>/``) for a comment that came without `permalink`.
 """
@@ -26,7 +26,7 @@ class Listing:
 
 
 @dataclass(frozen=True)
-class Post:
+class Thing:
     """A submission (t3) or comment (t1) as read from the listing's JSON."""
 
     kind: str
@@ -77,7 +77,7 @@ def _string(data: dict[str, Any], name: str) -> str:
     return value
 
 
-def read_post(child: Any) -> Post | None:
+def read_post(child: Any) -> Thing | None:
     """One listing child as a post; None for what is not a post (a "more" stub); raises when it is unreadable."""
     if not isinstance(child, dict) or not isinstance(child.get("data"), dict):
         raise ValueError("it is not a Reddit object ({kind, data})")
@@ -105,7 +105,7 @@ def read_post(child: Any) -> Post | None:
         title, body = _string(data, "title"), _string(data, "selftext")
     else:
         title, body = _string(data, "link_title"), _string(data, "body")
-    return Post(kind=kind, fullname=fullname, subreddit=str(sub), title=title, body=body, author=author,
+    return Thing(kind=kind, fullname=fullname, subreddit=str(sub), title=title, body=body, author=author,
                 author_id=data.get("author_fullname") if isinstance(data.get("author_fullname"), str) else None,
                 posted_at=posted_at, url=url, link_id=link_id if kind == "t1" else None,
                 parent_id=str(data.get("parent_id") or link_id) if kind == "t1" else None,

@@ -21,7 +21,7 @@ from desk.cases import audit
 from desk.config.schema import HearkenConfig
 from desk.store.db import Store
 from desk.errors import UserError
-from desk.store.models import Case, Label, Mention, Reply, now_utc
+from desk.store.models import Case, Label, MentionRow, Reply, now_utc
 from desk.team.users import Actor, NotAllowed, actor_for_name
 
 ROOT_CAUSES: dict[str, str] = {
@@ -198,7 +198,7 @@ def escalate(store: Store, cfg: HearkenConfig, case_id: int, actor: Actor, *, ma
         ev = audit.record(s, case_id, actor.name, "escalated", to=target.name, reason=reason)
         s.flush()
         if cfg.alerts.enabled:
-            mention = s.get(Mention, case.mention_id)
+            mention = s.get(MentionRow, case.mention_id)
             text, body_html = emails.compose(
                 f"{actor.name} escalated case #{case_id} to you.",
                 [("Reason", reason), ("Platform", f"{case.platform} ({case.source})"),

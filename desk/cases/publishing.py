@@ -5,18 +5,19 @@ Each platform's publisher lives in its package (collectors/<platform>/publish.py
 the `collectors` registry; this module finds the source in the config and the data directory the desk
 keeps (beside the SQLite database: the demo platform's reply file lives there), and names the deadline
 (collectors/net/deadline.py) and the reply length limit (the platform's `reply_limit` hook). It names no
-platform. A source marked `read_only: true` never gets a publisher (`ReadOnlySource`); one without
-posting credentials gets `NotConfigured` with the reason.
+platform. A source marked `read_only: true` never gets a publisher (`ReadOnly`); one without
+posting credentials gets `CannotPost` with the reason.
 
 The error classes answer the one question that matters for exactly-once: did the reply go out?
 
-    PublishError        anything that went wrong (a desk.errors.PostingError)
-     +-- Rejected       the platform refused it, or it was never sent: nothing was posted, a retry is safe
-     +-- Unknown        it may have been posted (timeout, connection lost, 5xx): check the platform first
-     +-- NotConfigured  no credentials to post with (nothing was sent)
-     +-- ReadOnlySource the source is read-only (nothing was sent)
+    PostFailed           anything that went wrong (a desk.errors.PostingError)
+     +-- NotPosted       the platform refused it, or it was never sent: nothing was posted, a retry is safe
+     +-- MaybePosted     it may have been posted (timeout, connection lost, 5xx): check the platform first
+     +-- CannotPost      no credentials to post with (nothing was sent)
+     +-- ReadOnly        the source is read-only (nothing was sent)
 
-A platform's publisher raises the same four from collectors/errors.py, which imports nothing of desk/;
+A platform's publisher raises their counterparts from collectors/errors.py (Rejected, Unknown,
+NotConfigured, ReadOnlySource), which imports nothing of desk/;
 `DeskPublisher` turns them into these before they reach desk/cases/replies.py or a person, so the
 dashboard catches one root (desk.errors.HearkenError). Only desk/cases/replies.py calls `publish`: it
 records the attempt before the call and the result after, which is what makes a reply go out at most once.
@@ -42,13 +43,13 @@ from collectors.posting import Posted, Publisher, Target
 from desk.config.schema import HearkenConfig
 from desk.errors import PostingError
 
-__all__ = ["NotConfigured", "Posted", "Publisher", "PublishError", "ReadOnlySource", "Rejected", "Target",
-           "Unknown", "data_dir", "deadline", "length_limit", "publisher_for", "can_post"]
+__all__ = ["CannotPost", "Posted", "Publisher", "PostFailed", "ReadOnly", "NotPosted", "Target",
+           "MaybePosted", "data_dir", "deadline", "length_limit", "publisher_for", "can_post"]
 
 T = TypeVar("T")
 
 
-class PublishError(PostingError):
+class PostFailed(PostingError):
     """Posting failed; `reason` is one line a person can act on."""
 
     def __init__(self, reason: str) -> None:
@@ -56,35 +57,35 @@ class PublishError(PostingError):
         self.reason = reason
 
 
-class Rejected(PublishError):
+class NotPosted(PostFailed):
     """Definitely not posted (refused, rate-limited, or never sent)."""
 
 
-class Unknown(PublishError):
+class MaybePosted(PostFailed):
     """Maybe posted: the answer was lost. Look for our reply on the platform before trying again."""
 
 
-class NotConfigured(PublishError):
+class CannotPost(PostFailed):
     """The source has no credentials to post with."""
 
 
-class ReadOnlySource(PublishError):
+class ReadOnly(PostFailed):
     """The source is read-only; Hearken never posts through it."""
 
 
-_AS_DESK: tuple[tuple[type[platform_errors.PlatformError], type[PublishError]], ...] = (
-    (platform_errors.ReadOnlySource, ReadOnlySource), (platform_errors.NotConfigured, NotConfigured),
-    (platform_errors.Rejected, Rejected), (platform_errors.Unknown, Unknown))
+_AS_DESK: tuple[tuple[type[platform_errors.PlatformError], type[PostFailed]], ...] = (
+    (platform_errors.ReadOnlySource, ReadOnly), (platform_errors.NotConfigured, CannotPost),
+    (platform_errors.Rejected, NotPosted), (platform_errors.Unknown, MaybePosted))
 
 
 @contextmanager
 def in_desk_terms() -> Iterator[None]:
     """A platform package's publish error raised inside the block comes out as the desk's of the same kind
-    (any other PlatformError as Unknown: whether it went out is not known)."""
+    (any other PlatformError as MaybePosted: whether it went out is not known)."""
     try:
         yield
     except platform_errors.PlatformError as exc:
-        kind = next((desk for plat, desk in _AS_DESK if isinstance(exc, plat)), Unknown)
+        kind = next((desk for plat, desk in _AS_DESK if isinstance(exc, plat)), MaybePosted)
         raise kind(str(exc)) from exc
 
 
@@ -113,7 +114,7 @@ def _source(cfg: HearkenConfig, source_name: str):
     for src in cfg.sources:
         if src.name == source_name:
             return src
-    raise NotConfigured(f"source {source_name!r} is no longer in the configuration")
+    raise CannotPost(f"source {source_name!r} is no longer in the configuration")
 
 
 def data_dir(cfg: HearkenConfig, env: Mapping[str, str]) -> Path:
@@ -128,7 +129,7 @@ def data_dir(cfg: HearkenConfig, env: Mapping[str, str]) -> Path:
 
 
 def publisher_for(cfg: HearkenConfig, source_name: str, env: Mapping[str, str] | None = None) -> Publisher:
-    """The publisher for a source. Raises ReadOnlySource or NotConfigured (with the reason)."""
+    """The publisher for a source. Raises ReadOnly or CannotPost (with the reason)."""
     src = _source(cfg, source_name)
     env = dict(os.environ if env is None else env)
     with in_desk_terms():
@@ -140,7 +141,7 @@ def length_limit(platform: str, extra: Mapping[str, Any] | None = None) -> int:
     """The longest reply the platform takes, in characters (its package's `reply_limit` hook)."""
     try:
         return collectors.platform(platform).reply_limit(extra or {})
-    except NotConfigured:
+    except CannotPost:
         return DEFAULT_REPLY_LIMIT  # a platform no longer installed: its mentions are still shown
 
 
@@ -148,7 +149,7 @@ def can_post(cfg: HearkenConfig, source_name: str, env: Mapping[str, str] | None
     """(True, "") when a reply can be posted through this source, else (False, why not)."""
     try:
         pub = publisher_for(cfg, source_name, env)
-    except (ReadOnlySource, NotConfigured) as exc:
+    except (ReadOnly, CannotPost) as exc:
         return False, str(exc)
     pub.close()
     return True, ""

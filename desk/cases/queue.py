@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from desk.cases.audit import history as audit_history
 from desk.cases.actions import ACTIVE
 from desk.store.db import Store
-from desk.store.models import Case, Label, Mention, Reply, now_utc
+from desk.store.models import Case, Label, MentionRow, Reply, now_utc
 from desk.cases.publishing import length_limit
 
 
@@ -102,7 +102,7 @@ def open_queue(store: Store, filters: QueueFilters | None = None, *, now: dateti
         for status, due_col in (("open", Case.first_response_due), ("replied", Case.resolution_due)):
             if f.statuses and status not in f.statuses:
                 continue
-            q = (select(Case, Mention).join(Mention, Mention.id == Case.mention_id)
+            q = (select(Case, MentionRow).join(MentionRow, MentionRow.id == Case.mention_id)
                  .where(Case.status == status, *conditions)
                  .order_by(due_col.asc().nulls_last(), Case.severity.desc().nulls_last(), Case.customer_posted_at,
                            Case.id)
@@ -218,7 +218,7 @@ class CaseDetail:
         return (due - now) if due and self.status in ACTIVE else None
 
 
-def _post(m: Mention, relation: str, *, is_case_post: bool = False, case_id: int | None = None) -> Post:
+def _post(m: MentionRow, relation: str, *, is_case_post: bool = False, case_id: int | None = None) -> Post:
     return Post(m.id, m.external_id, m.author, m.title or "", m.body, m.url, m.posted_at,
                 is_case_post=is_case_post, relation=relation,
                 in_case=is_case_post or (case_id is not None and m.case_id == case_id))
@@ -230,7 +230,7 @@ def case_detail(store: Store, case_id: int) -> CaseDetail | None:
         case = s.get(Case, case_id)
         if case is None:
             return None
-        m = s.get(Mention, case.mention_id)
+        m = s.get(MentionRow, case.mention_id)
         assert m is not None
         thread = _thread(s, case, m)
         replies = [ReplyView(r.id, r.kind, r.platform, r.body, r.author, r.status, r.url, r.error, r.created_at,
@@ -253,12 +253,12 @@ def case_detail(store: Store, case_id: int) -> CaseDetail | None:
             labels=labels, reply_limit=length_limit(case.platform, m.extra), language=m.language)
 
 
-def _thread(s: Session, case: Case, m: Mention) -> list[Post]:
+def _thread(s: Session, case: Case, m: MentionRow) -> list[Post]:
     """The conversation around the case's post: what it answers, what came after, and our replies, by time."""
     posts: list[Post] = []
     if m.thread_id:
-        others = s.scalars(select(Mention).where(Mention.platform == m.platform, Mention.thread_id == m.thread_id,
-                                                 Mention.id != m.id).order_by(Mention.posted_at, Mention.id))
+        others = s.scalars(select(MentionRow).where(MentionRow.platform == m.platform, MentionRow.thread_id == m.thread_id,
+                                                 MentionRow.id != m.id).order_by(MentionRow.posted_at, MentionRow.id))
         for o in others:
             if m.parent_id and o.external_id == m.parent_id:
                 rel = "parent"
@@ -298,9 +298,9 @@ def similar_cases(store: Store, case_id: int, *, k: int = 3, embed: Embed | None
         case = s.get(Case, case_id)
         if case is None:
             return []
-        me = s.get(Mention, case.mention_id)
+        me = s.get(MentionRow, case.mention_id)
         rows = s.execute(
-            select(Case, Mention).join(Mention, Mention.id == Case.mention_id)
+            select(Case, MentionRow).join(MentionRow, MentionRow.id == Case.mention_id)
             .where(Case.id != case_id, Case.status.in_(("replied", "resolved")))
             .order_by(Case.opened_at.desc()).limit(candidates)).all()
         if me is None or not rows:

@@ -42,13 +42,13 @@ from sqlalchemy.orm import Session
 
 from desk.cases import audit
 from desk.cases.actions import ACTIVE, CaseError, authorize, lock_case
-from desk.cases.publishing import Posted, Publisher, Rejected, Target, Unknown, deadline, length_limit, publisher_for
+from desk.cases.publishing import Posted, Publisher, NotPosted, Target, MaybePosted, deadline, length_limit, publisher_for
 from desk.cases.reply_status import (BUSY, CHECK_FAILED, UNSETTLED, ReplyOutcome, answered_count, clock, conclusive_at,
                                      is_busy, is_unsettled, outcome_of, sent_at)
 from desk.config.schema import HearkenConfig, Replies
 from desk.failpoints import failpoint
 from desk.store.db import Store
-from desk.store.models import Case, Event, Mention, Reply, now_utc
+from desk.store.models import Case, Event, MentionRow, Reply, now_utc
 from desk.team.users import Actor
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ def new_key() -> str:
 
 def target_for(s: Session, case: Case, mention_id: int | None = None) -> Target:
     """The post to answer: the case's own post, or a later post of the customer's that joined the case."""
-    m = s.get(Mention, mention_id or case.mention_id)
+    m = s.get(MentionRow, mention_id or case.mention_id)
     if m is None or (m.id != case.mention_id and m.case_id != case.id):
         raise CaseError(f"post {mention_id} is not part of case #{case.id}")
     return Target(platform=case.platform, source=case.source, external_id=m.external_id, thread_id=m.thread_id,
@@ -216,14 +216,14 @@ def _send(store: Store, publisher: Publisher, rules: Replies, reply_id: int, tok
     try:
         posted = deadline.run(publisher.publish, seconds, target, text)
     except deadline.DeadlinePassed as exc:
-        error: Exception = (Unknown(f"no answer from the platform within the {seconds:g} s deadline") if exc.sent
-                            else Rejected(f"could not reach the platform within {seconds:g} s; nothing was sent"))
+        error: Exception = (MaybePosted(f"no answer from the platform within the {seconds:g} s deadline") if exc.sent
+                            else NotPosted(f"could not reach the platform within {seconds:g} s; nothing was sent"))
         return _record(store, rules, reply_id, token, actor, error=error)
-    except (Rejected, Unknown) as exc:
+    except (NotPosted, MaybePosted) as exc:
         return _record(store, rules, reply_id, token, actor, error=exc)
     except Exception as exc:  # noqa: BLE001 - an unexpected failure mid-call: we cannot tell whether it went out
         log.exception("publishing reply %s failed unexpectedly", reply_id)
-        return _record(store, rules, reply_id, token, actor, error=Unknown(f"{type(exc).__name__}: {exc}"))
+        return _record(store, rules, reply_id, token, actor, error=MaybePosted(f"{type(exc).__name__}: {exc}"))
     failpoint("reply_after_call")
     return _record(store, rules, reply_id, token, actor, found=posted)
 
@@ -294,7 +294,7 @@ def _record(store: Store, rules: Replies, reply_id: int, token: datetime, actor:
             return outcome_of(reply, checked=via == "check")
         if reply.status != "posting" or reply.attempted_at != token:
             return outcome_of(reply, earlier=True, rules=rules)
-        status = "failed" if isinstance(error, Rejected) else "unknown"
+        status = "failed" if isinstance(error, NotPosted) else "unknown"
         reason = getattr(error, "reason", None) or str(error)
         reply.status, reply.error = status, reason
         audit.record(s, case.id, actor.name, "reply_failed" if status == "failed" else "reply_unknown",

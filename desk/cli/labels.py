@@ -19,7 +19,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from desk.cli.common import load, open_store
-from desk.store.models import Label, Mention
+from desk.store.models import Label, MentionRow
 from desk.untrusted import csv_cell
 
 
@@ -28,9 +28,9 @@ def export_labels(store, out) -> int:
     import classifier
 
     with store.session() as s:
-        rows = s.execute(select(Label, Mention).join(Mention, Mention.id == Label.mention_id)
+        rows = s.execute(select(Label, MentionRow).join(MentionRow, MentionRow.id == Label.mention_id)
                          .order_by(Label.mention_id, Label.created_at, Label.id)).all()
-    newest: dict[int, tuple[Label, Mention]] = {}
+    newest: dict[int, tuple[Label, MentionRow]] = {}
     for label, mention in rows:
         newest[mention.id] = (label, mention)
     w = csv.writer(out)

@@ -26,15 +26,15 @@ from desk.config.environment import SERVED_URL_ENV
 from desk.config.lines import line_for, line_map
 from desk.config.rules import WHOLE_CONFIG_RULES, email_key, is_loopback, local_mode_exposure
 from desk.config.sections import (
-    AlertRules, Alerts, BusinessHours, ClassifierSettings, Dashboard, Database, HearkenConfig, Member, Replies,
-    Report, Runner, Sla, SlaTargets, Smtp, served_url,
+    AlertRules, Alerts, BusinessHours, ClassifierSettings, Dashboard, Database, HearkenConfig, TeamMember, Replies,
+    Report, RunnerSettings, Sla, SlaTargets, Smtp, served_url,
 )
 from desk.errors import UserError
 
 __all__ = [
     "DEFAULT_CONFIG", "SERVED_URL_ENV", "ConfigError", "Problem", "problem_at", "load_config", "parse_config", "key_location",
     "email_key", "is_loopback", "local_mode_exposure", "served_url", "HearkenConfig", "Alerts", "AlertRules",
-    "BusinessHours", "ClassifierSettings", "Dashboard", "Database", "Member", "Replies", "Report", "Runner", "Sla",
+    "BusinessHours", "ClassifierSettings", "Dashboard", "Database", "TeamMember", "Replies", "Report", "RunnerSettings", "Sla",
     "SlaTargets", "Smtp",
 ]
 

@@ -161,7 +161,7 @@ class Report(_Model):
     output_dir: str = Field("var/reports", description="Where HTML, CSV and JSON reports are written.")
 
 
-class Member(_Model):
+class TeamMember(_Model):
     name: str
     email: str
     role: Literal["agent", "manager", "admin"] = "agent"
@@ -254,7 +254,7 @@ class Dashboard(_Model):
             self.public_url = url
 
 
-class Runner(_Model):
+class RunnerSettings(_Model):
     jitter: float = Field(0.1, ge=0, le=0.5, description="Random share of the interval added or taken off each poll.")
     max_backoff_seconds: float = Field(3600, gt=0)
     lease_seconds: float = Field(120, gt=0, description="How long a process holds a source between polls (scale-out).")
@@ -298,11 +298,11 @@ class HearkenConfig(_Model):
     sla: Sla = Field(default_factory=Sla)
     alerts: Alerts = Field(default_factory=Alerts)
     report: Report = Field(default_factory=Report)
-    team: list[Member] = Field(default_factory=list)
+    team: list[TeamMember] = Field(default_factory=list)
     database: Database = Field(default_factory=Database)
     classifier: ClassifierSettings = Field(default_factory=ClassifierSettings)
     dashboard: Dashboard = Field(default_factory=Dashboard)
-    runner: Runner = Field(default_factory=Runner)
+    runner: RunnerSettings = Field(default_factory=RunnerSettings)
     replies: Replies = Field(default_factory=Replies)
 
     path: Path | None = Field(None, exclude=True, description="The file this was loaded from (set by load_config).")
@@ -334,7 +334,7 @@ class HearkenConfig(_Model):
             url = prefix + str((base / rel).resolve())
         return url
 
-    def members(self, role: str | None = None) -> list[Member]:
+    def members(self, role: str | None = None) -> list[TeamMember]:
         return [m for m in self.team if role is None or m.role == role]
 
     def resolve_recipients(self, names_or_emails: list[str], fallback_role: str | None = None) -> list[str]:

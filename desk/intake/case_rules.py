@@ -22,7 +22,7 @@ from desk.cases.sla import due_times
 from desk.config.schema import HearkenConfig
 from desk.intake import languages
 from desk.notify import alerts
-from desk.store.models import Case, Classification, Mention as MentionRow, Reply, now_utc
+from desk.store.models import Case, Classification, MentionRow, Reply, now_utc
 
 # called with (session, cfg, case, mention) once a case is opened, in the transaction that opened it
 ON_CASE_OPENED: list[Callable[[Session, HearkenConfig, Case, MentionRow], object]] = [alerts.on_case_opened]

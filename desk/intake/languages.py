@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 
 from desk.config.schema import HearkenConfig
 from desk.store.db import Store
-from desk.store.models import Classification, Mention as MentionRow
+from desk.store.models import Classification, MentionRow
 
 
 @dataclass(frozen=True)

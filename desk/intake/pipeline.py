@@ -29,7 +29,7 @@ from desk.config.schema import HearkenConfig
 from desk.intake import languages
 from desk.intake.case_rules import existing_case, join_case, open_case
 from desk.store.db import Store
-from desk.store.models import Case, Classification, Mention as MentionRow, pack_vector
+from desk.store.models import Case, Classification, MentionRow, pack_vector
 
 log = logging.getLogger(__name__)
 

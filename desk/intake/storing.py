@@ -33,7 +33,7 @@ from desk.errors import SourceError
 from desk.intake import set_aside, source_state, source_warnings
 from desk.intake.source_state import LeaseLost  # noqa: F401 - store_poll raises it
 from desk.store.db import Store, insert_for
-from desk.store.models import Mention as MentionRow, now_utc
+from desk.store.models import MentionRow, now_utc
 
 log = logging.getLogger(__name__)
 

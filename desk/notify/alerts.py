@@ -41,7 +41,7 @@ from desk.notify.mailer import SEND_INTERVAL_SECONDS, send_pending
 from desk.periods import last_full_week, month_key
 from desk.reports import weekly
 from desk.store.db import Store
-from desk.store.models import Case, Mention, Outbox, SourceState
+from desk.store.models import Case, MentionRow, Outbox, SourceState
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ STALE_BREACH = timedelta(days=7)  # a target missed longer ago than this is back
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
-def on_case_opened(session: Session, cfg: HearkenConfig, case: Case, mention: Mention) -> None:
+def on_case_opened(session: Session, cfg: HearkenConfig, case: Case, mention: MentionRow) -> None:
     """A new complaint: alert at once when it is severe enough."""
     rules = cfg.alerts.rules
     if not cfg.alerts.enabled or not rules.severe_complaint:
@@ -101,7 +101,7 @@ def scan_sla(session: Session, cfg: HearkenConfig, now: datetime) -> list[Outbox
 
 def _warn(session: Session, cfg: HearkenConfig, case: Case, clock: str, label: str, due_at: datetime,
           now: datetime) -> list[Outbox]:
-    mention = session.get(Mention, case.mention_id)
+    mention = session.get(MentionRow, case.mention_id)
     left = emails.span(due_at - now)
     text, body_html = emails.about_case(
         cfg, case, mention, f"The {label} for case #{case.id} is due in {left} ({emails.when(due_at, cfg)}).")
@@ -118,7 +118,7 @@ def _breach(session: Session, cfg: HearkenConfig, case: Case, clock: str, label:
             now: datetime) -> list[Outbox]:
     rules = cfg.alerts.rules
     managers = cfg.resolve_recipients(rules.escalation_managers, fallback_role="manager")
-    mention = session.get(Mention, case.mention_id)
+    mention = session.get(MentionRow, case.mention_id)
     late = emails.span(now - due_at)
     text, body_html = emails.about_case(
         cfg, case, mention, f"Escalation: the {label} SLA for case #{case.id} was missed; it was due "

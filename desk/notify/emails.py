@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from desk.config.schema import HearkenConfig
-from desk.store.models import Case, Mention
+from desk.store.models import Case, MentionRow
 from desk.untrusted import web_url
 
 QUOTE_LIMIT = 600
@@ -55,14 +55,14 @@ def compose(intro: str, facts: list[tuple[str, str]], *, quote: str | None = Non
     return "\n".join(text) + "\n", body_html
 
 
-def excerpt(mention: Mention | None) -> str:
+def excerpt(mention: MentionRow | None) -> str:
     if mention is None:
         return ""
     body = mention.text
     return body if len(body) <= QUOTE_LIMIT else body[:QUOTE_LIMIT - 3].rstrip() + "..."
 
 
-def snippet(mention: Mention, limit: int = 60) -> str:
+def snippet(mention: MentionRow, limit: int = 60) -> str:
     """The post's first words on one line, for a subject a person can triage from."""
     text = " ".join((mention.title or mention.body or "").split())
     return text if len(text) <= limit else text[:limit - 3].rstrip() + "..."
@@ -82,14 +82,14 @@ def span(delta: timedelta) -> str:
     return f"{days}d {hours}h" if days else (f"{hours}h {mins:02d}m" if hours else f"{mins}m")
 
 
-def case_links(cfg: HearkenConfig, case: Case, mention: Mention | None) -> list[tuple[str, str]]:
+def case_links(cfg: HearkenConfig, case: Case, mention: MentionRow | None) -> list[tuple[str, str]]:
     links = [("Open the case", case_url(cfg, case.id))]
     if mention is not None and mention.url:
         links.append(("Original post", mention.url))
     return links
 
 
-def case_facts(cfg: HearkenConfig, case: Case, mention: Mention | None) -> list[tuple[str, str]]:
+def case_facts(cfg: HearkenConfig, case: Case, mention: MentionRow | None) -> list[tuple[str, str]]:
     return [("Case", f"#{case.id} ({case.status})"),
             ("Platform", f"{case.platform} ({case.source})"),
             ("Author", mention.author if mention else "-"),
@@ -100,6 +100,6 @@ def case_facts(cfg: HearkenConfig, case: Case, mention: Mention | None) -> list[
             ("Resolution due", when(case.resolution_due, cfg))]
 
 
-def about_case(cfg: HearkenConfig, case: Case, mention: Mention | None, intro: str) -> tuple[str, str]:
+def about_case(cfg: HearkenConfig, case: Case, mention: MentionRow | None, intro: str) -> tuple[str, str]:
     """The bodies of an alert about one case: `intro`, the case's facts, the post quoted, and the links."""
     return compose(intro, case_facts(cfg, case, mention), quote=excerpt(mention), links=case_links(cfg, case, mention))

@@ -70,7 +70,7 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UtcDateTime, dict[str, Any]: JSON, list[Any]: JSON}
 
 
-class Mention(Base):
+class MentionRow(Base):
     """Every post a collector returned, once: unique on (platform, external_id)."""
 
     __tablename__ = "mentions"
@@ -123,7 +123,7 @@ class Classification(Base):
     embedding: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
     created_at: Mapped[datetime] = mapped_column(default=now_utc)
 
-    mention: Mapped[Mention] = relationship(back_populates="classification")
+    mention: Mapped[MentionRow] = relationship(back_populates="classification")
 
 
 CASE_STATUSES = ("open", "replied", "resolved", "dismissed")
@@ -163,7 +163,7 @@ class Case(Base):
     updated_at: Mapped[datetime] = mapped_column(default=now_utc, onupdate=now_utc)
     version: Mapped[int] = mapped_column(Integer, default=1)
 
-    mention: Mapped[Mention] = relationship(foreign_keys=[mention_id])
+    mention: Mapped[MentionRow] = relationship(foreign_keys=[mention_id])
 
     __mapper_args__ = {"version_id_col": version}
 

@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from desk.config.schema import HearkenConfig, Member as TeamMember, email_key
+from desk.config.schema import HearkenConfig, TeamMember, email_key
 from desk.store.db import Store
 from desk.errors import UserError
 from desk.store.models import DashboardSession, User, now_utc
@@ -306,7 +306,7 @@ def forget_identity(store: Store, cfg: HearkenConfig, actor: Actor, email: str) 
 
 
 @dataclass(frozen=True)
-class Member:
+class MemberOverview:
     name: str
     email: str
     role: str
@@ -317,7 +317,7 @@ class Member:
     live_sessions: int = 0
 
 
-def team_overview(store: Store, cfg: HearkenConfig) -> list[Member]:
+def team_overview(store: Store, cfg: HearkenConfig) -> list[MemberOverview]:
     """Each team member with their active cases, escalations waiting on them and sign-in (the Team page)."""
     from desk.store.models import Case
 
@@ -334,7 +334,7 @@ def team_overview(store: Store, cfg: HearkenConfig) -> list[Member]:
     out = []
     for m in cfg.team:
         u = users.get(email_key(m.email))
-        out.append(Member(m.name, m.email, m.role, load.get(m.name, 0), esc.get(m.name, 0),
+        out.append(MemberOverview(m.name, m.email, m.role, load.get(m.name, 0), esc.get(m.name, 0),
                           u.last_seen_at if u else None, u.oidc_issuer if u else None,
                           live.get(u.id, 0) if u else 0))
     return out

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from desk.cases import sla as sla_mod
 from desk.config.schema import HearkenConfig
-from desk.store.models import Case, Mention, Reply
+from desk.store.models import Case, MentionRow, Reply
 from desk.reports.weekly.values import CaseRow, Figures
 
 PRIVATE_WORDS = re.compile(r"\b(dm|dms|direct|private|phone|call|called|email|e-mail|mail|message|pm|chat)\b", re.I)
@@ -66,7 +66,7 @@ def _verdict(state: str) -> str:
 
 def case_rows(s: Session, cfg: HearkenConfig, start: datetime, end: datetime, as_of: datetime) -> list[CaseRow]:
     """One row per case whose customer posted in [start, end), as it stood at `as_of`."""
-    pairs = list(s.execute(select(Case, Mention).join(Mention, Mention.id == Case.mention_id)
+    pairs = list(s.execute(select(Case, MentionRow).join(MentionRow, MentionRow.id == Case.mention_id)
                            .where(Case.customer_posted_at >= start, Case.customer_posted_at < end)
                            .order_by(Case.customer_posted_at, Case.id)).tuples())
     public, any_reply = _public_reply_times(s, [c.id for c, _ in pairs])
@@ -102,9 +102,9 @@ def case_rows(s: Session, cfg: HearkenConfig, start: datetime, end: datetime, as
 
 def mention_counts(s: Session, start: datetime, end: datetime) -> dict[str, int]:
     """Mentions posted in [start, end), per platform."""
-    return dict(s.execute(select(Mention.platform, func.count()).where(Mention.posted_at >= start,
-                                                                       Mention.posted_at < end)
-                          .group_by(Mention.platform)).all())
+    return dict(s.execute(select(MentionRow.platform, func.count()).where(MentionRow.posted_at >= start,
+                                                                       MentionRow.posted_at < end)
+                          .group_by(MentionRow.platform)).all())
 
 
 def figures_for(rows: list[CaseRow], mentions: int) -> Figures:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from desk.store.models import Classification, Mention, unpack_vector
+from desk.store.models import Classification, MentionRow, unpack_vector
 from desk.reports.weekly.definitions import THEME_SIMILARITY
 from desk.reports.weekly.formatting import clip
 from desk.reports.weekly.values import CaseRow, Theme
@@ -106,7 +106,7 @@ def themes_of(s: Session, rows: list[CaseRow], embed: Callable | None, notes: li
     complaints = [r for r in rows if r.is_complaint][:MAX_THEME_TEXTS]
     if len(complaints) < 2:
         return [], len(complaints)
-    mentions = {m.id: m for m in s.scalars(select(Mention).where(Mention.id.in_([r.mention_id for r in complaints])))}
+    mentions = {m.id: m for m in s.scalars(select(MentionRow).where(MentionRow.id.in_([r.mention_id for r in complaints])))}
     texts = [mentions[r.mention_id].text for r in complaints]
     try:
         import numpy as np
