@@ -10,9 +10,10 @@ platform (up to replies.publish_deadline_seconds) holds no other request up.
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from pydantic import Field
 
 from desk.api.auth import caller, state
 from desk.api.bodies import AssignBody, EscalateBody, NotAComplaintBody, ReopenBody, ReplyBody, ResolveBody, to_json
@@ -51,7 +52,7 @@ def queue(request: Request, who: Caller = Depends(caller),
           status: list[Literal["open", "replied"]] = Query([], description="open: awaiting a first public reply; "
                                                                             "replied: awaiting resolution."),
           assignee: str | None = Query(None, description="A member's name; an empty value: unassigned cases."),
-          severity: list[int] = Query([], ge=1, le=4), escalated: bool = False,
+          severity: list[Annotated[int, Field(ge=1, le=4)]] = Query([], description="Only these severities (1 mild ... 4 severe)."), escalated: bool = False,
           limit: int = Query(100, ge=1, le=500)) -> dict[str, Any]:
     filters = QueueFilters(platforms=tuple(platform), statuses=tuple(status) or actions.ACTIVE, assignee=assignee,
                            severities=tuple(severity), escalated_only=escalated)
