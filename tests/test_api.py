@@ -24,6 +24,7 @@ from desk.store.models import ApiCall, ApiToken, Event
 from desk.team.users import actor_for_name
 from tests.conftest import MINIMAL_CONFIG, ROOT, free_port
 from tests.e2e_helpers import seed_case
+from tests.test_dashboard import env  # noqa: F401 - the dashboard's fixture: a config and database for AppTest
 
 
 class Served:
@@ -310,3 +311,35 @@ def test_hearken_api_refuses_a_network_address_without_tls_in_front(tmp_path):
     assert proc.returncode == 2
     assert "refusing to serve the API: api.host 0.0.0.0 would carry API tokens across the network" in out
     assert "api.behind_tls_proxy: true" in out
+
+
+def test_the_team_page_makes_a_token_shown_once_and_stores_only_its_hash(env, serve):
+    from tests.test_dashboard import app
+
+    cfg, store = env(MINIMAL_CONFIG + "dashboard: {auth: local, local_user: Sam Agent}\n")
+    at = app("views/team.py")  # an agent: no team overview, but their own tokens
+    assert not at.exception and not at.dataframe and "You have no API tokens." in [c.value for c in at.caption]
+    at.text_input(key="api-token-name").input("CRM sync")
+    at = next(b for b in at.button if b.label == "Create token").click().run()
+    assert not at.exception
+    [shown] = [c.value for c in at.code]
+    assert shown.startswith("hk_") and len(shown) == 46
+    assert "it is shown only this once" in at.warning[0].value
+    with store.session() as s:
+        [row] = s.scalars(select(ApiToken))
+        stored = [str(getattr(row, c.name)) for c in ApiToken.__table__.columns]
+        stored += [str(e.detail) for e in s.scalars(select(Event))]
+    assert row.token_hash == hash_token(shown) and row.shown_prefix == shown[:8]
+    assert not any(shown[8:] in value for value in stored)  # the secret itself is nowhere in the database
+
+    at.run()  # the next run: never shown again, listed by name and prefix
+    assert not at.code
+    table = at.dataframe[0].value
+    assert list(table["name"]) == ["CRM sync"] and list(table["token"]) == [f"{shown[:8]}…"]
+    assert list(table["state"]) == ["active"]
+
+    api = serve(cfg)
+    assert api.client(shown).get("/api/v1/me").json()["name"] == "Sam Agent"
+    at = at.button(key="api-token-revoke").click().run()
+    assert not at.exception and at.dataframe[0].value["state"].iloc[0].startswith("revoked")
+    assert api.client(shown).get("/api/v1/me").status_code == 401
