@@ -313,7 +313,7 @@ def test_hearken_api_refuses_a_network_address_without_tls_in_front(tmp_path):
     assert "api.behind_tls_proxy: true" in out
 
 
-def test_the_team_page_makes_a_token_shown_once_and_stores_only_its_hash(env, serve):
+def test_the_team_page_makes_a_token_shown_once_and_stores_only_its_hash(env):
     from tests.test_dashboard import app
 
     cfg, store = env(MINIMAL_CONFIG + "dashboard: {auth: local, local_user: Sam Agent}\n")
@@ -338,8 +338,11 @@ def test_the_team_page_makes_a_token_shown_once_and_stores_only_its_hash(env, se
     assert list(table["name"]) == ["CRM sync"] and list(table["token"]) == [f"{shown[:8]}…"]
     assert list(table["state"]) == ["active"]
 
-    api = serve(cfg)
-    assert api.client(shown).get("/api/v1/me").json()["name"] == "Sam Agent"
-    at = at.button(key="api-token-revoke").click().run()
-    assert not at.exception and at.dataframe[0].value["state"].iloc[0].startswith("revoked")
-    assert api.client(shown).get("/api/v1/me").status_code == 401
+    api = Served(cfg, store)  # on the dashboard's own database
+    try:
+        assert api.client(shown).get("/api/v1/me").json()["name"] == "Sam Agent"
+        at = at.button(key="api-token-revoke").click().run()
+        assert not at.exception and at.dataframe[0].value["state"].iloc[0].startswith("revoked")
+        assert api.client(shown).get("/api/v1/me").status_code == 401
+    finally:
+        api.stop()
