@@ -32,6 +32,8 @@ def main() -> None:
                 visibility="visible" if actor.at_least("manager") else "hidden"),
     ]
     page = st.navigation(pages)
+    if not actor.at_least("manager"):  # the Team page is not in an agent's navigation; their API tokens are on it
+        st.sidebar.page_link(pages[-1], label="Your API tokens", icon=":material/key:")
     components.health_banner(actor, on_sources_page=page.url_path == "sources")
     page.run()
 

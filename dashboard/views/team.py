@@ -1,10 +1,12 @@
-"""Team (managers and admins): who is on the team, their roles, workload and escalations waiting on them."""
+"""Team: everyone's own API tokens; for managers and admins, who is on the team, their roles, workload and
+the escalations waiting on them."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from dashboard import components as ui
+from dashboard.api_tokens import api_tokens
 from desk.cases.queue import QueueFilters, open_queue
 from desk.team.users import forget_identity, team_overview
 
@@ -15,6 +17,7 @@ store = ui.store()
 st.title("Team")
 if not actor.at_least("manager"):
     st.info("The team overview is for managers and admins.")
+    api_tokens(store, cfg, actor)
     st.stop()
 
 members = team_overview(store, cfg)
@@ -46,3 +49,5 @@ for item in escalated:
         st.markdown(f"**#{item.case_id}** · to {ui.md_escape(item.escalated_to)} · {ui.fmt_left(item.time_left)}")
         st.text(f"{item.author}: {item.excerpt}")
         st.page_link(ui.PAGES["case"], label="Open", query_params={"id": str(item.case_id)})
+
+api_tokens(store, cfg, actor)

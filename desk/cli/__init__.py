@@ -1,6 +1,7 @@
 """The `hearken` command, one room per group of commands:
 
     running.py   hearken up / run / dashboard: the runner and the dashboard, until stopped
+    api.py       hearken api: the HTTP API alone (hearken up starts it too)
     check.py     hearken check-config: every problem of the config file, with its line
     model.py     hearken classify; train and evaluate come from classifier/cli.py
     report.py    hearken report: the weekly public-response report, written and emailed

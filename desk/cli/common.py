@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import sys
@@ -43,3 +44,14 @@ def open_store(cfg: HearkenConfig):
 
 def red(text: str) -> str:
     return text if os.environ.get("NO_COLOR") else f"\033[1;31m{text}\033[0m"
+
+
+def port_number(text: str) -> int:
+    """--port's value: 0 (any free port) to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number from 0 (any free port) to 65535, got {text!r}")
+    return port

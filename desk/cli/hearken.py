@@ -9,11 +9,11 @@ import argparse
 import sys
 
 from desk import logs
-from desk.cli import check, labels, model, report, running
+from desk.cli import api, check, labels, model, report, running
 
-# in the order `hearken --help` lists them: up, run, dashboard, check-config, classify, train, evaluate,
+# in the order `hearken --help` lists them: up, run, dashboard, api, check-config, classify, train, evaluate,
 # report, export-labels
-ROOMS = [running, check, model, report, labels]
+ROOMS = [running, api, check, model, report, labels]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,22 +1,22 @@
 """`hearken up`, `hearken run` and `hearken dashboard`: the processes that keep running until stopped.
 
-    hearken up             runner and dashboard together (what a fresh install runs)
+    hearken up             runner, dashboard and HTTP API together (what a fresh install runs)
     hearken run            the runner alone: poll, classify, open cases, send alerts
     hearken dashboard      the Streamlit dashboard alone
 
 The dashboard is Streamlit in a child process (desk/cli/serve.py keeps it bounded by our stop signals); its
-port is claimed and its sign-in checked here before it starts.
+port is claimed and its sign-in checked here before it starts. With api.enabled, `hearken up` starts
+`hearken api` (desk/cli/api.py) as a second child, its port claimed the same way.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import sys
 from pathlib import Path
 
-from desk.cli.common import load, open_store, red
+from desk.cli.common import load, open_store, port_number as _port, red
 from desk.config.environment import DATABASE_URL_ENV
 from desk.config.schema import SERVED_URL_ENV, HearkenConfig, is_loopback, local_mode_exposure, served_url
 
@@ -135,6 +135,15 @@ def cmd_dashboard(args) -> int:
     return 0
 
 
+def _api_port(args, cfg: HearkenConfig) -> int | None:
+    """With api.enabled, the API's port, claimed (and refused) like the dashboard's; else None."""
+    from desk.cli.api import claim
+
+    if not cfg.api.enabled:
+        return None
+    return claim(cfg, cfg.api.host, cfg.api.port if args.api_port is None else args.api_port, option="--api-port")
+
+
 def cmd_up(args) -> int:
     import threading
 
@@ -145,44 +154,46 @@ def cmd_up(args) -> int:
     cfg = load(args)
     store = open_store(cfg)
     runner = Runner(cfg, store)
+    api_port = _api_port(args, cfg)
     dash, url = _serve_dashboard(args, cfg)
+    children = [("dashboard", dash)]
+    api_url = served_url(cfg.api.host, api_port) if api_port is not None else None
+    if api_port is not None:
+        from desk.cli.api import api_child
+
+        children.append(("API", api_child(cfg, cfg.api.host, api_port, _dashboard_env(cfg, url), args.verbose)))
     failed: list[int] = []
     asked_to_stop = threading.Event()
 
     def stop(signum: int) -> None:
         asked_to_stop.set()
-        dash.terminate()
+        for _, child in children:
+            child.terminate()
         runner.stop()
 
-    def watch() -> None:
-        code = dash.wait()
-        # Ctrl+C reaches Streamlit too, and it may be quicker than our own handler
+    def watch(name: str, child) -> None:
+        code = child.wait()
+        # Ctrl+C reaches the children too, and they may be quicker than our own handler
         if not asked_to_stop.wait(2.0):
             failed.append(code)
-            log.error("the dashboard stopped by itself (exit code %s; its output is above): stopping Hearken", code)
+            log.error("the %s stopped by itself (exit code %s; its output is above): stopping Hearken", name, code)
             runner.stop()
 
     on_stop_signals(stop)
-    threading.Thread(target=watch, name="dashboard-watch", daemon=True).start()
+    for name, child in children:
+        threading.Thread(target=watch, args=(name, child), name=f"{name}-watch", daemon=True).start()
     print(f"Hearken is running. Dashboard: {url}  (Ctrl+C stops it)", flush=True)
+    if api_url:
+        print(f"  API: {api_url}/api/v1  (OpenAPI: {api_url}/docs)", flush=True)
     print(f"  config: {cfg.path}", flush=True)
     print(f"  database: {shown_url(cfg.database_url())}", flush=True)
     try:
         runner.run_forever(install_signals=False)
     finally:
         asked_to_stop.set()
-        dash.stop()
+        for _, child in children:
+            child.stop()
     return _exit(runner, 1 if failed else 0)
-
-
-def _port(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        port = -1
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port number from 0 (any free port) to 65535, got {text!r}")
-    return port
 
 
 def register(sub) -> None:
@@ -191,8 +202,10 @@ def register(sub) -> None:
         p.add_argument("--port", type=_port, help="dashboard port (default: dashboard.port); refused when taken, "
                                                  "0 = any free port")
 
-    p = sub.add_parser("up", help="run the runner and the dashboard together; prints the dashboard URL")
+    p = sub.add_parser("up", help="run the runner, the dashboard and the API together; prints their URLs")
     serve_options(p)
+    p.add_argument("--api-port", type=_port, help="API port (default: api.port); refused when taken, 0 = any free "
+                                                 "port; api.enabled: false starts no API")
     p.set_defaults(func=cmd_up)
 
     p = sub.add_parser("run", help="poll the sources, classify, open cases and send alerts until stopped")

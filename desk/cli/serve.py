@@ -56,14 +56,15 @@ def port_holder(port: int) -> str:
     return ""
 
 
-def claim_port(host: str, port: int) -> int:
-    """The port the dashboard will listen on: `port` when a server can listen on host:port now, any free port
-    for 0. Raises PortError otherwise."""
+def claim_port(host: str, port: int, *, what: str = "the dashboard", setting: str = "dashboard",
+               option: str = "--port") -> int:
+    """The port `what` (the dashboard, the API) will listen on: `port` when a server can listen on host:port
+    now, any free port for 0. Raises PortError otherwise, naming the `setting` section's host and port."""
     try:
         addresses = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
-        raise PortError(f"cannot serve the dashboard on host {host!r}: {exc.strerror} "
-                        "(dashboard.host or --host)") from None
+        raise PortError(f"cannot serve {what} on host {host!r}: {exc.strerror} "
+                        f"({setting}.host or --host)") from None
     seen: set[tuple[int, str]] = set()
     for family, kind, proto, _, address in addresses:
         if (family, address[0]) in seen:
@@ -81,9 +82,9 @@ def claim_port(host: str, port: int) -> int:
                     holder = port_holder(port)
                     raise PortError(
                         f"port {port} on {host} is already in use{' by ' + holder if holder else ''}. Stop that, "
-                        "or choose another port with --port N (or dashboard.port), or --port 0 for any free one."
+                        f"or choose another port with {option} N (or {setting}.port), or {option} 0 for any free one."
                     ) from None
-                raise PortError(f"cannot serve the dashboard on {host}:{port}: {exc.strerror}") from None
+                raise PortError(f"cannot serve {what} on {host}:{port}: {exc.strerror}") from None
             if port == 0:
                 port = sock.getsockname()[1]
     return port

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from collectors import NAMES, SourceSettings
+from desk.config.api import Api
 from desk.config.environment import database_url_from_env
 from desk.config.lines import line_for
 
@@ -304,6 +305,7 @@ class HearkenConfig(_Model):
     dashboard: Dashboard = Field(default_factory=Dashboard)
     runner: RunnerSettings = Field(default_factory=RunnerSettings)
     replies: Replies = Field(default_factory=Replies)
+    api: Api = Field(default_factory=Api)
 
     path: Path | None = Field(None, exclude=True, description="The file this was loaded from (set by load_config).")
     _lines: dict[tuple[str, ...], int] = PrivateAttr(default_factory=dict)

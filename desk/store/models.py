@@ -369,3 +369,34 @@ class DashboardSession(Base):
     expires_at: Mapped[datetime]
     ended_at: Mapped[datetime | None]
     end_reason: Mapped[str | None] = mapped_column(String(200))
+
+
+class ApiToken(Base):
+    """A personal API token (desk/api/tokens.py): only the SHA-256 of its secret is kept; it acts as its owner."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    shown_prefix: Mapped[str] = mapped_column(String(16))  # "hk_" and the secret's first characters
+    created_at: Mapped[datetime] = mapped_column(default=now_utc)
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    revoked_by: Mapped[str | None] = mapped_column(String(200))
+
+
+class ApiCall(Base):
+    """One call to the HTTP API, answered or refused: who (the token and its owner), what, and the status."""
+
+    __tablename__ = "api_calls"
+    __table_args__ = (Index("ix_api_calls_token_at", "token_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_id: Mapped[int | None] = mapped_column(ForeignKey("api_tokens.id"))
+    actor: Mapped[str | None] = mapped_column(String(200))
+    method: Mapped[str] = mapped_column(String(10))
+    path: Mapped[str] = mapped_column(String(500))
+    status: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(default=now_utc)
