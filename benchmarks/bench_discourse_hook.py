@@ -29,17 +29,14 @@ import hashlib
 import hmac
 import json
 import os
-import random
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-from _common import REPO, database, header, kinds, pct
-from _replay import ReplayForum, replay_posts
+from _common import database, header, kinds, pct
+from _replay import ReplayForum, publish_and_watch, replay_posts, start_runner, stop_runner
 
 import httpx
 import uvicorn
@@ -47,7 +44,6 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from desk.api.discourse_hook import router
-from desk.cases.queue import open_queue
 from desk.config.schema import load_config
 from desk.store.models import Mention as MentionRow
 
@@ -84,74 +80,42 @@ def run(kind: str, pg_url: str | None, interval: float, duration: float) -> dict
     os.environ[SECRET_VAR] = SECRET
     forum = ReplayForum(page=50)
     forum.publish(replay_posts(5, first_id=100))
-    rng = random.Random(11)
-    pool = replay_posts(400, first_id=1_000, seed=3)
     folder = Path(tempfile.mkdtemp(prefix="hearken-hook-"))
+    answered: dict[int, float] = {}
+    hooked: set[int] = set()
+    senders: list[threading.Thread] = []
     with database(kind, pg_url) as store:
         url = str(store.engine.url.render_as_string(hide_password=False))
-        cfg_path = folder / "hearken.yaml"
-        cfg_path.write_text(json.dumps({
-            "brand": {"terms": ["Northwind", "@NorthwindHelp"], "exclusions": ["Northwind Traders"]},
-            "sources": [{"type": "discourse", "name": "forum", "base_url": forum.url, "interval_seconds": interval,
-                         "webhook_secret_env": SECRET_VAR}],
-            "team": [{"name": "Morgan Manager", "email": "morgan@example.com", "role": "manager"}],
-            "alerts": {"enabled": False}, "database": {"url": url}}))
-        env = dict(os.environ, HEARKEN_DATABASE_URL=url)
-        log = open(folder / "runner.log", "wb")
-        proc = subprocess.Popen([sys.executable, "-m", "desk.cli", "run", "--config", str(cfg_path)], cwd=REPO,
-                                env=env, stdout=log, stderr=subprocess.STDOUT)
-        server, thread, hook_url = serve_hook(load_config(cfg_path), store)
+        proc = start_runner(folder, url, [{"type": "discourse", "name": "forum", "base_url": forum.url,
+                                           "interval_seconds": interval, "webhook_secret_env": SECRET_VAR}])
+        server, thread, hook_url = serve_hook(load_config(folder / "hearken.yaml"), store)
         client = httpx.Client(timeout=30)
-        seen: dict[int, float] = {}
-        answered: dict[int, float] = {}
-        published: list[tuple[dict, bool]] = []
-        senders: list[threading.Thread] = []
+
+        def on_publish(post: dict, k: int) -> None:
+            if k % 2 == 0:  # every other post is delivered to the webhook too, the moment it is published
+                hooked.add(post["id"])
+                t = threading.Thread(target=deliver, args=(client, hook_url, post, answered), daemon=True)
+                t.start()
+                senders.append(t)
+
         try:
-            deadline = time.time() + 60
-            while not forum.served_at and time.time() < deadline:  # the first poll: sets the cursor
-                time.sleep(0.2)
-            time.sleep(1)
-            start = time.time()
-            next_post = start + rng.expovariate(0.5)
-            end_publish = start + duration
-            end = end_publish + interval * 1.2 + 10
-            k = 0
-            while time.time() < end:
-                now = time.time()
-                if now >= next_post and now < end_publish:
-                    p = dict(pool[k])
-                    k += 1
-                    p.update(topic_id=50_000 + k, post_number=1, username=f"customer{k}")
-                    by_hook = k % 2 == 0
-                    forum.publish([p])
-                    if by_hook:
-                        t = threading.Thread(target=deliver, args=(client, hook_url, p, answered), daemon=True)
-                        t.start()
-                        senders.append(t)
-                    published.append((p, by_hook))
-                    next_post = now + rng.expovariate(0.5)
-                q = open_queue(store, limit=100_000)
-                t_seen = time.time()
-                for item in q.items:
-                    seen.setdefault(int(item.url.rstrip("/").split("/")[-2]), t_seen)
-                time.sleep(0.2)
+            published, seen = publish_and_watch(forum, store, duration=duration, interval=interval,
+                                                on_publish=on_publish)
             for t in senders:
                 t.join(10)
             with store.session() as s:  # each published post is a topic of its own: one row per thread
-                per_thread = dict(s.execute(select(MentionRow.thread_id, func.count()).group_by(MentionRow.thread_id)).all())
-            threads = {f"{forum.url.split('//')[1]}/t/{p['topic_id']}" for p, _ in published}
-            rows = sum(n for t, n in per_thread.items() if t in threads)
-            stored = sum(1 for t in per_thread if t in threads)
+                per_thread = dict(s.execute(select(MentionRow.thread_id, func.count())
+                                            .group_by(MentionRow.thread_id)).all())
         finally:
             client.close()
             server.should_exit = True
             thread.join(10)
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_runner(proc)
             forum.close()
+    threads = {f"{forum.url.split('//')[1]}/t/{p['topic_id']}" for p in published}
+    rows = sum(n for t, n in per_thread.items() if t in threads)
+    stored = sum(1 for t in per_thread if t in threads)
+    published = [(p, p["id"] in hooked) for p in published]
 
     def latency(by_hook: bool) -> list[float]:
         return [seen[p["topic_id"]] - forum.published_at[p["id"]] for p, h in published
