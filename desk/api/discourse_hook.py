@@ -40,7 +40,7 @@ from collectors.discourse.mention import Forum, pushed
 from desk.config.schema import HearkenConfig
 from desk.intake import source_state
 from desk.intake.polling import matcher_for, own_accounts
-from desk.intake.storing import Pushed, store_pushed
+from desk.intake.storing import Pushed, StoreFailed, store_pushed
 from desk.store.db import Store
 
 log = logging.getLogger(__name__)
@@ -132,5 +132,8 @@ async def discourse_webhook(source_name: str, request: Request) -> dict[str, Any
     post = payload.get("post") if isinstance(payload, dict) else None
     if post is None:
         raise HTTPException(400, 'a post event\'s body is {"post": {...}}')
-    done = await run_in_threadpool(_store, cfg, store, src, post, edited=event == "post_edited")
+    try:
+        done = await run_in_threadpool(_store, cfg, store, src, post, edited=event == "post_edited")
+    except StoreFailed as exc:  # Discourse retries a delivery answered 5xx; the next poll reads the post anyway
+        raise HTTPException(503, str(exc)) from None
     return {"event": event, "stored": done.new, "updated": done.updated, "set_aside": done.set_aside}
