@@ -101,3 +101,72 @@ def hearken_config(db_url: str, sources: list[dict], **extra) -> "HearkenConfig"
             "team": [{"name": "Morgan Manager", "email": "morgan@example.com", "role": "manager"}]}
     data.update(extra)
     return HearkenConfig.model_validate(data)
+
+
+def start_runner(folder: "Path", url: str, sources: list[dict]) -> "subprocess.Popen":  # noqa: F821
+    """A real `hearken run` process on database `url` polling `sources`, its log in `folder`/runner.log."""
+    import os
+    import subprocess
+    import sys
+
+    cfg = folder / "hearken.yaml"
+    cfg.write_text(json.dumps({
+        "brand": {"terms": ["Northwind", "@NorthwindHelp"], "exclusions": ["Northwind Traders"]},
+        "sources": sources, "team": [{"name": "Morgan Manager", "email": "morgan@example.com", "role": "manager"}],
+        "alerts": {"enabled": False}, "database": {"url": url}}))
+    env = dict(os.environ, HEARKEN_DATABASE_URL=url)
+    log = open(folder / "runner.log", "wb")
+    return subprocess.Popen([sys.executable, "-m", "desk.cli", "run", "--config", str(cfg)], cwd=REPO, env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+
+
+def stop_runner(proc: "subprocess.Popen") -> None:  # noqa: F821
+    import signal
+    import subprocess
+
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def publish_and_watch(forum: ReplayForum, store, *, duration: float, interval: float, seed: int = 11,
+                      on_publish=None) -> tuple[list[dict], dict[int, float]]:
+    """Once the runner's first poll has been served: for `duration` seconds publish a complaint at random
+    moments (about one every two seconds), each in a topic of its own by an author of their own, calling
+    `on_publish(post, k)` for each; meanwhile read the queue as the Queue page does every 0.2 s, until one
+    poll interval (and a margin) after the last post. Returns the posts and, per topic, when its case
+    first showed."""
+    from desk.cases.queue import open_queue
+
+    rng = random.Random(seed)
+    pool = replay_posts(400, first_id=1_000, seed=3)
+    seen: dict[int, float] = {}
+    published: list[dict] = []
+    deadline = time.time() + 60
+    while not forum.served_at and time.time() < deadline:  # the first poll: sets the cursor
+        time.sleep(0.2)
+    time.sleep(1)
+    start = time.time()
+    next_post = start + rng.expovariate(0.5)
+    end_publish = start + duration
+    end = end_publish + interval * 1.2 + 10
+    k = 0
+    while time.time() < end:
+        now = time.time()
+        if now >= next_post and now < end_publish:
+            p = dict(pool[k])
+            k += 1
+            p.update(topic_id=50_000 + k, post_number=1, username=f"customer{k}")
+            forum.publish([p])
+            published.append(p)
+            if on_publish is not None:
+                on_publish(p, k)
+            next_post = now + rng.expovariate(0.5)
+        q = open_queue(store, limit=100_000)
+        t = time.time()
+        for item in q.items:
+            seen.setdefault(int(item.url.rstrip("/").split("/")[-2]), t)
+        time.sleep(0.2)
+    return published, seen

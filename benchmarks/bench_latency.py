@@ -20,76 +20,25 @@ Posts the classifier does not take for complaints open no case and are left out 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import random
-import signal
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-from _common import REPO, database, header, kinds, pct
-from _replay import ReplayForum, replay_posts
-
-from desk.cases.queue import open_queue
+from _common import database, header, kinds, pct
+from _replay import ReplayForum, publish_and_watch, replay_posts, start_runner, stop_runner
 
 
 def run(kind: str, pg_url: str | None, interval: float, duration: float) -> dict:
     forum = ReplayForum(page=50)
-    seed_posts = replay_posts(5, first_id=100)
-    forum.publish(seed_posts)
-    rng = random.Random(11)
-    pool = replay_posts(400, first_id=1_000, seed=3)
+    forum.publish(replay_posts(5, first_id=100))
     folder = Path(tempfile.mkdtemp(prefix="hearken-latency-"))
     with database(kind, pg_url) as store:
         url = str(store.engine.url.render_as_string(hide_password=False))
-        cfg = folder / "hearken.yaml"
-        cfg.write_text(json.dumps({
-            "brand": {"terms": ["Northwind", "@NorthwindHelp"], "exclusions": ["Northwind Traders"]},
-            "sources": [{"type": "discourse", "name": "forum", "base_url": forum.url, "interval_seconds": interval}],
-            "team": [{"name": "Morgan Manager", "email": "morgan@example.com", "role": "manager"}],
-            "alerts": {"enabled": False}, "database": {"url": url}}))
-        env = dict(os.environ, HEARKEN_DATABASE_URL=url)
-        log = open(folder / "runner.log", "wb")
-        proc = subprocess.Popen([sys.executable, "-m", "desk.cli", "run", "--config", str(cfg)], cwd=REPO, env=env,
-                                stdout=log, stderr=subprocess.STDOUT)
-        seen: dict[int, float] = {}
-        published: list[dict] = []
+        proc = start_runner(folder, url, [{"type": "discourse", "name": "forum", "base_url": forum.url,
+                                           "interval_seconds": interval}])
         try:
-            deadline = time.time() + 60
-            while not forum.served_at and time.time() < deadline:  # the first poll: sets the cursor
-                time.sleep(0.2)
-            time.sleep(1)
-            start = time.time()
-            next_post = start + rng.expovariate(0.5)
-            end_publish = start + duration
-            end = end_publish + interval * 1.2 + 10
-            k = 0
-            while time.time() < end:
-                now = time.time()
-                if now >= next_post and now < end_publish:
-                    p = dict(pool[k])
-                    k += 1
-                    p["topic_id"] = 50_000 + k
-                    p["post_number"] = 1
-                    p["username"] = f"customer{k}"
-                    forum.publish([p])
-                    published.append(p)
-                    next_post = now + rng.expovariate(0.5)
-                q = open_queue(store, limit=100_000)
-                t = time.time()
-                for item in q.items:
-                    topic = int(item.url.rstrip("/").split("/")[-2])
-                    seen.setdefault(topic, t)
-                time.sleep(0.2)
+            published, seen = publish_and_watch(forum, store, duration=duration, interval=interval)
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_runner(proc)
             forum.close()
     queue_lat = [seen[p["topic_id"]] - forum.published_at[p["id"]] for p in published if p["topic_id"] in seen]
     fetch_lat = [forum.served_at[p["id"]] - forum.published_at[p["id"]] for p in published if p["id"] in forum.served_at]

@@ -25,7 +25,9 @@ leaves `reply_to_user` out when the reply quotes the post it answers
 
 A post without a numeric id, a readable time or the fields an id is made of
 is set aside with its JSON and the reason; the rest of the page is kept. What one
-post's JSON says (its own words, its quotes, its fields) is posts.py.
+post's JSON says (its own words, its quotes, its fields) is posts.py; turning
+it into a mention is mention.py's (`Forum`), which a webhook delivery
+(desk/api/discourse_hook.py) shares.
 
 Cursor: ``{"latest": {"last_id": 123, "last_at": "<ISO time>", "etag": ..., "last_modified": ...},
 "search": {"<query>": {"last_id": 120, "last_at": ...}}, "ours": ["<host>/t/5/3", ...]}``. The first poll ever reads one
@@ -35,21 +37,17 @@ backfill a forum's history.
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Any, ClassVar
 
 from collectors import clean, times
 from collectors.net import http
-from collectors.base import BadPayload, Mention, NotConfigured, PollResult, SetAside, collector_boundary
-from collectors.discourse.posts import as_int, created, own_words, required, text_of
+from collectors.base import BadPayload, NotConfigured, PollResult, SetAside, collector_boundary
+from collectors.discourse.mention import PLATFORM, Forum
+from collectors.discourse.posts import as_int, created
 from collectors.match import TermMatcher
-from collectors.redact import site
 
-PLATFORM = "discourse"
-_REGULAR_POST = 1  # post_type: 1 regular, 2 moderator action, 3 small action, 4 whisper
 OURS_MAX = 500  # our own recent posts remembered in the cursor, to recognise answers to them
-_SLUG = re.compile(r"[^\w-]+")
 
 
 class _Reading:
@@ -126,9 +124,8 @@ class DiscourseCollector:
         self.settings = settings
         self.name = settings.name
         self.matcher = matcher
-        self.own = {a.lstrip("@").casefold() for a in own_accounts}
-        self.base = str(settings.base_url).rstrip("/")
-        self.host = site(self.base)
+        self.forum = Forum(settings.base_url, settings.name, matcher=matcher, own_accounts=own_accounts)
+        self.base, self.host = self.forum.base, self.forum.host
         self.what = f"Discourse {self.host}"
         headers: dict[str, str] = {"Accept": "application/json"}
         # public forums are read anonymously: a key only adds private categories (and lets Hearken post)
@@ -231,72 +228,6 @@ class DiscourseCollector:
                 out.append((item, pid))
         return out
 
-    # -- turning posts into mentions --------------------------------------
-
-    def _ext(self, topic: int, number: int) -> str:
-        return f"{self.host}/t/{topic}/{number}"
-
-    def _mention(self, post: dict, ours: set[str]) -> Mention | None:
-        username = clean.clean_text(str(required(post, "username")), multiline=False)
-        topic_id = int(required(post, "topic_id"))
-        number = int(required(post, "post_number"))
-        posted_at = times.parse(required(post, "created_at"))
-        if username.casefold() in self.own:
-            return None
-        if post.get("post_type", _REGULAR_POST) != _REGULAR_POST or post.get("hidden") or post.get("deleted_at"):
-            return None
-        title = str(post.get("topic_title") or "")
-        raw = post.get("raw")
-        body = str(raw) if isinstance(raw, str) and raw else text_of(str(post.get("cooked") or post.get("blurb") or ""))
-        reply_to = as_int(post.get("reply_to_post_number"))
-        reply_user = post.get("reply_to_user")
-        reply_user = str(reply_user.get("username", "")) if isinstance(reply_user, dict) else ""
-        parent = self._ext(topic_id, reply_to) if reply_to else None
-        words, quotes = own_words(post)
-        quoted_ours = [self._ext(q.topic or topic_id, q.post) for q in quotes
-                       if q.username.casefold() in self.own and q.post is not None]
-        reply_to_own = (bool(reply_to) and reply_user.casefold() in self.own) or parent in ours or \
-            any(q.username.casefold() in self.own for q in quotes)
-        terms = self.matcher.match(title, words) if number == 1 else self.matcher.match(words)
-        if not terms and not reply_to_own:
-            return None
-        extra: dict[str, Any] = {
-            "forum": self.base, "topic_id": topic_id, "post_number": number,
-            "reply_to_post_number": reply_to, "post_id": int(post["id"]),
-            "category_id": post.get("category_id"),
-        }
-        if reply_to_own:
-            extra["reply_to_own"] = True
-        if quoted_ours:
-            extra["quotes"] = quoted_ours
-        slug = post.get("topic_slug") if isinstance(post.get("topic_slug"), str) else None
-        return Mention(
-            platform=PLATFORM,
-            source=self.name,
-            external_id=self._ext(topic_id, number),
-            url=f"{self.base}/t/{_SLUG.sub('-', slug or '') or 'topic'}/{topic_id}/{number}",
-            author=username,
-            author_id=str(post["user_id"]) if post.get("user_id") is not None else None,
-            title=title,
-            body=body,
-            posted_at=posted_at,
-            thread_id=f"{self.host}/t/{topic_id}",
-            # a quote of our post without the reply button still answers that post
-            parent_id=parent or (quoted_ours[0] if quoted_ours else None),
-            matched_terms=terms,
-            extra=extra,
-        )
-
-    def _ours(self, posts: list[dict], remembered: list[str]) -> list[str]:
-        """Our own posts' ids, remembered and new: an answer to one is an answer to us even without reply_to_user."""
-        ours = list(remembered)
-        for p in posts:
-            if str(p.get("username", "")).casefold() in self.own:
-                topic, number = as_int(p.get("topic_id")), as_int(p.get("post_number"))
-                if topic is not None and number is not None:
-                    ours.append(self._ext(topic, number))
-        return list(dict.fromkeys(ours))[-OURS_MAX:]
-
     @collector_boundary("Discourse")
     def poll(self, cursor: dict[str, Any] | None, *, read_budget: int | None = None) -> PollResult:
         cursor = cursor or {}
@@ -321,17 +252,11 @@ class DiscourseCollector:
                     found.setdefault(int(p["id"]), p)
         posts = [found[pid] for pid in sorted(found)]
         remembered = cursor.get("ours") if isinstance(cursor.get("ours"), list) else []
-        new_cursor["ours"] = self._ours(posts, [str(x) for x in remembered])
-        ours = set(new_cursor["ours"])
-        mentions, aside = clean.guarded_items(posts, lambda p: self._mention(p, ours), platform=PLATFORM,
-                                              source=self.name, describe=lambda p: self._describe(p))
+        new_cursor["ours"] = self.forum.ours(posts, [str(x) for x in remembered])[-OURS_MAX:]
+        mentions, aside = self.forum.mentions(posts, set(new_cursor["ours"]))
         mentions.sort(key=lambda m: m.posted_at)
         return PollResult(mentions=mentions, cursor=new_cursor, reads=reads, notes=notes,
                           set_aside=unreadable + aside, warnings=warnings)
-
-    def _describe(self, post: dict) -> str:
-        topic, number = as_int(post.get("topic_id")), as_int(post.get("post_number"))
-        return self._ext(topic, number) if topic is not None and number is not None else f"post id {post.get('id')}"
 
     def close(self) -> None:
         self.client.close()

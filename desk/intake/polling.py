@@ -35,6 +35,16 @@ log = logging.getLogger(__name__)
 CLOCK_SLACK_SECONDS = 60.0  # a stored time further ahead than the longest wait plus this was written on a fast clock
 
 
+def matcher_for(cfg: HearkenConfig, src: Any) -> TermMatcher:
+    """The terms a source's posts are matched against: the brand's and the source's own."""
+    return TermMatcher(list(cfg.brand.terms) + list(src.terms), cfg.brand.exclusions)
+
+
+def own_accounts(cfg: HearkenConfig, src: Any) -> list[str]:
+    """Our accounts on the source's platform: their posts are never mentions."""
+    return list(cfg.accounts.get(collectors.PLATFORM_OF_TYPE[src.type], []))
+
+
 @dataclass(eq=False)
 class Poll:
     """One poll of one source, in flight in its own thread, until it is done or abandoned."""
@@ -125,10 +135,8 @@ class Polls:
 
     def collector(self, src) -> Any:
         if src.name not in self._collectors:
-            platform = collectors.PLATFORM_OF_TYPE[src.type]
-            matcher = TermMatcher(list(self.cfg.brand.terms) + list(src.terms), self.cfg.brand.exclusions)
             self._collectors[src.name] = collectors.build(
-                src, matcher=matcher, own_accounts=self.cfg.accounts.get(platform, []))
+                src, matcher=matcher_for(self.cfg, src), own_accounts=own_accounts(self.cfg, src))
         return self._collectors[src.name]
 
     def _longest_wait(self, src) -> float:

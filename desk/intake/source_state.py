@@ -74,6 +74,24 @@ def open_poll(s: Session, name: str, platform: str, *, now: datetime, owner: str
     return state
 
 
+def open_push(s: Session, name: str, platform: str) -> None:
+    """Begin storing what the source pushed (a webhook delivery) in `s`: no lease, no poll recorded.
+
+    A write comes first, as in `open_poll` (SQLite's write lock, and the transaction the savepoints of
+    the rows nest in); it changes nothing of the row.
+    """
+    state_for(s, name, platform)
+    s.execute(update(SourceState).where(SourceState.name == name)
+              .values(mentions_total=SourceState.mentions_total))
+
+
+def record_pushed(s: Session, name: str, *, new: int, now: datetime) -> None:
+    """Count the mentions a push stored on the source (its cursor, health and schedule stay the poll's)."""
+    if new:
+        s.execute(update(SourceState).where(SourceState.name == name)
+                  .values(mentions_total=SourceState.mentions_total + new, last_mention_at=now))
+
+
 def register(store: Store, sources: Sequence[Any]) -> None:
     """A row for every configured source; one `enabled: false` is disabled, one enabled again is new."""
     with store.session() as s:

@@ -10,7 +10,9 @@ stored under an id of its own (``<id>~<its time>``), and the source carries a
 warning (collectors/identity.py; `_tell_apart`). A row the database still
 refuses (the collectors' normaliser should have made that impossible) is set
 aside with the reason, in a savepoint of its own, so it never costs the rest
-of the poll. A poll's warnings are kept in the audit trail and shown on the
+of the poll. `store_pushed` stores what a platform pushed (a webhook delivery) by the same rules,
+without moving the source's cursor: polling stays the safety net, and the unique key absorbs the post
+it reads again. A poll's warnings are kept in the audit trail and shown on the
 Sources page (desk/intake/source_warnings.py); the source's own row is written
 by desk/intake/source_state.py.
 """
@@ -19,10 +21,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -168,17 +170,72 @@ def store_poll(store: Store, source: str, platform: str, result: PollResult, *, 
     try:
         with store.session() as s:
             state = source_state.open_poll(s, source, platform, now=now, owner=owner)
-            refused: list[SetAside] = []
-            mentions, reused = _tell_apart(s, result.mentions)
-            new = _insert_mentions(s, mentions, now, refused)
-            aside = list(result.set_aside) + refused
-            set_aside.record(s, aside, now=now)
-            warnings = list(result.warnings) + ([_reused_warning(reused)] if reused else [])
-            source_warnings.record(s, source, warnings)
+            new, aside, warnings = _store_found(s, source, result, now)
             notes = warnings + ([_set_aside_note(aside)] if aside else []) + list(dict.fromkeys(result.notes))
-            if aside:
-                log.warning("source %s: set aside %d item(s): %s", source, len(aside), aside[0].reason)
             source_state.record_success(s, state, result, new=new, notes=notes, now=now)
     except _REFUSED as exc:
         raise StoreFailed(f"could not store the poll of {source}: {db_reason(exc)}") from None
     return new
+
+
+def _store_found(s: Session, source: str, result: PollResult, now: datetime) -> tuple[int, list[SetAside], list[str]]:
+    """What a poll or a push found, stored in `s`: its mentions (the new ones), the items set aside and
+    the warnings; returns how many mentions were new, the items set aside and the warnings kept."""
+    refused: list[SetAside] = []
+    mentions, reused = _tell_apart(s, result.mentions)
+    new = _insert_mentions(s, mentions, now, refused)
+    aside = list(result.set_aside) + refused
+    set_aside.record(s, aside, now=now)
+    warnings = list(result.warnings) + ([_reused_warning(reused)] if reused else [])
+    source_warnings.record(s, source, warnings)
+    if aside:
+        log.warning("source %s: set aside %d item(s): %s", source, len(aside), aside[0].reason)
+    return new, aside, warnings
+
+
+@dataclass(frozen=True)
+class Pushed:
+    """What storing a pushed post did: mentions new, mentions whose text an edit replaced, items set aside."""
+
+    new: int = 0
+    updated: int = 0
+    set_aside: int = 0
+
+
+def store_pushed(store: Store, source: str, platform: str, result: PollResult, *, edited: bool = False,
+                 now: datetime | None = None) -> Pushed:
+    """Store what a platform pushed (a webhook delivery) as a poll's mentions are stored, without the poll.
+
+    The same transaction and rules as `store_poll` (the unique key absorbs a post stored before, by a
+    poll or an earlier delivery; a post under a reused id is told apart; a row refused is set aside),
+    but no lease is needed and the source's cursor, health and schedule are left as they are: polling
+    goes on as the safety net and reads the same post again without storing it twice. With `edited`
+    (the post was edited) a post stored before takes the new text, title and terms while it is not yet
+    classified; once classified, an edit records nothing new, as a poll would not.
+    """
+    now = now or now_utc()
+    try:
+        with store.session() as s:
+            source_state.open_push(s, source, platform)
+            new, aside, _ = _store_found(s, source, result, now)
+            updated = _edit_unclassified(s, result.mentions) if edited else 0
+            source_state.record_pushed(s, source, new=new, now=now)
+    except _REFUSED as exc:
+        raise StoreFailed(f"could not store what {source} pushed: {db_reason(exc)}") from None
+    return Pushed(new=new, updated=updated, set_aside=len(aside))
+
+
+_EDITABLE = ("title", "body", "matched_terms", "url", "parent_id")
+
+
+def _edit_unclassified(s: Session, mentions: Sequence[Mention]) -> int:
+    """The edited text of each mention stored before by the same author and not yet classified."""
+    updated = 0
+    for m in mentions:
+        values = mention_values(m, now_utc())
+        updated += s.execute(update(MentionRow).where(
+            MentionRow.platform == m.platform, MentionRow.external_id == m.external_id,
+            MentionRow.author == m.author, MentionRow.classified.is_(False),
+            or_(MentionRow.body != m.body, MentionRow.title != (m.title or "")))
+            .values(**{k: values[k] for k in _EDITABLE})).rowcount
+    return updated
