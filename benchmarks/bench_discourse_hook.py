@@ -45,7 +45,7 @@ from sqlalchemy import func, select
 
 from desk.api.discourse_hook import router
 from desk.config.schema import load_config
-from desk.store.models import Mention as MentionRow
+from desk.store.models import MentionRow
 
 SECRET_VAR = "HEARKEN_BENCH_DISCOURSE_WEBHOOK_SECRET"
 SECRET = "bench-secret-" + os.urandom(8).hex()

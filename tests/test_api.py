@@ -18,7 +18,8 @@ from sqlalchemy import select
 
 from desk.api import create_app
 from desk.api.tokens import create_token, hash_token, revoke_token
-from desk.cases.publishers.demo import platform_file, read_posts
+from collectors.demo.publish import read_posts
+from tests.e2e_helpers import platform_file
 from desk.config.schema import load_config
 from desk.store.models import ApiCall, ApiToken, Event
 from desk.team.users import actor_for_name

@@ -29,7 +29,7 @@ from desk.config.schema import HearkenConfig
 from desk.intake import source_state
 from desk.intake.pipeline import classify_pending
 from desk.intake.runner import Runner
-from desk.store.models import Mention as MentionRow
+from desk.store.models import MentionRow
 from tests.collector_helpers import LocalServer, Reply, fixture
 from tests.conftest import free_port
 

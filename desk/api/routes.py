@@ -18,7 +18,7 @@ from pydantic import Field
 from desk.api.auth import caller, state
 from desk.api.bodies import AssignBody, EscalateBody, NotAComplaintBody, ReopenBody, ReplyBody, ResolveBody, to_json
 from desk.api.tokens import Caller
-from desk.cases import actions, replies
+from desk.cases import actions, replies, templates
 from desk.cases.actions import CaseNotFound
 from desk.cases.queue import CaseDetail, QueueFilters, case_detail, open_queue
 from desk.config.schema import email_key
@@ -80,7 +80,7 @@ def post_reply(case_id: int, body: ReplyBody, request: Request, response: Respon
     st = state(request)
     cfg = st.config.current()
     d = _detail(request, case_id)
-    text = replies.fill_placeholders(body.text.strip(), customer=d.customer, case_id=case_id)
+    text = templates.fill_placeholders(body.text.strip(), customer=d.customer, case_id=case_id)
     owner = hashlib.sha256(email_key(who.actor.email).encode()).hexdigest()[:12]  # one person's keys are theirs
     out = replies.post_reply(st.store, cfg, case_id, who.actor, text, key=f"api:{owner}:{idempotency_key}",
                              seen_replies=body.seen_replies, mention_id=body.in_reply_to)

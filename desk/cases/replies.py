@@ -130,7 +130,7 @@ def post_reply(store: Store, cfg: HearkenConfig, case_id: int, actor: Actor, tex
             else:
                 if case.status not in ACTIVE:
                     raise CaseError(f"case #{case_id} is {case.status}; reopen it before replying")
-                _refuse_ifis_unsettled(s, case_id, now, rules)
+                _refuse_if_unsettled(s, case_id, now, rules)
                 if seen_replies is not None and answered_count(s, case_id) != seen_replies:
                     raise ReplyConflict("a reply was added to this case while you were writing; read it before posting")
                 reply = Reply(case_id=case_id, idempotency_key=key, kind="public", platform=case.platform,
@@ -302,7 +302,7 @@ def _record(store: Store, rules: Replies, reply_id: int, token: datetime, actor:
         return outcome_of(reply)
 
 
-def _refuse_ifis_unsettled(s: Session, case_id: int, now: datetime, rules: Replies) -> None:
+def _refuse_if_unsettled(s: Session, case_id: int, now: datetime, rules: Replies) -> None:
     for other in s.scalars(select(Reply).where(Reply.case_id == case_id, Reply.status.in_(BUSY + UNSETTLED))):
         if is_busy(other, now, rules):
             doing = "checking the platform for a reply to" if other.status == "checking" else "posting a reply to"
