@@ -8,7 +8,8 @@ rest of Hearken needs (the platforms, the union of source settings the config
 validates, the collector and publisher of a source). It names no platform.
 
 A platform's collector and publisher modules are imported only when a source
-of its type is built, so a missing optional library affects only that source.
+of its type is built, so a missing optional library affects only that source. A source's `type` is
+its platform's name (the key of `accounts:` and `Mention.platform` too).
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from collectors.errors import (
     ReadOnlySource, Rejected, TryLater, Unknown,
 )
 from collectors.match import TermMatcher
-from collectors.net import http  # noqa: F401 - `collectors.http` for the desk until it imports collectors.net
 from collectors.platform import Platform
 from collectors.posting import Posted, Publisher, Target
 
@@ -60,7 +60,6 @@ PLATFORMS: dict[str, Platform] = _discover()
 NAMES: tuple[str, ...] = tuple(PLATFORMS)
 SourceSettings = Annotated[Union[tuple(p.settings for p in PLATFORMS.values())],  # type: ignore[valid-type]
                            Field(discriminator="type")]
-PLATFORM_OF_TYPE = {name: name for name in PLATFORMS}  # a source's type is its platform's name
 
 
 def platform(name: str) -> Platform:

@@ -69,6 +69,8 @@ class Platform:
       restored from a backup, or moved, numbers again); the store then tells posts under one id apart
       by author and time (collectors/identity.py). Where ids are for ever (Reddit, X) it stays False,
       so a post whose author became "[deleted]" is still the post stored before.
+    - `quiet_loggers`: loggers of the platform's own client libraries that log headers, tokens or bodies at
+      DEBUG; `hearken --verbose` keeps them at WARNING (desk/logs.py).
     """
 
     name: str
@@ -80,6 +82,7 @@ class Platform:
     read_cap: Callable[[Any], int | None] = _no_cap
     answers_us: Callable[[Mapping[str, Any]], bool] = answers_us
     ids_can_be_reused: bool = False
+    quiet_loggers: tuple[str, ...] = ()
 
     @property
     def can_post(self) -> bool:

@@ -22,6 +22,7 @@ import streamlit as st
 import yaml
 
 from desk import logs
+from desk.config.environment import config_path_from_env
 from desk.config.schema import DEFAULT_CONFIG, ConfigError, HearkenConfig, is_loopback, load_config
 from desk.store.models import now_utc
 
@@ -71,7 +72,7 @@ def _last_good() -> dict[str, Loaded]:
 
 def version() -> tuple[str | None, float]:
     """The file the dashboard reads (HEARKEN_CONFIG, else the default) and its modification time."""
-    path = os.environ.get("HEARKEN_CONFIG")
+    path = config_path_from_env()
     return path, os.path.getmtime(path) if path and os.path.exists(path) else 0.0
 
 

@@ -18,16 +18,17 @@ import os
 import sys
 from collections.abc import Iterable, Mapping
 
+import collectors
 from collectors.redact import hide_passwords
 from desk.config.environment import database_url_from_env
 from desk.untrusted import log_text
 
-# libraries that log headers, tokens or request bodies at DEBUG
-QUIET = ("tweepy", "oauthlib", "requests_oauthlib", "urllib3", "requests", "httpx", "httpcore", "prawcore",
-         "praw", "authlib", "alembic", "smtplib", "aiosmtpd", "mail.log")
+# libraries that log headers, tokens or request bodies at DEBUG: the shared ones, and each platform's own
+QUIET = ("urllib3", "requests", "httpx", "httpcore", "authlib", "alembic", "smtplib", "aiosmtpd", "mail.log",
+         *[name for p in collectors.PLATFORMS.values() for name in p.quiet_loggers])
 MIN_SECRET = 4  # shorter values would redact ordinary words
 REDACTED = "[redacted]"
-_SECRET_WORDS = ("secret", "password", "token", "key", "client_id", "url")
+_NOT_SECRET_WORDS = ("user",)  # a `*_env` key naming a user name; every other one names a secret
 
 
 class OneLineFormatter(logging.Formatter):
@@ -104,7 +105,7 @@ def config_secrets(cfg, env: Mapping[str, str] | None = None) -> list[str]:
             return
         for name in fields:
             value = getattr(node, name, None)
-            if name.endswith("_env") and isinstance(value, str) and any(w in name for w in _SECRET_WORDS):
+            if name.endswith("_env") and isinstance(value, str) and not any(w in name for w in _NOT_SECRET_WORDS):
                 found.append(env.get(value, ""))
             else:
                 walk(value)

@@ -25,7 +25,9 @@ def test_example_config_is_valid_and_runs_the_demo():
     cfg = load_config(DEFAULT_CONFIG)
     enabled = [s for s in cfg.sources if s.enabled]
     assert [s.type for s in enabled] == ["demo"]
-    assert {s.type for s in cfg.sources} == {"demo", "reddit", "x", "discourse", "forum"}
+    import collectors
+
+    assert {s.type for s in cfg.sources} == set(collectors.NAMES)  # the example shows one source of each platform
     assert cfg.database_url({}).startswith("sqlite:///")
     assert cfg.database_url({}).endswith("/var/hearken.db")
 
@@ -76,6 +78,13 @@ def test_example_config_shows_every_key_with_a_comment():
     for section in ("brand", "accounts", "sources", "sla", "alerts", "report", "team", "database", "classifier"):
         block = re.search(rf"(?:^#.*\n)*^{section}:.*?(?=^\w|^#|\Z)", text, re.S | re.M).group(0)
         assert "#" in block, f"section {section} has no comment"
+
+
+def test_the_read_budget_warning_keeps_reading_its_old_name():
+    """`x_budget_warn_fraction` (before the platforms moved into their packages) still reads."""
+    old = parse_config("brand: {terms: [N]}\nalerts: {rules: {x_budget_warn_fraction: 0.5}}\n", "old.yaml")
+    new = parse_config("brand: {terms: [N]}\nalerts: {rules: {read_budget_warn_fraction: 0.6}}\n", "new.yaml")
+    assert old.alerts.rules.read_budget_warn_fraction == 0.5 and new.alerts.rules.read_budget_warn_fraction == 0.6
 
 
 def test_unknown_key_names_key_and_line():

@@ -16,7 +16,8 @@ import zlib
 
 import pytest
 
-from collectors import CollectorError, TermMatcher, build, http
+from collectors import CollectorError, TermMatcher, build
+from collectors.net import http
 from collectors.net import inflate
 from tests.adversary import gzip_bomb
 from collectors.discourse.settings import DiscourseSource

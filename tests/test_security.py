@@ -389,6 +389,34 @@ def _stand_ins(server: LocalServer) -> None:
                                        {"Content-Type": "text/html"}))
 
 
+def test_every_env_setting_but_a_user_name_is_a_secret_and_each_platforms_own_loggers_stay_quiet(tmp_path):
+    """A new platform's `*_env` setting is redacted whatever it is called; only user names are not secrets.
+    The client libraries kept at WARNING come from the platforms' own `quiet_loggers`."""
+    import collectors
+    from desk import logs
+    from desk.config.schema import load_config
+
+    path = tmp_path / "hearken.yaml"
+    path.write_text("""\
+brand: {terms: ["Northwind"]}
+sources:
+  - {type: discourse, name: community, base_url: "https://forum.example", api_key_env: D_KEY,
+     api_username_env: D_USER, webhook_secret_env: D_HOOK}
+alerts:
+  smtp: {host: 127.0.0.1, port: 25, username_env: S_USER, password_env: S_PASS}
+team:
+  - {name: Alex Admin, email: alex@example.com, role: admin}
+""")
+    env = {"D_KEY": "key-0123456789", "D_USER": "system", "D_HOOK": "hook-0123456789", "S_USER": "mailer",
+           "S_PASS": "pass-0123456789"}
+    found = set(logs.config_secrets(load_config(path), env))
+    assert {"key-0123456789", "hook-0123456789", "pass-0123456789"} <= found
+    assert not {"system", "mailer"} & found  # user names are shown, so a log can say who signed in
+    for plat in collectors.PLATFORMS.values():
+        assert set(plat.quiet_loggers) <= set(logs.QUIET), plat.name
+    assert {"praw", "tweepy"} <= set(logs.QUIET)
+
+
 def test_hearken_run_verbose_logs_no_secret_and_no_forged_line(tmp_path):
     from desk.store.db import connect
     from desk.store.models import SourceState

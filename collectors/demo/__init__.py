@@ -9,16 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from collectors.demo.settings import DemoSource
+from collectors.demo.settings import DemoSource, reply_limit
 from collectors.platform import Platform
-
-X_STYLE_LIMIT = 280  # a demo post written in X's style takes X's limit
-OTHER_LIMIT = 10000
-
-
-def reply_limit(extra: Mapping[str, Any]) -> int:
-    return X_STYLE_LIMIT if (extra or {}).get("style") == "x" else OTHER_LIMIT
-
 
 PLATFORM = Platform(
     name="demo", label="demo", settings=DemoSource,

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from typing import Any
 
-from collectors.demo import reply_limit
+from collectors.demo.settings import reply_limit
 from collectors.errors import Rejected
 from collectors.net import deadline
 from collectors.posting import Posted, Target, same_text

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -13,3 +14,11 @@ class DemoSource(SourceBase):
     type: Literal["demo"]
     speed: float = Field(1.0, gt=0, description="Replay speed: 60 releases an hour of posts each minute.")
     interval_seconds: float = Field(15, gt=0, description="How often to poll, before jitter.")
+
+
+X_STYLE_LIMIT = 280  # a demo post written in X's style takes X's limit
+OTHER_LIMIT = 10000
+
+
+def reply_limit(extra: Mapping[str, Any]) -> int:
+    return X_STYLE_LIMIT if (extra or {}).get("style") == "x" else OTHER_LIMIT

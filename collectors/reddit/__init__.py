@@ -12,7 +12,7 @@ REPLY_LIMIT = 10000  # characters in one comment
 PLATFORM = Platform(
     name="reddit", label="Reddit", settings=RedditSource,
     collector="collectors.reddit.collect:RedditCollector", publisher="collectors.reddit.publish:build",
-    reply_limit=fixed_reply_limit(REPLY_LIMIT),
+    reply_limit=fixed_reply_limit(REPLY_LIMIT), quiet_loggers=("praw", "prawcore"),
 )
 
 

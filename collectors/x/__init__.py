@@ -22,6 +22,7 @@ PLATFORM = Platform(
     name="x", label="X", settings=XSource,
     collector="collectors.x.collect:XCollector", publisher="collectors.x.publish:build",
     reply_limit=fixed_reply_limit(REPLY_LIMIT), read_cap=read_cap,
+    quiet_loggers=("tweepy", "oauthlib", "requests_oauthlib"),
 )
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import os
 
+from desk.config.environment import config_path_from_env
 from desk.config.schema import DEFAULT_CONFIG, ConfigError, load_config
 
 
@@ -17,7 +17,7 @@ def cmd_check_config(args) -> int:
     from desk.config.preflight import (alert_reach_problems, auth_problems, cleartext_secrets, database_problems,
                                 model_problems, source_lines)
 
-    path = args.config or os.environ.get("HEARKEN_CONFIG") or DEFAULT_CONFIG
+    path = args.config or config_path_from_env() or DEFAULT_CONFIG
     try:
         cfg = load_config(path)
     except ConfigError as exc:

@@ -28,7 +28,7 @@ __all__ = ["source_lines", "model_problems", "alert_reach_problems", "cleartext_
 def source_lines(cfg: HearkenConfig, env: Mapping[str, str] | None = None) -> tuple[list[str], list[Problem]]:
     """One line per source saying whether it will poll and post, and a problem for each enabled source that
     will be skipped."""
-    from collectors import PLATFORM_OF_TYPE, NotConfigured, TermMatcher, build
+    from collectors import NotConfigured, TermMatcher, build
     from desk.cases.publishing import can_post
 
     env = dict(os.environ if env is None else env)
@@ -43,7 +43,7 @@ def source_lines(cfg: HearkenConfig, env: Mapping[str, str] | None = None) -> tu
             continue
         try:
             collector = build(src, matcher=TermMatcher(cfg.brand.terms, cfg.brand.exclusions),
-                              own_accounts=cfg.accounts.get(PLATFORM_OF_TYPE[src.type], []), env=env)
+                              own_accounts=cfg.accounts.get(src.type, []), env=env)
         except NotConfigured as exc:
             problems.append(Problem(file, cfg.line_of("sources", i), f"sources.{i}",
                                     f"{label} is enabled but will be skipped: {exc}"))

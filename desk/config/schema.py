@@ -22,7 +22,7 @@ import yaml
 from pydantic import ValidationError
 
 from collectors import NAMES
-from desk.config.environment import SERVED_URL_ENV
+from desk.config.environment import SERVED_URL_ENV, config_path_from_env
 from desk.config.lines import line_for, line_map
 from desk.config.rules import WHOLE_CONFIG_RULES, email_key, is_loopback, local_mode_exposure
 from desk.config.sections import (
@@ -143,7 +143,7 @@ def key_location(cfg: HearkenConfig, *path: str | int) -> str:
 
 def load_config(path: str | os.PathLike | None = None) -> HearkenConfig:
     """Load and validate a config file (default: $HEARKEN_CONFIG, else config/example.yaml)."""
-    path = Path(path or os.environ.get("HEARKEN_CONFIG") or DEFAULT_CONFIG)
+    path = Path(path or config_path_from_env() or DEFAULT_CONFIG)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

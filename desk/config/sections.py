@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from collectors import NAMES, SourceSettings
 from desk.config.api import Api
@@ -142,7 +142,9 @@ class AlertRules(_Model):
     escalation_managers: list[str] = Field(default_factory=list, description="Team-member names; empty = every manager.")
     source_silent_minutes: float = Field(120, gt=0, description="Alert when a source failed or found nothing this long.")
     source_recipients: list[str] = Field(default_factory=list, description="Empty = admins.")
-    x_budget_warn_fraction: float = Field(0.9, gt=0, le=1, description="Warn when this share of the X monthly read cap is used.")
+    read_budget_warn_fraction: float = Field(
+        0.9, gt=0, le=1, validation_alias=AliasChoices("read_budget_warn_fraction", "x_budget_warn_fraction"),
+        description="Warn when this share of a source's monthly read cap (X's) is used; the old name still reads.")
     daily_digest: bool = False
     digest_hour: int = Field(8, ge=0, le=23)
     digest_recipients: list[str] = Field(default_factory=list)

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import collectors
-from collectors import http
+from collectors.net import http
 from collectors.base import AuthFailed, CollectorError, NotConfigured, TryLater
 from collectors.match import TermMatcher
 from desk.config.schema import HearkenConfig
@@ -42,7 +42,7 @@ def matcher_for(cfg: HearkenConfig, src: Any) -> TermMatcher:
 
 def own_accounts(cfg: HearkenConfig, src: Any) -> list[str]:
     """Our accounts on the source's platform: their posts are never mentions."""
-    return list(cfg.accounts.get(collectors.PLATFORM_OF_TYPE[src.type], []))
+    return list(cfg.accounts.get(src.type, []))
 
 
 @dataclass(eq=False)
@@ -211,7 +211,7 @@ class Polls:
 
         With `poll` (the runner's own threads) nothing is stored or recorded once it was abandoned.
         """
-        platform = collectors.PLATFORM_OF_TYPE[src.type]
+        platform = src.type
         late = f"source {src.name}: the poll abandoned at its deadline has ended; what it returned is dropped"
         try:
             with http.poll_deadline(poll.left() if poll is not None else float(src.poll_deadline_seconds)):

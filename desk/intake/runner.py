@@ -9,7 +9,7 @@ one PostgreSQL).
 
 Nothing a platform does can hold the runner:
 
-- every request has a wall-clock deadline and a byte cap (collectors/http.py, collectors/sessions.py);
+- every request has a wall-clock deadline and a byte cap (collectors/net/http.py, collectors/net/sessions.py);
 - every poll has a deadline of its own (`poll_deadline_seconds` per source). A supervisor thread
   abandons a poll past it: the source is recorded failing with the reason, the poll's lease is no
   longer renewed, and whatever the poll returns late is never stored (a gate each poll passes

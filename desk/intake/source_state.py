@@ -96,7 +96,7 @@ def register(store: Store, sources: Sequence[Any]) -> None:
     """A row for every configured source; one `enabled: false` is disabled, one enabled again is new."""
     with store.session() as s:
         for src in sources:
-            state = state_for(s, src.name, collectors.PLATFORM_OF_TYPE[src.type])
+            state = state_for(s, src.name, src.type)
             if not src.enabled:
                 state.status, state.status_reason = "disabled", "enabled: false in the config"
             elif state.status == "disabled":
@@ -157,7 +157,7 @@ def read_budget(store: Store, src: Any, now: datetime) -> int | None:
     if plat.read_cap(src) is None:
         return None
     with store.session() as s:
-        st = state_for(s, src.name, collectors.PLATFORM_OF_TYPE[src.type])
+        st = state_for(s, src.name, src.type)
         used = st.reads_count if st.reads_month == month_key(now) else 0
     return plat.read_budget(src, used)
 
@@ -202,7 +202,7 @@ def record_failure(store: Store, src: Any, exc: Exception, *, now: datetime, max
     A source waiting for a person (disabled, sign-in refused) waits the longest; one the platform asked
     to wait (`retry_after`) waits that long, within `max_backoff`; any other backs off exponentially.
     """
-    platform = collectors.PLATFORM_OF_TYPE[src.type]
+    platform = src.type
     # a platform's words (an error message, an exception quoting a body) as one clean line a database takes
     reason = reason_line(str(exc) if isinstance(exc, CollectorError) else f"{type(exc).__name__}: {exc}")
     if retry_after is not None and not (math.isfinite(retry_after) and retry_after >= 0):

@@ -11,7 +11,7 @@ rules (config `alerts.rules`):
   to `escalation_managers` (every manager when empty) -- not to everyone.
 - source_failing / source_silent: a source failing, or finding nothing, for
   `source_silent_minutes`; once per outage or silence.
-- x_budget: a source whose platform caps its monthly reads (X) has used `x_budget_warn_fraction` of
+- read_budget: a source whose platform caps its monthly reads (X) has used `read_budget_warn_fraction` of
   the cap; once a month.
 - digest: the open complaints, once a day at `digest_hour` (sla.timezone) when `daily_digest` is on.
 - weekly_report: the public-response report for the last full week, at report.weekday/hour.
@@ -184,12 +184,12 @@ def _read_budget(session: Session, cfg: HearkenConfig, src, st: SourceState, now
     cap = plat.read_cap(src) if plat is not None else None
     month = month_key(now)
     rules = cfg.alerts.rules
-    if not cap or st.reads_month != month or st.reads_count < rules.x_budget_warn_fraction * cap:
+    if not cap or st.reads_month != month or st.reads_count < rules.read_budget_warn_fraction * cap:
         return []
     text, body_html = emails.compose(
         f"{plat.label} source {src.name} has read {st.reads_count} of its {cap} posts for {month} "
         f"({st.reads_count / cap:.0%}); it stops reading at the cap until next month.", facts, links=link)
-    row = outbox.queue(session, kind="x_budget", dedupe_key=f"x_budget:{src.name}:{month}", recipients=recipients,
+    row = outbox.queue(session, kind="read_budget", dedupe_key=f"read_budget:{src.name}:{month}", recipients=recipients,
                        throttle_minutes=rules.throttle_minutes, now=now,
                        subject=f"[Hearken] {plat.label} read budget {st.reads_count / cap:.0%} used ({src.name}, {month})",
                        body_text=text, body_html=body_html)
