@@ -8,6 +8,7 @@ schema of its own that is dropped afterwards.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import uuid
 from pathlib import Path
@@ -76,20 +77,41 @@ def db_url(request, tmp_path):
         yield request.getfixturevalue("pg_url")
 
 
-@pytest.fixture
-def store(db_url):
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory) -> Path:
+    """A SQLite file the migrations have brought to the newest revision, once a session; `store` and
+    `sqlite_store` start from a copy of it instead of migrating an empty file for every test."""
     from desk.store.db import connect
 
-    s = connect(db_url)
+    path = tmp_path_factory.mktemp("migrated") / "hearken.db"
+    connect(f"sqlite:///{path}").close()
+    assert not path.with_name(path.name + "-wal").exists(), "the template's WAL was not checkpointed on close"
+    return path
+
+
+def _sqlite_from(template: Path, path: Path):
+    """A Store on a copy of the migrated template at `path` (connect() still checks the revision: a no-op)."""
+    from desk.store.db import connect
+
+    shutil.copyfile(template, path)
+    return connect(f"sqlite:///{path}")
+
+
+@pytest.fixture
+def store(request, db_url):
+    from desk.store.db import connect
+
+    if db_url.startswith("sqlite:///"):
+        s = _sqlite_from(request.getfixturevalue("migrated_sqlite"), Path(db_url.removeprefix("sqlite:///")))
+    else:
+        s = connect(db_url)
     yield s
     s.close()
 
 
 @pytest.fixture
-def sqlite_store(tmp_path):
-    from desk.store.db import connect
-
-    s = connect(f"sqlite:///{tmp_path / 'hearken.db'}")
+def sqlite_store(tmp_path, migrated_sqlite):
+    s = _sqlite_from(migrated_sqlite, tmp_path / "hearken.db")
     yield s
     s.close()
 

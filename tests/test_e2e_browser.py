@@ -27,13 +27,22 @@ CHROMIUM = "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed")
 
 
-@pytest.fixture
-def browser():
+@pytest.fixture(scope="module")
+def chromium():
+    """One Chromium for the module's tests: each test works in contexts of its own (cookies, storage)."""
     playwright = pytest.importorskip("playwright.sync_api")
     with playwright.sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield b
         b.close()
+
+
+@pytest.fixture
+def browser(chromium):
+    """The module's Chromium; every context a test opened is closed after it, so none outlives its test."""
+    yield chromium
+    for ctx in list(chromium.contexts):
+        ctx.close()
 
 
 @pytest.fixture
