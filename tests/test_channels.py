@@ -298,3 +298,36 @@ def test_kill_9_between_writing_and_sending_delivers_once_after_restart(tmp_path
     assert verify(SECRET, arrival.body, arrival.headers["hearken-timestamp"], arrival.headers["hearken-signature"])
     rows = Db(db_url).rows("SELECT status, attempts FROM outbox WHERE channel = 'crm'")
     assert rows == [{"status": "sent", "attempts": 1}]
+
+
+def test_the_dashboard_shows_a_channel_that_refused_and_retries_it(tmp_path, monkeypatch, receiver):
+    """What a manager sees after Slack answered 404 channel_not_found: the banner on every page, the channel's
+    state on the Sources page, and a Retry that puts it back in the queue."""
+    from desk.config.schema import load_config
+    from tests.conftest import MINIMAL_CONFIG
+    from tests.test_dashboard import app, shown
+
+    path = tmp_path / "hearken.yaml"
+    path.write_text(MINIMAL_CONFIG + "alerts:\n  channels:\n    ops-slack: {type: slack, url_env: T_SLACK_URL}\n"
+                    "  routes:\n    severe_complaint: [ops-slack]\n")
+    url = f"sqlite:///{tmp_path / 'hearken.db'}"
+    monkeypatch.setenv("HEARKEN_CONFIG", str(path))
+    monkeypatch.setenv("HEARKEN_DATABASE_URL", url)
+    cfg = load_config(path)
+    store = connect(url)
+    new_case(store, cfg, posted_at=dt.datetime.now(UTC), severity=4)
+    receiver.answers = {"/slack": [(404, b"channel_not_found", {})]}
+    send_channels(store, cfg, env=_env(receiver))
+    at = app()
+    assert not at.exception
+    [banner] = [e for e in shown(at.error) if e.startswith("ALERT CHANNEL NOT DELIVERING")]
+    assert "Slack channel ops-slack: 1 failed for good this week" in banner
+    assert "HTTP 404: channel_not_found" in banner and "$T_SLACK_URL" in banner
+    at = app("views/sources.py")
+    assert not at.exception
+    assert "ALERT CHANNEL NOT DELIVERING: ops-slack (see the channels below)." in shown(at.error)
+    assert any(e.startswith("NOT DELIVERING: Slack channel ops-slack") for e in shown(at.error))
+    at.button(key="channels-retry").click().run()
+    assert "1 failed message(s) queued again" in shown(at.success)[0]
+    assert [r.status for r in _rows(store) if r.channel] == ["pending"]
+    store.close()
