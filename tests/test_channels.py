@@ -331,3 +331,20 @@ def test_the_dashboard_shows_a_channel_that_refused_and_retries_it(tmp_path, mon
     assert "1 failed message(s) queued again" in shown(at.success)[0]
     assert [r.status for r in _rows(store) if r.channel] == ["pending"]
     store.close()
+
+
+def test_a_channel_without_its_url_waits_and_says_which_variable_and_never_shows_a_url(sqlite_store, receiver, tmp_path):
+    from desk.config.preflight import channel_problems
+
+    cfg = make_cfg(**{"alerts.channels": CHANNELS, "alerts.routes.severe_complaint": ["ops-slack", "ops-teams", "crm"]})
+    new_case(sqlite_store, cfg, posted_at=dt.datetime.now(UTC), severity=4)
+    env = {"T_SLACK_URL": "ftp://T0000/B0000/xoxb-secret-token", "T_CRM_URL": receiver.url + "/crm"}  # no secret
+    send_channels(sqlite_store, cfg, env=env)
+    by = {r.channel: r for r in _rows(sqlite_store) if r.channel}
+    assert all(r.status == "pending" for r in by.values()) and receiver.got == []
+    assert "T_TEAMS_URL (its webhook URL) is not set" in by["ops-teams"].last_error
+    assert "T_CRM_SECRET (its signing key) is not set" in by["crm"].last_error
+    assert "$T_SLACK_URL" in by["ops-slack"].last_error and "xoxb-secret-token" not in by["ops-slack"].last_error
+    told = {p.key: p.message for p in channel_problems(cfg, env)}
+    assert "$T_TEAMS_URL (its webhook URL) not set" in told["alerts.channels.ops-teams"]
+    assert "$T_CRM_SECRET (its signing key) not set" in told["alerts.channels.crm"]

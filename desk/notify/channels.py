@@ -110,18 +110,21 @@ def post(row: Outbox, name: str, channel: Channel, env: Mapping[str, str]) -> st
         with deadline.httpx_client(url, timeout=channel.timeout_seconds) as client:
             return client.post(url, content=body, headers=headers)
 
+    def hidden(text: str) -> str:  # the URL is a secret (Slack's and Teams' carry their token): never shown
+        return text.replace(url, f"${channel.url_env}")[:500]
+
     try:
         response = deadline.run(call, channel.timeout_seconds)
     except deadline.DeadlinePassed:
         raise Again(f"no answer within {channel.timeout_seconds:g}s") from None
-    except (httpx.HTTPError, OSError) as exc:
-        raise Again(f"could not reach the receiver: {type(exc).__name__}: {exc}"[:500]) from None
+    except (httpx.HTTPError, OSError, ValueError) as exc:
+        raise Again(hidden(f"could not reach the receiver at ${channel.url_env}: {type(exc).__name__}: {exc}")) from None
     if 200 <= response.status_code < 300:
         return _answer(response)
     if response.status_code == 429 or response.status_code >= 500 or response.status_code == 408:
         raise Again(_answer(response), retry_after_seconds(response.headers))
-    where = f" to {response.headers.get('location')}" if response.is_redirect else ""
-    raise Final(_answer(response) + where)
+    where = " (a redirect, not followed: set the address it points to)" if response.is_redirect else ""
+    raise Final(hidden(_answer(response) + where))
 
 
 def deliver(row: Outbox, cfg: HearkenConfig, env: Mapping[str, str], now: datetime) -> dict[str, Any]:

@@ -1,5 +1,8 @@
 """The outbox worker: sends the alert emails that desk/notify/alerts.py wrote, each exactly once.
 
+It takes the email rows only (`channel` NULL); the Slack, Teams and webhook rows share the claim below
+but are posted by desk/notify/channels.py.
+
 A row goes pending -> sending (claimed by one worker, for a lease) -> sent,
 or cancelled when it is a case alert whose case was resolved (or answered) meanwhile,
 or back to pending with `next_attempt_at` pushed out by an exponential
