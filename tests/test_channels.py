@@ -125,7 +125,8 @@ def test_a_severe_complaint_reaches_slack_teams_and_a_signed_webhook_once(store,
     cfg = make_cfg(**{"alerts.channels": CHANNELS,
                       "alerts.routes.severe_complaint": ["email", "ops-slack", "ops-teams", "crm"]})
     posted = dt.datetime.now(UTC) - dt.timedelta(minutes=10)
-    case_id = new_case(store, cfg, posted_at=posted, severity=4, body="Northwind <!channel> billed me twice")
+    case_id = new_case(store, cfg, posted_at=posted, severity=4,
+                       body="Northwind <!channel> billed me twice [Open the case](https://evil.example)")
     assert len(_rows(store, channel=None)) == 1  # the email, as before
     result = send_channels(store, cfg, env=_env(receiver))
     assert sorted(result.sent) == [r.id for r in _rows(store) if r.channel]
@@ -155,6 +156,7 @@ def test_a_severe_complaint_reaches_slack_teams_and_a_signed_webhook_once(store,
     facts = next(b for b in card["body"] if b["type"] == "FactSet")["facts"]
     assert {"title", "value"} == set(facts[0]) and any(f["title"] == "First reply due" for f in facts)
     assert card["actions"][0] == {"type": "Action.OpenUrl", "title": "Open the case", "url": link}
+    assert "](https://evil" not in json.dumps(teams, ensure_ascii=False)  # the post's markdown link links nowhere
 
     hook = receiver.at("/crm")[0]
     assert verify(SECRET, hook.body, hook.headers["hearken-timestamp"], hook.headers["hearken-signature"])

@@ -9,7 +9,7 @@ One `Card` (a title, a sentence, the facts, the links) is drawn three ways:
   saying `<!channel>` cannot ping anyone.
 - Teams (incoming webhook or Workflows): a message with one attachment of contentType
   `application/vnd.microsoft.card.adaptive` holding an AdaptiveCard 1.4: TextBlocks, a FactSet, and
-  Action.OpenUrl buttons.
+  Action.OpenUrl buttons; a markdown link in a post is broken up, so only our buttons link anywhere.
 - A webhook: JSON with `"schema_version": 1`, the event's type and id, and the case as `case_json` gives it
   (docs/webhooks.md, docs/webhook-event.schema.json).
 
@@ -94,15 +94,20 @@ def slack(card: Card) -> dict[str, Any]:
     return {"text": _cut(_mrkdwn(card.title), 3000), "blocks": blocks}
 
 
+def _inert(text: str) -> str:
+    """Text with no markdown link in it: a TextBlock renders `[label](url)`, and a post could dress a link up."""
+    return text.replace("](", "]\u200b(")
+
+
 def teams(card: Card) -> dict[str, Any]:
     """A Teams message carrying one Adaptive Card, as incoming webhooks and Workflows take it."""
     body: list[dict[str, Any]] = [
-        {"type": "TextBlock", "text": card.title, "weight": "Bolder", "size": "Medium", "wrap": True},
-        {"type": "TextBlock", "text": card.intro, "wrap": True}]
+        {"type": "TextBlock", "text": _inert(card.title), "weight": "Bolder", "size": "Medium", "wrap": True},
+        {"type": "TextBlock", "text": _inert(card.intro), "wrap": True}]
     if card.facts:
-        body.append({"type": "FactSet", "facts": [{"title": k, "value": v} for k, v in card.facts]})
+        body.append({"type": "FactSet", "facts": [{"title": _inert(k), "value": _inert(v)} for k, v in card.facts]})
     if card.quote:
-        body.append({"type": "TextBlock", "text": card.quote, "wrap": True, "isSubtle": True})
+        body.append({"type": "TextBlock", "text": _inert(card.quote), "wrap": True, "isSubtle": True})
     content: dict[str, Any] = {"$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
                                "type": "AdaptiveCard", "version": "1.4", "body": body}
     actions = [{"type": "Action.OpenUrl", "title": label, "url": url} for label, url in card.links if web_url(url)]
