@@ -350,3 +350,27 @@ def test_a_channel_without_its_url_waits_and_says_which_variable_and_never_shows
     told = {p.key: p.message for p in channel_problems(cfg, env)}
     assert "$T_TEAMS_URL (its webhook URL) not set" in told["alerts.channels.ops-teams"]
     assert "$T_CRM_SECRET (its signing key) not set" in told["alerts.channels.crm"]
+
+
+def test_a_public_reply_posted_through_hearken_is_a_case_replied_event(store, receiver, tmp_path):
+    from desk.cases.replies import new_key, post_reply
+    from desk.config.schema import load_config
+    from tests.conftest import MINIMAL_CONFIG
+    from tests.e2e_helpers import seed_case
+
+    path = tmp_path / "hearken.yaml"
+    path.write_text(MINIMAL_CONFIG + "alerts:\n  channels:\n    crm: {type: webhook, url_env: T_CRM_URL, "
+                    "secret_env: T_CRM_SECRET, case_events: true}\n")
+    cfg = load_config(path)
+    case_events.attach(store, cfg)
+    cid = seed_case(store, cfg, external_id="r1", body="Northwind down")
+    out = post_reply(store, cfg, cid, actor_for_name(cfg, "Sam Agent"), "Sorry, looking now", key=new_key(),
+                     seen_replies=0)
+    assert out.status == "posted"
+    send_channels(store, cfg, env=_env(receiver))
+    events = sorted((a.json() for a in receiver.at("/crm")), key=lambda e: e["occurred_at"])
+    assert [e["type"] for e in events] == ["case.opened", "case.replied"]
+    replied = events[1]
+    jsonschema.validate(replied, SCHEMA)
+    assert replied["actor"] == "Sam Agent" and replied["case"]["status"] == "replied"
+    assert replied["case"]["times"]["first_response_at"].endswith("Z")
