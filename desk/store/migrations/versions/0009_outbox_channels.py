@@ -5,13 +5,13 @@ POST to that alerts.channels entry (desk/notify/channels.py), its JSON body in `
 only rows without a channel, the channel sender only rows with one.
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 """
 from alembic import op
 import sqlalchemy as sa
 
 revision = '0009'
-down_revision = '0007'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 
