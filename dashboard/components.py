@@ -21,7 +21,9 @@ from dashboard.configuration import check_command, config, logged_once, problems
 from desk.config.schema import HearkenConfig, is_loopback, key_location, local_mode_exposure
 from desk.store.db import Store, connect
 from desk.errors import HearkenError
+from desk.notify.channel_health import channel_trouble
 from desk.notify.health import email_trouble, runner_trouble, source_trouble
+from desk.notify import case_events
 from desk.cases.sla import human_duration
 from desk.team.users import Actor, SignInRefused, local_actor, sign_in, sign_out, sync_team, touch
 
@@ -43,7 +45,7 @@ def store() -> Store:
     cfg = config()
     url = cfg.database_url()
     try:
-        s = _store(url)
+        s = case_events.attach(_store(url), cfg)  # the config as it is now: its case_events channels
         _synced(url, *version())  # once per version of the team: removed members' sessions end
     except (SQLAlchemyError, ValueError, ImportError, OSError) as exc:
         database_down(exc)
@@ -192,6 +194,7 @@ def health_banner(actor: Actor, *, on_sources_page: bool = False) -> None:
                      f"Set it to false, or use auth: oidc ({md_escape(key_location(cfg, 'dashboard'))}).",
                      icon=":material/lock_open:")
         email = email_trouble(store(), cfg)
+        chats = channel_trouble(store(), cfg)
         sources = source_trouble(store(), cfg)
         for t in runner_trouble(store(), cfg):  # on every page, the Sources page too: nothing below details it
             st.error(f"**RUNNER AND DATABASE**  \n{md_escape(t.headline)}"
@@ -201,6 +204,9 @@ def health_banner(actor: Actor, *, on_sources_page: bool = False) -> None:
         if on_sources_page:
             if email:
                 st.error("**EMAIL NOT DELIVERED**: see the outbox below.", icon=":material/mail:")
+            if chats:
+                st.error("**ALERT CHANNEL NOT DELIVERING**: " + ", ".join(md_escape(t.name) for t in chats)
+                         + " (see the channels below).", icon=":material/forum:")
             if sources:
                 st.warning(f"**SOURCE{plural} NEEDING ATTENTION**: " + ", ".join(md_escape(t.name) for t in sources)
                            + " (below).", icon=":material/sensors_off:")
@@ -208,11 +214,15 @@ def health_banner(actor: Actor, *, on_sources_page: bool = False) -> None:
         if email:
             st.error(f"**EMAIL NOT DELIVERED**  \n{md_escape(email.headline)}  \nFix: {md_escape(email.fix)}",
                      icon=":material/mail:")
+        for t in chats:
+            st.error(f"**ALERT CHANNEL NOT DELIVERING**  \n{md_escape(t.headline)}"
+                     + (f"  \n{md_escape(t.detail)}" if t.detail else "") + f"  \nFix: {md_escape(t.fix)}",
+                     icon=":material/forum:")
         if sources:
             lines = [f"**SOURCE{plural} NEEDING ATTENTION**"]
             lines += [f"- {md_escape(t.headline)}  \n  Fix: {md_escape(t.fix)}" for t in sources]
             st.warning("\n".join(lines), icon=":material/sensors_off:")
-        if email or sources:
+        if email or chats or sources:
             st.page_link(PAGES["sources"], label="Open the Sources page (outbox and each source's state)",
                          icon=":material/arrow_forward:")
 

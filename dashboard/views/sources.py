@@ -14,6 +14,7 @@ from desk.intake import set_aside
 from desk.intake import source_warnings
 from desk.intake.languages import set_aside_by_language
 from desk.config.schema import key_location
+from desk.notify.channel_health import LABELS, channel_delivery, channel_trouble
 from desk.notify.health import describe_problem, email_trouble
 from desk.store.models import now_utc
 from desk.cases.publishing import can_post
@@ -78,6 +79,36 @@ with st.container(border=True, key="outbox"):
         n = outbox.retry_failed(store)
         ui.flash("sources", "success", f"{n} failed email(s) queued again; the runner sends them within a minute.")
         st.rerun()
+
+# --- Slack, Teams and webhook channels -------------------------------------------------------------------
+
+if cfg.alerts.channels:
+    with st.container(border=True, key="channels"):
+        st.subheader("Alert channels (Slack, Teams, webhooks)")
+        st.caption(f"alerts.channels and alerts.routes ({ui.md_escape(key_location(cfg, 'alerts', 'channels'))})")
+        deliveries = channel_delivery(store, cfg, now=now)
+        troubled = {t.name: t for t in channel_trouble(store, cfg, now=now, rows=deliveries)}
+        for d in deliveries:
+            label = f"{LABELS.get(d.type, 'Channel')} {d.name}"
+            box = st.container(key=f"channel-{d.name}")
+            if d.name in troubled:
+                t = troubled[d.name]
+                box.error(f"**NOT DELIVERING**: {ui.md_escape(t.headline)}"
+                          + (f"  \n{ui.md_escape(t.detail)}" if t.detail else "") + f"  \nFix: {ui.md_escape(t.fix)}",
+                          icon=":material/error:")
+            elif d.pending:
+                box.info(f"**SENDING**: {label}: {d.pending} waiting for the runner (every few seconds).",
+                         icon=":material/schedule_send:")
+            elif d.last_sent_at:
+                box.success(f"**DELIVERING**: {label}: last message {ui.fmt_time(d.last_sent_at)}, {d.sent} sent.",
+                            icon=":material/check_circle:")
+            else:
+                box.info(f"**NOTHING SENT YET**: {label}.", icon=":material/forum:")
+        if any(d.failed_recently for d in deliveries) and actor.at_least("manager") \
+                and st.button("Retry failed channel messages", key="channels-retry"):
+            n = outbox.retry_failed(store, channels=True)
+            ui.flash("sources", "success", f"{n} failed message(s) queued again; the runner sends them within seconds.")
+            st.rerun()
 
 # --- each source ------------------------------------------------------------------------------------------
 

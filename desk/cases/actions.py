@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from desk.notify import emails, outbox
+from desk.notify import cards, emails, routing
 from desk.cases import audit
 from desk.config.schema import HearkenConfig
 from desk.store.db import Store
@@ -181,7 +181,8 @@ def reopen(store: Store, case_id: int, actor: Actor, *, reason: str = "") -> Cas
 
 
 def escalate(store: Store, cfg: HearkenConfig, case_id: int, actor: Actor, *, manager: str, reason: str) -> Case:
-    """Hand the case to a named manager with a reason; the manager is emailed (through the outbox)."""
+    """Hand the case to a named manager with a reason; the manager is emailed, and told on the channels
+    alerts.routes.escalation names (through the outbox)."""
     reason = (reason or "").strip()
     if not reason:
         raise CaseError("an escalation needs a reason")
@@ -199,17 +200,18 @@ def escalate(store: Store, cfg: HearkenConfig, case_id: int, actor: Actor, *, ma
         s.flush()
         if cfg.alerts.enabled:
             mention = s.get(MentionRow, case.mention_id)
-            text, body_html = emails.compose(
-                f"{actor.name} escalated case #{case_id} to you.",
-                [("Reason", reason), ("Platform", f"{case.platform} ({case.source})"),
-                 ("Customer", mention.author if mention else "?"), ("Severity", str(case.severity or "-"))],
-                quote=(mention.body[:500] if mention else None),
-                links=[("Open the case", emails.case_url(cfg, case_id))]
-                + ([("Original post", mention.url)] if mention and mention.url else []))
-            outbox.queue(s, kind="escalation", dedupe_key=f"escalation:case:{case_id}:event:{ev.id}",
-                         recipients=[target.email], case_id=case_id,
-                         subject=f"[Hearken] {actor.name} escalated case #{case_id} to you",
-                         body_text=text, body_html=body_html)
+            intro = f"{actor.name} escalated case #{case_id} to you."
+            facts = [("Reason", reason), ("Platform", f"{case.platform} ({case.source})"),
+                     ("Customer", mention.author if mention else "?"), ("Severity", str(case.severity or "-"))]
+            links = [("Open the case", emails.case_url(cfg, case_id))] \
+                + ([("Original post", mention.url)] if mention and mention.url else [])
+            text, body_html = emails.compose(intro, facts, quote=(mention.body[:500] if mention else None), links=links)
+            card = cards.about_case(cfg, case, mention, f"{actor.name} escalated case #{case_id} to {target.name}",
+                                    f"{actor.name} escalated case #{case_id} to {target.name}: {reason}")
+            routing.alert(s, cfg, kind="escalation", dedupe_key=f"escalation:case:{case_id}:event:{ev.id}",
+                          recipients=[target.email], case_id=case_id, source=case.source,
+                          subject=f"[Hearken] {actor.name} escalated case #{case_id} to you",
+                          body_text=text, body_html=body_html, card=card)
         return case
 
 

@@ -14,8 +14,8 @@ def register(sub) -> None:
 
 def cmd_check_config(args) -> int:
     from desk.store.db import shown_url
-    from desk.config.preflight import (alert_reach_problems, auth_problems, cleartext_secrets, database_problems,
-                                model_problems, source_lines)
+    from desk.config.preflight import (alert_reach_problems, auth_problems, channel_problems, cleartext_secrets,
+                                       database_problems, model_problems, source_lines)
 
     path = args.config or config_path_from_env() or DEFAULT_CONFIG
     try:
@@ -28,8 +28,10 @@ def cmd_check_config(args) -> int:
     lines, problems = source_lines(cfg)
     problems = (auth_problems(cfg) + problems + alert_reach_problems(cfg) + model_problems(cfg)
                 + database_problems(cfg))
+    warnings = [p for p in channel_problems(cfg) if p.message.startswith("warning:")]
+    problems += [p for p in channel_problems(cfg) if p not in warnings]
     print(f"{path}: {len(problems)} problem(s)" if problems else f"{path}: OK")
-    for p in problems + cleartext_secrets(cfg):  # warnings are printed but do not fail the check
+    for p in problems + warnings + cleartext_secrets(cfg):  # warnings are printed but do not fail the check
         print(f"  {p}")
     print(f"  database: {shown_url(cfg.database_url())}")
     print(f"  dashboard: http://{cfg.dashboard.host}:{cfg.dashboard.port or 'any free port'}, sign-in "

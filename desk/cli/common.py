@@ -33,9 +33,10 @@ def open_store(cfg: HearkenConfig):
 
     from desk.store.db import connect
     from desk.config.preflight import database_problem
+    from desk.notify import case_events
 
     try:
-        return connect(cfg.database_url())
+        return case_events.attach(connect(cfg.database_url()), cfg)
     except (ValueError, SQLAlchemyError, ImportError, OSError) as exc:
         log.debug("opening the database failed", exc_info=True)
         print(f"hearken: {database_problem(cfg, exc)}", file=sys.stderr)

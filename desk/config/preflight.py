@@ -20,7 +20,7 @@ from desk.config.rules import is_loopback
 from desk.config.schema import HearkenConfig, Problem, problem_at
 from desk.config.signin import auth_problems, guessable_secret, secrets_files
 
-__all__ = ["source_lines", "model_problems", "alert_reach_problems", "cleartext_secrets", "auth_problems",
+__all__ = ["source_lines", "model_problems", "alert_reach_problems", "channel_problems", "cleartext_secrets", "auth_problems",
            "guessable_secret", "secrets_files", "DatabaseTimeout", "database_origin", "database_problem",
            "database_problems"]
 
@@ -106,6 +106,28 @@ def alert_reach_problems(cfg: HearkenConfig) -> list[Problem]:
     if not cfg.members("admin") and cfg.sources and not rules.source_recipients:
         out.append(problem_at(cfg, ("team",), "no member of team: has role: admin, so alerts about failing or silent "
                                             "sources would go to nobody; set alerts.rules.source_recipients"))
+    return out
+
+
+def channel_problems(cfg: HearkenConfig, env: Mapping[str, str] | None = None) -> list[Problem]:
+    """Channels a route or case_events uses whose URL or signing key is missing from the environment: their
+    messages would wait in the outbox (retried, shown on the banner) until 'hearken run' gets them."""
+    if not cfg.alerts.enabled:
+        return []
+    env = dict(os.environ if env is None else env)
+    used = {n for rule in type(cfg.alerts.routes).model_fields for n in getattr(cfg.alerts.routes, rule)}
+    out = []
+    for name, ch in cfg.alerts.channels.items():
+        if name not in used and not ch.case_events:
+            continue
+        missing = [f"${v} ({what})" for v, what in ((ch.url_env, "its webhook URL"), (ch.secret_env, "its signing key"))
+                   if v and not env.get(v)]
+        if missing:
+            out.append(problem_at(cfg, ("alerts", "channels", name), f"channel {name}: {' and '.join(missing)} "
+                                  "not set in this environment; give it to 'hearken run' too"))
+        elif _clear_host(env.get(ch.url_env)):
+            out.append(problem_at(cfg, ("alerts", "channels", name), f"warning: channel {name} posts to "
+                                  f"{_clear_host(env.get(ch.url_env))} over plain http; use an https:// address"))
     return out
 
 

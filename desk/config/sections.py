@@ -22,6 +22,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PrivateAttr, fi
 
 from collectors import NAMES, SourceSettings
 from desk.config.api import Api
+from desk.config.channels import Channel, Routes, check_routes
 from desk.config.environment import database_url_from_env
 from desk.config.lines import line_for
 
@@ -155,6 +156,13 @@ class Alerts(_Model):
     enabled: bool = Field(True, description="False writes no alerts at all.")
     smtp: Smtp = Field(default_factory=Smtp)
     rules: AlertRules = Field(default_factory=AlertRules)
+    channels: dict[str, Channel] = Field(default_factory=dict, description="Named Slack, Teams and webhook channels.")
+    routes: Routes = Field(default_factory=Routes, description="Per rule: \"email\" and/or channel names.")
+
+    @model_validator(mode="after")
+    def _routes_known(self) -> Alerts:
+        check_routes(self.channels, self.routes)
+        return self
 
 
 class Report(_Model):

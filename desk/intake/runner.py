@@ -15,7 +15,8 @@ Nothing a platform does can hold the runner:
   longer renewed, and whatever the poll returns late is never stored (a gate each poll passes
   before it writes anything). A source whose abandoned poll is still stuck is not polled again
   until that thread ends;
-- the outbox is sent by a thread of its own (desk/notify/mailer.py), each SMTP session under a deadline;
+- the outbox is sent by a thread of its own (desk/notify/mailer.py), each SMTP session under a deadline,
+  and its Slack, Teams and webhook rows by another (desk/notify/channels.py), each post under a deadline;
 - classification runs in a thread of its own, in slices of bounded length with a look at the stop
   flag between them, so a flood of long posts holds up neither the other sources' polls nor a stop;
 - the schedule (claims, starting polls, the periodic scans) runs in a thread of its own too, and
@@ -62,7 +63,7 @@ from desk.intake.polling import Poll, Polls
 from desk.intake.presence import Presence
 from desk.intake.schedule import Loop, Outage, Periodic
 from desk.intake.storing import db_reason
-from desk.notify import alerts, mailer
+from desk.notify import alerts, channels, mailer
 from desk.store.db import Store
 from desk.store.models import now_utc
 
@@ -94,6 +95,7 @@ class Runner:
         self._tasks = alerts.periodic_tasks(cfg, store, mailer=False)
         self.table = self._table()
         self.mailer = mailer.MailerThread(store, cfg, clock=clock, worker=self.owner)
+        self.channels = channels.ChannelThread(store, cfg, clock=clock, worker=self.owner)
         self._tick = self._loop("schedule", "classifier", skip={"runner.heartbeat"})
         source_state.register(store, cfg.sources)
 
@@ -194,6 +196,7 @@ class Runner:
             log.warning("could not record this runner in the database (%s); it tries again", db_reason(exc))
         self._start_supervisor()
         self.mailer.start()
+        self.channels.start()
         loops = (("runner-schedule", self._loop("schedule", outage=self._schedule_outage)),
                  ("classifier", self._loop("classifier", outage=Outage("classification"))))
         for name, loop in loops:
@@ -240,6 +243,8 @@ class Runner:
         if stuck:
             log.warning("stopping: abandoned %d poll(s) still running (%s); nothing they fetch is stored",
                         len(stuck), ", ".join(p.src.name for p in stuck))
+        if not self.channels.stop(left(0.6)):
+            log.warning("stopping: a channel delivery was still running; it is sent again after its claim runs out")
         if not self.mailer.stop(left(0.8)):
             log.warning("stopping: an SMTP session was still running; its emails are sent again after their claim runs out")
         self._stop_supervisor(left(0.85))

@@ -36,7 +36,8 @@ import collectors
 from desk.cases import audit
 from desk.cases.actions import ACTIVE
 from desk.config.schema import HearkenConfig
-from desk.notify import emails, outbox
+from desk.notify import cards, emails, routing
+from desk.notify.channels import send_channels
 from desk.notify.mailer import SEND_INTERVAL_SECONDS, send_pending
 from desk.periods import last_full_week, month_key
 from desk.reports import weekly
@@ -58,13 +59,15 @@ def on_case_opened(session: Session, cfg: HearkenConfig, case: Case, mention: Me
         return
     recipients = cfg.resolve_recipients(rules.severe_recipients, fallback_role="manager")
     who = f" from {mention.author}" if mention.author else ""
-    text, body_html = emails.about_case(
-        cfg, case, mention, f"A new complaint of severity {case.severity} needs a public reply.")
-    outbox.queue(session, kind="severe_complaint", dedupe_key=f"severe:case:{case.id}", recipients=recipients,
-                 case_id=case.id, throttle_minutes=rules.throttle_minutes, now=case.opened_at,
-                 subject=f"[Hearken] New severity {case.severity} complaint on {case.platform}{who}: "
-                         f"\"{emails.snippet(mention)}\" (case #{case.id})",
-                 body_text=text, body_html=body_html)
+    intro = f"A new complaint of severity {case.severity} needs a public reply."
+    text, body_html = emails.about_case(cfg, case, mention, intro)
+    routing.alert(session, cfg, kind="severe_complaint", dedupe_key=f"severe:case:{case.id}", recipients=recipients,
+                  case_id=case.id, source=case.source, throttle_minutes=rules.throttle_minutes, now=case.opened_at,
+                  subject=f"[Hearken] New severity {case.severity} complaint on {case.platform}{who}: "
+                          f"\"{emails.snippet(mention)}\" (case #{case.id})",
+                  body_text=text, body_html=body_html,
+                  card=cards.about_case(cfg, case, mention, f"Severity {case.severity} complaint on {case.platform}"
+                                        f"{who} (case #{case.id})", intro))
 
 
 def _assignee_or_managers(cfg: HearkenConfig, case: Case) -> list[str]:
@@ -103,14 +106,16 @@ def _warn(session: Session, cfg: HearkenConfig, case: Case, clock: str, label: s
           now: datetime) -> list[Outbox]:
     mention = session.get(MentionRow, case.mention_id)
     left = emails.span(due_at - now)
-    text, body_html = emails.about_case(
-        cfg, case, mention, f"The {label} for case #{case.id} is due in {left} ({emails.when(due_at, cfg)}).")
-    row = outbox.queue(session, kind="sla_warning", dedupe_key=f"sla_warning:{clock}:case:{case.id}",
-                       recipients=_assignee_or_managers(cfg, case), case_id=case.id,
-                       throttle_minutes=cfg.alerts.rules.throttle_minutes, now=now,
-                       subject=f"[Hearken] SLA warning: {label} due in {left} - case #{case.id} "
-                               f"({case.platform}, severity {case.severity or '-'})",
-                       body_text=text, body_html=body_html)
+    intro = f"The {label} for case #{case.id} is due in {left} ({emails.when(due_at, cfg)})."
+    text, body_html = emails.about_case(cfg, case, mention, intro)
+    row = routing.alert(session, cfg, kind="sla_warning", dedupe_key=f"sla_warning:{clock}:case:{case.id}",
+                        recipients=_assignee_or_managers(cfg, case), case_id=case.id, source=case.source,
+                        throttle_minutes=cfg.alerts.rules.throttle_minutes, now=now,
+                        subject=f"[Hearken] SLA warning: {label} due in {left} - case #{case.id} "
+                                f"({case.platform}, severity {case.severity or '-'})",
+                        body_text=text, body_html=body_html,
+                        card=cards.about_case(cfg, case, mention, f"SLA warning: {label} due in {left} "
+                                              f"(case #{case.id})", intro))
     return [row] if row else []
 
 
@@ -120,14 +125,17 @@ def _breach(session: Session, cfg: HearkenConfig, case: Case, clock: str, label:
     managers = cfg.resolve_recipients(rules.escalation_managers, fallback_role="manager")
     mention = session.get(MentionRow, case.mention_id)
     late = emails.span(now - due_at)
-    text, body_html = emails.about_case(
-        cfg, case, mention, f"Escalation: the {label} SLA for case #{case.id} was missed; it was due "
-                            f"{emails.when(due_at, cfg)} and is overdue by {late}.")
-    row = outbox.queue(session, kind="sla_breach", dedupe_key=f"sla_breach:{clock}:case:{case.id}",
-                       recipients=managers, case_id=case.id, throttle_minutes=rules.throttle_minutes, now=now,
-                       subject=f"[Hearken] SLA breached: {label} overdue by {late} - case #{case.id} "
-                               f"({case.platform}, severity {case.severity or '-'})",
-                       body_text=text, body_html=body_html)
+    intro = (f"Escalation: the {label} SLA for case #{case.id} was missed; it was due "
+             f"{emails.when(due_at, cfg)} and is overdue by {late}.")
+    text, body_html = emails.about_case(cfg, case, mention, intro)
+    row = routing.alert(session, cfg, kind="sla_breach", dedupe_key=f"sla_breach:{clock}:case:{case.id}",
+                        recipients=managers, case_id=case.id, source=case.source,
+                        throttle_minutes=rules.throttle_minutes, now=now,
+                        subject=f"[Hearken] SLA breached: {label} overdue by {late} - case #{case.id} "
+                                f"({case.platform}, severity {case.severity or '-'})",
+                        body_text=text, body_html=body_html,
+                        card=cards.about_case(cfg, case, mention, f"SLA breached: {label} overdue by {late} "
+                                              f"(case #{case.id})", intro))
     if row is not None:
         audit.record(session, case.id, "system", "sla_breached", clock=clock, due=due_at,
                      escalated_to=", ".join(row.recipients))
@@ -157,20 +165,24 @@ def scan_sources(session: Session, cfg: HearkenConfig, now: datetime) -> list[Ou
         row = None
         failing = st.failing_since is not None and st.status not in ("ok", "capped")
         if failing and now - st.failing_since >= silent:
-            text, body_html = emails.compose(
-                f"Source {src.name} has been failing for {emails.span(now - st.failing_since)}: {st.status_reason or st.status}.",
-                facts, links=link)
-            row = outbox.queue(session, kind="source_failing", dedupe_key=f"source_failing:{src.name}:{st.failing_since.isoformat()}",
-                               recipients=recipients, throttle_minutes=rules.throttle_minutes, now=now,
-                               subject=f"[Hearken] Source {src.name} failing for {emails.span(now - st.failing_since)}",
-                               body_text=text, body_html=body_html)
+            intro = (f"Source {src.name} has been failing for {emails.span(now - st.failing_since)}: "
+                     f"{st.status_reason or st.status}.")
+            text, body_html = emails.compose(intro, facts, links=link)
+            title = f"Source {src.name} failing for {emails.span(now - st.failing_since)}"
+            row = routing.alert(session, cfg, kind="source_failing", source=src.name,
+                                dedupe_key=f"source_failing:{src.name}:{st.failing_since.isoformat()}",
+                                recipients=recipients, throttle_minutes=rules.throttle_minutes, now=now,
+                                subject=f"[Hearken] {title}", body_text=text, body_html=body_html,
+                                card=cards.Card(title, intro, facts, link))
         elif not failing and st.last_mention_at is not None and now - st.last_mention_at >= silent:
-            text, body_html = emails.compose(
-                f"Source {src.name} has found no new mention for {emails.span(now - st.last_mention_at)}.", facts, links=link)
-            row = outbox.queue(session, kind="source_silent", dedupe_key=f"source_silent:{src.name}:{st.last_mention_at.isoformat()}",
-                               recipients=recipients, throttle_minutes=rules.throttle_minutes, now=now,
-                               subject=f"[Hearken] Source {src.name} silent for {emails.span(now - st.last_mention_at)}",
-                               body_text=text, body_html=body_html)
+            intro = f"Source {src.name} has found no new mention for {emails.span(now - st.last_mention_at)}."
+            text, body_html = emails.compose(intro, facts, links=link)
+            title = f"Source {src.name} silent for {emails.span(now - st.last_mention_at)}"
+            row = routing.alert(session, cfg, kind="source_silent", source=src.name,
+                                dedupe_key=f"source_silent:{src.name}:{st.last_mention_at.isoformat()}",
+                                recipients=recipients, throttle_minutes=rules.throttle_minutes, now=now,
+                                subject=f"[Hearken] {title}", body_text=text, body_html=body_html,
+                                card=cards.Card(title, intro, facts, link))
         if row is not None:
             written.append(row)
         written += _read_budget(session, cfg, src, st, now, recipients=recipients, facts=facts, link=link)
@@ -186,13 +198,14 @@ def _read_budget(session: Session, cfg: HearkenConfig, src, st: SourceState, now
     rules = cfg.alerts.rules
     if not cap or st.reads_month != month or st.reads_count < rules.read_budget_warn_fraction * cap:
         return []
-    text, body_html = emails.compose(
-        f"{plat.label} source {src.name} has read {st.reads_count} of its {cap} posts for {month} "
-        f"({st.reads_count / cap:.0%}); it stops reading at the cap until next month.", facts, links=link)
-    row = outbox.queue(session, kind="read_budget", dedupe_key=f"read_budget:{src.name}:{month}", recipients=recipients,
-                       throttle_minutes=rules.throttle_minutes, now=now,
-                       subject=f"[Hearken] {plat.label} read budget {st.reads_count / cap:.0%} used ({src.name}, {month})",
-                       body_text=text, body_html=body_html)
+    intro = (f"{plat.label} source {src.name} has read {st.reads_count} of its {cap} posts for {month} "
+             f"({st.reads_count / cap:.0%}); it stops reading at the cap until next month.")
+    text, body_html = emails.compose(intro, facts, links=link)
+    title = f"{plat.label} read budget {st.reads_count / cap:.0%} used ({src.name}, {month})"
+    row = routing.alert(session, cfg, kind="read_budget", dedupe_key=f"read_budget:{src.name}:{month}", recipients=recipients,
+                        source=src.name, throttle_minutes=rules.throttle_minutes, now=now,
+                        subject=f"[Hearken] {title}", body_text=text, body_html=body_html,
+                        card=cards.Card(title, intro, facts, link))
     return [row] if row is not None else []
 
 
@@ -205,7 +218,7 @@ def daily_digest(session: Session, cfg: HearkenConfig, now: datetime) -> Outbox 
     if local.hour < rules.digest_hour:
         return None
     key = f"digest:{local.date().isoformat()}"
-    if session.scalar(select(Outbox.id).where(Outbox.dedupe_key == key)) is not None:
+    if routing.already(session, key):
         return None
     cases = list(session.scalars(select(Case).where(Case.status.in_(ACTIVE))
                                  .order_by(Case.first_response_due, Case.id)))
@@ -217,12 +230,15 @@ def daily_digest(session: Session, cfg: HearkenConfig, now: datetime) -> Outbox 
                       "replied" if c.first_response_at else emails.when(c.first_response_due, cfg), emails.case_url(cfg, c.id)])
     intro = (f"{len(cases)} open complaint(s): {overdue} past their first-reply target, {unassigned} unassigned."
              if cases else "No open complaints.")
-    text, body_html = emails.compose(intro, [], table=table if cases else None,
-                              links=[("Queue", cfg.dashboard.public_url.rstrip("/"))])
-    return outbox.queue(session, kind="digest", dedupe_key=key,
-                        recipients=cfg.resolve_recipients(rules.digest_recipients, fallback_role="manager"), now=now,
-                        subject=f"[Hearken] Daily digest {local.date().isoformat()}: {len(cases)} open, {overdue} overdue",
-                        body_text=text, body_html=body_html)
+    queue_link = [("Queue", cfg.dashboard.public_url.rstrip("/"))]
+    text, body_html = emails.compose(intro, [], table=table if cases else None, links=queue_link)
+    title = f"Daily digest {local.date().isoformat()}: {len(cases)} open, {overdue} overdue"
+    return routing.alert(session, cfg, kind="digest", dedupe_key=key,
+                         recipients=cfg.resolve_recipients(rules.digest_recipients, fallback_role="manager"), now=now,
+                         subject=f"[Hearken] {title}", body_text=text, body_html=body_html,
+                         card=cards.Card(title, intro, [("Open", str(len(cases))), ("Past first-reply target",
+                                                                                   str(overdue)),
+                                                        ("Unassigned", str(unassigned))], queue_link))
 
 
 def weekly_report_due(cfg: HearkenConfig, now: datetime) -> bool:
@@ -234,11 +250,12 @@ def send_weekly_report(session: Session, cfg: HearkenConfig, now: datetime, *, f
                        week: str | None = None, embed: Callable | None = None,
                        write_files: bool = True) -> Outbox | None:
     """Queue the weekly report email (and write its files) at report.weekday/hour; once per week."""
-    if not cfg.report.recipients or (not force and not weekly_report_due(cfg, now)):
+    if not (cfg.report.recipients or routing.has_channels(cfg, "weekly_report")) \
+            or (not force and not weekly_report_due(cfg, now)):
         return None
     week = week or last_full_week(ZoneInfo(cfg.sla.timezone), now)
     key = f"weekly_report:{week}"
-    if session.scalar(select(Outbox.id).where(Outbox.dedupe_key == key)) is not None:
+    if routing.already(session, key):
         return None
     rep = weekly.build(session, cfg, week, now=now, embed=embed)
     if write_files:
@@ -246,9 +263,12 @@ def send_weekly_report(session: Session, cfg: HearkenConfig, now: datetime, *, f
             weekly.write_files(rep, weekly.output_dir(cfg))
         except OSError:
             log.warning("could not write the weekly report files to %s", weekly.output_dir(cfg), exc_info=True)
-    return outbox.queue(session, kind="weekly_report", dedupe_key=key, recipients=cfg.resolve_recipients(cfg.report.recipients),
-                        now=now, subject=f"[Hearken] Weekly public-response report {week}: {weekly.headline(rep)}",
-                        body_text=weekly.to_text(rep), body_html=weekly.to_html(rep))
+    title = f"Weekly public-response report {week}: {weekly.headline(rep)}"
+    return routing.alert(session, cfg, kind="weekly_report", dedupe_key=key,
+                         recipients=cfg.resolve_recipients(cfg.report.recipients), now=now, subject=f"[Hearken] {title}",
+                         body_text=weekly.to_text(rep), body_html=weekly.to_html(rep),
+                         card=cards.Card(title, weekly.headline(rep),
+                                         links=[("Metrics page", f"{cfg.dashboard.public_url.rstrip('/')}/metrics")]))
 
 
 def periodic_tasks(cfg: HearkenConfig, store: Store, *,
@@ -272,4 +292,5 @@ def periodic_tasks(cfg: HearkenConfig, store: Store, *,
     ]
     if mailer:
         tasks.append(("mailer.send", SEND_INTERVAL_SECONDS, lambda now: send_pending(store, cfg, now=now)))
+        tasks.append(("channels.send", SEND_INTERVAL_SECONDS, lambda now: send_channels(store, cfg, now=now)))
     return tasks

@@ -26,6 +26,7 @@ from sqlalchemy import and_, func, or_, select
 from desk.intake import set_aside
 from desk.intake import source_warnings
 from desk.config.schema import HearkenConfig, key_location
+from desk.notify.outbox import EMAIL  # the rows the mailer sends; channels: desk/notify/channel_health.py
 from desk.store.db import Store
 from desk.store.models import Outbox, RunnerState, now_utc
 from desk.cases.sla import human_duration
@@ -35,6 +36,7 @@ STUCK = timedelta(minutes=5)  # the runner tries the outbox every 15 s: older un
 FAILED_RECENTLY = timedelta(days=7)
 RUNNER_QUIET = timedelta(seconds=60)  # a runner writes its heartbeat every 5 s: this long without one means trouble
 RECENT_OUTAGE = timedelta(minutes=15)
+
 
 
 @dataclass(frozen=True)
@@ -72,25 +74,25 @@ def delivery(store: Store, *, now: datetime | None = None) -> Delivery:
     now = now or now_utc()
     open_ = ("pending", "sending", "failed")
     with store.session() as s:
-        counts = dict(s.execute(select(Outbox.status, func.count()).where(Outbox.status.in_(open_))
+        counts = dict(s.execute(select(Outbox.status, func.count()).where(EMAIL, Outbox.status.in_(open_))
                                 .group_by(Outbox.status)).all())
         retrying = s.scalar(select(func.count()).select_from(Outbox)
-                            .where(Outbox.status.in_(("pending", "sending")), Outbox.attempts > 0)) or 0
+                            .where(EMAIL, Outbox.status.in_(("pending", "sending")), Outbox.attempts > 0)) or 0
         failed_recently = s.scalar(select(func.count()).select_from(Outbox)
-                                   .where(Outbox.status == "failed",
+                                   .where(EMAIL, Outbox.status == "failed",
                                           Outbox.created_at >= now - FAILED_RECENTLY)) or 0
-        oldest = s.scalar(select(func.min(Outbox.created_at)).where(Outbox.status.in_(("pending", "sending"))))
+        oldest = s.scalar(select(func.min(Outbox.created_at)).where(EMAIL, Outbox.status.in_(("pending", "sending"))))
         next_retry = s.scalar(select(func.min(Outbox.next_attempt_at))
-                              .where(Outbox.status == "pending", Outbox.attempts > 0))
-        latest = s.scalar(select(Outbox.last_error).where(Outbox.status.in_(open_), Outbox.last_error.is_not(None))
+                              .where(EMAIL, Outbox.status == "pending", Outbox.attempts > 0))
+        latest = s.scalar(select(Outbox.last_error).where(EMAIL, Outbox.status.in_(open_), Outbox.last_error.is_not(None))
                           .order_by(Outbox.id.desc()).limit(1))
         # recipients refused for good while the others got it, and emails that may not have arrived
         partial = s.execute(select(Outbox.id, Outbox.kind, Outbox.refused, Outbox.unknown_to, Outbox.status)
-                            .where(or_(and_(Outbox.status == "sent", Outbox.refused.is_not(None),
+                            .where(EMAIL, or_(and_(Outbox.status == "sent", Outbox.refused.is_not(None),
                                             Outbox.created_at >= now - FAILED_RECENTLY),
                                        Outbox.status == "unknown"))
                             .order_by(Outbox.id.desc()).limit(20)).all()
-        unknown = s.scalar(select(func.count()).select_from(Outbox).where(Outbox.status == "unknown")) or 0
+        unknown = s.scalar(select(func.count()).select_from(Outbox).where(EMAIL, Outbox.status == "unknown")) or 0
     refused = tuple((i, k, a) for i, k, r, _, st in partial if st == "sent" for a in (r or {}))
     unknown_to = tuple((i, k, a) for i, k, _, u, st in partial if st == "unknown" for a in (u or []))
     return Delivery(pending=counts.get("pending", 0) + counts.get("sending", 0), retrying=retrying,

@@ -1,4 +1,4 @@
-"""A case's alert emails read back from the outbox, as steps of the case page's history."""
+"""A case's alert emails and channel messages read back from the outbox, as steps of the case page's history."""
 
 from __future__ import annotations
 
@@ -29,28 +29,30 @@ def case_emails(store: Store, case_id: int, *, now: datetime | None = None) -> l
     with store.session() as s:
         rows = list(s.scalars(select(Outbox).where(Outbox.case_id == case_id).order_by(Outbox.id)))
     for r in rows:
-        base = {"email": f"#{r.id} {r.kind.replace('_', ' ')}", "to": ", ".join(r.recipients)}
-        out.append(EmailEvent(r.created_at, "Hearken", "email queued", dict(base, subject=r.subject)))
+        what = "email" if r.channel is None else "channel message"  # Slack, Teams, webhook: desk/notify/channels.py
+        base = {"email" if r.channel is None else "message": f"#{r.id} {r.kind.replace('_', ' ')}",
+                "to": ", ".join(r.recipients)}
+        out.append(EmailEvent(r.created_at, "Hearken", f"{what} queued", dict(base, subject=r.subject)))
         at = r.sent_at or r.next_attempt_at or r.created_at
         delivered = r.delivered_to if r.delivered_to is not None else (r.recipients if r.status == "sent" else [])
         if r.status != "sent" and delivered:
-            out.append(EmailEvent(at, "Hearken", "email delivered", dict(base, to=", ".join(delivered))))
+            out.append(EmailEvent(at, "Hearken", f"{what} delivered", dict(base, to=", ".join(delivered))))
         for address, why in (r.refused or {}).items() if r.status in ("sent", "pending", "sending", "unknown") else ():
-            out.append(EmailEvent(at, "Hearken", "email refused", dict(base, to=address, error=why)))
+            out.append(EmailEvent(at, "Hearken", f"{what} refused", dict(base, to=address, error=why)))
         if r.status == "unknown":
-            out.append(EmailEvent(at, "Hearken", "email may not have arrived",
+            out.append(EmailEvent(at, "Hearken", f"{what} may not have arrived",
                                   dict(base, to=", ".join(r.unknown_to or []), error=r.last_error)))
         if r.status == "sent" and r.sent_at:
-            out.append(EmailEvent(r.sent_at, "Hearken", "email delivered", dict(base, to=", ".join(delivered))))
+            out.append(EmailEvent(r.sent_at, "Hearken", f"{what} delivered", dict(base, to=", ".join(delivered))))
         elif r.status == "failed":
-            out.append(EmailEvent(r.next_attempt_at or r.created_at, "Hearken", "email failed",
+            out.append(EmailEvent(r.next_attempt_at or r.created_at, "Hearken", f"{what} failed",
                                   dict(base, attempts=r.attempts, error=r.last_error)))
         elif r.status in ("pending", "sending") and r.attempts:
             wait = (r.next_attempt_at - now).total_seconds() if r.next_attempt_at else 0
-            out.append(EmailEvent(now, "Hearken", "email not delivered yet",
+            out.append(EmailEvent(now, "Hearken", f"{what} not delivered yet",
                                   dict(base, attempts=r.attempts, error=r.last_error,
                                        next_try="in under a minute" if wait < 60 else f"in {span(timedelta(seconds=wait))}")))
         elif r.status in ("cancelled", "throttled"):
-            out.append(EmailEvent(r.sent_at or r.created_at, "Hearken", f"email {r.status}",
+            out.append(EmailEvent(r.sent_at or r.created_at, "Hearken", f"{what} {r.status}",
                                   dict(base, reason=r.last_error)))
     return out

@@ -1,5 +1,8 @@
 """The outbox worker: sends the alert emails that desk/notify/alerts.py wrote, each exactly once.
 
+It takes the email rows only (`channel` NULL); the Slack, Teams and webhook rows share the claim below
+but are posted by desk/notify/channels.py.
+
 A row goes pending -> sending (claimed by one worker, for a lease) -> sent,
 or cancelled when it is a case alert whose case was resolved (or answered) meanwhile,
 or back to pending with `next_attempt_at` pushed out by an exponential
@@ -88,11 +91,13 @@ class SendResult:
 
 
 
-def _due(now: datetime):
-    """Rows to send now. A time further ahead than any the mailer sets was written on a clock that ran fast
-    and has been set back since: due, rather than held for as long as the clock was wrong."""
+def _due(now: datetime, channels: bool = False):
+    """Rows to send now: emails, or with `channels` the rows for Slack, Teams and webhooks
+    (desk/notify/channels.py). A time further ahead than any the mailer sets was written on a clock that
+    ran fast and has been set back since: due, rather than held for as long as the clock was wrong."""
     skewed = now + timedelta(seconds=max(BACKOFF_CAP_SECONDS, LEASE_SECONDS)) + CLOCK_SLACK
-    return and_(or_(Outbox.next_attempt_at <= now, Outbox.next_attempt_at > skewed),
+    return and_(Outbox.channel.is_not(None) if channels else Outbox.channel.is_(None),
+                or_(Outbox.next_attempt_at <= now, Outbox.next_attempt_at > skewed),
                 or_(Outbox.status == "pending",
                     and_(Outbox.status == "sending", or_(Outbox.claimed_until < now, Outbox.claimed_until > skewed))))
 
@@ -102,39 +107,41 @@ def _group(source: str | None, kind: str) -> str:
     return source if source is not None else "~" + kind
 
 
-def _fair_pick(now: datetime, limit: int):
+def _fair_pick(now: datetime, limit: int, channels: bool = False):
     """The ids of up to `limit` due rows, round-robin between groups (`_group`), oldest first in each."""
     group = func.coalesce(Case.source, literal("~") + Outbox.kind)
     ranked = (select(Outbox.id.label("id"), Outbox.next_attempt_at.label("at"),
                      func.row_number().over(partition_by=group, order_by=(Outbox.next_attempt_at, Outbox.id))
                      .label("turn"))
-              .select_from(Outbox).outerjoin(Case, Case.id == Outbox.case_id).where(_due(now)).subquery())
+              .select_from(Outbox).outerjoin(Case, Case.id == Outbox.case_id).where(_due(now, channels)).subquery())
     return select(ranked.c.id).order_by(ranked.c.turn, ranked.c.at, ranked.c.id).limit(limit)
 
 
-def claim(store: Store, worker: str, now: datetime, *, limit: int = 20,
-          lease_seconds: float = LEASE_SECONDS) -> tuple[str, list[int]]:
-    """Claim up to `limit` due rows for this worker, fairly (`_fair_pick`). Returns (claim token, row ids)."""
+def claim(store: Store, worker: str, now: datetime, *, limit: int = 20, lease_seconds: float = LEASE_SECONDS,
+          channels: bool = False) -> tuple[str, list[int]]:
+    """Claim up to `limit` due rows for this worker, fairly (`_fair_pick`): emails, or with `channels` the
+    channel rows. Returns (claim token, row ids)."""
     token = f"{worker}:{uuid.uuid4().hex[:8]}"
     values = {"status": "sending", "claimed_by": token, "claimed_until": now + timedelta(seconds=lease_seconds)}
     with store.session() as s:
         if store.dialect == "postgresql":
-            picked = list(s.scalars(_fair_pick(now, limit)))
-            ids = list(s.scalars(select(Outbox.id).where(Outbox.id.in_(picked), _due(now)).order_by(Outbox.id)
+            picked = list(s.scalars(_fair_pick(now, limit, channels)))
+            ids = list(s.scalars(select(Outbox.id).where(Outbox.id.in_(picked), _due(now, channels)).order_by(Outbox.id)
                                  .with_for_update(skip_locked=True))) if picked else []
             if ids:
                 s.execute(update(Outbox).where(Outbox.id.in_(ids)).values(**values)
                           .execution_options(synchronize_session=False))
             return token, ids
         # SQLite: one conditional UPDATE; the database's write lock makes it atomic
-        s.execute(update(Outbox).where(Outbox.id.in_(_fair_pick(now, limit).scalar_subquery()), _due(now))
+        s.execute(update(Outbox).where(Outbox.id.in_(_fair_pick(now, limit, channels).scalar_subquery()),
+                                       _due(now, channels))
                   .values(**values).execution_options(synchronize_session=False))
         ids = list(s.scalars(select(Outbox.id).where(Outbox.claimed_by == token, Outbox.status == "sending")
                              .order_by(Outbox.id)))
         return token, ids
 
 
-def _finish(store: Store, token: str, row_id: int, values: dict[str, Any]) -> bool:
+def finish(store: Store, token: str, row_id: int, values: dict[str, Any]) -> bool:
     """Write a row's outcome if this worker still holds its claim; False when it lost it."""
     with store.session() as s:
         res = s.execute(update(Outbox).where(Outbox.id == row_id, Outbox.claimed_by == token,
@@ -158,18 +165,18 @@ def send_pending(store: Store, cfg: HearkenConfig, *, now: datetime | None = Non
         return result
     with store.session() as s:
         rows = list(s.scalars(select(Outbox).where(Outbox.id.in_(ids)).order_by(Outbox.next_attempt_at, Outbox.id)))
-        stale = {r.id: why for r in rows if (why := _no_longer_needed(s, r))}
+        stale = {r.id: why for r in rows if (why := no_longer_needed(s, r))}
         sources = dict(s.execute(select(Case.id, Case.source).where(
             Case.id.in_({r.case_id for r in rows if r.case_id is not None}))).all())
     for row_id, why in stale.items():
-        _finish(store, token, row_id, {"status": "cancelled", "last_error": why})
+        finish(store, token, row_id, {"status": "cancelled", "last_error": why})
     rows = _round_robin([r for r in rows if r.id not in stale], lambda r: _group(sources.get(r.case_id), r.kind))
     smtp = cfg.alerts.smtp
     conn: smtplib.SMTP | None = None
     down: Exception | None = None  # the server could not be reached or used: the rest of the batch waits too
 
     def record(row: Outbox, values: dict[str, Any]) -> None:
-        if _finish(store, token, row.id, values):
+        if finish(store, token, row.id, values):
             bucket = {"sent": result.sent, "pending": result.retrying, "failed": result.failed,
                       "unknown": result.unknown}[values["status"]]
             bucket.append(row.id)
@@ -236,7 +243,7 @@ def _round_robin(rows: list[Outbox], group: Callable[[Outbox], str]) -> list[Out
 CASE_ALERTS = ("severe_complaint", "sla_warning", "sla_breach")
 
 
-def _no_longer_needed(session, row: Outbox) -> str | None:
+def no_longer_needed(session, row: Outbox) -> str | None:
     """Why a case alert waiting in the queue should not go out any more (the case moved on), or None."""
     if row.case_id is None or row.kind not in CASE_ALERTS:
         return None
@@ -253,6 +260,8 @@ def _no_longer_needed(session, row: Outbox) -> str | None:
 
 class MailerThread:
     """Sends the outbox every `interval` seconds in a daemon thread of its own (see the module docstring)."""
+
+    name = "mailer"
 
     def __init__(self, store: Store, cfg: HearkenConfig, *, interval: float = SEND_INTERVAL_SECONDS,
                  clock=now_utc, worker: str | None = None) -> None:
@@ -285,7 +294,7 @@ class MailerThread:
                 self._stop.wait(self.interval)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="mailer", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float) -> bool:

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from desk.store.db import Store, insert_for
 from desk.store.models import Outbox, now_utc
 
+EMAIL = Outbox.channel.is_(None)  # the mailer's rows
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
@@ -32,7 +33,7 @@ def header_text(value: str) -> str:
     return " ".join(_CONTROL.sub(" ", value).split())
 
 
-def _recent_recipients(session: Session, kind: str, since: datetime) -> set[str]:
+def recent_recipients(session: Session, kind: str, since: datetime) -> set[str]:
     rows = session.scalars(select(Outbox.recipients).where(
         Outbox.kind == kind, Outbox.created_at >= since, Outbox.status.in_(["pending", "sending", "sent"])))
     return {addr.casefold() for recipients in rows for addr in recipients}
@@ -55,7 +56,7 @@ def queue(session: Session, *, kind: str, dedupe_key: str, recipients: list[str]
     now = now or now_utc()
     status = "pending"
     if throttle_minutes > 0:
-        recent = _recent_recipients(session, kind, now - timedelta(minutes=throttle_minutes))
+        recent = recent_recipients(session, kind, now - timedelta(minutes=throttle_minutes))
         kept = [r for r in recipients if r.casefold() not in recent]
         if kept:
             recipients = kept
@@ -69,14 +70,16 @@ def queue(session: Session, *, kind: str, dedupe_key: str, recipients: list[str]
     return session.get(Outbox, row_id) if row_id is not None else None
 
 
-def retry_failed(store: Store, ids: list[int] | None = None, *, now: datetime | None = None) -> int:
+def retry_failed(store: Store, ids: list[int] | None = None, *, now: datetime | None = None,
+                 channels: bool = False) -> int:
     """Put failed rows, and rows that may not have arrived (`unknown`), back in the queue (all, or these ids),
-    for the recipients who did not certainly get them; returns how many. For the Sources page."""
+    for the recipients who did not certainly get them; returns how many. For the Sources page: emails, or
+    with `channels` the Slack, Teams and webhook rows."""
     now = now or now_utc()
     with store.session() as s:
         n = 0
         for status, values in (("failed", {"refused": None}), ("unknown", {"unknown_to": None})):
-            q = update(Outbox).where(Outbox.status == status)
+            q = update(Outbox).where(Outbox.channel.is_not(None) if channels else EMAIL, Outbox.status == status)
             if ids is not None:
                 q = q.where(Outbox.id.in_(ids))
             res = s.execute(q.values(status="pending", attempts=0, next_attempt_at=now, **values)
@@ -86,7 +89,7 @@ def retry_failed(store: Store, ids: list[int] | None = None, *, now: datetime | 
 
 
 def outbox_health(store: Store) -> dict[str, Any]:
-    """The email queue at a glance.
+    """The email queue at a glance (the channels' rows: desk/notify/channel_health.py).
 
     Keys: pending (waiting or being sent), retrying (pending after at least one failure), failed,
     sent, unknown (the server may hold them: not sent again by itself), refused (sent rows that one or
@@ -96,14 +99,14 @@ def outbox_health(store: Store) -> dict[str, Any]:
     unknown_to} of the latest failing row, or None), recent_failures (up to 10 such dicts, newest first).
     """
     with store.session() as s:
-        counts = dict(s.execute(select(Outbox.status, func.count()).group_by(Outbox.status)).all())
+        counts = dict(s.execute(select(Outbox.status, func.count()).where(EMAIL).group_by(Outbox.status)).all())
         retrying = s.scalar(select(func.count()).select_from(Outbox)
-                            .where(Outbox.status.in_(["pending", "sending"]), Outbox.attempts > 0)) or 0
-        oldest = s.scalar(select(func.min(Outbox.created_at)).where(Outbox.status.in_(["pending", "sending"])))
-        last_sent = s.scalar(select(func.max(Outbox.sent_at)).where(Outbox.status == "sent"))
+                            .where(EMAIL, Outbox.status.in_(["pending", "sending"]), Outbox.attempts > 0)) or 0
+        oldest = s.scalar(select(func.min(Outbox.created_at)).where(EMAIL, Outbox.status.in_(["pending", "sending"])))
+        last_sent = s.scalar(select(func.max(Outbox.sent_at)).where(EMAIL, Outbox.status == "sent"))
         refused = s.scalar(select(func.count()).select_from(Outbox)
-                           .where(Outbox.status == "sent", Outbox.refused.is_not(None))) or 0
-        failing = list(s.scalars(select(Outbox).where(Outbox.last_error.is_not(None),
+                           .where(EMAIL, Outbox.status == "sent", Outbox.refused.is_not(None))) or 0
+        failing = list(s.scalars(select(Outbox).where(EMAIL, Outbox.last_error.is_not(None),
                                                       or_(Outbox.status != "sent", Outbox.refused.is_not(None)))
                                  .order_by(Outbox.next_attempt_at.desc(), Outbox.id.desc()).limit(10)))
         recent = [{"id": r.id, "kind": r.kind, "subject": r.subject, "recipients": list(r.recipients),

@@ -172,7 +172,11 @@ class Event(Base):
 
 
 class Outbox(Base):
-    """An email to send, written in the same transaction as its cause. `dedupe_key` makes each event alert once."""
+    """An alert to send, written in the same transaction as its cause. `dedupe_key` makes each event alert once.
+
+    `channel` is None for an email (to `recipients`); otherwise the name of the alerts.channels entry it goes
+    to (Slack, Teams, a webhook), with `body_text` the JSON body to post and `subject` what the dashboard shows.
+    """
 
     __tablename__ = "outbox"
     __table_args__ = (Index("ix_outbox_pending", "status", "next_attempt_at"),)
@@ -198,6 +202,7 @@ class Outbox(Base):
     delivered_to: Mapped[list[Any] | None] = mapped_column(JSON(none_as_null=True))
     refused: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     unknown_to: Mapped[list[Any] | None] = mapped_column(JSON(none_as_null=True))
+    channel: Mapped[str | None] = mapped_column(String(100))
 
 
 class SourceState(Base):
