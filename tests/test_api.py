@@ -5,6 +5,7 @@ their owner leaves the team, bad input names the field, every call is audited, a
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -268,7 +269,14 @@ def test_the_weekly_report_and_the_openapi_docs(store, cfg, serve):
     rep = api.client(token_for(store, cfg, "Sam Agent")).get("/api/v1/reports/weekly", params={"week": "2026-W47"})
     assert rep.status_code == 200 and rep.json()["week"] == "2026-W47"
     assert "overall" in rep.json()
-    assert httpx.get(f"{api.url}/docs").status_code == 200
+    docs = httpx.get(f"{api.url}/docs")
+    assert docs.status_code == 200
+    # the page's script and style come from the API itself, so /docs works on a machine with no internet
+    assets = re.findall(r'(?:src|href)="([^"]+\.(?:js|css))"', docs.text)
+    assert assets and all(a.startswith("/") for a in assets), assets
+    for asset in assets:
+        got = httpx.get(f"{api.url}{asset}")
+        assert got.status_code == 200 and len(got.content) > 10_000, asset
     spec = httpx.get(f"{api.url}/openapi.json").json()
     assert {"/api/v1/queue", "/api/v1/cases/{case_id}/replies", "/api/v1/reports/weekly"} <= set(spec["paths"])
     assert "HTTPBearer" in spec["components"]["securitySchemes"]

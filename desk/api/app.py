@@ -23,6 +23,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from fastapi_offline import FastAPIOffline
+
 from desk.api.auth import ApiRefusal, ApiState, LiveConfig
 from desk.api.limits import TokenBuckets
 from desk.api.routes import router
@@ -61,7 +63,7 @@ def _record_call(store: Store, request: Request, status: int) -> None:
 
 def create_app(cfg: HearkenConfig, store: Store) -> FastAPI:
     """The API for `cfg`'s team on `store`: /api/v1/…, OpenAPI at /docs (and /openapi.json)."""
-    app = FastAPI(title="Hearken API", version=VERSION,
+    app = FastAPIOffline(title="Hearken API", version=VERSION,
                   description="Work Hearken's queue from other tools. Authenticate with a personal token "
                               "(Authorization: Bearer hk_…) made on the dashboard's Team page.")
     app.state.hearken = ApiState(store, LiveConfig(cfg, store), TokenBuckets(cfg.api.rate_limit_per_minute))
