@@ -10,6 +10,7 @@ import streamlit as st
 
 from dashboard import components as ui
 from desk.api.tokens import create_token, list_tokens, revoke_token
+from desk.config.environment import api_url_from_env
 from desk.config.schema import HearkenConfig
 from desk.store.db import Store
 from desk.team.users import Actor
@@ -19,7 +20,9 @@ NEW = "api-token-new"
 
 def api_tokens(store: Store, cfg: HearkenConfig, actor: Actor) -> None:
     st.subheader("Your API tokens")
-    where = f"{cfg.api.host}:{cfg.api.port}" if cfg.api.enabled else "`hearken api` (api.enabled is false)"
+    served = api_url_from_env()
+    where = (f"{served}/api/v1" if served else f"http://{cfg.api.host}:{cfg.api.port}/api/v1 when `hearken api` or "
+             "`hearken up` serves it") if cfg.api.enabled or served else "`hearken api` (api.enabled is false)"
     st.caption(f"A token lets a script or another tool use Hearken's HTTP API (on {ui.md_escape(where)}, "
                f"README 'HTTP API') as you, {ui.md_escape(actor.name)}, with your role ({actor.role}). "
                "Send it as `Authorization: Bearer hk_…`.")

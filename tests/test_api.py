@@ -87,6 +87,9 @@ def test_a_reply_goes_out_once_when_the_same_key_is_sent_twice_and_when_two_requ
     assert again.json()["reply_id"] == one.json()["reply_id"]
     sent = posts(cfg)
     assert [p["text"] for p in sent] == [f"Hi maria_t, sorry about this; engineers are on it. Ref #HK{first}"]
+    other = sam.post(f"/api/v1/cases/{first}/replies", json={"text": "Another text"}, headers={"Idempotency-Key": "draft-1"})
+    assert other.status_code == 409 and "already used for reply" in other.json()["detail"]  # not silently dropped
+    assert len(posts(cfg)) == 1
 
     second = seed_case(store, cfg, external_id="a2", body="Northwind billed me twice")
     barrier = threading.Barrier(2)
@@ -320,6 +323,19 @@ def test_hearken_api_refuses_a_network_address_without_tls_in_front(tmp_path):
     assert proc.returncode == 2
     assert "refusing to serve the API: api.host 0.0.0.0 would carry API tokens across the network" in out
     assert "api.behind_tls_proxy: true" in out
+
+
+def test_the_team_page_names_the_api_where_hearken_up_serves_it(env, monkeypatch):
+    """`hearken up --api-port 0` serves the API on a port of its choosing: the page names that one."""
+    from tests.test_dashboard import app, plain
+
+    env(MINIMAL_CONFIG + "dashboard: {auth: local, local_user: Sam Agent}\n")
+    at = app("views/team.py")
+    assert any("127.0.0.1:8600/api/v1 when `hearken api`" in plain(c.value) for c in at.caption)
+    monkeypatch.setenv("HEARKEN_API_URL", "http://127.0.0.1:38727")
+    at = app("views/team.py")
+    captions = [plain(c.value) for c in at.caption]
+    assert any("http://127.0.0.1:38727/api/v1" in c for c in captions) and not any(":8600" in c for c in captions)
 
 
 def test_the_team_page_makes_a_token_shown_once_and_stores_only_its_hash(env):

@@ -39,6 +39,9 @@ def test_the_readme_run_command_brings_up_a_dashboard_with_demo_cases(tmp_path):
     with socket.socket() as probe:
         if probe.connect_ex(("127.0.0.1", 8501)) == 0:  # another dashboard holds the default port: any free one
             command += ["--port", "0"]
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", 8600)) == 0:  # another Hearken's API holds its default port
+            command += ["--api-port", "0"]
     db = tmp_path / "hearken.db"
     env = dict(os.environ, HEARKEN_DATABASE_URL=f"sqlite:///{db}", HOME=str(tmp_path))
     proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,

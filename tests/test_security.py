@@ -262,7 +262,7 @@ def test_check_config_reports_a_local_mode_dashboard_on_every_address(tmp_path):
     line = next(i for i, text in enumerate(path.read_text().splitlines(), 1) if "host: 0.0.0.0" in text)
     assert f"{path}:{line}: dashboard.host: host: 0.0.0.0, auth: local would let everyone" in out.stdout
     assert "dashboard.insecure_local_on_network: true" in out.stdout
-    up = hearken("up", "--config", str(path))
+    up = hearken("up", "--api-port", "0", "--config", str(path))
     assert up.returncode == 2 and "dashboard.host: host: 0.0.0.0, auth: local" in up.stderr
     for host in ("127.0.0.1", "::1", "localhost", "127.0.0.2"):
         parse_config(MINIMAL_CONFIG + f"dashboard: {{host: '{host}', auth: local}}\n")

@@ -101,7 +101,8 @@ def test_a_busy_port_is_refused_naming_the_port_and_what_holds_it(tmp_path):
         holder.listen()
         port = holder.getsockname()[1]
         for command in ("dashboard", "up"):
-            run = Hearken(tmp_path, command, "--port", str(port))
+            api = ("--api-port", "0") if command == "up" else ()  # the API's own port is not the point here
+            run = Hearken(tmp_path, command, "--port", str(port), *api)
             assert run.finish() == 2, run.output
             assert f"port {port} on 127.0.0.1 is already in use by PID {os.getpid()}" in run.output
             assert "--port 0" in run.output  # and how to get any free port instead
@@ -114,7 +115,7 @@ def test_up_on_any_free_port_links_emails_there_shows_streamlit_and_sigterm_stop
         "alerts:\n"
         f"  smtp: {{host: 127.0.0.1, port: {smtp_server.port}}}\n"
         "  rules: {severe_complaint: true, min_severity: 1}\n")
-    up = Hearken(tmp_path, "up", "--port", "0", config=config)
+    up = Hearken(tmp_path, "up", "--port", "0", "--api-port", "0", config=config)
     url = up.wait_for(r"Dashboard: (http://127\.0\.0\.1:(\d+))").group(1)
     port = int(url.rsplit(":", 1)[1])
     assert port != 8501

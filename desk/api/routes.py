@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import Field
 
-from desk.api.auth import caller, state
+from desk.api.auth import ApiRefusal, caller, state
 from desk.api.bodies import AssignBody, EscalateBody, NotAComplaintBody, ReopenBody, ReplyBody, ResolveBody, to_json
 from desk.api.tokens import Caller
 from desk.cases import actions, replies, templates
@@ -82,7 +82,12 @@ def post_reply(case_id: int, body: ReplyBody, request: Request, response: Respon
     d = _detail(request, case_id)
     text = templates.fill_placeholders(body.text.strip(), customer=d.customer, case_id=case_id)
     owner = hashlib.sha256(email_key(who.actor.email).encode()).hexdigest()[:12]  # one person's keys are theirs
-    out = replies.post_reply(st.store, cfg, case_id, who.actor, text, key=f"api:{owner}:{idempotency_key}",
+    key = f"api:{owner}:{idempotency_key}"
+    earlier = replies.reply_with_key(st.store, key)
+    if earlier is not None and earlier.status != "failed" and earlier.body != text:
+        raise ApiRefusal(409, f"Idempotency-Key {idempotency_key!r} was already used for reply #{earlier.id} with "
+                              "another text (it is not posted again); use a new key for a new reply")
+    out = replies.post_reply(st.store, cfg, case_id, who.actor, text, key=key,
                              seen_replies=body.seen_replies, mention_id=body.in_reply_to)
     if out.status == "posted":
         response.status_code = 200 if out.earlier else 201

@@ -65,6 +65,15 @@ def new_key() -> str:
 
 
 
+def reply_with_key(store: Store, key: str) -> Reply | None:
+    """The reply recorded under an idempotency key, if any (detached: read its fields only)."""
+    with store.session() as s:
+        reply = s.scalar(select(Reply).where(Reply.idempotency_key == key))
+        if reply is not None:
+            s.expunge(reply)
+        return reply
+
+
 def target_for(s: Session, case: Case, mention_id: int | None = None) -> Target:
     """The post to answer: the case's own post, or a later post of the customer's that joined the case."""
     m = s.get(MentionRow, mention_id or case.mention_id)

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from desk.cli.common import load, open_store, port_number as _port, red
-from desk.config.environment import DATABASE_URL_ENV
+from desk.config.environment import API_URL_ENV, DATABASE_URL_ENV
 from desk.config.schema import SERVED_URL_ENV, HearkenConfig, is_loopback, local_mode_exposure, served_url
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,8 +73,10 @@ def dashboard_command(cfg: HearkenConfig, host: str, port: int, verbose: bool = 
             "--logger.level", "debug" if verbose else "info"]
 
 
-def _dashboard_env(cfg: HearkenConfig, url: str) -> dict[str, str]:
+def _dashboard_env(cfg: HearkenConfig, url: str, api_url: str | None = None) -> dict[str, str]:
     env = dict(os.environ)
+    if api_url:
+        env[API_URL_ENV] = api_url  # the Team page names the API where `hearken up` serves it
     if cfg.path:
         env["HEARKEN_CONFIG"] = str(cfg.path)
     env.setdefault(DATABASE_URL_ENV, cfg.database_url())
@@ -82,7 +84,7 @@ def _dashboard_env(cfg: HearkenConfig, url: str) -> dict[str, str]:
     return env
 
 
-def _serve_dashboard(args, cfg: HearkenConfig):
+def _serve_dashboard(args, cfg: HearkenConfig, api_url: str | None = None):
     """Claim the port, check sign-in and start Streamlit; exits with the reason when it cannot."""
     from desk.config.preflight import auth_problems
     from desk.cli.serve import Child, PortError, claim_port
@@ -102,7 +104,7 @@ def _serve_dashboard(args, cfg: HearkenConfig):
         for p in problems:
             print(f"  {p}", file=sys.stderr)
         raise SystemExit(2)
-    return Child(dashboard_command(cfg, host, port, args.verbose), _dashboard_env(cfg, url)), url
+    return Child(dashboard_command(cfg, host, port, args.verbose), _dashboard_env(cfg, url, api_url)), url
 
 
 def cmd_dashboard(args) -> int:
@@ -155,9 +157,9 @@ def cmd_up(args) -> int:
     store = open_store(cfg)
     runner = Runner(cfg, store)
     api_port = _api_port(args, cfg)
-    dash, url = _serve_dashboard(args, cfg)
-    children = [("dashboard", dash)]
     api_url = served_url(cfg.api.host, api_port) if api_port is not None else None
+    dash, url = _serve_dashboard(args, cfg, api_url)
+    children = [("dashboard", dash)]
     if api_port is not None:
         from desk.cli.api import api_child
 
