@@ -198,6 +198,33 @@ def test_bad_input_gets_a_422_naming_the_field(store, cfg, serve):
     assert posts(cfg) == []  # nothing went out for any of them
     r = sam.get("/api/v1/reports/weekly", params={"week": "2026-W99"})
     assert r.status_code == 400 and "2026-W99" in r.json()["detail"]
+    for huge in ("9223372036854775808", "99999999999999999999999"):  # past what a database id can hold
+        r = sam.get(f"/api/v1/cases/{huge}")
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["path", "case_id"]
+    r = sam.post(f"/api/v1/cases/{cid}/replies", json={"text": "Sorry", "in_reply_to": 10**20},
+                 headers={"Idempotency-Key": "k2"})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "in_reply_to"]
+
+
+def test_a_body_over_the_cap_is_refused_before_it_is_read_even_without_a_token(store, cfg, serve):
+    """An upload cannot fill the API's memory: refused by its length, or as the bytes arrive when chunked."""
+    from desk.api.app import MAX_BODY_BYTES
+
+    api = serve(cfg)
+    cid = seed_case(store, cfg, external_id="big", body="Northwind lost my order")
+    big = b'{"text": "' + b"x" * (MAX_BODY_BYTES + 1) + b'"}'
+    r = api.client().post(f"/api/v1/cases/{cid}/replies", content=big, headers={"Content-Type": "application/json"})
+    assert r.status_code == 413 and str(MAX_BODY_BYTES) in r.json()["detail"]
+
+    def chunks():
+        for _ in range(MAX_BODY_BYTES // 65536 + 2):
+            yield b"x" * 65536
+
+    r = api.client(token_for(store, cfg, "Sam Agent")).post(
+        f"/api/v1/cases/{cid}/replies", content=chunks(),
+        headers={"Content-Type": "application/json", "Idempotency-Key": "big"})
+    assert r.status_code == 413
+    assert posts(cfg) == []
 
 
 def test_revoked_tokens_and_members_who_left_the_team_get_401(store, cfg, serve):

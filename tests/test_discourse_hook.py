@@ -1,7 +1,6 @@
 """The Discourse webhook (desk/api/discourse_hook.py) served by a real uvicorn on 127.0.0.1, called over HTTP.
 
-Each test mounts the router on a small FastAPI app of its own (desk/api's create_app includes the same
-router), with a real database (SQLite, and PostgreSQL where HEARKEN_TEST_PG_URL is set) and a Discourse
+Each test serves desk/api's create_app, as `hearken api` does, with a real database (SQLite, and PostgreSQL where HEARKEN_TEST_PG_URL is set) and a Discourse
 stand-in on 127.0.0.1 for the polls. Deliveries are built as Discourse's EmitWebHookEvent job builds them:
 the body `{"post": <WebHookPostSerializer>}` as JSON, signed `sha256=<hex HMAC-SHA256>` with the secret;
 nobody recorded a real delivery, so the payloads are written here in that shape (the post fields are
@@ -20,10 +19,10 @@ from datetime import datetime, timedelta, timezone
 import httpx
 import pytest
 import uvicorn
-from fastapi import FastAPI
 from sqlalchemy import func, select
 
-from desk.api.discourse_hook import MAX_BODY_BYTES, router
+from desk.api import create_app
+from desk.api.discourse_hook import MAX_BODY_BYTES
 from desk.cases.queue import open_queue
 from desk.config.schema import HearkenConfig
 from desk.intake import source_state
@@ -69,13 +68,11 @@ def sign(body: bytes, secret: str = SECRET) -> str:
 
 
 class Hook:
-    """The router on a FastAPI app served by uvicorn on 127.0.0.1, and a client that delivers as Discourse does."""
+    """The API app (desk.api.create_app) served by uvicorn on 127.0.0.1, and a client that delivers as Discourse does."""
 
     def __init__(self, cfg: HearkenConfig, store) -> None:
         self.cfg = cfg
-        app = FastAPI()
-        app.state.cfg, app.state.store = cfg, store
-        app.include_router(router)
+        app = create_app(cfg, store)  # what `hearken api` serves, the hook among its routes
         port = free_port()
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                                                     lifespan="off"))

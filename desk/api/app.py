@@ -26,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from fastapi_offline import FastAPIOffline
 
 from desk.api.auth import ApiRefusal, ApiState, LiveConfig
-from desk.api.limits import TokenBuckets
+from desk.api.limits import BodyCap, TokenBuckets
 from desk.api.routes import router
 from desk.api.tokens import Caller
 from desk.cases.actions import CaseError, CaseNotFound
@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 VERSION = "v1"
 PREFIX = f"/api/{VERSION}"
 HOOK = "desk.api.discourse_hook"
+AUDITED = ("/api/", "/hooks/")  # every call to these is written to api_calls, answered or refused
+MAX_BODY_BYTES = 1_000_000  # no request of the API needs more; larger ones are refused before they are read
 
 
 def status_for(exc: HearkenError) -> int:
@@ -81,10 +83,10 @@ def create_app(cfg: HearkenConfig, store: Store) -> FastAPI:
         try:
             response = await call_next(request)
         except Exception:
-            if request.url.path.startswith("/api/"):
+            if request.url.path.startswith(AUDITED):
                 await run_in_threadpool(_record_call, store, request, 500)
             raise
-        if request.url.path.startswith("/api/"):
+        if request.url.path.startswith(AUDITED):
             try:
                 await run_in_threadpool(_record_call, store, request, response.status_code)
             except Exception:  # noqa: BLE001 - the answer stands; the database's trouble is logged
@@ -92,6 +94,7 @@ def create_app(cfg: HearkenConfig, store: Store) -> FastAPI:
         return response
 
     app.include_router(router, prefix=PREFIX)
+    app.add_middleware(BodyCap, max_bytes=MAX_BODY_BYTES)
     if importlib.util.find_spec(HOOK) is not None:  # the Discourse webhook, where that module is present
         app.include_router(importlib.import_module(HOOK).router)
     return app

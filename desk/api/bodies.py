@@ -19,9 +19,9 @@ class Body(BaseModel):
 class ReplyBody(Body):
     text: str = Field(min_length=1, max_length=40_000, description="The reply; {name} and {case} are filled in "
                       "as on the dashboard, and any other {word} is refused.")
-    in_reply_to: int | None = Field(None, description="Mention id of a later post of the customer's in the case "
+    in_reply_to: int | None = Field(None, ge=1, le=2**63 - 1, description="Mention id of a later post of the customer's in the case "
                                     "(default: their newest; see `thread[].mention_id` of the case).")
-    seen_replies: int | None = Field(None, ge=0, description="How many replies the case had when you read it: "
+    seen_replies: int | None = Field(None, ge=0, le=10**9, description="How many replies the case had when you read it: "
                                      "a reply added since then refuses the post (409).")
 
 

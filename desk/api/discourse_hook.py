@@ -54,7 +54,12 @@ NOT_HERE = "no Discourse webhook is taken here under this name"
 
 
 def _context(request: Request) -> tuple[HearkenConfig, Store]:
+    """The config and store: those of `hearken api` (desk.api.create_app: the config as it is now, reread when
+    the file changes), or app.state.cfg / app.state.store of another app that mounts the router."""
     state = request.app.state
+    api = getattr(state, "hearken", None)
+    if api is not None:
+        return api.config.current(), api.store
     try:
         return state.cfg, state.store
     except AttributeError:
@@ -121,7 +126,14 @@ async def discourse_webhook(source_name: str, request: Request) -> dict[str, Any
     src, secret = _source(cfg, source_name)
     _check_content_type(request)
     body = await _body(request)
-    _check_signature(secret, body, request.headers.get("x-discourse-event-signature"))
+    try:
+        _check_signature(secret, body, request.headers.get("x-discourse-event-signature"))
+    except HTTPException:
+        # a wrong secret in Discourse fails every delivery: say so where the runner's log is read (and the
+        # refusal is in api_calls, with every other call to /hooks/)
+        log.warning("Discourse webhook for source %s refused: the signature is missing or does not match "
+                    "(check that the webhook's secret in Discourse is $%s)", src.name, src.webhook_secret_env)
+        raise
     event = request.headers.get("x-discourse-event", "")
     if request.headers.get("x-discourse-event-type") == "ping" or event not in POST_EVENTS:
         return {"event": event or "ping", "stored": 0}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from pydantic import Field
 
 from desk.api.auth import ApiRefusal, caller, state
@@ -23,6 +23,9 @@ from desk.cases.actions import CaseNotFound
 from desk.cases.queue import CaseDetail, QueueFilters, case_detail, open_queue
 from desk.config.schema import email_key
 from desk.reports import weekly
+
+MAX_ID = 2**63 - 1  # the largest id a database column holds: beyond it a 422 names the field
+CaseId = Annotated[int, Path(ge=1, le=MAX_ID, description="The case's number (#HK12 is 12).")]
 
 router = APIRouter()
 
@@ -64,7 +67,7 @@ def queue(request: Request, who: Caller = Depends(caller),
 
 
 @router.get("/cases/{case_id}", summary="A case with its thread, replies and history")
-def read_case(case_id: int, request: Request, who: Caller = Depends(caller)) -> dict[str, Any]:
+def read_case(case_id: CaseId, request: Request, who: Caller = Depends(caller)) -> dict[str, Any]:
     return _case_json(_detail(request, case_id))
 
 
@@ -72,7 +75,7 @@ def read_case(case_id: int, request: Request, who: Caller = Depends(caller)) -> 
              responses={201: {"description": "Posted"}, 200: {"description": "Posted earlier with this key"},
                         202: {"description": "Not confirmed by the platform yet: not posted again"},
                         502: {"description": "The platform refused it; nothing went out, safe to retry"}})
-def post_reply(case_id: int, body: ReplyBody, request: Request, response: Response, who: Caller = Depends(caller),
+def post_reply(case_id: CaseId, body: ReplyBody, request: Request, response: Response, who: Caller = Depends(caller),
                idempotency_key: str = Header(alias="Idempotency-Key", min_length=1, max_length=64,
                                              pattern=KEY_PATTERN, description="One per reply you mean to post "
                                              "(a UUID): the same key again never posts a second reply.")
@@ -97,39 +100,39 @@ def post_reply(case_id: int, body: ReplyBody, request: Request, response: Respon
 
 
 @router.post("/cases/{case_id}/claim", summary="Take the case")
-def claim(case_id: int, request: Request, who: Caller = Depends(caller)) -> dict[str, Any]:
+def claim(case_id: CaseId, request: Request, who: Caller = Depends(caller)) -> dict[str, Any]:
     actions.claim(state(request).store, case_id, who.actor)
     return _case_json(_detail(request, case_id))
 
 
 @router.post("/cases/{case_id}/assign", summary="Give the case to a member (managers), or unassign it")
-def assign(case_id: int, body: AssignBody, request: Request, who: Caller = Depends(caller)) -> dict[str, Any]:
+def assign(case_id: CaseId, body: AssignBody, request: Request, who: Caller = Depends(caller)) -> dict[str, Any]:
     st = state(request)
     actions.assign(st.store, st.config.current(), case_id, who.actor, body.assignee)
     return _case_json(_detail(request, case_id))
 
 
 @router.post("/cases/{case_id}/resolve", summary="Close the case with a note and a root cause")
-def resolve(case_id: int, body: ResolveBody, request: Request, who: Caller = Depends(caller)) -> dict[str, Any]:
+def resolve(case_id: CaseId, body: ResolveBody, request: Request, who: Caller = Depends(caller)) -> dict[str, Any]:
     actions.resolve(state(request).store, case_id, who.actor, note=body.note, root_cause=body.root_cause)
     return _case_json(_detail(request, case_id))
 
 
 @router.post("/cases/{case_id}/reopen", summary="Open a resolved or dismissed case again")
-def reopen(case_id: int, body: ReopenBody, request: Request, who: Caller = Depends(caller)) -> dict[str, Any]:
+def reopen(case_id: CaseId, body: ReopenBody, request: Request, who: Caller = Depends(caller)) -> dict[str, Any]:
     actions.reopen(state(request).store, case_id, who.actor, reason=body.reason)
     return _case_json(_detail(request, case_id))
 
 
 @router.post("/cases/{case_id}/escalate", summary="Hand the case to a named manager with a reason")
-def escalate(case_id: int, body: EscalateBody, request: Request, who: Caller = Depends(caller)) -> dict[str, Any]:
+def escalate(case_id: CaseId, body: EscalateBody, request: Request, who: Caller = Depends(caller)) -> dict[str, Any]:
     st = state(request)
     actions.escalate(st.store, st.config.current(), case_id, who.actor, manager=body.manager, reason=body.reason)
     return _case_json(_detail(request, case_id))
 
 
 @router.post("/cases/{case_id}/not-a-complaint", summary="Close the case as not a complaint (labels the post)")
-def not_a_complaint(case_id: int, body: NotAComplaintBody, request: Request,
+def not_a_complaint(case_id: CaseId, body: NotAComplaintBody, request: Request,
                     who: Caller = Depends(caller)) -> dict[str, Any]:
     actions.dismiss(state(request).store, case_id, who.actor, note=body.note)
     return _case_json(_detail(request, case_id))
