@@ -13,7 +13,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .runtime import SHIPPED_DIR
+from .files import SHIPPED_DIR
 
 # Chosen on the 10-fold out-of-fold scores for complaint recall >= 0.90
 # (see MODEL.md); `hearken evaluate` prints the value the data implies.

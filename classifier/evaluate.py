@@ -25,9 +25,8 @@ from sklearn.model_selection import StratifiedKFold
 
 from .data import RANDOM_DOMAINS, Example
 from .metrics import binary_metrics
-from .train import (
-    Config, Progress, export, fit, predict_torch, refit_severity_head, stderr_progress, training_extras,
-)
+from .export import export
+from .train import Config, Progress, fit, predict_torch, refit_severity_head, stderr_progress, training_extras
 
 RECALL_TARGET = 0.90
 

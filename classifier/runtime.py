@@ -14,10 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-MODEL_FILE = "model.onnx"
-TOKENIZER_FILE = "tokenizer.json"
-META_FILE = "meta.json"
-SHIPPED_DIR = Path(__file__).resolve().parent / "model"
+from .files import META_FILE, MODEL_FILE, SHIPPED_DIR, TOKENIZER_FILE  # noqa: F401  (imported from here too)
 
 
 class ModelError(Exception):

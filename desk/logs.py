@@ -13,28 +13,42 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
 from collections.abc import Iterable, Mapping
 
-import collectors
-from collectors.redact import hide_passwords
 from desk.config.environment import database_url_from_env
-from desk.untrusted import log_text
 
-# libraries that log headers, tokens or request bodies at DEBUG: the shared ones, and each platform's own
-QUIET = ("urllib3", "requests", "httpx", "httpcore", "authlib", "alembic", "smtplib", "aiosmtpd", "mail.log",
-         *[name for p in collectors.PLATFORMS.values() for name in p.quiet_loggers])
+# libraries that log headers, tokens or request bodies at DEBUG; each platform names its own as well (QUIET)
+SHARED_QUIET = ("urllib3", "requests", "httpx", "httpcore", "authlib", "alembic", "smtplib", "aiosmtpd", "mail.log")
 MIN_SECRET = 4  # shorter values would redact ordinary words
 REDACTED = "[redacted]"
 _NOT_SECRET_WORDS = ("user",)  # a `*_env` key naming a user name; every other one names a secret
+
+
+@functools.cache
+def quiet_loggers() -> tuple[str, ...]:
+    """The shared noisy loggers and each platform's own. The registry is imported here, not with this module,
+    so that `hearken --help` starts without finding the platforms."""
+    import collectors
+
+    return (*SHARED_QUIET, *[name for p in collectors.PLATFORMS.values() for name in p.quiet_loggers])
+
+
+def __getattr__(name: str):
+    if name == "QUIET":  # logs.QUIET, computed on first use
+        return quiet_loggers()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class OneLineFormatter(logging.Formatter):
     """Escapes control characters in the message itself; the traceback that follows stays readable."""
 
     def formatMessage(self, record: logging.LogRecord) -> str:
+        from desk.untrusted import log_text
+
         record.message = log_text(record.message)
         return super().formatMessage(record)
 
@@ -61,6 +75,8 @@ class Redact(logging.Filter):
         return True
 
     def scrub(self, text: str) -> str:
+        from collectors.redact import hide_passwords
+
         for secret in sorted(self.secrets, key=len, reverse=True):
             text = text.replace(secret, REDACTED)
         return hide_passwords(text)
@@ -80,10 +96,11 @@ def setup(verbose: bool = False, stream=None) -> None:
     handler._hearken = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    for name in QUIET:
+    quiet = quiet_loggers()
+    for name in quiet:
         logging.getLogger(name).setLevel(logging.WARNING)
     logging.getLogger("hearken").debug("verbose logging; these stay at WARNING as they log credentials: %s",
-                                       ", ".join(QUIET))
+                                       ", ".join(quiet))
 
 
 def config_secrets(cfg, env: Mapping[str, str] | None = None) -> list[str]:

@@ -1,8 +1,12 @@
-"""The house rules of issue 15 that a file's imports and length show: read from the source, nothing run."""
+"""The house rules of issue 15 that a file's imports and length show, read from the source; and what
+`hearken --help` imports, run in a process of its own."""
 
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -118,3 +122,26 @@ def test_gitignore_keeps_a_venv_out_of_git_whether_a_folder_or_a_link():
         run = subprocess.run(["git", "-C", str(ROOT), "check-ignore", "--no-index", "-q", "--", path],
                              capture_output=True, timeout=30)
         assert run.returncode == 0, f"{path} is not ignored by .gitignore"
+
+
+# what `hearken --help` must not import: each command imports these when it runs (desk/cli/)
+HEAVY_FOR_HELP = ("sqlalchemy", "httpx", "onnxruntime", "streamlit", "fastapi", "praw", "tweepy", "torch",
+                  "transformers", "numpy")
+
+
+def test_hearken_help_starts_without_the_heavy_libraries():
+    """Every test and every user's `hearken ...` pays for what the parser imports: it imports none of them."""
+    script = ("import runpy, sys\n"
+              "sys.argv = ['hearken', '--help']\n"
+              "try:\n"
+              "    runpy.run_module('desk.cli', run_name='__main__')\n"
+              "except SystemExit as exc:\n"
+              "    assert exc.code == 0, exc.code\n"
+              "print('\\nLOADED', ' '.join(sorted({m.split('.')[0] for m in sys.modules})))\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT, env=env)
+    assert run.returncode == 0, run.stderr
+    assert "export-labels" in run.stdout  # the whole parser was built
+    loaded = set(run.stdout.rpartition("LOADED ")[2].split())
+    assert "desk" in loaded
+    assert loaded.isdisjoint(HEAVY_FOR_HELP), sorted(loaded & set(HEAVY_FOR_HELP))

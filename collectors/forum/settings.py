@@ -6,7 +6,6 @@ import re
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import soupsieve
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
 
 from collectors.forum.presets import PRESETS
@@ -48,6 +47,8 @@ class ForumSelectors(BaseModel):
     def _valid_css(cls, v: str | None) -> str | None:
         if v is None:
             return v
+        import soupsieve  # here, not with the module: every config load finds this platform, few name selectors
+
         for alt in v.split("||"):
             css = alt.strip()
             at = css.rfind("@")

@@ -11,13 +11,18 @@ is in front of it: a bearer token sent in plain HTTP across a network can be rea
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 from desk.cli.common import load, open_store, port_number
-from desk.config.schema import HearkenConfig, is_loopback, served_url
+
+if TYPE_CHECKING:
+    from desk.config.schema import HearkenConfig
 
 
 def exposure(cfg: HearkenConfig, host: str) -> str | None:
     """Why the API must not listen on `host`, or None when it may."""
+    from desk.config.schema import is_loopback
+
     if is_loopback(host) or cfg.api.behind_tls_proxy:
         return None
     return (f"api.host {host or '(every address)'} would carry API tokens across the network in plain HTTP, "
@@ -55,6 +60,7 @@ def cmd_api(args) -> int:
 
     from desk.api import create_app
     from desk.cli.serve import on_stop_signals
+    from desk.config.schema import served_url
 
     cfg = load(args)
     host = args.host or cfg.api.host

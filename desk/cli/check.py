@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 
-from desk.config.environment import config_path_from_env
-from desk.config.schema import DEFAULT_CONFIG, ConfigError, load_config
-
-
 def register(sub) -> None:
     p = sub.add_parser("check-config", help="validate the config file; print every problem with its line")
     p.set_defaults(func=cmd_check_config)
 
 
 def cmd_check_config(args) -> int:
+    from desk.config.environment import config_path_from_env
+    from desk.config.schema import DEFAULT_CONFIG, ConfigError, load_config
     from desk.store.db import shown_url
     from desk.config.preflight import (alert_reach_problems, auth_problems, channel_problems, cleartext_secrets,
                                        database_problems, model_problems, source_lines)

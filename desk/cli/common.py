@@ -6,15 +6,20 @@ import argparse
 import logging
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from desk import logs
-from desk.config.schema import ConfigError, HearkenConfig, load_config
+
+if TYPE_CHECKING:  # the config and the store are imported by the commands that use them, so that the parser
+    from desk.config.schema import HearkenConfig  # (hearken --help) is built without them
 
 log = logging.getLogger("hearken")
 
 
 def load(args) -> HearkenConfig:
     """The config named by --config (else $HEARKEN_CONFIG, else the example); exit 2 listing every problem."""
+    from desk.config.schema import ConfigError, load_config
+
     try:
         cfg = load_config(args.config)
     except ConfigError as exc:

@@ -16,16 +16,16 @@ import csv
 import sys
 from pathlib import Path
 
-from sqlalchemy import select
-
 from desk.cli.common import load, open_store
-from desk.store.models import Label, MentionRow
-from desk.untrusted import csv_cell
 
 
 def export_labels(store, out) -> int:
     """Write text,label,severity rows to the open file `out`; return how many."""
+    from sqlalchemy import select
+
     import classifier
+    from desk.store.models import Label, MentionRow
+    from desk.untrusted import csv_cell
 
     with store.session() as s:
         rows = s.execute(select(Label, MentionRow).join(MentionRow, MentionRow.id == Label.mention_id)

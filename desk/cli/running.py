@@ -15,10 +15,12 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from desk.cli.common import load, open_store, port_number as _port, red
-from desk.config.environment import API_URL_ENV, DATABASE_URL_ENV
-from desk.config.schema import SERVED_URL_ENV, HearkenConfig, is_loopback, local_mode_exposure, served_url
+
+if TYPE_CHECKING:
+    from desk.config.schema import HearkenConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "dashboard" / "app.py"
@@ -28,6 +30,8 @@ log = logging.getLogger("hearken")
 
 def _guard_exposure(cfg: HearkenConfig, host: str) -> None:
     """Refuse to serve a dashboard without sign-in beyond loopback; with the switch, say so in red."""
+    from desk.config.schema import is_loopback, local_mode_exposure
+
     why = local_mode_exposure(cfg.dashboard, host)
     if why:
         print(f"hearken: refusing to serve the dashboard: {why}", file=sys.stderr)
@@ -74,6 +78,9 @@ def dashboard_command(cfg: HearkenConfig, host: str, port: int, verbose: bool = 
 
 
 def _dashboard_env(cfg: HearkenConfig, url: str, api_url: str | None = None) -> dict[str, str]:
+    from desk.config.environment import API_URL_ENV, DATABASE_URL_ENV
+    from desk.config.schema import SERVED_URL_ENV
+
     env = dict(os.environ)
     if api_url:
         env[API_URL_ENV] = api_url  # the Team page names the API where `hearken up` serves it
@@ -88,6 +95,7 @@ def _serve_dashboard(args, cfg: HearkenConfig, api_url: str | None = None):
     """Claim the port, check sign-in and start Streamlit; exits with the reason when it cannot."""
     from desk.config.preflight import auth_problems
     from desk.cli.serve import Child, PortError, claim_port
+    from desk.config.schema import served_url
 
     host = args.host or cfg.dashboard.host
     _guard_exposure(cfg, host)
@@ -152,6 +160,7 @@ def cmd_up(args) -> int:
     from desk.store.db import shown_url
     from desk.intake.runner import Runner
     from desk.cli.serve import on_stop_signals
+    from desk.config.schema import served_url
 
     cfg = load(args)
     store = open_store(cfg)
