@@ -10,7 +10,10 @@ import desk
 from desk.errors import HearkenError, PostingError, SourceError, UserError
 
 # raised and caught inside one module, never shown to a person: they stay out of the tree on purpose
-INTERNAL = {"desk.notify.smtp.SessionDeadline"}  # a platform call's deadline is collectors/net/deadline.py's
+# raised and caught inside one module, never shown to a person as such:
+INTERNAL = {"desk.notify.smtp.SessionDeadline",  # a platform call's deadline is collectors/net/deadline.py's
+            "desk.notify.channels.Final", "desk.notify.channels.Again",  # a receiver's answer, kept on its row
+            "desk.api.auth.ApiRefusal"}  # an HTTP answer (401, 429) the API's handler turns it into
 
 
 def _desk_exceptions() -> dict[str, type[BaseException]]:
