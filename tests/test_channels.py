@@ -217,6 +217,30 @@ def test_a_4xx_is_final_and_shown_a_500_and_a_429_are_retried_and_a_hanging_rece
     sender.close()
 
 
+def test_a_hanging_receiver_takes_at_most_its_share_of_the_sender_and_the_others_go_on(store, receiver):
+    """With a receiver that never answers, the other channel's messages still all go out at once."""
+    chans = {"stuck": {"type": "slack", "url_env": "T_STUCK", "timeout_seconds": 4},
+             "fine": {"type": "slack", "url_env": "T_FINE"}}
+    cfg = make_cfg(**{"alerts.channels": chans, "alerts.routes.severe_complaint": ["stuck", "fine"]})
+    receiver.answers = {"/stuck": "hang"}
+    receiver.hang_seconds = 6
+    env = _env(receiver, T_STUCK="/stuck", T_FINE="/fine")
+    for _ in range(4):
+        new_case(store, cfg, posted_at=dt.datetime.now(UTC), severity=4)
+    sender = ChannelSender(store, cfg, env=env, pool=4)  # two rows of one channel at its receiver at most
+    began = time.monotonic()
+    try:
+        while len(receiver.at("/fine")) < 4 and time.monotonic() - began < 3:
+            sender.send_due(dt.datetime.now(UTC))
+            time.sleep(0.1)
+        assert len(receiver.at("/fine")) == 4, "the healthy channel waited behind the stuck one"
+        assert len(receiver.at("/stuck")) <= 2  # the stuck receiver never held more than its share
+        stuck = [r for r in _rows(store) if r.channel == "stuck"]
+        assert all(r.attempts <= 1 for r in stuck)  # rows put back for want of room were not counted as tries
+    finally:
+        sender.close()
+
+
 def test_case_events_follow_a_case_with_a_documented_schema(store, receiver):
     cfg = make_cfg(**{"alerts.channels": {"crm": CHANNELS["crm"]}})
     case_events.attach(store, cfg)

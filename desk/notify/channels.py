@@ -30,6 +30,7 @@ import os
 import socket
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any, Mapping
@@ -50,6 +51,7 @@ from desk.store.models import Outbox, now_utc
 log = logging.getLogger(__name__)
 
 POOL = 8  # rows posted at once
+PER_CHANNEL = POOL // 2  # of them for one channel at most: a receiver that hangs leaves the others room
 SEND_INTERVAL_SECONDS = 2.0
 LEASE_SLACK_SECONDS = 10.0  # a claim outlives the longest deadline by this much: past it, its worker died
 REPLAY_WINDOW_SECONDS = 300  # what a receiver should accept (docs/webhooks.md)
@@ -159,6 +161,8 @@ class ChannelSender:
         self.worker = worker or f"{socket.gethostname()}:{os.getpid()}"
         self._executor = ThreadPoolExecutor(pool, thread_name_prefix="channel-send")
         self._busy = 0
+        self._busy_by: Counter[str] = Counter()  # rows at each channel's receiver now
+        self.per_channel = max(1, min(PER_CHANNEL, pool // 2))
         self._lock = threading.Lock()
         longest = max((c.timeout_seconds for c in cfg.alerts.channels.values()), default=10.0)
         self.lease_seconds = longest + deadline.MARGIN + LEASE_SLACK_SECONDS
@@ -169,9 +173,11 @@ class ChannelSender:
         result = SendResult()
         with self._lock:
             room = self.pool - self._busy
+            full = tuple(sorted(c for c, n in self._busy_by.items() if n >= self.per_channel))
         if room <= 0:
             return result
-        token, ids = claim(self.store, self.worker, now, limit=room, lease_seconds=self.lease_seconds, channels=True)
+        token, ids = claim(self.store, self.worker, now, limit=room, lease_seconds=self.lease_seconds, channels=True,
+                           skip_channels=full)
         result.claimed = len(ids)
         if not ids:
             return result
@@ -184,7 +190,13 @@ class ChannelSender:
                 finish(self.store, token, row.id, {"status": "cancelled", "last_error": stale[row.id]})
                 continue
             with self._lock:
-                self._busy += 1
+                over = self._busy_by[row.channel] >= self.per_channel
+                if not over:
+                    self._busy += 1
+                    self._busy_by[row.channel] += 1
+            if over:  # its channel's share of the pool is taken: back in the queue, untried
+                finish(self.store, token, row.id, {"status": "pending"})
+                continue
             futures.append(self._executor.submit(self._one, row, token, now, result))
         if wait:
             for f in futures:
@@ -205,6 +217,7 @@ class ChannelSender:
         finally:
             with self._lock:
                 self._busy -= 1
+                self._busy_by[row.channel] -= 1
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -212,10 +225,16 @@ class ChannelSender:
 
 def send_channels(store: Store, cfg: HearkenConfig, *, now: datetime | None = None,
                   env: Mapping[str, str] | None = None, worker: str | None = None) -> SendResult:
-    """One pass, waiting for its rows: for a caller that runs everything in one loop, and for tests."""
+    """Every due row, waiting for each: for a caller that runs everything in one loop, and for tests. A pass
+    takes at most `PER_CHANNEL` rows of one channel, so it goes on until a pass finds nothing due."""
     sender = ChannelSender(store, cfg, env=env, worker=worker)
+    total = SendResult()
     try:
-        return sender.send_due(now, wait=True)
+        while (one := sender.send_due(now, wait=True)).claimed:
+            total.claimed += one.claimed
+            for name in ("sent", "retrying", "failed", "unknown"):
+                getattr(total, name).extend(getattr(one, name))
+        return total
     finally:
         sender.close()
 

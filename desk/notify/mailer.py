@@ -91,12 +91,15 @@ class SendResult:
 
 
 
-def _due(now: datetime, channels: bool = False):
+def _due(now: datetime, channels: bool = False, skip: tuple[str, ...] = ()):
     """Rows to send now: emails, or with `channels` the rows for Slack, Teams and webhooks
     (desk/notify/channels.py). A time further ahead than any the mailer sets was written on a clock that
     ran fast and has been set back since: due, rather than held for as long as the clock was wrong."""
     skewed = now + timedelta(seconds=max(BACKOFF_CAP_SECONDS, LEASE_SECONDS)) + CLOCK_SLACK
-    return and_(Outbox.channel.is_not(None) if channels else Outbox.channel.is_(None),
+    which = Outbox.channel.is_not(None) if channels else Outbox.channel.is_(None)
+    if skip:  # channels with as many rows at their receiver as they may have: their rows wait their turn
+        which = and_(which, Outbox.channel.not_in(skip))
+    return and_(which,
                 or_(Outbox.next_attempt_at <= now, Outbox.next_attempt_at > skewed),
                 or_(Outbox.status == "pending",
                     and_(Outbox.status == "sending", or_(Outbox.claimed_until < now, Outbox.claimed_until > skewed))))
@@ -107,34 +110,39 @@ def _group(source: str | None, kind: str) -> str:
     return source if source is not None else "~" + kind
 
 
-def _fair_pick(now: datetime, limit: int, channels: bool = False):
-    """The ids of up to `limit` due rows, round-robin between groups (`_group`), oldest first in each."""
+def _fair_pick(now: datetime, limit: int, channels: bool = False, skip: tuple[str, ...] = ()):
+    """The ids of up to `limit` due rows, round-robin between groups (`_group`; for channel rows, between
+    channels first), oldest first in each."""
     group = func.coalesce(Case.source, literal("~") + Outbox.kind)
+    if channels:
+        group = Outbox.channel + literal(":") + group
     ranked = (select(Outbox.id.label("id"), Outbox.next_attempt_at.label("at"),
                      func.row_number().over(partition_by=group, order_by=(Outbox.next_attempt_at, Outbox.id))
                      .label("turn"))
-              .select_from(Outbox).outerjoin(Case, Case.id == Outbox.case_id).where(_due(now, channels)).subquery())
+              .select_from(Outbox).outerjoin(Case, Case.id == Outbox.case_id).where(_due(now, channels, skip))
+              .subquery())
     return select(ranked.c.id).order_by(ranked.c.turn, ranked.c.at, ranked.c.id).limit(limit)
 
 
 def claim(store: Store, worker: str, now: datetime, *, limit: int = 20, lease_seconds: float = LEASE_SECONDS,
-          channels: bool = False) -> tuple[str, list[int]]:
+          channels: bool = False, skip_channels: tuple[str, ...] = ()) -> tuple[str, list[int]]:
     """Claim up to `limit` due rows for this worker, fairly (`_fair_pick`): emails, or with `channels` the
-    channel rows. Returns (claim token, row ids)."""
+    channel rows, but none of `skip_channels`. Returns (claim token, row ids)."""
+    skip = tuple(skip_channels)
     token = f"{worker}:{uuid.uuid4().hex[:8]}"
     values = {"status": "sending", "claimed_by": token, "claimed_until": now + timedelta(seconds=lease_seconds)}
     with store.session() as s:
         if store.dialect == "postgresql":
-            picked = list(s.scalars(_fair_pick(now, limit, channels)))
-            ids = list(s.scalars(select(Outbox.id).where(Outbox.id.in_(picked), _due(now, channels)).order_by(Outbox.id)
+            picked = list(s.scalars(_fair_pick(now, limit, channels, skip)))
+            ids = list(s.scalars(select(Outbox.id).where(Outbox.id.in_(picked), _due(now, channels, skip)).order_by(Outbox.id)
                                  .with_for_update(skip_locked=True))) if picked else []
             if ids:
                 s.execute(update(Outbox).where(Outbox.id.in_(ids)).values(**values)
                           .execution_options(synchronize_session=False))
             return token, ids
         # SQLite: one conditional UPDATE; the database's write lock makes it atomic
-        s.execute(update(Outbox).where(Outbox.id.in_(_fair_pick(now, limit, channels).scalar_subquery()),
-                                       _due(now, channels))
+        s.execute(update(Outbox).where(Outbox.id.in_(_fair_pick(now, limit, channels, skip).scalar_subquery()),
+                                       _due(now, channels, skip))
                   .values(**values).execution_options(synchronize_session=False))
         ids = list(s.scalars(select(Outbox.id).where(Outbox.claimed_by == token, Outbox.status == "sending")
                              .order_by(Outbox.id)))
